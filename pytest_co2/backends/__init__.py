@@ -1,0 +1,114 @@
+"""Energy backends: where joules come from.
+
+``make_backend(spec)`` turns a ``--co2-backend`` value into a :class:`Backend`. Hardware
+modules (``nvml``, ``rapl``, ``carbontracker_adapter``) are imported only when asked for,
+so ``import pytest_co2`` stays light.
+"""
+
+from __future__ import annotations
+
+from .base import (
+    Backend,
+    BackendError,
+    BackendUnavailable,
+    BackendWarning,
+    Device,
+    Method,
+    warn,
+)
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendUnavailable",
+    "BackendWarning",
+    "Device",
+    "Method",
+    "BACKEND_NAMES",
+    "check_backend_spec",
+    "make_backend",
+]
+
+BACKEND_NAMES = ("auto", "nvml", "rapl", "estimate", "carbontracker", "constant:<watts>")
+
+
+def check_backend_spec(text: str) -> str:
+    """Validate a ``--co2-backend`` value without touching hardware; return it normalized.
+
+    Raises :class:`ValueError` with one line naming the value and what is accepted.
+    """
+    spec = text.strip().lower()
+    if spec.startswith("constant:"):
+        from .constant import parse_watts
+
+        try:
+            parse_watts(spec.split(":", 1)[1])
+        except BackendError as exc:
+            raise ValueError(str(exc)) from None
+        return spec
+    if spec in BACKEND_NAMES:
+        return spec
+    raise ValueError(
+        f"unknown backend {text!r}: expected one of {', '.join(BACKEND_NAMES)}"
+    )
+
+
+def make_backend(spec: str = "auto", *, cpu_tdp_w: float | None = None) -> Backend:
+    """Open the backend named by ``spec`` (see :data:`BACKEND_NAMES`).
+
+    ``auto``: NVML for the visible NVIDIA GPUs where present, plus RAPL for the CPU where
+    readable, else the CPU-time estimate. Absent hardware is skipped with a note;
+    hardware that is present but unusable is skipped with a :class:`BackendWarning`
+    that says how to fix it.
+    """
+    spec = check_backend_spec(spec)
+    if spec.startswith("constant:"):
+        from .constant import ConstantBackend, parse_watts
+
+        return ConstantBackend(parse_watts(spec.split(":", 1)[1]))
+    if spec == "estimate":
+        from .estimate import EstimateBackend
+
+        return EstimateBackend(cpu_tdp_w=cpu_tdp_w)
+    if spec == "rapl":
+        from .rapl import RaplBackend
+
+        return RaplBackend()
+    if spec == "nvml":
+        from .nvml import NvmlBackend
+
+        return NvmlBackend()
+    if spec == "carbontracker":
+        from .carbontracker_adapter import CarbontrackerBackend
+
+        return CarbontrackerBackend()
+    return _make_auto(cpu_tdp_w)
+
+
+def _make_auto(cpu_tdp_w: float | None) -> Backend:
+    from .composite import CompositeBackend
+    from .estimate import EstimateBackend
+    from .nvml import NvmlBackend
+    from .rapl import RaplBackend
+
+    notes: list[str] = []
+    parts: list[Backend] = []
+    try:
+        parts.append(NvmlBackend())
+    except BackendUnavailable as exc:
+        notes.append(f"no NVML GPU: {exc}")
+    except BackendError as exc:
+        warn(f"NVML GPU energy unavailable, GPUs are not measured: {exc}")
+        notes.append(f"NVML failed: {exc}")
+    try:
+        parts.append(RaplBackend())
+    except BackendError as exc:
+        if not isinstance(exc, BackendUnavailable):
+            warn(f"RAPL unavailable, falling back to the CPU-time estimate: {exc}")
+        notes.append(f"no RAPL: {exc}; CPU energy is estimated")
+        parts.append(EstimateBackend(cpu_tdp_w=cpu_tdp_w))
+    backend = parts[0] if len(parts) == 1 else CompositeBackend(parts, name="auto")
+    backend.notes[:0] = notes
+    if backend.name != "auto":
+        backend.name = f"auto ({backend.name})"
+    return backend

@@ -1,0 +1,271 @@
+"""Command-line options, ini keys and environment variables, resolved into one frozen Settings.
+
+Every option ``--co2-foo-bar`` is also the ini key ``co2_foo_bar`` and the environment
+variable ``PYTEST_CO2_FOO_BAR``. The command line wins, then the environment, then the ini.
+Command-line values are checked by argparse ``type=`` parsers, so a bad one is a pytest
+usage error naming the value and what is accepted; environment and ini values are checked
+in :func:`resolve` and raise :class:`pytest.UsageError` the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+DEFAULT_UNIT = "iteration"
+BUDGET_MODES = ("fail", "warn")
+REPORT_MODES = ("off", "summary", "full")
+
+
+# -- parsers: str -> value, raising ValueError with one line ---------------------------------
+
+
+def parse_extrapolate(text: str) -> dict[str, int]:
+    """``150000`` -> {iteration: 150000}; ``150000,sample=10000`` adds other units."""
+    out: dict[str, int] = {}
+    for part in str(text).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        unit, _, value = part.rpartition("=")
+        unit = unit.strip() or DEFAULT_UNIT
+        if not re.fullmatch(r"[A-Za-z_][\w\-]*", unit):
+            raise ValueError(
+                f"invalid unit {unit!r} in --co2-extrapolate={text!r}: expected N or unit=N, "
+                "e.g. 150000 or 150000,sample=10000"
+            )
+        try:
+            n = int(value.strip().replace("_", ""))
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(
+                f"invalid count {value.strip()!r} in --co2-extrapolate={text!r}: expected a whole "
+                "number >= 1, as N or unit=N (e.g. 150000,sample=10000)"
+            )
+        out[unit] = n
+    if not out:
+        raise ValueError(f"empty --co2-extrapolate={text!r}: expected N or unit=N pairs")
+    return out
+
+
+def parse_positive_float(what: str, minimum: float = 0.0, inclusive: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except (TypeError, ValueError):
+            x = math.nan
+        ok = math.isfinite(x) and (x >= minimum if inclusive else x > minimum)
+        if not ok:
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            raise ValueError(f"invalid {what} {text!r}: expected a number {bound}")
+        return x
+
+    return parse
+
+
+def parse_pue(text: str) -> float:
+    from .carbon import parse_pue as _parse_pue
+
+    return _parse_pue(text)
+
+
+def parse_region(text: str) -> str:
+    from .intensity import lookup
+
+    return lookup(text.strip()).region
+
+
+def parse_regions(text: str) -> tuple[str, ...]:
+    regions = tuple(parse_region(r) for r in str(text).split(",") if r.strip())
+    if not regions:
+        raise ValueError(f"empty --co2-regions={text!r}: expected region codes, e.g. SE,DE,PL")
+    return regions
+
+
+def parse_month(text: str) -> str:
+    from .intensity import parse_month as _parse_month
+
+    year, month = _parse_month(text.strip())
+    return f"{year:04d}-{month:02d}"
+
+
+def parse_backend(text: str) -> str:
+    from .backends import check_backend_spec
+
+    return check_backend_spec(text)
+
+
+def parse_choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).strip().lower()
+        if value not in choices:
+            raise ValueError(f"invalid {name} {text!r}: expected one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"invalid boolean {text!r}: expected true/false, yes/no, on/off or 1/0")
+
+
+def parse_path(text: str) -> str:
+    if not str(text).strip():
+        raise ValueError("empty path: expected a file name")
+    return str(text)
+
+
+def parse_existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise ValueError(f"intensity file {text!r} does not exist: expected a CSV with region,year,month,g_co2e_per_kwh")
+    return str(text)
+
+
+# -- the option table -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str  # Settings field and ini key suffix
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str | None = None
+    flag: bool = False  # a store_true switch
+
+    @property
+    def cli(self) -> str:
+        return "--co2-" + self.dest.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "co2_" + self.dest
+
+    @property
+    def env(self) -> str:
+        return "PYTEST_CO2_" + self.dest.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("region", parse_region, "grid region for carbon intensity: ISO code or name (SE, DE, US-CA, Sweden); default EU27, the paper's", "REGION"),
+    Option("month", parse_month, "use the region's monthly intensity for YEAR-MONTH (e.g. 2022-12; DE has 2022-2023)", "YYYY-MM"),
+    Option("intensity", parse_positive_float("carbon intensity", 0.0, inclusive=True), "carbon intensity in g CO2e/kWh, overriding the region's", "G_PER_KWH"),
+    Option("intensity_file", parse_existing_file, "CSV of intensities (region,year,month,g_co2e_per_kwh) whose rows win over the shipped data", "CSV"),
+    Option("pue", parse_pue, "power usage effectiveness of the data centre (>= 1; default 1.55, the paper's)", "PUE"),
+    Option("extrapolate", parse_extrapolate, "project measurements to N units: N for training iterations, unit=N for others (150000,sample=10000)", "N[,UNIT=N]"),
+    Option("backend", parse_backend, "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>", "NAME"),
+    Option("cpu_tdp", parse_positive_float("CPU TDP"), "CPU TDP in watts for the estimate backend (default: looked up by CPU model)", "WATTS"),
+    Option("regions", parse_regions, "what-if columns in the summary for other regions, e.g. SE,DE,PL", "R1,R2"),
+    Option("all", parse_bool, "measure the call phase of every test, with or without the fixture", flag=True),
+    Option("json", parse_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
+    Option("budget_mode", parse_choice("budget mode", BUDGET_MODES), "fail (default): a test over its co2_budget fails; warn: report it and pass", "MODE"),
+    Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default) or full (adds devices and notes)", "MODE"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin needs from the command line, environment and ini, checked."""
+
+    region: str = "EU27"
+    month: str | None = None
+    intensity: float | None = None
+    intensity_file: str | None = None
+    pue: float = 1.55
+    extrapolate: dict[str, int] = field(default_factory=dict)
+    backend: str = "auto"
+    cpu_tdp: float | None = None
+    regions: tuple[str, ...] = ()
+    all: bool = False
+    json: str | None = None
+    budget_mode: str = "fail"
+    report: str = "summary"
+    sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["regions"] = list(self.regions)
+        return d
+
+    def extrapolate_text(self) -> str:
+        if not self.extrapolate:
+            return "none (projections are the measured units)"
+        return ", ".join(f"{n:,} {u}s" for u, n in self.extrapolate.items())
+
+
+def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Wrap a parser so argparse prints its one-line message as a usage error."""
+
+    def wrapped(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:  # IntensityError and BackendError-as-ValueError included
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    wrapped.__name__ = getattr(parse, "__name__", "value")
+    return wrapped
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("co2", "energy and carbon (pytest-co2)")
+    for opt in OPTIONS:
+        if opt.flag:
+            group.addoption(opt.cli, action="store_true", default=None, dest="co2_" + opt.dest, help=opt.help)
+        else:
+            group.addoption(
+                opt.cli,
+                dest="co2_" + opt.dest,
+                default=None,
+                type=_argparse_type(opt.parse),
+                metavar=opt.metavar,
+                help=opt.help,
+            )
+        parser.addini(opt.ini, help=f"{opt.help} (also {opt.cli}, {opt.env})", default=None)
+
+
+def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Settings:
+    """Merge command line, environment and ini into :class:`Settings` (raises UsageError)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for opt in OPTIONS:
+        cli = config.getoption("co2_" + opt.dest, default=None)
+        if cli is not None:
+            values[opt.dest] = cli
+            sources[opt.dest] = "command line"
+            continue
+        for where, raw in ((opt.env, env.get(opt.env)), (f"ini {opt.ini}", config.getini(opt.ini))):
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue
+            try:
+                values[opt.dest] = opt.parse(raw)
+            except ValueError as exc:
+                raise pytest.UsageError(f"{where}: {exc}") from None
+            sources[opt.dest] = where
+            break
+    settings = Settings(**values, sources=sources)
+    _check_combination(settings)
+    return settings
+
+
+def _check_combination(s: Settings) -> None:
+    """Cross-option checks: the region/month pair and the intensity file must resolve."""
+    from .intensity import lookup
+
+    try:
+        lookup(s.region, s.month, intensity_g_per_kwh=s.intensity, csv_path=s.intensity_file)
+        for r in s.regions:
+            lookup(r, None, csv_path=s.intensity_file)  # what-ifs use yearly values
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None

@@ -1,0 +1,274 @@
+"""pytest wiring: options, the ``co2_meter`` fixture, the ``co2_budget`` marker, reports.
+
+Hooks stay short; the logic lives in ``session.py``, ``table.py`` and ``report.py``.
+Each process (the single one, or every pytest-xdist worker) measures and evaluates its own
+tests and puts JSON-safe entries on the test reports; the controlling process collects them
+in ``pytest_runtest_logreport``, so the summary, the JSON and the budgets are the same with
+and without xdist.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+import time
+import warnings
+from typing import Any, Generator
+
+import pytest
+
+from .budget import MARKER, MARKER_HELP, Budget, BudgetError
+from .options import Settings, add_options, resolve
+from .session import Accounting, Co2Meter, TestResult, check_budget, entry_for
+
+STATE_KEY = pytest.StashKey["Co2Plugin"]()
+METER_KEY = pytest.StashKey[Co2Meter]()
+PROGRESS_AFTER_S = 3.0  # live progress only for measurements that run longer than this
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    state = Co2Plugin(config, resolve(config))
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(state, "pytest-co2-session")
+
+
+@pytest.fixture
+def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
+    """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
+    state = request.config.stash[STATE_KEY]
+    meter = state.make_meter(request.node)
+    request.node.stash[METER_KEY] = meter
+    return meter
+
+
+def _budget_of(item: pytest.Item) -> Budget | None:
+    mark = item.get_closest_marker(MARKER)
+    return None if mark is None else Budget.from_marker(mark.args, mark.kwargs)
+
+
+class Co2Plugin:
+    """Per-process session state, registered as a plugin so its hooks can reach it."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.is_worker = hasattr(config, "workerinput")
+        self.started = _dt.datetime.now().astimezone()
+        self.accounting = Accounting(settings)
+        self.backend = self._open_backend()
+        self.results: dict[str, TestResult] = {}
+        self._pending: list[Any] = []  # measurements of the running phase
+        self._last_write = 0.0
+        self._progress_shown = False
+
+    # -- backend ---------------------------------------------------------------------------
+    def _open_backend(self) -> Any:
+        from .backends import BackendError, make_backend
+
+        spec = self.settings.backend
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend = self.config.hook.pytest_co2_make_backend(config=self.config, spec=spec)
+            if backend is None:
+                try:
+                    backend = make_backend(spec, cpu_tdp_w=self.settings.cpu_tdp)
+                except BackendError as exc:
+                    warnings.warn(
+                        f"pytest-co2: backend {spec!r} is unusable here ({exc}); falling back to the "
+                        "CPU-time estimate",
+                        stacklevel=1,
+                    )
+                    backend = make_backend("estimate", cpu_tdp_w=self.settings.cpu_tdp)
+                    backend.notes.insert(0, f"requested backend {spec!r} failed: {exc}")
+        if not self.is_worker:
+            for w in caught:
+                self.config.issue_config_time_warning(w.message if isinstance(w.message, Warning) else UserWarning(str(w.message)), stacklevel=2)
+        return backend
+
+    # -- fixture ---------------------------------------------------------------------------
+    def make_meter(self, item: pytest.Item) -> Co2Meter:
+        try:
+            budget = _budget_of(item)
+        except BudgetError:
+            budget = None  # reported as a failure by pytest_runtest_call
+        return Co2Meter(
+            self.backend,
+            self.accounting,
+            self.settings,
+            budget=budget,
+            on_record=self._pending.append,
+            progress=self._progress if self._show_progress() else None,
+        )
+
+    def _show_progress(self) -> bool:
+        if self.is_worker or self.config.get_verbosity() < 0:
+            return False
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        return tr is not None and getattr(tr, "isatty", False)
+
+    def _progress(self, window: Any) -> None:
+        if window.elapsed_s < PROGRESS_AFTER_S:
+            return
+        from .table import fmt_num
+
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        total = f"/{window.total}" if window.total else ""
+        line = (
+            f"co2 {window.name}: {window.steps_done}{total} {window.unit}s, "
+            f"{window.elapsed_s:.0f} s, {fmt_num(window.energy_so_far_j)} J so far"
+        )
+        tr._tw.write("\r" + line.ljust(70))
+        tr._tw.flush()
+        self._progress_shown = True
+
+    # -- running tests -----------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        try:
+            budget = _budget_of(item)
+        except BudgetError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        meter = item.stash.get(METER_KEY, None)
+        window = None
+        if meter is None and (budget is not None or self.settings.all):
+            meter = self.make_meter(item)
+            item.stash[METER_KEY] = meter
+            window = meter.measure("call", unit="call").__enter__()
+        try:
+            result = yield
+        except BaseException:
+            if window is not None:
+                window.__exit__(*sys.exc_info())
+            raise
+        finally:
+            if self._progress_shown:
+                tr = self.config.pluginmanager.get_plugin("terminalreporter")
+                tr._tw.write("\r" + " " * 70 + "\r")
+                self._progress_shown = False
+        if window is not None:
+            window.__exit__(None, None, None)
+        if budget is not None and meter is not None:
+            entries = [entry_for(meter, m) for m in self._pending]
+            record, message = check_budget(budget, meter, entries)
+            item.stash[_BUDGET_KEY] = record
+            if message is not None:
+                if self.settings.budget_mode == "fail":
+                    pytest.fail(message, pytrace=False)
+                warnings.warn(Co2BudgetWarning(message))
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, Any]:
+        report = yield
+        meter = item.stash.get(METER_KEY, None)
+        if self._pending and meter is not None:
+            report.co2_entries = [entry_for(meter, m) for m in self._pending]
+            self._pending.clear()
+        elif self._pending:
+            self._pending.clear()
+        budget = item.stash.get(_BUDGET_KEY, None)
+        if budget is not None and call.when == "call":
+            report.co2_budget = budget
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entries = getattr(report, "co2_entries", None)
+        budget = getattr(report, "co2_budget", None)
+        if not entries and budget is None and report.nodeid not in self.results:
+            return
+        result = self.results.setdefault(report.nodeid, TestResult(report.nodeid))
+        if entries:
+            result.entries.extend(entries)
+        if budget is not None:
+            result.budget = budget
+        if report.when == "call" or report.failed:
+            result.outcome = "error" if report.failed and report.when != "call" else report.outcome
+        if self.settings.json and not self.is_worker and time.monotonic() - self._last_write > 2.0:
+            self._write_json(exit_status=None, interrupted=False)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from .report import _find_part
+
+        s, i = self.settings, self.accounting.intensity
+        month = f" {s.month}" if s.month else ""
+        lines = [
+            f"co2: backend {self.backend.describe()}",
+            f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}); PUE {s.pue:g}; "
+            f"extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
+        ]
+        est = _find_part(self.backend, "tdp_w")
+        if est is not None:
+            lines.append(f"co2: CPU {est.cpu_model_name}, TDP {est.tdp_w:g} W ({est.tdp_source})")
+        if s.regions:
+            lines.append("co2: what-if regions (yearly): " + ", ".join(
+                f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items()))
+        return lines
+
+    def tests_as_dicts(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.results.values() if r.entries or r.budget]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or self.settings.report == "off":
+            return
+        from .equivalents import format_equivalents
+        from .table import render_summary, totals
+
+        tests = self.tests_as_dicts()
+        tr = terminalreporter
+        tr.write_sep("=", "co2 emissions summary")
+        if not tests:
+            tr.write_line("no measurements (use the co2_meter fixture, @pytest.mark.co2_budget or --co2-all)")
+            return
+        i = self.accounting.intensity
+        tr.write_line(
+            f"region {i.region}{' ' + self.settings.month if self.settings.month else ''} "
+            f"{i.g_per_kwh:g} g CO2e/kWh, PUE {self.settings.pue:g}; ± is the per-unit spread scaled "
+            "to the projection (the paper's convention); method says how energy was obtained"
+        )
+        for line in render_summary(
+            tests,
+            budget_mode=self.settings.budget_mode,
+            full=self.settings.report == "full",
+            whatif=tuple(self.accounting.whatif),
+        ):
+            tr.write_line(line)
+        tr.write_line("total " + format_equivalents(totals(tests)["co2e_kg"]))
+        if self.settings.json:
+            tr.write_line(f"co2 report written to {self.settings.json}")
+
+    def _write_json(self, exit_status: int | None, interrupted: bool) -> None:
+        from .report import build_report, session_info, write_atomic
+
+        info = session_info(self.settings.to_dict(), self.backend, self.started, self.accounting)
+        data = build_report(info, self.tests_as_dicts(), exit_status=exit_status, interrupted=interrupted)
+        self.config.hook.pytest_co2_update_json(config=self.config, report=data)
+        write_atomic(self.settings.json, data)  # type: ignore[arg-type]
+        self._last_write = time.monotonic()
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.settings.json and not self.is_worker:
+            self._write_json(int(exitstatus), interrupted=int(exitstatus) == pytest.ExitCode.INTERRUPTED)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.backend.close()
+
+
+_BUDGET_KEY = pytest.StashKey[dict]()
+
+
+class Co2BudgetWarning(UserWarning):
+    """A test exceeded its co2_budget under ``--co2-budget-mode=warn``."""

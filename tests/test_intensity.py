@@ -1,0 +1,371 @@
+"""Region and month look-ups of carbon intensity (pytest_co2.intensity)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_co2.intensity import (
+    Intensity,
+    IntensityError,
+    list_regions,
+    lookup,
+    monthly_coverage,
+    parse_month,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "pytest_co2" / "data"
+SHARED = Path("/work/shared/data")
+OWID = "Our World in Data / Ember"
+HINT = "Use an ISO code (SE, DE, US-CA) or a name; `pytest-co2 regions` lists them"
+
+
+# ------------------------------------------------------------------------ shipped table
+
+
+def test_default_region_is_eu27_from_the_paper() -> None:
+    it = lookup()
+    assert (it.region, it.name, it.g_per_kwh, it.year, it.month) == (
+        "EU27", "European Union (27)", 251.0, 2022, None
+    )
+    assert "Table 1 of the paper" in it.source
+    assert lookup(None) == it
+
+
+@pytest.mark.parametrize(
+    "code,value",
+    [("EU27", 251.0), ("SE", 7.0), ("DE", 366.0), ("PL", 666.0), ("CN", 582.0), ("US", 390.0)],
+)
+def test_paper_table1_wins_over_eea_and_owid(code: str, value: float) -> None:
+    it = lookup(code)
+    assert it.g_per_kwh == value
+    assert it.year == 2022
+    assert "Table 1 of the paper" in it.source
+
+
+def test_eea_wins_over_owid() -> None:
+    at = lookup("AT")
+    assert (at.name, at.g_per_kwh, at.year) == ("Austria", 80.0, 2022)
+    assert at.source.startswith("EEA co2-emission-intensity-15")
+    assert lookup("GB").g_per_kwh == 225.0
+
+
+def test_owid_countries_via_carbontracker() -> None:
+    no = lookup("NO")
+    assert (no.name, no.g_per_kwh, no.year) == ("Norway", 30.75, 2024)
+    assert no.source.startswith(OWID) and "carbontracker" in no.source and "MIT" in no.source
+    assert lookup("CF").g_per_kwh == 0.0  # a real zero, not a missing value
+
+
+@pytest.mark.parametrize("text", ["SE", "se", "Sweden", "sweden", "  SWEDEN ", "sE"])
+def test_region_by_code_or_name_any_case(text: str) -> None:
+    assert lookup(text).region == "SE"
+
+
+@pytest.mark.parametrize("text", ["US-CA", "us-ca", "California", "CALIFORNIA"])
+def test_us_states(text: str) -> None:
+    it = lookup(text)
+    assert (it.region, it.name, it.g_per_kwh, it.year) == ("US-CA", "California", 179.1, 2023)
+    assert "eGRID2023" in it.source
+
+
+def test_us_state_names_are_proper_case_and_country_wins_a_shared_name() -> None:
+    assert lookup("US-DC").name == "District of Columbia"
+    assert lookup("us-wv").name == "West Virginia"
+    assert lookup("georgia").region == "GE"  # the country; the state is US-GA
+    assert (lookup("US-GA").name, lookup("US-GA").g_per_kwh) == ("Georgia", 325.4)
+    with pytest.raises(IntensityError):
+        lookup("US-US")  # eGRID's national row is left out: US is the paper's
+
+
+@pytest.mark.parametrize("text", ["WORLD", "world", "World"])
+def test_world_has_a_sourced_value(text: str) -> None:
+    it = lookup(text)
+    assert (it.region, it.name, it.g_per_kwh, it.year) == ("WORLD", "World", 445.0, 2024)
+    assert "IEA" in it.source and "carbontracker" in it.source
+
+
+@pytest.mark.parametrize("text,code", [("EU", "EU27"), ("european union", "EU27"), ("UK", "GB"),
+                                       ("usa", "US"), ("United States", "US")])
+def test_aliases(text: str, code: str) -> None:
+    assert lookup(text).region == code
+
+
+def test_every_shipped_row_has_a_source_and_a_unique_code() -> None:
+    with (DATA / "intensity_yearly.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["region", "name", "g_co2e_per_kwh", "year", "source"]
+    assert len(rows) == 265
+    codes = [r["region"] for r in rows]
+    assert len(set(codes)) == len(codes)
+    for r in rows:
+        assert r["source"].strip() and r["name"].strip()
+        value = float(r["g_co2e_per_kwh"])
+        assert math.isfinite(value) and value >= 0
+    assert sum(r["region"].startswith("US-") for r in rows) == 51
+    assert sum(r["source"].startswith(OWID) for r in rows) == 182
+
+
+@pytest.mark.skipif(
+    not SHARED.is_dir() or importlib.util.find_spec("carbontracker") is None,
+    reason="needs /work/shared/data and carbontracker to rebuild the table",
+)
+def test_shipped_data_is_reproducible_from_the_build_script(tmp_path: Path) -> None:
+    script = REPO / "tools" / "build_intensity_data.py"
+    spec = importlib.util.spec_from_file_location("build_intensity_data", script)
+    assert spec and spec.loader
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.main(["--shared", str(SHARED), "--out", str(tmp_path)]) == 0
+    for name in ("intensity_yearly.csv", "de_monthly_intensity_2022_2023.csv",
+                 "equivalence_factors.csv"):
+        assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
+
+
+# ------------------------------------------------------------------------------ errors
+
+
+def test_unknown_region_suggests_the_closest() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("Swedn")
+    assert str(exc.value) == f"unknown region 'Swedn': did you mean SE (Sweden)? {HINT}"
+
+
+def test_unknown_region_without_suggestion() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("XX")
+    assert str(exc.value) == (
+        "unknown region 'XX': use an ISO code (SE, DE, US-CA) or a name; "
+        "`pytest-co2 regions` lists them"
+    )
+
+
+def test_several_suggestions() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("Germny")
+    assert str(exc.value).startswith("unknown region 'Germny': did you mean DE (Germany)")
+    assert "\n" not in str(exc.value)
+
+
+def test_empty_region() -> None:
+    with pytest.raises(IntensityError, match="^empty region"):
+        lookup("  ")
+
+
+def test_intensity_error_is_a_value_error() -> None:
+    assert issubclass(IntensityError, ValueError)
+
+
+# ------------------------------------------------------------------------------ months
+
+
+@pytest.mark.parametrize("text,expected", [("2022-12", (2022, 12)), ("2023-01", (2023, 1)),
+                                           ("2022-2", (2022, 2)), (" 2022-02 ", (2022, 2))])
+def test_parse_month(text: str, expected: tuple[int, int]) -> None:
+    assert parse_month(text) == expected
+
+
+@pytest.mark.parametrize("text", ["2022-13", "2022-00", "22-12", "2022/12", "", "dec", "2022-1-1"])
+def test_parse_month_rejects(text: str) -> None:
+    with pytest.raises(IntensityError) as exc:
+        parse_month(text)
+    assert str(exc.value) == (
+        f"invalid month {text!r}: use YYYY-MM with a month 01..12, e.g. 2022-12"
+    )
+
+
+def test_monthly_germany() -> None:
+    dec = lookup("DE", "2022-12")
+    feb = lookup("germany", "2022-02")
+    assert (dec.region, dec.name, dec.g_per_kwh, dec.year, dec.month) == (
+        "DE", "Germany", 535.0, 2022, 12
+    )
+    assert (feb.g_per_kwh, feb.month) == (370.7, 2)
+    assert lookup("DE", "2023-07").g_per_kwh == 286.3
+    assert "Electricity Maps" in dec.source and "ODbL" in dec.source and "lifecycle" in dec.source
+    assert dec.label == "DE 2022-12 535 g/kWh"
+    assert feb.label == "DE 2022-02 370.7 g/kWh"
+
+
+def test_month_for_a_region_without_monthly_data_is_an_error() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", "2022-12")
+    assert str(exc.value) == (
+        "no monthly data for SE (Sweden): monthly intensities exist for DE; "
+        "drop the month to use the yearly value"
+    )
+
+
+def test_month_outside_the_data_lists_available_months() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("DE", "2021-12")
+    assert str(exc.value) == "no data for DE in 2021-12: available months 2022-01 to 2023-12"
+
+
+def test_monthly_coverage() -> None:
+    assert monthly_coverage() == {"DE": "2022-01 to 2023-12"}
+
+
+# ---------------------------------------------------------------------- custom values
+
+
+def test_custom_intensity() -> None:
+    it = lookup(None, intensity_g_per_kwh=42)
+    assert it == Intensity("custom", "custom", 42.0, None, None, "user value")
+    assert it.label == "custom 42 g/kWh"
+    se = lookup("se", "2022-12", intensity_g_per_kwh=1.5)  # the month is recorded, not looked up
+    assert se == Intensity("SE", "Sweden", 1.5, 2022, 12, "user value")
+    assert lookup("my-dc", intensity_g_per_kwh=0).region == "my-dc"
+
+
+@pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "abc"])
+def test_custom_intensity_rejects(bad: object) -> None:
+    with pytest.raises(IntensityError, match="^invalid intensity .*a number >= 0$"):
+        lookup(None, intensity_g_per_kwh=bad)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------- user CSV
+
+
+def _write(tmp_path: Path, text: str, name: str = "ci.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_user_csv_rows_win_over_shipped_data(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "region,year,month,g_co2e_per_kwh,source\n"
+        "sweden,2023,,12.5,my utility\n"
+        "DE,2022,12,500,\n"
+        "MYDC,2024,,100,\n"
+        "MYDC,2023,,90,\n"
+        "\n",
+    )
+    se = lookup("SE", csv_path=path)
+    assert se == Intensity("SE", "Sweden", 12.5, 2023, None, "my utility")
+    assert lookup("DE", "2022-12", csv_path=path) == Intensity(
+        "DE", "Germany", 500.0, 2022, 12, "user file ci.csv"
+    )
+    assert lookup("DE", "2022-11", csv_path=path).g_per_kwh == 493.4  # shipped month kept
+    assert lookup("DE", csv_path=path).g_per_kwh == 366.0
+    assert lookup("mydc", csv_path=path).g_per_kwh == 100.0  # latest year
+    assert lookup("SE").g_per_kwh == 7.0  # the shipped data is untouched
+    codes = [it.region for it in list_regions(csv_path=path)]
+    assert "MYDC" in codes and len(codes) == 266
+
+
+def test_user_csv_without_month_column(tmp_path: Path) -> None:
+    path = _write(tmp_path, "region,year,g_co2e_per_kwh\nPL,2023,600\n")
+    assert lookup("PL", csv_path=path).g_per_kwh == 600.0
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("region,month\nSE,1\n",
+         "line 1: header lacks year, g_co2e_per_kwh; expected "
+         "region,year,month,g_co2e_per_kwh (month and source optional)"),
+        ("region,year,month,g_co2e_per_kwh\nSE,2023,,abc\n",
+         "line 2: g_co2e_per_kwh 'abc' is not a number >= 0"),
+        ("region,year,month,g_co2e_per_kwh\nSE,2023,,7\nSE,2023,,-1\n",
+         "line 3: g_co2e_per_kwh '-1' is not a number >= 0"),
+        ("region,year,month,g_co2e_per_kwh\nDE,2022,13,400\n",
+         "line 2: month '13' is not a month 1..12 (or empty)"),
+        ("region,year,month,g_co2e_per_kwh\nDE,,12,400\n", "line 2: a month needs a year"),
+        ("region,year,month,g_co2e_per_kwh\nDE,22a,,400\n",
+         "line 2: year '22a' is not a year such as 2022"),
+        ("region,year,month,g_co2e_per_kwh\n,2022,,400\n", "line 2: empty region"),
+        ("region,year,month,g_co2e_per_kwh\nDE,2022,,400,x\n",
+         "line 2: 5 fields but the header has 4"),
+    ],
+)
+def test_malformed_user_csv(tmp_path: Path, text: str, problem: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=path)
+    assert str(exc.value) == f"{path}, {problem}"
+
+
+def test_missing_user_csv(tmp_path: Path) -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=tmp_path / "nope.csv")
+    assert str(exc.value) == (
+        f"cannot read intensity file {str(tmp_path / 'nope.csv')!r}: No such file or directory"
+    )
+
+
+# ------------------------------------------------------------------------ list, record
+
+
+def test_list_regions() -> None:
+    items = list_regions()
+    assert len(items) == 265
+    assert [it.region for it in items[:2]] == ["EU27", "WORLD"]
+    assert items[-1].region == "US-WY"
+    assert all(it.month is None for it in items)
+    assert list_regions("2022-12") == [lookup("DE", "2022-12")]
+    assert list_regions("2021-01") == []
+    with pytest.raises(IntensityError):
+        list_regions("2022-13")
+
+
+def test_intensity_round_trip_and_labels() -> None:
+    for it in (lookup("SE"), lookup("DE", "2022-12"), lookup(None, intensity_g_per_kwh=3)):
+        d = it.to_dict()
+        assert Intensity.from_dict(json.loads(json.dumps(d))) == it
+    assert lookup("SE").to_dict() == {
+        "region": "SE", "name": "Sweden", "g_per_kwh": 7.0, "year": 2022, "month": None,
+        "source": "EEA 2022, as given in Table 1 of the paper",
+    }
+    assert lookup("SE").label == "SE 7 g/kWh (2022)"
+    assert lookup("AE").label == "AE 492.7 g/kWh (2023)"
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys; import pytest_co2; before = set(sys.modules)\n"
+        "import pytest_co2.intensity as i, pytest_co2.carbon, pytest_co2.equivalents\n"
+        "new = set(sys.modules) - before\n"
+        "heavy = {m for m in new if m.split('.')[0] in ('numpy', 'tabulate', 'difflib', 'json')}\n"
+        "assert not heavy, heavy\n"
+        "assert i._shipped.cache_info().currsize == 0\n"
+    )
+    path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path)
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=REPO)
+
+
+def test_user_region_with_only_monthly_data(tmp_path: Path) -> None:
+    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh\nMYDC,2024,3,50\nMYDC,2024,4,60\n")
+    assert lookup("mydc", "2024-04", csv_path=path).g_per_kwh == 60.0
+    with pytest.raises(IntensityError) as exc:
+        lookup("MYDC", csv_path=path)
+    assert str(exc.value) == (
+        "no yearly value for MYDC: only monthly data (2024-03 to 2024-04); give a month"
+    )
+    assert monthly_coverage(csv_path=path) == {
+        "DE": "2022-01 to 2023-12", "MYDC": "2024-03 to 2024-04"
+    }
+
+
+def test_user_csv_quoted_fields_and_line_numbers(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        'region,year,month,g_co2e_per_kwh,source\nSE,2023,,9,"two\nlines, quoted"\nDE,2023,,?,\n',
+    )
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=path)
+    assert str(exc.value) == f"{path}, line 4: g_co2e_per_kwh '?' is not a number >= 0"
+    path = _write(tmp_path, 'region,year,g_co2e_per_kwh,source\nSE,2023,9,"two\nlines, quoted"\n')
+    assert lookup("SE", csv_path=path).source == "two\nlines, quoted"
