@@ -472,7 +472,7 @@ class Meter:
         account: Callable[[Projection], Any] | None = None,
         progress: Callable[[Window], None] | None = None,
         on_record: Callable[[Measurement], None] | None = None,
-        clock: Callable[[], float] = time.perf_counter,
+        clock: Callable[[], float] | None = None,
         progress_every_s: float = 1.0,
         sync: Callable[[], None] = _cuda_synchronize,
     ) -> None:
@@ -481,7 +481,9 @@ class Meter:
         self._account = account
         self._progress = progress
         self._on_record = on_record
-        self._clock = clock
+        # A backend with its own clock (the simulated one) times windows too, so that
+        # simulated energy is exactly power x duration.
+        self._clock = clock or getattr(backend, "clock", time.perf_counter)
         self._sync = sync
         self.progress_every_s = progress_every_s
         self.measurements: list[Measurement] = []

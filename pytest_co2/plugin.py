@@ -92,13 +92,16 @@ class Co2Plugin:
                     )
                     backend = make_backend("estimate", cpu_tdp_w=self.settings.cpu_tdp)
                     backend.notes.insert(0, f"requested backend {spec!r} failed: {exc}")
-        if not self.is_worker:
-            for w in caught:
-                self.config.issue_config_time_warning(w.message if isinstance(w.message, Warning) else UserWarning(str(w.message)), stacklevel=2)
+        # Shown when the first measurement is made (so a run that measures nothing stays
+        # quiet); they are also in the backend's notes, the report header and the JSON.
+        self._deferred_warnings = [w.message for w in caught]
         return backend
 
     # -- fixture ---------------------------------------------------------------------------
     def make_meter(self, item: pytest.Item) -> Co2Meter:
+        while self._deferred_warnings:
+            message = self._deferred_warnings.pop(0)
+            warnings.warn(message if isinstance(message, Warning) else UserWarning(str(message)), stacklevel=2)
         try:
             budget = _budget_of(item)
         except BudgetError:
@@ -227,11 +230,10 @@ class Co2Plugin:
         from .table import render_summary, totals
 
         tests = self.tests_as_dicts()
+        if not tests:
+            return  # nothing measured: stay quiet in suites that do not use the plugin
         tr = terminalreporter
         tr.write_sep("=", "co2 emissions summary")
-        if not tests:
-            tr.write_line("no measurements (use the co2_meter fixture, @pytest.mark.co2_budget or --co2-all)")
-            return
         i = self.accounting.intensity
         tr.write_line(
             f"region {i.region}{' ' + self.settings.month if self.settings.month else ''} "

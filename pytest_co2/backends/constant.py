@@ -40,7 +40,7 @@ class ConstantBackend(Backend):
         if not math.isfinite(power_w) or power_w <= 0:
             raise BackendError(f"invalid power {power_w!r}: expected watts > 0")
         self.power_w = float(power_w)
-        self._clock = clock
+        self.clock = clock  # the meter times windows with the same clock: energy = P x duration
         self._t0 = clock()
         self.devices = (
             Device(
@@ -54,4 +54,4 @@ class ConstantBackend(Backend):
         )
 
     def read_j(self) -> Sequence[float]:
-        return ((self._clock() - self._t0) * self.power_w,)
+        return ((self.clock() - self._t0) * self.power_w,)

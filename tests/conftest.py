@@ -1,0 +1,43 @@
+"""Shared helpers: a pytester conftest whose backend is a simulated 100 W device on a fake
+clock that tests advance by hand, so that every number is exact."""
+
+from __future__ import annotations
+
+import pytest
+
+FAKE_CLOCK_CONFTEST = '''
+import pytest
+from pytest_co2.backends.constant import ConstantBackend
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, dt):
+        self.t += dt
+
+
+CLOCK = FakeClock()
+
+
+def pytest_co2_make_backend(config, spec):
+    if spec.startswith("constant:"):
+        return ConstantBackend(float(spec.split(":", 1)[1]), clock=CLOCK)
+    return None
+
+
+@pytest.fixture
+def clock():
+    return CLOCK
+'''
+
+
+@pytest.fixture
+def fake_clock_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A pytester whose ``constant:<W>`` backend runs on a fake clock (fixture ``clock``)."""
+    pytester.makeconftest(FAKE_CLOCK_CONFTEST)
+    return pytester

@@ -1,0 +1,409 @@
+"""End-to-end tests of the plugin through pytester, on a simulated 100 W device and a fake clock."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+STEADY_TEST = '''
+def test_train(co2_meter, clock):
+    with co2_meter.measure("train") as m:
+        for _ in range(10):
+            clock.advance(0.05)
+            m.step()
+'''
+
+BASE = ["--co2-backend=constant:100", "--co2-pue=1", "--co2-region=SE", "--co2-extrapolate=1000", "-p", "no:cacheprovider"]
+
+
+def run_json(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    result = pytester.runpytest(*BASE, "--co2-json=r.json", *args)
+    with open(pytester.path / "r.json") as f:
+        return result, json.load(f)
+
+
+def test_done_when_figures_are_exact(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(passed=1)
+    assert data["schema_version"] == 1
+    (test,) = data["tests"]
+    assert test["nodeid"] == "test_done_when_figures_are_exact.py::test_train"
+    assert test["outcome"] == "passed"
+    (m,) = test["measurements"]
+    assert m["name"] == "train" and m["unit"] == "iteration"
+    assert m["steps"] == 10 and m["warmup"] == 0 and m["windows"] == 10
+    assert m["duration_s"] == pytest.approx(0.5, rel=1e-9)
+    assert m["energy_j"] == pytest.approx(50.0, rel=1e-9)
+    assert m["mean_power_w"] == pytest.approx(100.0, rel=1e-9)
+    assert m["energy_per_unit_j"]["mean"] == pytest.approx(5.0, rel=1e-9)
+    assert m["energy_per_unit_j"]["std"] == pytest.approx(0.0, abs=1e-9)
+    assert m["method"] == "simulated"
+    assert m["devices"][0]["method"] == "simulated"
+    p = m["projection"]
+    assert p["n"] == 1000 and p["unit"] == "iteration"
+    assert p["energy_kwh"] == pytest.approx(5000 / 3.6e6, rel=1e-9)  # 0.001389 kWh
+    e = m["emission"]
+    assert e["region"] == "SE" and e["intensity_g_per_kwh"] == 7 and e["pue"] == 1
+    assert e["co2e_kg"] == pytest.approx(5000 / 3.6e6 * 7 / 1000, rel=1e-9)  # 0.00972 g
+    assert "Table 1" in e["source"]
+    assert m["equivalents"]["car_km"] == pytest.approx(e["co2e_kg"] * 1000 / 108.2, rel=1e-9)
+    assert data["totals"]["co2e_kg"] == pytest.approx(e["co2e_kg"], rel=1e-12)
+    assert data["session"]["backend"].startswith("constant")
+    assert data["session"]["settings"]["region"] == "SE"
+
+
+def test_spread_follows_the_papers_convention(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+def test_train(co2_meter, clock):
+    with co2_meter.measure("train") as m:
+        for dt in (0.04, 0.06, 0.04, 0.06):
+            clock.advance(dt)
+            m.step()
+'''
+    )
+    _, data = run_json(fake_clock_pytester)
+    m = data["tests"][0]["measurements"][0]
+    std = math.sqrt(4 * 1.0 / 3)  # per-unit energies 4, 6, 4, 6 J
+    assert m["energy_per_unit_j"]["mean"] == pytest.approx(5.0)
+    assert m["energy_per_unit_j"]["std"] == pytest.approx(std)
+    assert m["energy_per_unit_j"]["sem"] == pytest.approx(std / 2)
+    assert m["projection"]["std_kwh"] == pytest.approx(std * 1000 / 3.6e6)
+    assert m["projection"]["ci95_kwh"] == pytest.approx(3.182 * std / 2 * 1000 / 3.6e6)
+    assert m["emission"]["std_kg"] == pytest.approx(std * 1000 / 3.6e6 * 7 / 1000)
+
+
+def test_summary_table(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-regions=PL,DE")
+    result.stdout.fnmatch_lines(
+        [
+            "*co2 emissions summary*",
+            "region SE 7 g CO2e/kWh, PUE 1;*",
+            "test*measurement*J/unit (mean ± std)*kg CO2e ± std*method*kg PL*kg DE*",
+            "test_summary_table.py::test_train*train*0.500*10*5.00 ± 0*1,000 iteration*0.00139*9.72e-6 ± 0*simulated*0.000925*0.000508*",
+            "TOTAL*1 measurements*0.00139*9.72e-6*",
+            "total = 0.0000899 km by car, 0.00118 smartphone charges*",
+        ]
+    )
+
+
+def test_header(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result = fake_clock_pytester.runpytest(*BASE)
+    result.stdout.fnmatch_lines(
+        [
+            "co2: backend constant: simulated device at 100 W [[]simulated[]]",
+            "co2: region SE 7 g CO2e/kWh (EEA 2022, as given in Table 1 of the paper); PUE 1; "
+            "extrapolate 1,000 iterations; budget mode fail",
+        ]
+    )
+
+
+BUDGET_TEST = '''
+import pytest
+
+@pytest.mark.co2_budget(kg={kg})
+def test_train(co2_meter, clock):
+    for _ in co2_meter.steps(10):
+        clock.advance(0.05)
+'''
+PROJECTED_KG = 5000 / 3.6e6 * 7 / 1000
+
+
+def test_budget_just_under_the_projection_fails(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(BUDGET_TEST.format(kg=PROJECTED_KG * 0.999))
+    result = fake_clock_pytester.runpytest(*BASE)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "projected 9.72e-6 +- 0 kg CO2e for 1,000 iterations in SE exceeds the budget of "
+            "9.7125e-06 kg (0.00139 kWh, simulated)",
+            "*OVER*",
+        ]
+    )
+
+
+def test_budget_just_over_the_projection_passes(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(BUDGET_TEST.format(kg=PROJECTED_KG * 1.001))
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(passed=1)
+    budget = data["tests"][0]["budget"]
+    assert budget["passed"] is True and budget["kg"] == pytest.approx(PROJECTED_KG * 1.001)
+    assert budget["co2e_kg"] == pytest.approx(PROJECTED_KG)
+
+
+def test_budget_warn_mode_passes_and_reports(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(BUDGET_TEST.format(kg=PROJECTED_KG / 2))
+    result, data = run_json(fake_clock_pytester, "--co2-budget-mode=warn")
+    result.assert_outcomes(passed=1, warnings=1)
+    result.stdout.fnmatch_lines(["*Co2BudgetWarning: projected 9.72e-6*exceeds the budget*", "*OVER (warn)*"])
+    assert data["tests"][0]["budget"]["passed"] is False
+
+
+def test_budget_in_kwh_and_marker_extrapolate(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+import pytest
+
+@pytest.mark.co2_budget(kwh=0.01, extrapolate=10000)
+def test_marker_target(co2_meter, clock):
+    for _ in co2_meter.steps(4):
+        clock.advance(0.05)
+
+@pytest.mark.co2_budget(kwh=0.01, extrapolate=10000)
+def test_own_target_wins(co2_meter, clock):
+    for _ in co2_meter.steps(4, extrapolate=5000):
+        clock.advance(0.05)
+'''
+    )
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(failed=1, passed=1)  # 10,000 x 5 J = 0.0139 kWh > 0.01; 5,000 -> 0.00694
+    by_id = {t["nodeid"].split("::")[1]: t for t in data["tests"]}
+    assert by_id["test_marker_target"]["measurements"][0]["projection"]["n"] == 10000
+    assert by_id["test_own_target_wins"]["measurements"][0]["projection"]["n"] == 5000
+    result.stdout.fnmatch_lines(["*projected 0.0139 +- 0 kWh for 10,000 iterations in SE exceeds the budget of 0.01 kWh*"])
+
+
+def test_marked_test_without_fixture_is_measured_as_one_unit(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+import pytest
+from conftest import CLOCK
+
+@pytest.mark.co2_budget(kg=1)
+def test_plain():
+    CLOCK.advance(2.0)
+'''
+    )
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(passed=1)
+    (m,) = data["tests"][0]["measurements"]
+    assert (m["name"], m["unit"], m["steps"], m["energy_j"]) == ("call", "call", 1, pytest.approx(200.0))
+    assert m["projection"]["n"] == 1 and m["projection"]["measured"] is True
+
+
+def test_co2_all_measures_every_test(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+from conftest import CLOCK
+
+def test_a():
+    CLOCK.advance(1.0)
+
+def test_b():
+    CLOCK.advance(3.0)
+'''
+    )
+    result, data = run_json(fake_clock_pytester, "--co2-all")
+    result.assert_outcomes(passed=2)
+    energies = sorted(t["measurements"][0]["energy_j"] for t in data["tests"])
+    assert energies == [pytest.approx(100.0), pytest.approx(300.0)]
+    assert data["totals"]["energy_j"] == pytest.approx(400.0)
+
+
+def test_several_measurements_and_warmup(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+def test_two(co2_meter, clock):
+    for _ in co2_meter.steps(3, warmup=2, name="train"):
+        clock.advance(0.1)
+    with co2_meter.measure("sample", unit="sample", extrapolate=10) as m:
+        clock.advance(1.0)
+        m.step()
+        clock.advance(1.0)
+        m.step()
+    assert m.projection.energy_kwh == 10 * 100 / 3.6e6
+    assert abs(m.emission.co2e_kg - 10 * 100 / 3.6e6 * 7 / 1000) < 1e-15
+    assert [x.name for x in co2_meter.measurements] == ["train", "sample"]
+'''
+    )
+    result, data = run_json(fake_clock_pytester, "--co2-extrapolate=1000,sample=99")
+    result.assert_outcomes(passed=1)
+    train, sample = data["tests"][0]["measurements"]
+    assert (train["steps"], train["warmup"], train["energy_j"]) == (3, 2, pytest.approx(30.0))
+    assert train["projection"]["n"] == 1000
+    assert (sample["steps"], sample["projection"]["n"]) == (2, 10)
+
+
+def test_partial_results_survive_a_failing_test(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+def test_crash(co2_meter, clock):
+    with co2_meter.measure("train") as m:
+        for i in range(5):
+            clock.advance(0.1)
+            m.step()
+            if i == 2:
+                raise RuntimeError("boom")
+'''
+    )
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(failed=1)
+    test = data["tests"][0]
+    assert test["outcome"] == "failed"
+    (m,) = test["measurements"]
+    assert m["complete"] is False and m["steps"] == 3 and m["energy_j"] == pytest.approx(30.0)
+
+
+def test_report_survives_ctrl_c(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+def test_first(co2_meter, clock):
+    with co2_meter.measure("train") as m:
+        clock.advance(1.0)
+        m.step()
+
+def test_interrupted():
+    raise KeyboardInterrupt
+'''
+    )
+    result = fake_clock_pytester.runpytest_subprocess(*BASE, "--co2-json=r.json")
+    data = json.loads((fake_clock_pytester.path / "r.json").read_text())
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    assert data["session"]["interrupted"] is True
+    assert data["tests"][0]["measurements"][0]["energy_j"] == pytest.approx(100.0)
+    assert not list(fake_clock_pytester.path.glob(".co2-*.tmp"))
+
+
+def test_bad_marker_arguments_fail_the_test(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+import pytest
+
+@pytest.mark.co2_budget(kg=-1)
+def test_negative(co2_meter):
+    pass
+
+@pytest.mark.co2_budget(tonnes=1)
+def test_unknown():
+    pass
+'''
+    )
+    result = fake_clock_pytester.runpytest(*BASE)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*co2_budget: invalid kg=-1: expected a number > 0*",
+            "*co2_budget: unknown argument(s) tonnes: accepted are kg, kwh, extrapolate, unit, region*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    "arg, message",
+    [
+        ("--co2-region=Atlantis", "*argument --co2-region: unknown region 'Atlantis'*"),
+        ("--co2-pue=0", "*argument --co2-pue: invalid PUE '0'*>= 1.0*"),
+        ("--co2-extrapolate=-5", "*argument --co2-extrapolate: invalid count '-5'*expected a whole number >= 1*"),
+        ("--co2-backend=constant:x", "*argument --co2-backend: invalid power 'x' in 'constant:x'*"),
+        ("--co2-backend=gpu", "*argument --co2-backend: unknown backend 'gpu': expected one of auto, nvml*"),
+        ("--co2-month=2022-13", "*argument --co2-month: invalid month '2022-13'*"),
+        ("--co2-budget-mode=maybe", "*invalid budget mode 'maybe': expected one of fail, warn*"),
+    ],
+)
+def test_bad_values_are_usage_errors(pytester: pytest.Pytester, arg: str, message: str) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(arg)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_month_without_monthly_data_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--co2-region=SE", "--co2-month=2022-12")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*no monthly data for SE*"])
+
+
+def test_cli_beats_env_beats_ini(fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_clock_pytester.makeini("[pytest]\nco2_region = PL\nco2_pue = 1.2\nco2_backend = constant:100\n")
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    monkeypatch.setenv("PYTEST_CO2_REGION", "DE")
+    result = fake_clock_pytester.runpytest("--co2-json=r.json", "--co2-pue=1.5")
+    result.assert_outcomes(passed=1)
+    data = json.loads((fake_clock_pytester.path / "r.json").read_text())
+    s = data["session"]["settings"]
+    assert (s["region"], s["pue"], s["backend"]) == ("DE", 1.5, "constant:100")
+    assert s["sources"] == {
+        "region": "PYTEST_CO2_REGION",
+        "pue": "command line",
+        "backend": "ini co2_backend",
+        "json": "command line",
+    }
+    monkeypatch.delenv("PYTEST_CO2_REGION")
+    fake_clock_pytester.runpytest("--co2-json=r.json")
+    assert json.loads((fake_clock_pytester.path / "r.json").read_text())["session"]["settings"]["region"] == "PL"
+
+
+def test_bad_env_and_ini_values_are_usage_errors(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    monkeypatch.setenv("PYTEST_CO2_PUE", "0.5")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*PYTEST_CO2_PUE: invalid PUE '0.5'*"])
+    monkeypatch.delenv("PYTEST_CO2_PUE")
+    pytester.makeini("[pytest]\nco2_extrapolate = lots\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini co2_extrapolate: invalid count 'lots'*"])
+
+
+def test_help_and_markers(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(
+        [
+            "energy and carbon (pytest-co2):",
+            "*--co2-region=REGION*",
+            "*--co2-extrapolate=N[[],UNIT=N[]]*",
+            "*--co2-budget-mode=MODE*",
+            "*co2_region (string):*",
+        ]
+    )
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.co2_budget(kg=None, kwh=None, extrapolate=None, unit=None, region=None):*"])
+
+
+def test_report_off_prints_no_summary(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-report=off")
+    assert "co2 emissions summary" not in result.stdout.str()
+
+
+def test_report_full_lists_devices(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-report=full")
+    result.stdout.fnmatch_lines(["*::test_train train: 10 windows; devices: simulated device at 100 W [[]simulated[]] 50.0 J"])
+
+
+def test_real_clock_constant_backend(pytester: pytest.Pytester) -> None:
+    """Without the fake clock: constant:300 over a 0.5 s window is 150 J within 1%."""
+    pytester.makepyfile(
+        '''
+import time
+
+def test_sleep(co2_meter):
+    with co2_meter.measure("w") as m:
+        time.sleep(0.5)
+    assert abs(m.measurement.energy_j - 300 * m.measurement.duration_s) < 1e-4 * 150
+    assert abs(m.measurement.energy_j - 150) / 150 < 0.01
+'''
+    )
+    pytester.runpytest("--co2-backend=constant:300").assert_outcomes(passed=1)
+
+
+def test_import_is_light() -> None:
+    code = (
+        "import sys, pytest_co2, pytest_co2.plugin, pytest_co2.meter; "
+        "heavy = {'torch', 'monai', 'pynvml', 'carbontracker'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
