@@ -8,7 +8,7 @@ as the paper does: the std of the energy scaled by the same factors.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ class Emission:
     ci95_kg: float
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}  # cheaper than asdict
         for key in ("std_kg", "ci95_kg"):  # NaN (spread unknown, one window) -> null
             if not math.isfinite(d[key]):
                 d[key] = None
