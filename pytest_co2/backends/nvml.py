@@ -19,6 +19,7 @@ under different CUDA indices still name it the same (``gpu:<nvml index>``).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 import weakref
@@ -91,7 +92,7 @@ def select_visible(
             )
             break
         if index in selected:
-            notes.append(f"CUDA_VISIBLE_DEVICES={spec!r}: GPU {tok!r} is listed twice; counted once")
+            notes.append(f"CUDA_VISIBLE_DEVICES={spec!r}: {tok!r} is listed twice; counted once")
             continue
         selected.append(index)
     return selected, notes
@@ -141,13 +142,21 @@ class _GpuPoller:
             return [e + p * dt for e, p in zip(self.energy_j, self.power_w)]
 
 
-def _poll_loop(ref: "weakref.ref[_GpuPoller]", stop: threading.Event, interval_s: float) -> None:
+def _poll_loop(ref: weakref.ref[_GpuPoller], stop: threading.Event, interval_s: float) -> None:
     while not stop.wait(interval_s):
         poller = ref()
         if poller is None:
             return
         poller.poll_once()
         del poller
+
+
+def _driver_present() -> bool:
+    """Cheap check before importing pynvml (which costs ~15 ms): on Linux the driver shows in
+    /proc and /dev; elsewhere we cannot tell and let nvmlInit decide."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
 
 
 class NvmlBackend(Backend):
@@ -163,14 +172,19 @@ class NvmlBackend(Backend):
     ) -> None:
         super().__init__()
         if nvml is None:
+            if "pynvml" not in sys.modules and not _driver_present():
+                raise BackendUnavailable("no NVIDIA driver (no /proc/driver/nvidia, no /dev/nvidiactl)")
             try:
-                import pynvml as nvml  # the nvidia-ml-py distribution
+                import pynvml  # the nvidia-ml-py distribution
             except ImportError:
                 raise BackendUnavailable(
                     "pynvml is not installed: pip install 'pytest-co2[nvidia]'"
                 ) from None
+            nvml = pynvml
         if not poll_interval_s > 0:
-            raise BackendError(f"invalid NVML poll interval {poll_interval_s!r}: expected seconds > 0")
+            raise BackendError(
+                f"invalid NVML poll interval {poll_interval_s!r}: expected seconds > 0"
+            )
         if visible_devices is FROM_ENV:
             visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
         self._nvml = nvml
@@ -260,7 +274,7 @@ class NvmlBackend(Backend):
         nvml = self._nvml
         try:
             out = [
-                (nvml.nvmlDeviceGetTotalEnergyConsumption(h) - start) * 1e-3
+                (nvml.nvmlDeviceGetTotalEnergyConsumption(h) - start) / 1000.0
                 for h, start in zip(self._counter_handles, self._counter_start_mj)
             ]
         except nvml.NVMLError as exc:

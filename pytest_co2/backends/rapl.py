@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,9 @@ def discover_domains(root: str | os.PathLike[str]) -> list[RaplDomain]:
     return domains
 
 
-def default_poll_interval_s(domains: Sequence[RaplDomain], max_power_w: float = MAX_POWER_W) -> float:
+def default_poll_interval_s(
+    domains: Sequence[RaplDomain], max_power_w: float = MAX_POWER_W
+) -> float:
     """A quarter of the shortest wrap period at ``max_power_w``, capped to [1 ms, 10 s]."""
     periods = [d.max_range_uj * 1e-6 / max_power_w for d in domains if d.max_range_uj > 0]
     if not periods:
@@ -130,7 +133,9 @@ class RaplBackend(Backend):
         if not self.domains:
             raise BackendUnavailable(f"no RAPL powercap domains under {self.root}")
         if poll_interval_s is not None and not poll_interval_s > 0:
-            raise BackendError(f"invalid RAPL poll interval {poll_interval_s!r}: expected seconds > 0")
+            raise BackendError(
+                f"invalid RAPL poll interval {poll_interval_s!r}: expected seconds > 0"
+            )
         self.poll_interval_s = (
             float(poll_interval_s)
             if poll_interval_s is not None
@@ -141,17 +146,18 @@ class RaplBackend(Backend):
         try:
             for d in self.domains:
                 self._fds.append(self._open_uj(d.path / "energy_uj"))
-            first = [self._read_uj(fd) for fd in self._fds]
+            first = [self._first_read(fd) for fd in self._fds]
         except PermissionError:
             self._close_fds()
             raise BackendError(permission_fix(self.root)) from None
         except (OSError, ValueError) as exc:
             self._close_fds()
-            raise BackendError(f"RAPL counters under {self.root} could not be read: {exc}") from None
+            raise BackendError(
+                f"RAPL counters under {self.root} could not be read: {exc}"
+            ) from None
         self._last_uj = first
         self._total_uj = [0] * len(first)
         self._max_uj = [d.max_range_uj for d in self.domains]
-        self._scale = 1e-6
         self.devices = tuple(
             Device(
                 id=f"cpu:{d.name}" if d.kind == "cpu" else f"dram:{d.package}",
@@ -188,6 +194,14 @@ class RaplBackend(Backend):
         """One raw counter value. ``pread`` at offset 0 re-reads the sysfs attribute."""
         return int(os.pread(fd, 32, 0))
 
+    def _first_read(self, fd: int) -> int:
+        for _ in range(4):  # a file being rewritten can read empty (fake trees only)
+            try:
+                return self._read_uj(fd)
+            except ValueError:
+                time.sleep(0.0005)
+        return self._read_uj(fd)
+
     # -- accounting ----------------------------------------------------------------------
     def _update_locked(self) -> None:
         last, total, max_uj = self._last_uj, self._total_uj, self._max_uj
@@ -221,9 +235,10 @@ class RaplBackend(Backend):
             except PermissionError:
                 raise BackendError(permission_fix(self.root)) from None
             except OSError as exc:
-                raise BackendError(f"reading RAPL counters under {self.root} failed: {exc}") from None
-            scale = self._scale
-            return [t * scale for t in self._total_uj]
+                raise BackendError(
+                    f"reading RAPL counters under {self.root} failed: {exc}"
+                ) from None
+            return [t / 1e6 for t in self._total_uj]  # division: whole joules stay exact
 
     def _close_fds(self) -> None:
         for fd in self._fds:
@@ -250,7 +265,7 @@ class RaplBackend(Backend):
             pass
 
 
-def _poll_loop(ref: "weakref.ref[RaplBackend]", stop: threading.Event, interval_s: float) -> None:
+def _poll_loop(ref: weakref.ref[RaplBackend], stop: threading.Event, interval_s: float) -> None:
     """Read all counters every ``interval_s`` so no wrap goes unseen; ends on ``stop``."""
     while not stop.wait(interval_s):
         backend = ref()

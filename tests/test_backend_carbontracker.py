@@ -1,0 +1,167 @@
+"""The carbontracker adapter: its components only, never the network."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_co2.backends import BackendError, BackendWarning, Method
+from pytest_co2.backends.carbontracker_adapter import CarbontrackerBackend
+
+pytest.importorskip("carbontracker")
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Any attempt to connect or resolve a name fails the test (and is recorded)."""
+    attempts: list[Any] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args)
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+class FakeHandler:
+    """carbontracker's Handler protocol with a fixed power per device."""
+
+    def __init__(self, names: list[str], power_w: list[float], available: bool = True) -> None:
+        self.names, self.power_w, self._available = names, power_w, available
+        self.inits = self.shutdowns = self.samples = 0
+        self.fail: BaseException | None = None
+
+    def available(self) -> bool:
+        return self._available
+
+    def init(self) -> None:
+        self.inits += 1
+
+    def devices(self) -> list[str]:
+        return self.names
+
+    def power_usage(self) -> list[float]:
+        if self.fail is not None:
+            raise self.fail
+        self.samples += 1
+        return list(self.power_w)
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+no_rapl = not Path("/sys/class/powercap").exists()
+
+
+@pytest.mark.skipif(not no_rapl, reason="this machine has a powercap tree")
+def test_fallback_on_this_machine_without_network(no_network: list[Any]) -> None:
+    with pytest.warns(BackendWarning, match="fell back to the CPU-time estimate"):
+        backend = CarbontrackerBackend()
+    try:
+        if any(d.kind == "gpu" for d in backend.devices):
+            pytest.skip("carbontracker found an NVIDIA GPU here")
+        assert backend.name == "carbontracker (fallback: estimate)"
+        assert [d.id for d in backend.devices] == ["cpu:process", "memory:process"]
+        assert backend.method == "estimated"
+        assert any("found no usable component" in n and "CPU: no RAPL" in n
+                   for n in backend.notes)
+        first = backend.read_j()
+        assert list(backend.read_j()) >= list(first)
+    finally:
+        backend.close()
+    assert no_network == []
+
+
+def test_polls_and_integrates_component_power(no_network: list[Any]) -> None:
+    gpu = FakeHandler(["Fake GPU 0", "Fake GPU 1"], [200.0, 100.0])
+    cpu = FakeHandler(["cpu:0", "dram:0"], [50.0, 5.0])
+    t_before = time.perf_counter()
+    backend = CarbontrackerBackend(poll_interval_s=0.01, handlers=[("gpu", gpu), ("cpu", cpu)])
+    t_after = time.perf_counter()
+    try:
+        assert [(d.id, d.kind) for d in backend.devices] == [
+            ("gpu:0", "gpu"), ("gpu:1", "gpu"), ("cpu:0", "cpu"), ("dram:0", "dram")]
+        assert backend.devices[0].label == "Fake GPU 0 (carbontracker)"
+        assert all(d.method is Method.POLLED for d in backend.devices)
+        assert backend.update_period_s == 1.0
+        assert backend.name == "carbontracker"
+        time.sleep(0.15)
+        t0 = time.perf_counter()
+        energy = backend.read_j()
+        t1 = time.perf_counter()
+    finally:
+        backend.close()
+    for e, p in zip(energy, [200.0, 100.0, 50.0, 5.0]):
+        assert p * (t0 - t_after) * 0.99 <= e <= p * (t1 - t_before) * 1.01
+    assert gpu.samples > 3 and cpu.samples > 3
+    assert gpu.shutdowns == cpu.shutdowns == 1
+
+
+def test_gpu_only_estimates_the_cpu_with_a_warning() -> None:
+    gpu = FakeHandler(["Fake GPU"], [100.0])
+    cpu = FakeHandler([], [], available=False)
+    with pytest.warns(BackendWarning, match="no usable CPU component"):
+        backend = CarbontrackerBackend(handlers=[("gpu", gpu), ("cpu", cpu)])
+    with backend:
+        assert [(d.id, d.method) for d in backend.devices] == [
+            ("gpu:0", Method.POLLED), ("cpu:process", Method.ESTIMATED),
+            ("memory:process", Method.ESTIMATED)]
+        assert backend.method == "polled+estimated"
+        assert len(backend.read_j()) == 3
+
+
+def test_rapl_permission_error_is_explained() -> None:
+    from carbontracker.exceptions import IntelRaplPermissionError
+
+    class DeniedCpu(FakeHandler):
+        def _get_measurements(self) -> list[int]:
+            raise IntelRaplPermissionError(["/sys/class/powercap/intel-rapl:0/energy_uj"])
+
+    cpu = DeniedCpu(["cpu:0"], [10.0])
+    with pytest.warns(BackendWarning, match="fell back"):
+        backend = CarbontrackerBackend(handlers=[("cpu", cpu)])
+    with backend:
+        assert any("sudo chmod a+r /sys/class/powercap/intel-rapl:0/energy_uj" in n
+                   for n in backend.notes)
+        assert backend.method == "estimated"
+    assert cpu.shutdowns == 1
+
+
+def test_a_failing_poller_makes_read_j_raise() -> None:
+    gpu = FakeHandler(["Fake GPU"], [100.0])
+    cpu = FakeHandler(["cpu:0"], [10.0])
+    with CarbontrackerBackend(poll_interval_s=0.005,
+                              handlers=[("gpu", gpu), ("cpu", cpu)]) as backend:
+        from carbontracker.exceptions import GPUPowerUsageRetrievalError
+
+        gpu.fail = GPUPowerUsageRetrievalError()
+        deadline = time.perf_counter() + 2.0
+        while backend._pollers[0].error is None and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        with pytest.raises(BackendError, match="cannot read the GPU power"):
+            backend.read_j()
+
+
+def test_carbontracker_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] == "carbontracker"] + ["carbontracker"]:
+        monkeypatch.setitem(sys.modules, name, None)  # makes every carbontracker import fail
+    with pytest.raises(BackendError, match=r"pip install 'pytest-co2\[carbontracker\]'"):
+        CarbontrackerBackend()
+
+
+def test_close_is_idempotent_and_read_after_close_raises() -> None:
+    backend = CarbontrackerBackend(handlers=[("gpu", FakeHandler(["g"], [1.0])),
+                                             ("cpu", FakeHandler(["cpu:0"], [1.0]))])
+    backend.close()
+    backend.close()
+    with pytest.raises(BackendError, match="closed"):
+        backend.read_j()

@@ -1,0 +1,247 @@
+"""RAPL backend against a fake powercap tree under tmp_path."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_co2.backends import BackendError, BackendUnavailable, Method
+from pytest_co2.backends.rapl import (
+    MAX_POLL_INTERVAL_S,
+    RaplBackend,
+    default_poll_interval_s,
+    discover_domains,
+)
+
+REAL_RANGE_UJ = 262_143_328_850  # a typical max_energy_range_uj
+
+
+def add_domain(root: Path, entry: str, name: str, energy_uj: int = 0,
+               max_uj: int | None = REAL_RANGE_UJ) -> Path:
+    d = root / entry
+    d.mkdir(parents=True)
+    (d / "name").write_text(f"{name}\n")
+    (d / "energy_uj").write_text(f"{energy_uj}\n")
+    if max_uj is not None:
+        (d / "max_energy_range_uj").write_text(f"{max_uj}\n")
+    return d
+
+
+def set_uj(domain: Path, value: int) -> None:
+    (domain / "energy_uj").write_text(f"{value}\n")
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> dict[str, Path]:
+    """Two packages; package 0 with core and dram sub-domains; decoys that must not count."""
+    root = tmp_path / "powercap"
+    (root / "intel-rapl").mkdir(parents=True)  # the control type directory
+    return {
+        "root": root,
+        "pkg0": add_domain(root, "intel-rapl:0", "package-0", 1_000_000),
+        "core0": add_domain(root, "intel-rapl:0:0", "core", 500_000),
+        "dram0": add_domain(root, "intel-rapl:0:1", "dram", 200_000),
+        "pkg1": add_domain(root, "intel-rapl:1", "package-1", 3_000_000),
+        "psys": add_domain(root, "intel-rapl:2", "psys", 9_000_000),
+        "mmio": add_domain(root, "intel-rapl-mmio:0", "package-0", 1_000_000),
+    }
+
+
+def test_counts_each_package_once_plus_dram_never_core(tree: dict[str, Path]) -> None:
+    with RaplBackend(tree["root"]) as backend:
+        assert [d.id for d in backend.devices] == ["cpu:package-0", "cpu:package-1", "dram:0"]
+        assert [d.kind for d in backend.devices] == ["cpu", "cpu", "dram"]
+        assert [d.label for d in backend.devices] == [
+            "RAPL package-0", "RAPL package-1", "RAPL dram (package-0)"]
+        assert all(d.method is Method.COUNTER and d.shared for d in backend.devices)
+        assert backend.update_period_s == pytest.approx(0.001)
+        assert backend.method == "counter"
+        assert list(backend.read_j()) == [0.0, 0.0, 0.0]
+        set_uj(tree["pkg0"], 1_000_000 + 5_000_000)
+        set_uj(tree["core0"], 500_000 + 3_000_000)  # inside package-0: must not add
+        set_uj(tree["dram0"], 200_000 + 2_000_000)
+        set_uj(tree["pkg1"], 3_000_000 + 7_000_000)
+        set_uj(tree["psys"], 9_000_000 + 100_000_000)  # contains the packages: skipped
+        set_uj(tree["mmio"], 1_000_000 + 5_000_000)  # a second view of package-0: skipped
+        assert list(backend.read_j()) == [5.0, 7.0, 2.0]
+
+
+def test_discovery_order_and_ranges(tree: dict[str, Path]) -> None:
+    domains = discover_domains(tree["root"])
+    assert [(d.name, d.kind, d.package) for d in domains] == [
+        ("package-0", "cpu", 0), ("package-1", "cpu", 1), ("dram", "dram", 0)]
+    assert all(d.max_range_uj == REAL_RANGE_UJ for d in domains)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "decoys_only"])
+def test_no_domains_is_unavailable(tmp_path: Path, make: str) -> None:
+    root = tmp_path / "powercap"
+    if make != "missing":
+        root.mkdir()
+    if make == "decoys_only":
+        add_domain(root, "intel-rapl-mmio:0", "package-0")
+        add_domain(root, "intel-rapl:0", "psys")
+    with pytest.raises(BackendUnavailable, match=f"no RAPL powercap domains under {root}"):
+        RaplBackend(root)
+
+
+def test_wraparound_between_reads_is_exact(tmp_path: Path) -> None:
+    """Max range 3 J; 10 J consumed in 0.5 J increments from 1 J: the counter wraps 3 times."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        raw, wraps = 1_000_000, 0
+        for _ in range(20):
+            new = (raw + 500_000) % 3_000_000
+            wraps += new < raw
+            raw = new
+            set_uj(dom, raw)
+            backend.read_j()
+        assert wraps == 3
+        assert list(backend.read_j()) == [10.0]
+
+
+def test_poller_counts_several_wraps_without_reads(tmp_path: Path) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=0.002) as backend:
+        assert backend.poll_interval_s == 0.002
+        raw = 1_000_000
+        for _ in range(20):
+            raw = (raw + 500_000) % 3_000_000
+            set_uj(dom, raw)
+            time.sleep(0.02)  # ~10 poller reads per write, no read_j in the window
+        (energy_j,) = backend.read_j()
+    assert energy_j == pytest.approx(10.0, rel=0.01)
+
+
+def test_without_polling_wraps_are_lost(tmp_path: Path) -> None:
+    """Why the poller exists: reading only at the ends of a window sees one wrap at most."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, (1_000_000 + 10_000_000) % 3_000_000)  # 10 J later, 3 wraps unseen
+        assert list(backend.read_j()) == [1.0]
+
+
+def test_default_poll_interval_is_shorter_than_the_wrap_period(tmp_path: Path) -> None:
+    domains = discover_domains(tmp_path)  # none
+    assert default_poll_interval_s(domains) == MAX_POLL_INTERVAL_S
+    add_domain(tmp_path, "intel-rapl:0", "package-0", max_uj=REAL_RANGE_UJ)
+    add_domain(tmp_path, "intel-rapl:1", "package-1", max_uj=3_000_000)
+    # 262 kJ wraps after 524 s at 500 W: poll every 10 s (the cap)
+    assert default_poll_interval_s(discover_domains(tmp_path)[:1]) == 10.0
+    # 3 J wraps after 6 ms at 500 W: a quarter of that
+    assert default_poll_interval_s(discover_domains(tmp_path)) == pytest.approx(0.0015)
+    with RaplBackend(tmp_path) as backend:
+        assert backend.poll_interval_s == pytest.approx(0.0015)
+
+
+def test_permission_denied_on_open_gives_the_fix(tree: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def deny(path: Path) -> int:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(RaplBackend, "_open_uj", staticmethod(deny))
+    with pytest.raises(BackendError) as info:
+        RaplBackend(tree["root"])
+    assert not isinstance(info.value, BackendUnavailable)  # present but unusable: a warning
+    message = str(info.value)
+    assert "permission denied" in message
+    assert f"sudo chmod -R a+r {tree['root']}/intel-rapl:*/energy_uj" in message
+    assert "run as root" in message
+
+
+def test_permission_denied_on_read_gives_the_fix(tree: dict[str, Path],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = RaplBackend(tree["root"], poll_interval_s=3600)
+    try:
+        def deny(fd: int) -> int:
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(deny))
+        with pytest.raises(BackendError, match=r"sudo chmod -R a\+r"):
+            backend.read_j()
+    finally:
+        monkeypatch.undo()
+        backend.close()
+
+
+def test_close_stops_the_poller_and_is_idempotent(tree: dict[str, Path]) -> None:
+    backend = RaplBackend(tree["root"], poll_interval_s=0.001)
+    thread = backend._thread
+    assert thread is not None and thread.is_alive() and thread.daemon
+    backend.close()
+    backend.close()
+    assert not thread.is_alive()
+    with pytest.raises(BackendError, match="closed"):
+        backend.read_j()
+
+
+def test_invalid_poll_interval(tree: dict[str, Path]) -> None:
+    with pytest.raises(BackendError, match="poll interval"):
+        RaplBackend(tree["root"], poll_interval_s=0)
+
+
+POWER_W = 80.0
+TICK_S = 0.001
+
+
+class MillisecondCounter(RaplBackend):
+    """A counter that, like RAPL, advances every 1 ms at a known power (no file I/O)."""
+
+    t0 = time.perf_counter()
+
+    @staticmethod
+    def _read_uj(fd: int) -> int:
+        ticks = math.floor((time.perf_counter() - MillisecondCounter.t0) / TICK_S)
+        return int(ticks * POWER_W * TICK_S * 1e6)
+
+
+def test_1ms_counter_measures_a_10ms_region_within_10_percent(tmp_path: Path) -> None:
+    add_domain(tmp_path, "intel-rapl:0", "package-0")
+    with MillisecondCounter(tmp_path, poll_interval_s=3600) as backend:
+        for _ in range(5):  # several regions, every one within 10 %
+            t_a = time.perf_counter()
+            (e_a,) = backend.read_j()
+            while time.perf_counter() - t_a < 0.0105:  # a 10 ms region (busy, so it is 10 ms)
+                pass
+            (e_b,) = backend.read_j()
+            t_b = time.perf_counter()
+            truth_j = POWER_W * (t_b - t_a)
+            assert e_b - e_a == pytest.approx(truth_j, rel=0.10)
+
+
+def test_file_rewritten_every_1ms_by_a_thread_reads_consistently(tmp_path: Path) -> None:
+    """The real read path (pread of a file another thread rewrites every 1 ms): readings
+    never go backwards, torn reads are skipped, and the total ends exact."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 123_000)
+    stop = threading.Event()
+    step_uj = int(POWER_W * TICK_S * 1e6)
+
+    def writer() -> None:
+        value = 123_000
+        while not stop.is_set():
+            value += step_uj
+            set_uj(dom, value)
+            time.sleep(TICK_S)
+
+    with RaplBackend(tmp_path, poll_interval_s=0.002) as backend:
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            readings = []
+            deadline = time.perf_counter() + 0.05
+            while time.perf_counter() < deadline:
+                readings.append(backend.read_j()[0])
+                time.sleep(0.0003)
+        finally:
+            stop.set()
+            thread.join()
+        set_uj(dom, 123_000 + 1000 * step_uj)
+        final = backend.read_j()[0]
+    assert len(readings) > 20
+    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert readings[-1] > 0
+    assert final == 1000 * step_uj / 1e6
