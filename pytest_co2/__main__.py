@@ -1,4 +1,4 @@
-"""Command line: ``pytest-co2 convert ...`` and ``pytest-co2 regions ...``.
+"""Command line: ``pytest-co2 convert ...``, ``pytest-co2 regions ...`` and ``pytest-co2 report ...``.
 
 Each subcommand is one ``cmd_*`` function registered in ``build_parser()``; it receives the
 parsed arguments and returns an exit code. Bad input is reported as one line,
@@ -142,6 +142,51 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
+    import json
+
+    from .report import load_report
+    from .rerender import check_report, rerender
+
+    try:
+        data = load_report(args.file)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.file!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError and a wrong schema included
+        raise UsageError(f"{args.file!r} is not a pytest-co2 JSON report: {' '.join(str(exc).split())}") from None
+    try:
+        check_report(data)
+        out = rerender(data, region=args.region, month=args.month, pue=args.pue,
+                       intensity_file=args.intensity_file)
+    except IntensityError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{args.file!r} is not a complete pytest-co2 report: {exc}") from None
+    if args.json:
+        print(json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False))
+        return 0
+    if args.markdown:
+        from .markdown import render_markdown
+
+        print(render_markdown(out), end="")
+        return 0
+    from .equivalents import format_equivalents
+    from .table import render_summary
+
+    settings, intensity = out["session"]["settings"], out["session"]["intensity"]
+    month = f" {settings['month']}" if settings.get("month") else ""
+    print(
+        f"{args.file}: region {intensity['region']}{month} {intensity['g_per_kwh']:g} g CO2e/kWh, "
+        f"PUE {settings['pue']:g} (energies as measured; emissions recomputed)"
+    )
+    whatif = tuple(dict.fromkeys(r for t in out["tests"] for e in t["measurements"] for r in e.get("whatif_co2e_kg", {})))
+    for line in render_summary(out["tests"], budget_mode=settings.get("budget_mode", "fail"), whatif=whatif):
+        print(line)
+    print("total " + format_equivalents(out["totals"]["co2e_kg"]))
+    return 0
+
+
 # -------------------------------------------------------------------------------- parser
 
 
@@ -178,6 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also list the regions of this CSV")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_regions)
+
+    p = sub.add_parser("report", help="re-render a saved JSON report for another region, month or PUE")
+    p.add_argument("file", metavar="REPORT.json", help="a report written by --co2-json or --co2-save")
+    p.add_argument("--region", default=None,
+                   help="ISO code or name (default: the region each measurement used)")
+    p.add_argument("--month", type=_MONTH, default=None, metavar="YYYY-MM",
+                   help="use the region's monthly intensity (DE has 2022-01 to 2023-12)")
+    p.add_argument("--pue", type=_PUE, default=None, help="power usage effectiveness >= 1 (default: the report's)")
+    p.add_argument("--intensity-file", default=None, metavar="CSV",
+                   help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--markdown", action="store_true", help="print a markdown table")
+    out.add_argument("--json", action="store_true", help="print the re-rendered JSON report")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -366,9 +366,16 @@ class Window:
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> "Window":
         meter = self._meter
-        meter._sync()
-        self._start_t = meter._clock()
-        self._start_reading = meter.backend.read_j()
+        if meter.on_window_enter is not None:
+            meter.on_window_enter(self)  # e.g. take a cross-process device lock
+        try:
+            meter._sync()
+            self._start_t = meter._clock()
+            self._start_reading = meter.backend.read_j()
+        except BaseException:
+            if meter.on_window_exit is not None:
+                meter.on_window_exit(self)
+            raise
         self._last_progress_t = self._start_t
         self._times = [self._start_t]
         self._readings = [self._start_reading]
@@ -376,18 +383,22 @@ class Window:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         meter = self._meter
-        meter._sync()
         complete = exc_type is None or issubclass(exc_type, GeneratorExit)
         notes: list[str] = []
-        if not self._units:
-            # No (post warm-up) step() call: the whole block is one unit.
-            t = meter._clock()
-            reading = meter.backend.read_j()
-            if self._seen and self._seen <= self.warmup:
-                notes.append("every step() was a warm-up step: the block after them is one unit")
-            self._times.append(t)
-            self._readings.append(reading)
-            self._units.append(1)
+        try:
+            meter._sync()
+            if not self._units:
+                # No (post warm-up) step() call: the whole block is one unit.
+                t = meter._clock()
+                reading = meter.backend.read_j()
+                if self._seen and self._seen <= self.warmup:
+                    notes.append("every step() was a warm-up step: the block after them is one unit")
+                self._times.append(t)
+                self._readings.append(reading)
+                self._units.append(1)
+        finally:
+            if meter.on_window_exit is not None:
+                notes.extend(meter.on_window_exit(self) or ())  # after the last reading
         self.measurement = self._finish(complete, notes)
         meter._record(self.measurement)
 
@@ -462,6 +473,11 @@ class Meter:
     ``extrapolate`` maps a unit to its default projection target (``{"iteration": 150000}``);
     ``account`` turns a projection into an emission (the plugin binds region, month, PUE);
     ``progress`` is called from :meth:`Window.step` at most every ``progress_every_s``.
+    ``on_window_enter(window)`` runs before a window's first reading and
+    ``on_window_exit(window)`` after its last one (also when the block raised); the latter
+    may return notes for the measurement. The plugin uses them to hold a cross-process lock
+    on shared counter devices (``--co2-exclusive``). Both are plain attributes, settable
+    after construction.
     """
 
     def __init__(
@@ -475,8 +491,12 @@ class Meter:
         clock: Callable[[], float] | None = None,
         progress_every_s: float = 1.0,
         sync: Callable[[], None] = _cuda_synchronize,
+        on_window_enter: Callable[[Window], None] | None = None,
+        on_window_exit: Callable[[Window], Sequence[str] | None] | None = None,
     ) -> None:
         self.backend = backend
+        self.on_window_enter = on_window_enter
+        self.on_window_exit = on_window_exit
         self.extrapolate: dict[str, int] = dict(extrapolate or {})
         self._account = account
         self._progress = progress

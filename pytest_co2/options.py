@@ -127,6 +127,25 @@ def parse_path(text: str) -> str:
     return str(text)
 
 
+def parse_save_name(text: str) -> str:
+    from .compare import parse_save_name as _parse
+
+    return _parse(text)
+
+
+def parse_compare(text: str) -> str:
+    """A saved run's NAME, a report PATH, or ``latest`` (also an empty value)."""
+    from .compare import LATEST
+
+    return str(text).strip() or LATEST
+
+
+def parse_compare_fail(text: str) -> tuple[Any, ...]:
+    from .compare import parse_fail_specs
+
+    return parse_fail_specs(text)
+
+
 def parse_existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise ValueError(f"intensity file {text!r} does not exist: expected a CSV with region,year,month,g_co2e_per_kwh")
@@ -143,10 +162,16 @@ class Option:
     help: str
     metavar: str | None = None
     flag: bool = False  # a store_true switch
+    negatable: bool = False  # a flag that also has --co2-no-<name> (store_false)
+    const: str | None = None  # the value of the option given without one (nargs="?")
 
     @property
     def cli(self) -> str:
         return "--co2-" + self.dest.replace("_", "-")
+
+    @property
+    def cli_negative(self) -> str:
+        return "--co2-no-" + self.dest.replace("_", "-")
 
     @property
     def ini(self) -> str:
@@ -171,6 +196,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("json", parse_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
     Option("budget_mode", parse_choice("budget mode", BUDGET_MODES), "fail (default): a test over its co2_budget fails; warn: report it and pass", "MODE"),
     Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default) or full (adds devices and notes)", "MODE"),
+    Option("exclusive", parse_bool, "serialize measured windows on shared counter devices (GPU, RAPL) across processes with file locks; on by default under pytest-xdist with a counter backend (--co2-no-exclusive: off)", flag=True, negatable=True),
+    Option("lock_dir", parse_path, "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks)", "DIR"),
+    Option("save", parse_save_name, "save this run's JSON report as .co2/NAME.json in the rootdir, a baseline for --co2-compare", "NAME"),
+    Option("compare", parse_compare, "compare each measurement with a saved run: NAME (.co2/NAME.json), a report PATH, or no value for the latest saved (write --co2-compare=NAME)", "NAME|PATH", const="latest"),
+    Option("compare_fail", parse_compare_fail, "fail the session when a measurement grows by more than this over the baseline: energy:10%, co2e:5% (comma-separated); compares with the latest saved run unless --co2-compare names one", "FIELD:PCT%"),
+    Option("markdown", parse_path, "write the emissions table as markdown to PATH (CI job summary, PR comment)", "PATH"),
 )
 
 
@@ -191,11 +222,18 @@ class Settings:
     json: str | None = None
     budget_mode: str = "fail"
     report: str = "summary"
+    exclusive: bool | None = None  # None: automatic (on under pytest-xdist with a counter backend)
+    lock_dir: str | None = None
+    save: str | None = None
+    compare: str | None = None
+    compare_fail: tuple[Any, ...] = ()  # compare.FailSpec
+    markdown: str | None = None
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["regions"] = list(self.regions)
+        d["compare_fail"] = [str(spec) for spec in self.compare_fail]
         return d
 
     def extrapolate_text(self) -> str:
@@ -220,8 +258,25 @@ def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("co2", "energy and carbon (pytest-co2)")
     for opt in OPTIONS:
+        cli_help = opt.help.replace("%", "%%")  # argparse formats help with %
         if opt.flag:
-            group.addoption(opt.cli, action="store_true", default=None, dest="co2_" + opt.dest, help=opt.help)
+            group.addoption(opt.cli, action="store_true", default=None, dest="co2_" + opt.dest, help=cli_help)
+            if opt.negatable:
+                group.addoption(
+                    opt.cli_negative, action="store_false", default=None, dest="co2_" + opt.dest,
+                    help=f"the opposite of {opt.cli}",
+                )
+        elif opt.const is not None:
+            group.addoption(
+                opt.cli,
+                dest="co2_" + opt.dest,
+                default=None,
+                nargs="?",
+                const=opt.const,
+                type=_argparse_type(opt.parse),
+                metavar=opt.metavar,
+                help=cli_help,
+            )
         else:
             group.addoption(
                 opt.cli,
@@ -229,7 +284,7 @@ def add_options(parser: pytest.Parser) -> None:
                 default=None,
                 type=_argparse_type(opt.parse),
                 metavar=opt.metavar,
-                help=opt.help,
+                help=cli_help,
             )
         parser.addini(opt.ini, help=f"{opt.help} (also {opt.cli}, {opt.env})", default=None)
 

@@ -1,15 +1,18 @@
 """pytest wiring: options, the ``co2_meter`` fixture, the ``co2_budget`` marker, reports.
 
-Hooks stay short; the logic lives in ``session.py``, ``table.py`` and ``report.py``.
+Hooks stay short; the logic lives in ``session.py``, ``table.py``, ``report.py``,
+``exclusive.py``, ``compare.py`` and ``markdown.py``.
 Each process (the single one, or every pytest-xdist worker) measures and evaluates its own
 tests and puts JSON-safe entries on the test reports; the controlling process collects them
 in ``pytest_runtest_logreport``, so the summary, the JSON and the budgets are the same with
-and without xdist.
+and without xdist (pytest's report serialization carries the extra attributes, see
+``xdist.py``). Baselines, the markdown table and the JSON are written by the controller.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import sys
 import time
 import warnings
@@ -17,7 +20,9 @@ from typing import Any, Generator
 
 import pytest
 
+from . import xdist
 from .budget import MARKER, MARKER_HELP, Budget, BudgetError
+from .exclusive import Policy, WindowGuard, decide
 from .options import Settings, add_options, resolve
 from .session import Accounting, Co2Meter, TestResult, check_budget, entry_for
 
@@ -64,14 +69,47 @@ class Co2Plugin:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
-        self.is_worker = hasattr(config, "workerinput")
+        self.role = xdist.role(config)
+        self.is_worker = self.role == "worker"
         self.started = _dt.datetime.now().astimezone()
         self.accounting = Accounting(settings)
+        self.baseline_path, self.baseline = self._load_baseline()
         self.backend = self._open_backend()
+        self.policy: Policy = decide(
+            settings.exclusive,
+            self.backend.devices,
+            concurrent=xdist.under_xdist(config),
+            source=settings.sources.get("exclusive"),
+            lock_dir=settings.lock_dir,
+        )
+        self.guard = WindowGuard(self.policy)
+        if self.policy.warning and self.role != "controller":
+            self._deferred_warnings.append(UserWarning(self.policy.warning))
         self.results: dict[str, TestResult] = {}
+        self.comparison: dict[str, Any] | None = None
         self._pending: list[Any] = []  # measurements of the running phase
         self._last_write = 0.0
         self._progress_shown = False
+
+    # -- baseline ----------------------------------------------------------------------------
+    @property
+    def storage_dir(self) -> str:
+        from .compare import STORAGE_DIR
+
+        return os.path.join(str(self.config.rootpath), STORAGE_DIR)
+
+    def _load_baseline(self) -> tuple[str | None, dict[str, Any] | None]:
+        """Load the ``--co2-compare`` run now, before this run may save over it."""
+        s = self.settings
+        if self.is_worker or (s.compare is None and not s.compare_fail):
+            return None, None
+        from .compare import load_baseline, resolve_baseline
+
+        try:
+            path = resolve_baseline(s.compare, self.storage_dir)
+            return os.fspath(path), load_baseline(path)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     # -- backend ---------------------------------------------------------------------------
     def _open_backend(self) -> Any:
@@ -106,7 +144,7 @@ class Co2Plugin:
             budget = _budget_of(item)
         except BudgetError:
             budget = None  # reported as a failure by pytest_runtest_call
-        return Co2Meter(
+        meter = Co2Meter(
             self.backend,
             self.accounting,
             self.settings,
@@ -114,6 +152,10 @@ class Co2Plugin:
             on_record=self._pending.append,
             progress=self._progress if self._show_progress() else None,
         )
+        if self.policy.mode == "lock" or self.policy.warning:
+            meter.on_window_enter = self.guard.enter
+            meter.on_window_exit = self.guard.exit
+        return meter
 
     def _show_progress(self) -> bool:
         if self.is_worker or self.config.get_verbosity() < 0:
@@ -179,6 +221,7 @@ class Co2Plugin:
         if self._pending and meter is not None:
             report.co2_entries = [entry_for(meter, m) for m in self._pending]
             self._pending.clear()
+            _add_junit_properties(item, report, report.co2_entries)
         elif self._pending:
             self._pending.clear()
         budget = item.stash.get(_BUDGET_KEY, None)
@@ -215,6 +258,11 @@ class Co2Plugin:
         est = _find_part(self.backend, "tdp_w")
         if est is not None:
             lines.append(f"co2: CPU {est.cpu_model_name}, TDP {est.tdp_w:g} W ({est.tdp_source})")
+        if self.policy.mode != "not needed" or self.role != "single":
+            lines.append("co2: " + self.policy.describe())
+        if self.baseline_path is not None:
+            fail = f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
+            lines.append(f"co2: comparing with {self.baseline_path}{fail}")
         if s.regions:
             lines.append("co2: what-if regions (yearly): " + ", ".join(
                 f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items()))
@@ -224,7 +272,16 @@ class Co2Plugin:
         return [r.to_dict() for r in self.results.values() if r.entries or r.budget]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if self.is_worker or self.settings.report == "off":
+        if self.is_worker:
+            return
+        self._summary(terminalreporter)
+        if self.comparison is not None and self.comparison["failures"]:
+            terminalreporter.write_sep("=", "co2 regressions", red=True)
+            for line in self.comparison["failures"]:
+                terminalreporter.write_line("co2 regression: " + line, red=True)
+
+    def _summary(self, tr: Any) -> None:
+        if self.settings.report == "off":
             return
         from .equivalents import format_equivalents
         from .table import render_summary, totals
@@ -232,7 +289,6 @@ class Co2Plugin:
         tests = self.tests_as_dicts()
         if not tests:
             return  # nothing measured: stay quiet in suites that do not use the plugin
-        tr = terminalreporter
         tr.write_sep("=", "co2 emissions summary")
         i = self.accounting.intensity
         tr.write_line(
@@ -248,28 +304,113 @@ class Co2Plugin:
         ):
             tr.write_line(line)
         tr.write_line("total " + format_equivalents(totals(tests)["co2e_kg"]))
+        if self.comparison is not None:
+            tr.write_line(f"co2 compared with {self.comparison['baseline']} (Δ: change over the baseline)")
+            for line in _comparison_lines(self.comparison):
+                tr.write_line(line)
         if self.settings.json:
             tr.write_line(f"co2 report written to {self.settings.json}")
+        if self.settings.save:
+            tr.write_line(f"co2 baseline saved to {self._saved_path()}")
+        if self.settings.markdown:
+            tr.write_line(f"co2 markdown written to {self.settings.markdown}")
 
-    def _write_json(self, exit_status: int | None, interrupted: bool) -> None:
-        from .report import build_report, session_info, write_atomic
+    def _saved_path(self) -> str | None:
+        from .compare import saved_path
+
+        return None if not self.settings.save else os.fspath(saved_path(self.storage_dir, self.settings.save))
+
+    def _build_report(self, exit_status: int | None, interrupted: bool) -> dict[str, Any]:
+        from .report import build_report, session_info
 
         info = session_info(self.settings.to_dict(), self.backend, self.started, self.accounting)
+        info["exclusive"] = self.policy.to_dict()
+        info["xdist_workers"] = xdist.worker_count(self.config) if self.role == "controller" else None
         data = build_report(info, self.tests_as_dicts(), exit_status=exit_status, interrupted=interrupted)
+        if self.comparison is not None:
+            data["comparison"] = self.comparison
         self.config.hook.pytest_co2_update_json(config=self.config, report=data)
-        write_atomic(self.settings.json, data)  # type: ignore[arg-type]
+        return data
+
+    def _write_json(self, exit_status: int | None, interrupted: bool) -> None:
+        from .report import write_atomic
+
+        write_atomic(self.settings.json, self._build_report(exit_status, interrupted))  # type: ignore[arg-type]
         self._last_write = time.monotonic()
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.settings.json and not self.is_worker:
-            self._write_json(int(exitstatus), interrupted=int(exitstatus) == pytest.ExitCode.INTERRUPTED)
+        if self.is_worker:
+            return
+        from .report import write_atomic
+
+        status = int(exitstatus)
+        interrupted = status == pytest.ExitCode.INTERRUPTED
+        if self.baseline is not None:
+            from .compare import comparison_block
+
+            self.comparison = comparison_block(
+                self.baseline_path, self.baseline, self.tests_as_dicts(), self.settings.compare_fail  # type: ignore[arg-type]
+            )
+            if self.comparison["failures"] and status == pytest.ExitCode.OK:
+                session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
+        if not (self.settings.json or self.settings.save or self.settings.markdown):
+            return
+        data = self._build_report(status, interrupted)
+        if self.settings.json:
+            write_atomic(self.settings.json, data)
+        if self.settings.save and not interrupted:
+            write_atomic(self._saved_path(), data)  # type: ignore[arg-type]
+        if self.settings.markdown:
+            from .markdown import render_markdown
+
+            _write_text_atomic(self.settings.markdown, render_markdown(data))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.backend.close()
 
 
 _BUDGET_KEY = pytest.StashKey[dict]()
+_JUNIT_KEY = pytest.StashKey[dict]()
+JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
+
+
+def _add_junit_properties(item: pytest.Item, report: pytest.TestReport, entries: list[dict[str, Any]]) -> None:
+    """Per-test totals as ``user_properties`` (``co2e_kg``, ``energy_kwh``, ``method``), so
+    ``--junitxml`` writes them as ``<property>`` elements. junitxml reads the teardown report,
+    which copies ``item.user_properties``; a teardown-phase measurement updates that report."""
+    acc = item.stash.setdefault(_JUNIT_KEY, {"co2e_kg": 0.0, "energy_kwh": 0.0, "method": {}})
+    acc["co2e_kg"] += sum(e["emission"]["co2e_kg"] for e in entries)
+    acc["energy_kwh"] += sum(e["projection"]["energy_kwh"] for e in entries)
+    acc["method"].update(dict.fromkeys(e["method"] for e in entries))
+    props = [("co2e_kg", acc["co2e_kg"]), ("energy_kwh", acc["energy_kwh"]), ("method", "+".join(acc["method"]))]
+    for target in (item.user_properties, report.user_properties):
+        target[:] = [p for p in target if p[0] not in JUNIT_PROPERTIES] + props
+
+
+def _comparison_lines(block: dict[str, Any]) -> list[str]:
+    from .compare import render_comparison
+
+    return render_comparison(block)
+
+
+def _write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` beside ``path`` and rename it over ``path``."""
+    import tempfile
+
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".md.tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 class Co2BudgetWarning(UserWarning):

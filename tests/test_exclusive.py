@@ -1,0 +1,244 @@
+"""--co2-exclusive: windows on a shared counter device are serialized across processes.
+
+The fake device below is shared by every process of a run: it draws 100 W for each process
+that is busy on it, and its counter (read by every process) is 100 W x the busy time of all
+processes, logged in a shared directory. Two xdist workers measuring at the same time would
+each count the other's work; with the lock their windows do not overlap, so the measured
+energies add up to the device's true energy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_co2.backends.base import Device, Method
+from pytest_co2.exclusive import DeviceLock, WindowGuard, decide, lock_file_name
+
+pytest.importorskip("xdist")
+
+SHARED_COUNTER_CONFTEST = '''
+import os
+import time
+
+import pytest
+from pytest_co2.backends.base import Backend, Device, Method
+
+BUSY_DIR = os.environ["CO2_TEST_BUSY_DIR"]
+POWER_W = 100.0
+
+
+def busy_s():
+    """Seconds that processes have been busy on the device, all processes together."""
+    total, now = 0.0, time.time()
+    for name in os.listdir(BUSY_DIR):
+        if name.startswith("busy-"):
+            with open(os.path.join(BUSY_DIR, name)) as f:
+                for line in f:
+                    parts = line.split()
+                    if parts:
+                        total += (float(parts[1]) if len(parts) > 1 else now) - float(parts[0])
+    return total
+
+
+class SharedCounter(Backend):
+    name = "fake-shared"
+
+    def __init__(self):
+        super().__init__()
+        self.devices = (Device("gpu:7", "gpu", "fake shared GPU", Method.COUNTER, 0.0, True),)
+
+    def read_j(self):
+        return (POWER_W * busy_s(),)
+
+
+def pytest_co2_make_backend(config, spec):
+    return SharedCounter()
+
+
+@pytest.fixture
+def work():
+    def work(seconds):
+        path = os.path.join(BUSY_DIR, f"busy-{os.getpid()}")
+        with open(path, "a") as f:
+            f.write(repr(time.time()))
+            f.flush()
+            time.sleep(seconds)
+            f.write(" " + repr(time.time()) + "\\n")
+    return work
+
+
+@pytest.fixture
+def rendezvous():
+    """Wait (outside any window) until both tests arrived, so their windows would overlap."""
+    def wait(name):
+        open(os.path.join(BUSY_DIR, "arrived-" + name), "w").close()
+        deadline = time.time() + 10
+        while len([n for n in os.listdir(BUSY_DIR) if n.startswith("arrived-")]) < 2:
+            assert time.time() < deadline, "the other worker never arrived"
+            time.sleep(0.005)
+    return wait
+'''
+
+TWO_TESTS = '''
+import pytest
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_work(co2_meter, work, rendezvous, name):
+    rendezvous(name)
+    with co2_meter.measure("work"):
+        work(0.4)
+'''
+
+
+def run_shared(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[pytest.RunResult, dict, float]:
+    busy = pytester.path / "busy"
+    busy.mkdir()
+    monkeypatch.setenv("CO2_TEST_BUSY_DIR", str(busy))
+    pytester.makeconftest(SHARED_COUNTER_CONFTEST)
+    pytester.makepyfile(TWO_TESTS)
+    result = pytester.runpytest(
+        "-n", "2", "-p", "no:cacheprovider", "-p", "no:randomly", "--co2-json=r.json", "--co2-pue=1",
+        f"--co2-lock-dir={pytester.path / 'locks'}", *args,
+    )
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "r.json").read_text())
+    true_j = 0.0
+    for f in busy.glob("busy-*"):
+        for line in f.read_text().split("\n"):
+            if line.split():
+                start, end = map(float, line.split())
+                true_j += 100.0 * (end - start)
+    return result, data, true_j
+
+
+def test_exclusive_lock_prevents_double_counting(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, data, true_j = run_shared(pytester, monkeypatch)  # auto: on under xdist with a counter
+    measured = [t["measurements"][0] for t in data["tests"]]
+    assert len(measured) == 2
+    total_j = sum(m["energy_j"] for m in measured)
+    assert true_j == pytest.approx(80.0, rel=0.05)  # 2 x 0.4 s x 100 W
+    assert total_j == pytest.approx(true_j, rel=0.02)
+    notes = [n for m in measured for n in m["notes"] if n.startswith("exclusive:")]
+    assert len(notes) == 2 and all("held the lock on gpu:7" in n for n in notes)
+    waits = sorted(float(n.rsplit("waited ", 1)[1].split(" s")[0]) for n in notes)
+    assert waits[1] >= 0.3  # the second window waited for the first: they were serialized
+    ex = data["session"]["exclusive"]
+    assert (ex["mode"], ex["devices"], ex["reason"]) == ("lock", ["gpu:7"], "auto: pytest-xdist with a counter backend")
+    assert (pytester.path / "locks" / "gpu_7.lock").exists()
+    result.stdout.fnmatch_lines(["co2: exclusive: measured windows on shared counter devices (gpu:7) are serialized*"])
+
+
+def test_without_the_lock_workers_double_count(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    result, data, true_j = run_shared(pytester, monkeypatch, "--co2-no-exclusive")
+    total_j = sum(t["measurements"][0]["energy_j"] for t in data["tests"])
+    assert total_j > 1.5 * true_j  # each window also counted the other worker's work
+    assert data["session"]["exclusive"]["mode"] == "off"
+    notes = [n for t in data["tests"] for n in t["measurements"][0]["notes"]]
+    assert any("double counting" in n for n in notes)
+    result.stdout.fnmatch_lines(["co2: not exclusive (--co2-no-exclusive (command line)): concurrent pytest-xdist workers*"])
+
+
+# -- units -----------------------------------------------------------------------------------
+
+GPU = Device("gpu:0", "gpu", "GPU", Method.COUNTER, 0.1, True)
+RAPL = Device("cpu:package-0", "cpu", "RAPL package-0", Method.COUNTER, 0.001, True)
+EST = Device("cpu:process", "cpu", "estimate", Method.ESTIMATED, 0.0, False)
+SIM = Device("sim:0", "simulated", "sim", Method.SIMULATED, 0.0, False)
+
+
+@pytest.mark.parametrize(
+    "exclusive, devices, concurrent, mode",
+    [
+        (None, (GPU, EST), True, "lock"),
+        (None, (GPU, EST), False, "off"),
+        (None, (EST,), True, "not needed"),
+        (None, (SIM,), True, "not needed"),
+        (True, (SIM,), True, "not needed"),
+        (True, (RAPL,), False, "lock"),
+        (False, (RAPL,), True, "off"),
+    ],
+)
+def test_decide(exclusive: bool | None, devices: tuple[Device, ...], concurrent: bool, mode: str) -> None:
+    policy = decide(exclusive, devices, concurrent=concurrent, lock_dir="/tmp/l")
+    assert policy.mode == mode
+    if mode == "lock":
+        assert policy.devices == tuple(d.id for d in devices if d.shared)
+    assert (policy.warning is not None) == (mode == "off" and concurrent)
+
+
+def test_lock_file_names_are_safe() -> None:
+    assert lock_file_name("gpu:0") == "gpu_0.lock"
+    assert lock_file_name("cpu:package-0") == "cpu_package-0.lock"
+    assert lock_file_name("../x y") == "_x_y.lock"
+
+
+HOLD_CHECK = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    print("free")
+except BlockingIOError:
+    print("held")
+"""
+
+
+def _held_elsewhere(path: Path) -> str:
+    return subprocess.run([sys.executable, "-c", HOLD_CHECK, str(path)], capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_device_lock_is_reentrant_and_cross_process(tmp_path: Path) -> None:
+    lock = DeviceLock(["gpu:1", "cpu:package-0"], str(tmp_path / "locks"))
+    assert lock.acquire() >= 0 and lock.acquire() == 0.0  # nested window
+    path = tmp_path / "locks" / "gpu_1.lock"
+    assert _held_elsewhere(path) == "held"
+    lock.release()
+    assert lock.held and _held_elsewhere(path) == "held"
+    lock.release()
+    assert not lock.held and _held_elsewhere(path) == "free"
+    lock.release()  # extra release is harmless
+
+
+def test_window_guard_releases_when_the_block_raises(tmp_path: Path) -> None:
+    from pytest_co2.backends.constant import ConstantBackend
+    from pytest_co2.meter import Meter
+
+    policy = decide(True, (GPU,), concurrent=False, lock_dir=str(tmp_path))
+    guard = WindowGuard(policy)
+    meter = Meter(ConstantBackend(10.0), on_window_enter=guard.enter, on_window_exit=guard.exit)
+    with pytest.raises(RuntimeError):
+        with meter.measure("x"):
+            assert guard.lock is not None and guard.lock.held
+            raise RuntimeError("boom")
+    assert not guard.lock.held
+    (m,) = meter.measurements
+    assert any(n.startswith("exclusive: held the lock on gpu:0") for n in m.notes)
+
+
+def test_exclusive_option_resolution(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    pytester.makeini("[pytest]\nco2_exclusive = true\n")
+    args = ["--co2-backend=constant:1", "--co2-json=r.json", "-p", "no:cacheprovider"]
+
+    def setting(*extra: str) -> tuple[object, object]:
+        pytester.runpytest(*args, *extra)
+        s = json.loads((pytester.path / "r.json").read_text())["session"]["settings"]
+        return s["exclusive"], s["sources"].get("exclusive")
+
+    assert setting() == (True, "ini co2_exclusive")
+    monkeypatch.setenv("PYTEST_CO2_EXCLUSIVE", "0")
+    assert setting() == (False, "PYTEST_CO2_EXCLUSIVE")
+    assert setting("--co2-exclusive") == (True, "command line")
+    monkeypatch.delenv("PYTEST_CO2_EXCLUSIVE")
+    assert setting("--co2-no-exclusive") == (False, "command line")
+    monkeypatch.setenv("PYTEST_CO2_EXCLUSIVE", "maybe")
+    result = pytester.runpytest(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*PYTEST_CO2_EXCLUSIVE: invalid boolean 'maybe'*"])
