@@ -10,7 +10,6 @@ energies add up to the device's true energy.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -18,9 +18,7 @@ else :data:`DEFAULT_TDP_W` with a note and a one-time warning. Never 0.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import math
 import os
 import platform
@@ -124,17 +122,25 @@ def _parse_tdp(text: str) -> float | None:
 
 
 @functools.lru_cache(maxsize=1)
-def _table_rows() -> tuple[tuple[str, str, float], ...]:
-    """(name as in the table, its lower case, TDP in W) for every usable row."""
+def _table_lines() -> tuple[list[str], list[str]]:
+    """The table's data lines ``name,tdp`` as shipped, and the same lines in lower case."""
     raw = resources.files("pytest_co2").joinpath("data/cpu_power.csv").read_text("utf-8")
+    lines = raw.splitlines()[1:]  # no quoting in this file: one comma per line
+    return lines, raw.lower().splitlines()[1:]
+
+
+def _rows(keep: Callable[[str], bool] | None = None) -> list[tuple[str, str, float]]:
+    """(name, lower-case name, TDP in W) of the usable rows whose lower-case line ``keep`` accepts."""
+    lines, lower = _table_lines()
     rows = []
-    for row in csv.reader(io.StringIO(raw)):
-        if len(row) < 2 or row[0] == "Name":
+    for line, low in zip(lines, lower):
+        if keep is not None and not keep(low):
             continue
-        tdp = _parse_tdp(row[1])
-        if tdp is not None:
-            rows.append((row[0].strip(), row[0].lower(), tdp))
-    return tuple(rows)
+        name, _, tdp_text = line.rpartition(",")
+        tdp = _parse_tdp(tdp_text)
+        if name and tdp is not None:
+            rows.append((name.strip(), low.rpartition(",")[0], tdp))
+    return rows
 
 
 def _normalized(rows: Iterable[tuple[str, str, float]]) -> dict[str, tuple[str, float]]:
@@ -149,7 +155,7 @@ def _normalized(rows: Iterable[tuple[str, str, float]]) -> dict[str, tuple[str, 
 @functools.lru_cache(maxsize=1)
 def tdp_table() -> dict[str, tuple[str, float]]:
     """Normalized name -> (name as in the table, TDP in W), from ``data/cpu_power.csv``."""
-    return _normalized(_table_rows())
+    return _normalized(_rows())
 
 
 def lookup_tdp(model: str) -> tuple[float | None, str]:
@@ -163,10 +169,19 @@ def lookup_tdp(model: str) -> tuple[float | None, str]:
     key = normalize_cpu_name(model)
     tokens = key.split()
     digit_tokens = [t for t in tokens if any(c.isdigit() for c in t)]
-    table = _normalized(
-        r for r in _table_rows()
-        if all(t in r[1] for t in tokens) or any(t in r[1] for t in digit_tokens)
-    )
+
+    def could_match(low: str) -> bool:
+        if any(t in low for t in digit_tokens):
+            return True
+        if not all(t in low for t in tokens):
+            return False
+        if digit_tokens:
+            return True
+        # a model without digits matches exactly only a table name without digits
+        name = _NOISE[3].sub(" ", low.rpartition(",")[0].split("@")[0])
+        return not any(c.isdigit() for c in name)
+
+    table = _normalized(_rows(could_match))
     if key in table:
         name, tdp = table[key]
         return tdp, f"{TDP_TABLE_SOURCE}: {name!r}"
