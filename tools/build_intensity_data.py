@@ -135,7 +135,7 @@ def build_rows(shared: Path, ct_csv: Path, ct_constants: Path | None) -> list[di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default="/work/shared/data", help="folder with the reference CSVs")
+    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder with the reference CSVs (shared/data beside the checkout)")
     ap.add_argument("--carbontracker", default=None, help="carbontracker's carbon-intensities.csv")
     ap.add_argument("--out", default=str(REPO / "pytest_co2" / "data"))
     args = ap.parse_args(argv)
