@@ -90,6 +90,7 @@ class Co2Plugin:
         self._pending: list[Any] = []  # measurements of the running phase
         self._last_write = 0.0
         self._progress_shown = False
+        self._progress_width = 0
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -174,9 +175,23 @@ class Co2Plugin:
             f"co2 {window.name}: {window.steps_done}{total} {window.unit}s, "
             f"{window.elapsed_s:.0f} s, {fmt_num(window.energy_so_far_j)} J so far"
         )
-        tr._tw.write("\r" + line.ljust(70))
-        tr._tw.flush()
+        self._write_progress(" " + line)
         self._progress_shown = True
+
+    def _write_progress(self, text: str) -> None:
+        """Rewrite the terminal's current line as pytest left it plus ``text``, bypassing
+        output capture and the terminal writer's own line book-keeping."""
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        tw = tr._tw
+        prefix = getattr(tw, "_current_line", "")
+        out = getattr(tw, "_file", None)
+        if out is None:
+            return
+        with capman.global_and_fixture_disabled() if capman is not None else _nullcontext():
+            out.write("\r" + prefix + text.ljust(self._progress_width) + ("" if text else "\r" + prefix))
+            out.flush()
+        self._progress_width = max(self._progress_width, len(text))
 
     # -- running tests -----------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -199,8 +214,7 @@ class Co2Plugin:
             raise
         finally:
             if self._progress_shown:
-                tr = self.config.pluginmanager.get_plugin("terminalreporter")
-                tr._tw.write("\r" + " " * 70 + "\r")
+                self._write_progress("")  # blank the progress, keep pytest's line
                 self._progress_shown = False
         if window is not None:
             window.__exit__(None, None, None)
@@ -371,6 +385,12 @@ class Co2Plugin:
 
 
 _BUDGET_KEY = pytest.StashKey[dict]()
+
+
+def _nullcontext() -> Any:
+    import contextlib
+
+    return contextlib.nullcontext()
 _JUNIT_KEY = pytest.StashKey[dict]()
 JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
 

@@ -407,3 +407,37 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_live_progress_on_a_terminal(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makeconftest(
+        (fake_clock_pytester.path / "conftest.py").read_text()
+        + '''
+
+class Yes:  # pytest's terminal reporter has a callable boolean `isatty`
+    def __bool__(self):
+        return True
+
+    def __call__(self):
+        return True
+
+
+def pytest_sessionstart(session):
+    session.config.pluginmanager.get_plugin("terminalreporter").isatty = Yes()  # pretend
+'''
+    )
+    fake_clock_pytester.makepyfile(
+        '''
+def test_long(co2_meter, clock):
+    for _ in co2_meter.steps(6, name="train"):
+        clock.advance(1.0)
+'''
+    )
+    result = fake_clock_pytester.runpytest(*BASE)
+    result.assert_outcomes(passed=1)
+    out = result.stdout.str()
+    assert "co2 train: 3/6 iterations, 3 s, 300 J so far" in out
+    assert "co2 train: 6/6 iterations, 6 s, 600 J so far" in out
+    assert "co2 train: 2/6" not in out  # nothing before 3 s
+    quiet = fake_clock_pytester.runpytest(*BASE, "-q")
+    assert "so far" not in quiet.stdout.str()
