@@ -1,0 +1,115 @@
+"""Distributed data-parallel training for Fig. 4a: one process per rank, each with its own meter.
+
+Each rank builds the same UNet, wraps it in ``DistributedDataParallel`` and trains on its own
+batch of the same size as the single-process run (as the paper did: 4 GPUs, "each processing
+the same batch size"). Every rank measures its steps with its own
+``Meter(make_backend(spec))`` and writes ``measurement.to_dict()`` to a file; the parent
+combines them.
+
+One step of ``world_size`` ranks processes ``world_size`` batches, so each measured step counts
+``world_size`` units ("iterations" of the single process): projected to 150,000 units, a DDP run
+and a single-process run have trained on the same data and their energies compare directly.
+
+CPU: gloo, each rank one thread (the single-process baseline uses all threads).
+CUDA: NCCL, one GPU per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from . import workloads as w
+
+
+@dataclass(frozen=True)
+class DDPJob:
+    world_size: int
+    backend: str  # "gloo" | "nccl"
+    model_key: str
+    image_key: str
+    scale: str
+    steps: int  # measured steps
+    warmup: int
+    meter_spec: str  # --co2-backend of the session
+    cpu_tdp_w: float | None
+    threads_per_rank: int
+    name: str
+    extrapolate: int | None
+
+
+def run(job: DDPJob) -> list[dict[str, Any]]:
+    """Spawn the ranks, wait for them, return each rank's ``Measurement.to_dict()``."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory(prefix="co2-ddp-") as tmp:
+        mp.spawn(_rank_main, args=(job, tmp), nprocs=job.world_size, join=True)
+        out = []
+        for rank in range(job.world_size):
+            with open(os.path.join(tmp, f"rank{rank}.json"), encoding="utf-8") as fh:
+                out.append(json.load(fh))
+        return out
+
+
+def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from pytest_co2.backends import make_backend
+    from pytest_co2.meter import Meter
+
+    torch.set_num_threads(job.threads_per_rank)
+    dist.init_process_group(job.backend, init_method=f"file://{os.path.join(tmp, 'store')}",
+                            rank=rank, world_size=job.world_size)
+    try:
+        if job.backend == "nccl":
+            torch.cuda.set_device(rank)
+            device: Any = torch.device("cuda", rank)
+        else:
+            device = "cpu"
+        unet = w.build_unet(w.MODELS[job.model_key], job.scale, device=device, seed=0)
+        model = DistributedDataParallel(unet, device_ids=[rank] if job.backend == "nccl" else None)
+        latent = w.latent_shape(w.IMAGE_SIZES[job.image_key], job.scale)
+        step = w.TrainStep(model, latent, device=device, seed=rank)
+        meter = Meter(make_backend(job.meter_spec, cpu_tdp_w=job.cpu_tdp_w))
+        with meter.measure(job.name, unit="iteration", warmup=job.warmup, extrapolate=job.extrapolate) as win:
+            for _ in range(job.warmup + job.steps):
+                step()
+                win.step(units=job.world_size)
+        dist.barrier()
+        meter.backend.close()
+        data = win.measurement.to_dict()
+        data["notes"] = list(data.get("notes", ())) + [
+            f"rank {rank} of {job.world_size} ({job.backend}, {job.threads_per_rank} thread(s) per rank)"
+        ]
+        path = os.path.join(tmp, f"rank{rank}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(path + ".tmp", path)
+    finally:
+        dist.destroy_process_group()
+
+
+def combine(parts: list[Any]) -> Any:
+    """One measurement for the whole job.
+
+    Per-process devices (the CPU-time estimate) are summed over ranks. A shared counter (RAPL
+    package, NVML GPUs) already sees every rank on the node, so summing would count it once per
+    rank: then rank 0's reading stands for the node.
+    """
+    from dataclasses import replace
+
+    from pytest_co2.meter import Measurement
+
+    shared = any(d.device.shared for p in parts for d in p.devices)
+    if not shared:
+        return Measurement.combine(parts)
+    first = parts[0]
+    note = (f"shared energy counters see every rank on this node: rank 0's reading stands for "
+            f"all {len(parts)} ranks (not summed)")
+    return replace(first, ranks=len(parts), notes=first.notes + (note,),
+                   duration_s=max(p.duration_s for p in parts))

@@ -1,0 +1,262 @@
+"""How the benchmarks measure: training iterations, synthesized samples, decodes.
+
+One :class:`Bench` per session (the ``bench`` fixture) holds the built models (a UNet is
+independent of the image size, so one model per config serves every size), the decode
+measurements (one per image size) and the results registry.
+
+Training: ``co2_meter.steps`` over training iterations (unit ``iteration``), 1 warm-up, at
+least 2 measured, more until the per-test time budget is spent.
+
+Synthesis: a sample is all its denoising steps plus one decode. We measure k denoising steps
+(unit ``step``) and the decode separately on a private meter that shares the session's
+backend, then record one ``sample`` measurement: per-sample energy = steps x per-step
+energy + decode energy, projected to 10,000 samples. Its notes say what it was projected
+from; its time and energy columns are what was really measured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from pytest_co2.meter import Measurement, Meter, Stats
+
+from . import workloads as w
+from .registry import Key, Registry, synth_key, train_key
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    scale: str = "paper"
+    time_budget_s: float = 2.0  # measured seconds per measurement, after the minimum steps
+    threads: int = 2
+    warmup: int = 1
+    min_steps: int = 2
+    max_steps: int = 50
+
+
+def sample_measurement(step: Measurement, decode: Measurement, steps_per_sample: int, *,
+                       name: str, extrapolate: int | None, decode_measured_here: bool = True) -> Measurement:
+    """One synthesized sample = ``steps_per_sample`` denoising steps + one decode.
+
+    Per-window energies are ``steps_per_sample x`` each measured step window + the mean
+    decode energy; the spread is the step spread scaled by ``steps_per_sample`` (the paper
+    scales a per-unit spread linearly) with the decode spread added in quadrature. The
+    time, energy and step count are what was measured here: the steps, plus the decodes when
+    ``decode_measured_here`` (a decode measurement reused from an earlier test is counted
+    there); ``units`` is the fraction of a sample that energy corresponds to.
+    """
+    s, d = step.energy_per_unit_j, decode.energy_per_unit_j
+    mean = steps_per_sample * s.mean + d.mean
+    d_std = d.std if math.isfinite(d.std) else 0.0
+    d_sem = d.sem if math.isfinite(d.sem) else 0.0
+    stats = Stats(
+        mean=mean,
+        std=math.hypot(steps_per_sample * s.std, d_std),
+        sem=math.hypot(steps_per_sample * s.sem, d_sem),
+        n=s.n,
+    )
+    energy_j = step.energy_j + (decode.energy_j if decode_measured_here else 0.0)
+    duration_s = step.duration_s + (decode.duration_s if decode_measured_here else 0.0)
+    note = (
+        f"projected: {steps_per_sample} denoising steps x {s.mean:.4g} J/step (mean of {step.steps} "
+        f"measured steps in {step.windows} windows, std {s.std:.3g} J) + one decode {d.mean:.4g} J "
+        f"(mean of {decode.steps} decodes measured "
+        f"{'here' if decode_measured_here else 'by an earlier test of this session'})"
+    )
+    return replace(
+        step,
+        name=name,
+        unit="sample",
+        units=energy_j / mean if mean > 0 else 0.0,
+        duration_s=duration_s,
+        energy_j=energy_j,
+        energy_per_unit_j=stats,
+        unit_energies_j=tuple(steps_per_sample * e + d.mean for e in step.unit_energies_j),
+        complete=step.complete and decode.complete,
+        notes=(note,) + tuple(n for n in step.notes + decode.notes if n != note),
+        extrapolate=extrapolate,
+    )
+
+
+def concat(parts: list[Measurement], *, name: str, warmup: int, note: str) -> Measurement:
+    """One measurement from consecutive-or-interleaved windows of the same work and unit."""
+    energy_j = math.fsum(p.energy_j for p in parts)
+    units = math.fsum(p.units for p in parts)
+    per_unit = tuple(e for p in parts for e in p.unit_energies_j)
+    first = parts[0]
+    devices = tuple(
+        replace(d, energy_j=math.fsum(p.devices[i].energy_j for p in parts))
+        for i, d in enumerate(first.devices)
+    )
+    notes = tuple(dict.fromkeys(n for p in parts for n in p.notes))
+    return replace(
+        first, name=name, steps=sum(p.steps for p in parts), units=units, warmup=warmup,
+        duration_s=math.fsum(p.duration_s for p in parts), energy_j=energy_j,
+        energy_per_unit_j=Stats.of(per_unit, energy_j, units), unit_energies_j=per_unit,
+        devices=devices, complete=all(p.complete for p in parts), notes=(note,) + notes,
+    )
+
+
+class Bench:
+    """Models, decoders and decode measurements shared by every benchmark of the session."""
+
+    def __init__(self, options: BenchOptions, registry: Registry) -> None:
+        import torch
+
+        self.options = options
+        self.registry = registry
+        self.scale = w.check_scale(options.scale)
+        torch.set_num_threads(options.threads)
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._unets: dict[str, Any] = {}
+        self._decoders: dict[int, Any] = {}
+        self._decodes: dict[str, Measurement] = {}
+        self._interleaved: dict[tuple[Any, ...], dict[tuple[str, int], Measurement]] = {}
+
+    # -- building -------------------------------------------------------------------------------
+    def unet(self, model_key: str) -> Any:
+        if model_key not in self._unets:
+            self._unets[model_key] = w.build_unet(w.MODELS[model_key], self.scale, device=self.device)
+        return self._unets[model_key]
+
+    def decoder(self, dims: int) -> Any:
+        if dims not in self._decoders:
+            self._decoders[dims] = w.build_decoder(dims, self.scale, device=self.device)
+        return self._decoders[dims]
+
+    def latent(self, image_key: str) -> tuple[int, ...]:
+        return w.latent_shape(w.IMAGE_SIZES[image_key], self.scale)
+
+    # -- projection targets ----------------------------------------------------------------------
+    @staticmethod
+    def target(meter: Any, unit: str) -> int | None:
+        """The paper's N for ``unit`` unless the run set one (``--co2-extrapolate``)."""
+        settings = getattr(meter, "settings", None)
+        given = getattr(settings, "extrapolate", None) or {}
+        if unit in given:
+            return None  # the command line's value applies
+        return {"iteration": w.PAPER_TRAIN_ITERATIONS, "sample": w.PAPER_SAMPLES}.get(unit)
+
+    def _steps_kwargs(self, steps: int | None) -> dict[str, Any]:
+        o = self.options
+        if steps is not None:  # a fixed number of measured steps
+            return dict(warmup=o.warmup)
+        return dict(warmup=o.warmup, time_budget_s=o.time_budget_s, min_steps=o.min_steps)
+
+    def note_session(self, meter: Any) -> None:
+        """Keep the run's accounting (region, PUE, targets, backend) for the paper report."""
+        if "region" in self.registry.session:
+            return
+        s = meter.settings
+        self.registry.session.update(
+            region=s.region, month=s.month, pue=s.pue, extrapolate=dict(s.extrapolate),
+            backend=meter.backend.describe(), method=meter.backend.method,
+        )
+
+    # -- measuring -------------------------------------------------------------------------------
+    def train(self, meter: Any, model_key: str, image_key: str, *, steps: int | None = None,
+              key: Key | None = None) -> Measurement:
+        """Measure training iterations of ``model_key`` on ``image_key`` latents and record them."""
+        self.note_session(meter)
+        image = w.IMAGE_SIZES[image_key]
+        step = w.TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
+        name = f"train {model_key} {image.label}"
+        try:
+            for _ in meter.steps(steps or self.options.max_steps, name=name, unit="iteration",
+                                 extrapolate=self.target(meter, "iteration"), **self._steps_kwargs(steps)):
+                step()
+        finally:
+            step.close()
+        m = meter.measurements[-1]
+        self.registry.add(key or train_key(model_key, image_key), m)
+        return m
+
+    def denoise_steps(self, backend: Any, model_key: str, image_key: str, kind: str,
+                      inference_steps: int) -> Measurement:
+        """k denoising steps on a private meter (not recorded in the test)."""
+        meter = Meter(backend)
+        step = w.DenoiseStep(self.unet(model_key), self.latent(image_key), kind, inference_steps,
+                             device=self.device)
+        for _ in meter.steps(self.options.max_steps, name=f"{kind} step", unit="step",
+                             **self._steps_kwargs(None)):
+            step()
+        return meter.measurements[-1]
+
+    def interleaved_steps(self, backend: Any, model_key: str, image_key: str,
+                          samplers: tuple[tuple[str, int], ...]) -> dict[tuple[str, int], Measurement]:
+        """Denoising steps of several samplers measured round-robin (once per session).
+
+        Each round runs one step of every sampler, each in its own one-step window, so a
+        change in the machine's state (other load, clocks) affects every sampler alike and
+        their per-step costs compare directly. 1 warm-up round, at least 2 measured rounds,
+        more while the time budget (per sampler) lasts.
+        """
+        import time
+
+        key = (model_key, image_key, samplers)
+        if key not in self._interleaved:
+            o = self.options
+            latent = self.latent(image_key)
+            steppers = {s: w.DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
+                        for s in samplers}
+            for _ in range(o.warmup):
+                for step in steppers.values():
+                    step()
+            meter = Meter(backend)
+            windows: dict[tuple[str, int], list[Measurement]] = {s: [] for s in samplers}
+            start, rounds = time.perf_counter(), 0
+            while rounds < o.max_steps and (
+                rounds < o.min_steps or time.perf_counter() - start < o.time_budget_s * len(samplers)
+            ):
+                for s, step in steppers.items():
+                    with meter.measure(f"{s[0]} step", unit="step") as win:
+                        step()
+                        win.step()
+                    windows[s].append(win.measurement)
+                rounds += 1
+            note = (f"steps measured round-robin with {len(samplers) - 1} other samplers "
+                    f"({rounds} rounds after {o.warmup} warm-up round)")
+            self._interleaved[key] = {
+                s: concat(ms, name=f"{s[0]} step", warmup=o.warmup, note=note) for s, ms in windows.items()
+            }
+        return self._interleaved[key]
+
+    def decode(self, backend: Any, image_key: str) -> Measurement:
+        """Decode passes for ``image_key`` (measured once per session and image size)."""
+        if image_key not in self._decodes:
+            image = w.IMAGE_SIZES[image_key]
+            meter = Meter(backend)
+            step = w.DecodeStep(self.decoder(image.dims), self.latent(image_key), device=self.device)
+            o = self.options
+            for _ in meter.steps(o.max_steps, name=f"decode {image.label}", unit="decode",
+                                 warmup=o.warmup, time_budget_s=o.time_budget_s / 2, min_steps=o.min_steps):
+                step()
+            self._decodes[image_key] = meter.measurements[-1]
+        return self._decodes[image_key]
+
+    def synth(self, meter: Any, model_key: str, image_key: str, kind: str = "ddpm",
+              inference_steps: int = 1000, *, variant: str = "",
+              interleave: tuple[tuple[str, int], ...] = ()) -> Measurement:
+        """Measure denoising steps and a decode, record the projected per-sample measurement.
+
+        With ``interleave`` (samplers including this one), the steps are measured round-robin
+        with those samplers (see :meth:`interleaved_steps`).
+        """
+        self.note_session(meter)
+        image = w.IMAGE_SIZES[image_key]
+        if interleave:
+            step_m = self.interleaved_steps(meter.backend, model_key, image_key, interleave)[
+                (kind, inference_steps)]
+        else:
+            step_m = self.denoise_steps(meter.backend, model_key, image_key, kind, inference_steps)
+        decode_here = image_key not in self._decodes
+        decode_m = self.decode(meter.backend, image_key)
+        name = (f"sample {model_key} {image.label}: {inference_steps} {kind.upper()} steps + decode "
+                f"(projected from {step_m.steps} steps)")
+        m = sample_measurement(step_m, decode_m, inference_steps, name=name,
+                               extrapolate=self.target(meter, "sample"), decode_measured_here=decode_here)
+        meter.record(m)
+        self.registry.add(synth_key(model_key, image_key, kind, inference_steps, variant), m)
+        return m

@@ -1,0 +1,86 @@
+"""Fig. 4a: distributed data-parallel training vs one process, same per-process batch.
+
+CPU: one process with all threads vs 2 processes (gloo) with one thread each. CUDA: one GPU
+vs up to 4 GPUs (NCCL). The ranks' energies are added (see ddp.py for shared counters) and
+projected to the same number of batches as the single process, so the two compare directly.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import workloads as w
+from .paper import ddp_budget, image_budget
+from .registry import train_key
+
+MODEL, IMAGE = w.DISTRIBUTED_CONFIG
+SINGLE = train_key(MODEL, IMAGE, "single-process")
+#: Fig. 4a finds "no significant reduction"; we check that distributing does not cut the
+#: energy per batch by more than this fraction (on CPU it usually costs more).
+MAX_REDUCTION = 0.20
+
+
+def _ddp_key(backend: str, world: int):
+    return train_key(MODEL, IMAGE, f"ddp-{backend}-{world}")
+
+
+@pytest.mark.paper_budget(image_budget("train", IMAGE))
+def test_train_single_process(bench, co2_meter):
+    m = bench.train(co2_meter, MODEL, IMAGE, key=SINGLE)
+    assert m.complete and m.energy_j > 0
+
+
+def _cuda_ranks() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return min(4, torch.cuda.device_count()) if torch.cuda.is_available() else 0
+
+
+@pytest.mark.paper_budget(ddp_budget(IMAGE))
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_train_ddp(bench, co2_meter, backend):
+    from pytest_co2.meter import Measurement
+
+    from . import ddp
+
+    if backend == "nccl":
+        world = _cuda_ranks()
+        if world < 2:
+            pytest.skip("NCCL needs at least 2 CUDA GPUs (the paper used 4)")
+        threads = bench.options.threads
+    else:
+        if bench.device != "cpu":
+            pytest.skip("gloo on CPU stands in for GPUs only on CPU machines: the single-process run used CUDA")
+        world = 2
+        threads = max(1, bench.options.threads // world)
+    baseline = bench.registry.get(SINGLE)
+    steps = baseline.steps if baseline is not None else bench.options.min_steps
+    label = w.IMAGE_SIZES[IMAGE].label
+    job = ddp.DDPJob(
+        world_size=world, backend=backend, model_key=MODEL, image_key=IMAGE, scale=bench.scale,
+        steps=steps, warmup=bench.options.warmup, meter_spec=co2_meter.backend_spec,
+        cpu_tdp_w=co2_meter.settings.cpu_tdp, threads_per_rank=threads,
+        name=f"train {MODEL} {label} DDP {backend} x{world} (1 unit = 1 batch; a step = {world})",
+        extrapolate=bench.target(co2_meter, "iteration"),
+    )
+    parts = [Measurement.from_dict(d) for d in ddp.run(job)]
+    m = ddp.combine(parts)
+    co2_meter.record(m)
+    bench.registry.add(_ddp_key(backend, world), m)
+    assert m.ranks == world and m.complete and m.energy_j > 0
+
+
+def test_distributed_training_does_not_save_energy(bench_registry, bench_scale):
+    """Section 3.4: more devices, same per-device batch: no significant reduction per batch."""
+    if bench_scale != "paper":
+        pytest.skip("smoke scale: thread start-up and communication dominate tiny steps (use --co2-scale=paper)")
+    ddp_keys = [k for k in bench_registry.results if k.variant.startswith("ddp-") and k.image == IMAGE]
+    missing = bench_registry.require([SINGLE]) + ([] if ddp_keys else [_ddp_key("gloo", 2)])
+    if missing:
+        pytest.skip(f"needs this session's results for {', '.join(k.id for k in missing)}")
+    single = bench_registry.paper(SINGLE).energy_kwh
+    for key in ddp_keys:
+        ratio = bench_registry.paper(key).energy_kwh / single
+        assert ratio >= 1.0 - MAX_REDUCTION, f"{key.variant}: {ratio:.2f} x the single process's energy per batch"
