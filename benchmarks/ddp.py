@@ -94,22 +94,14 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         dist.destroy_process_group()
 
 
-def combine(parts: list[Any]) -> Any:
-    """One measurement for the whole job.
-
-    Per-process devices (the CPU-time estimate) are summed over ranks. A shared counter (RAPL
-    package, NVML GPUs) already sees every rank on the node, so summing would count it once per
-    rank: then rank 0's reading stands for the node.
+def combine(parts: list[Any], nodes: list[str] | None = None) -> Any:
+    """One measurement for the whole job, with the plugin's attribution
+    (:func:`pytest_co2.distributed.combine_parts`): per-process devices (the CPU-time estimate)
+    summed over ranks, shared counters (RAPL packages, a GPU seen by several ranks) counted
+    once per node. ``nodes`` are the ranks' host names (default: all on this host).
     """
-    from dataclasses import replace
+    import socket
 
-    from pytest_co2.meter import Measurement
+    from pytest_co2.distributed import combine_parts
 
-    shared = any(d.device.shared for p in parts for d in p.devices)
-    if not shared:
-        return Measurement.combine(parts)
-    first = parts[0]
-    note = (f"shared energy counters see every rank on this node: rank 0's reading stands for "
-            f"all {len(parts)} ranks (not summed)")
-    return replace(first, ranks=len(parts), notes=first.notes + (note,),
-                   duration_s=max(p.duration_s for p in parts))
+    return combine_parts(parts, nodes or [socket.gethostname()] * len(parts))

@@ -13,12 +13,13 @@ import datetime as _dt
 import math
 import os
 import platform
-import tempfile
 from typing import Any
+
+from pytest_co2.report import write_text_atomic
 
 from . import paper as P
 from . import workloads as w
-from .registry import Key, PaperAccounting, Registry, synth_key, train_key
+from .registry import PaperAccounting, Registry, synth_key, train_key
 
 PHASE_TITLE = {"train": "Training (150,000 iterations)", "synth": "Synthesis (10,000 samples)"}
 
@@ -367,11 +368,5 @@ def write_report(registry: Registry, path: str) -> list[str]:
         lines += ["Charts: matplotlib is not installed (`pip install matplotlib`)."]
     if charts:
         lines += ["## Charts", ""] + [f"![{os.path.basename(c)}]({os.path.basename(c)})" for c in charts] + [""]
-    fd, tmp = tempfile.mkstemp(prefix=".paper-", suffix=".md.tmp", dir=directory)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(lines) + "\n")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a report is an ordinary file
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return [path] + charts

@@ -169,7 +169,6 @@ class Co2Plugin:
             return
         from .table import fmt_num
 
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
         total = f"/{window.total}" if window.total else ""
         line = (
             f"co2 {window.name}: {window.steps_done}{total} {window.unit}s, "
@@ -356,7 +355,7 @@ class Co2Plugin:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_worker:
             return
-        from .report import write_atomic
+        from .report import write_atomic, write_text_atomic
 
         status = int(exitstatus)
         interrupted = status == pytest.ExitCode.INTERRUPTED
@@ -378,7 +377,7 @@ class Co2Plugin:
         if self.settings.markdown:
             from .markdown import render_markdown
 
-            _write_text_atomic(self.settings.markdown, render_markdown(data))
+            write_text_atomic(self.settings.markdown, render_markdown(data))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.backend.close()
@@ -412,25 +411,6 @@ def _comparison_lines(block: dict[str, Any]) -> list[str]:
     from .compare import render_comparison
 
     return render_comparison(block)
-
-
-def _write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` beside ``path`` and rename it over ``path``."""
-    import tempfile
-
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".md.tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Co2BudgetWarning(UserWarning):

@@ -60,16 +60,17 @@ def build_report(session: Mapping[str, Any], tests: Iterable[Mapping[str, Any]],
     }
 
 
-def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Write JSON to a temporary file beside ``path``, then rename it over ``path``."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
+    a reader (or a crash) never sees a half-written report."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".json.tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".tmp", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -77,6 +78,17 @@ def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
         except OSError:
             pass
         raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:

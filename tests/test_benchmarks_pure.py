@@ -173,5 +173,7 @@ def test_ddp_combine_sums_per_process_estimates_and_not_shared_counters():
     assert m.ranks == 2 and m.energy_j == pytest.approx(10.0)
     shared = [measurement([2.0, 2.0], shared=True), measurement([2.1, 2.1], shared=True)]
     m = ddp.combine(shared)
-    assert m.ranks == 2 and m.energy_j == pytest.approx(4.0)
-    assert "rank 0's reading" in m.notes[-1]
+    assert m.ranks == 2 and m.energy_j == pytest.approx(4.0)  # one node: the shared counter once
+    assert "shared devices counted once per node" in m.notes[-1]
+    m = ddp.combine(shared, nodes=["a", "b"])  # two nodes: each node's counter counts
+    assert m.nodes == 2 and m.energy_j == pytest.approx(8.2)
