@@ -74,17 +74,8 @@ class Co2Plugin:
         self.started = _dt.datetime.now().astimezone()
         self.accounting = Accounting(settings)
         self.baseline_path, self.baseline = self._load_baseline()
-        self.backend = self._open_backend()
-        self.policy: Policy = decide(
-            settings.exclusive,
-            self.backend.devices,
-            concurrent=xdist.under_xdist(config),
-            source=settings.sources.get("exclusive"),
-            lock_dir=settings.lock_dir,
-        )
-        self.guard = WindowGuard(self.policy)
-        if self.policy.warning and self.role != "controller":
-            self._deferred_warnings.append(UserWarning(self.policy.warning))
+        self._backend: Any = None  # opened on first use: see `backend`
+        self._deferred_warnings: list[Any] = []
         self.results: dict[str, TestResult] = {}
         self.comparison: dict[str, Any] | None = None
         self._pending: list[Any] = []  # measurements of the running phase
@@ -113,6 +104,25 @@ class Co2Plugin:
             raise pytest.UsageError(str(exc)) from None
 
     # -- backend ---------------------------------------------------------------------------
+    @property
+    def backend(self) -> Any:
+        """The energy backend, opened on first use (the header, the first measurement, the
+        JSON), so that a run that measures nothing and prints no header (``-q``) never
+        touches the hardware (NVML's init alone can take a noticeable fraction of a second)."""
+        if self._backend is None:
+            self._backend = self._open_backend()
+            self.policy: Policy = decide(
+                self.settings.exclusive,
+                self._backend.devices,
+                concurrent=xdist.under_xdist(self.config),
+                source=self.settings.sources.get("exclusive"),
+                lock_dir=self.settings.lock_dir,
+            )
+            self.guard = WindowGuard(self.policy)
+            if self.policy.warning and self.role != "controller":
+                self._deferred_warnings.append(UserWarning(self.policy.warning))
+        return self._backend
+
     def _open_backend(self) -> Any:
         from .backends import BackendError, make_backend
 
@@ -133,11 +143,12 @@ class Co2Plugin:
                     backend.notes.insert(0, f"requested backend {spec!r} failed: {exc}")
         # Shown when the first measurement is made (so a run that measures nothing stays
         # quiet); they are also in the backend's notes, the report header and the JSON.
-        self._deferred_warnings = [w.message for w in caught]
+        self._deferred_warnings.extend(w.message for w in caught)
         return backend
 
     # -- fixture ---------------------------------------------------------------------------
     def make_meter(self, item: pytest.Item) -> Co2Meter:
+        backend = self.backend
         while self._deferred_warnings:
             message = self._deferred_warnings.pop(0)
             warnings.warn(message if isinstance(message, Warning) else UserWarning(str(message)), stacklevel=2)
@@ -146,7 +157,7 @@ class Co2Plugin:
         except BudgetError:
             budget = None  # reported as a failure by pytest_runtest_call
         meter = Co2Meter(
-            self.backend,
+            backend,
             self.accounting,
             self.settings,
             budget=budget,
@@ -380,7 +391,8 @@ class Co2Plugin:
             write_text_atomic(self.settings.markdown, render_markdown(data))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.backend.close()
+        if self._backend is not None:
+            self._backend.close()
 
 
 _BUDGET_KEY = pytest.StashKey[dict]()

@@ -1,7 +1,8 @@
 """Wall time of 200 trivial tests: plain pytest, with the plugin loaded, and with --co2-all.
 
 Goals: plugin loaded <= 1.02x plain, --co2-all <= 1.05x plain. Median of several runs,
-each in a fresh subprocess.
+each in a fresh subprocess. Wall time and CPU time (user + system of the child) are both
+printed: on a shared VM the CPU time is the steadier of the two.
 
     python tools/overhead.py [--tests 200] [--runs 7]
 """
@@ -9,6 +10,7 @@ each in a fresh subprocess.
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -17,13 +19,19 @@ import time
 from pathlib import Path
 
 
-def run(cwd: Path, extra: list[str]) -> float:
-    t0 = time.perf_counter()
+def _children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(cwd: Path, extra: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one pytest run in a subprocess."""
+    t0, c0 = time.perf_counter(), _children_cpu_s()
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
         cwd=cwd, check=True, stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, _children_cpu_s() - c0
 
 
 def main() -> None:
@@ -41,14 +49,20 @@ def main() -> None:
             "plugin loaded": [],
             "--co2-all": ["--co2-all"],
         }
-        times: dict[str, list[float]] = {k: [] for k in variants}
+        times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
         for _ in range(args.runs):  # interleave the variants so drift hits all alike
             for name, extra in variants.items():
                 times[name].append(run(cwd, extra))
-    plain = statistics.median(times["plain (-p no:co2)"])
+    base = times["plain (-p no:co2)"]
+    plain_wall = statistics.median(w for w, _ in base)
+    plain_cpu = statistics.median(c for _, c in base)
     for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"{name:>18}: median {med:.3f} s over {args.runs} runs  ({med / plain:.3f}x plain)")
+        wall = statistics.median(w for w, _ in ts)
+        cpu = statistics.median(c for _, c in ts)
+        print(
+            f"{name:>18}: wall {wall:.3f} s ({wall / plain_wall:.3f}x plain), "
+            f"CPU {cpu:.3f} s ({cpu / plain_cpu:.3f}x plain); medians of {args.runs} runs"
+        )
 
 
 if __name__ == "__main__":
