@@ -422,14 +422,27 @@ class Window:
                 f"measured {duration_s * 1e3:.1f} ms is short for a counter that updates every "
                 f"{period * 1e3:g} ms: up to {period / max(duration_s, 1e-12):.0%} quantization error"
             )
+        idle_w = meter.idle_w
+        idle_total_w = math.fsum(idle_w) if idle_w else 0.0
         unit_energies = tuple(
-            (totals[b] - totals[a]) / math.fsum(units[a:b]) for a, b in groups
+            (totals[b] - totals[a] - idle_total_w * (times[b] - times[a])) / math.fsum(units[a:b])
+            for a, b in groups
         )
-        energy_j = totals[-1] - totals[0]
+        energy_j = totals[-1] - totals[0] - idle_total_w * duration_s
         total_units = math.fsum(units)
         dev_energy = tuple(
-            DeviceEnergy(d, readings[-1][i] - readings[0][i]) for i, d in enumerate(backend.devices)
+            DeviceEnergy(d, readings[-1][i] - readings[0][i] - (idle_w[i] * duration_s if idle_w else 0.0))
+            for i, d in enumerate(backend.devices)
         )
+        if idle_w:
+            notes.append(
+                f"idle power {idle_total_w:.4g} W (measured at start) subtracted: "
+                f"{idle_total_w * duration_s:.4g} J of {totals[-1] - totals[0]:.4g} J"
+            )
+            if energy_j < 0 or min(unit_energies) < 0:
+                notes.append("below idle: the measured energy was less than the idle power's; clamped to 0")
+                energy_j = max(energy_j, 0.0)
+                unit_energies = tuple(max(x, 0.0) for x in unit_energies)
         if not complete:
             notes.append("incomplete: the measured block raised or was interrupted; partial steps only")
         return Measurement(
@@ -477,7 +490,7 @@ class Meter:
     ``on_window_exit(window)`` after its last one (also when the block raised); the latter
     may return notes for the measurement. The plugin uses them to hold a cross-process lock
     on shared counter devices (``--co2-exclusive``). Both are plain attributes, settable
-    after construction.
+    after construction. ``idle_w`` (per device) is subtracted from every window, with a note.
     """
 
     def __init__(
@@ -493,6 +506,7 @@ class Meter:
         sync: Callable[[], None] = _cuda_synchronize,
         on_window_enter: Callable[[Window], None] | None = None,
         on_window_exit: Callable[[Window], Sequence[str] | None] | None = None,
+        idle_w: Sequence[float] | None = None,
     ) -> None:
         self.backend = backend
         self.on_window_enter = on_window_enter
@@ -506,6 +520,9 @@ class Meter:
         self._clock = clock or getattr(backend, "clock", time.perf_counter)
         self._sync = sync
         self.progress_every_s = progress_every_s
+        # Per-device idle power (W, in the backend's device order) to subtract from every
+        # window; None: report energy as read (idle included).
+        self.idle_w: tuple[float, ...] | None = tuple(idle_w) if idle_w else None
         self.measurements: list[Measurement] = []
         self._names: dict[str, int] = {}
 
@@ -573,6 +590,18 @@ class Meter:
         self.measurements.append(m)
         if self._on_record is not None:
             self._on_record(m)
+
+
+def measure_idle_w(backend: Backend, seconds: float, sleep: Callable[[float], None] = time.sleep,
+                   clock: Callable[[], float] | None = None) -> tuple[float, ...]:
+    """Each device's mean power (W) while this process sleeps for ``seconds``: its idle power
+    (plus whatever else runs on a shared device meanwhile)."""
+    clock = clock or getattr(backend, "clock", time.perf_counter)
+    t0, r0 = clock(), backend.read_j()
+    sleep(seconds)
+    t1, r1 = clock(), backend.read_j()
+    dt = t1 - t0
+    return tuple((b - a) / dt if dt > 0 else 0.0 for a, b in zip(r0, r1))
 
 
 def _json_num(x: float) -> float | None:

@@ -202,6 +202,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("compare", parse_compare, "compare each measurement with a saved run: NAME (.co2/NAME.json), a report PATH, or no value for the latest saved (write --co2-compare=NAME)", "NAME|PATH", const="latest"),
     Option("compare_fail", parse_compare_fail, "fail the session when a measurement grows by more than this over the baseline: energy:10%, co2e:5% (comma-separated); compares with the latest saved run unless --co2-compare names one", "FIELD:PCT%"),
     Option("markdown", parse_path, "write the emissions table as markdown to PATH (CI job summary, PR comment)", "PATH"),
+    Option("idle", parse_positive_float("idle measurement time", 0.0, inclusive=True), "measure each device's idle power for SECONDS before the first measurement and report it (header, JSON); 0 (default): off", "SECONDS"),
+    Option("subtract_idle", parse_bool, "subtract the idle power measured by --co2-idle from every measurement (noted on each)", flag=True),
 )
 
 
@@ -228,6 +230,8 @@ class Settings:
     compare: str | None = None
     compare_fail: tuple[Any, ...] = ()  # compare.FailSpec
     markdown: str | None = None
+    idle: float = 0.0  # seconds of idle measurement at start (0: off)
+    subtract_idle: bool = False
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,3 +328,7 @@ def _check_combination(s: Settings) -> None:
             lookup(r, None, csv_path=s.intensity_file)  # what-ifs use yearly values
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if s.subtract_idle and not s.idle:
+        raise pytest.UsageError(
+            "--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS (e.g. 2)"
+        )

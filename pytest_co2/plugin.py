@@ -75,6 +75,7 @@ class Co2Plugin:
         self.accounting = Accounting(settings)
         self.baseline_path, self.baseline = self._load_baseline()
         self._backend: Any = None  # opened on first use: see `backend`
+        self.idle_w: tuple[float, ...] = ()  # per device, with --co2-idle
         self._deferred_warnings: list[Any] = []
         self.results: dict[str, TestResult] = {}
         self.comparison: dict[str, Any] | None = None
@@ -121,7 +122,17 @@ class Co2Plugin:
             self.guard = WindowGuard(self.policy)
             if self.policy.warning and self.role != "controller":
                 self._deferred_warnings.append(UserWarning(self.policy.warning))
+            if self.settings.idle:
+                from .meter import measure_idle_w
+
+                self.idle_w = measure_idle_w(self._backend, self.settings.idle)
         return self._backend
+
+    def idle_text(self) -> str:
+        """e.g. "idle power over 2 s at start: NVIDIA A100 [counter] 61.2 W (not subtracted)"."""
+        devs = ", ".join(f"{d.label} [{d.method.value}] {w:.3g} W" for d, w in zip(self.backend.devices, self.idle_w))
+        what = "subtracted from every measurement" if self.settings.subtract_idle else "not subtracted"
+        return f"idle power over {self.settings.idle:g} s at start: {devs} ({what})"
 
     def _open_backend(self) -> Any:
         from .backends import BackendError, make_backend
@@ -163,6 +174,7 @@ class Co2Plugin:
             budget=budget,
             on_record=self._pending.append,
             progress=self._progress if self._show_progress() else None,
+            idle_w=self.idle_w if self.settings.subtract_idle else None,
         )
         if self.policy.mode == "lock" or self.policy.warning:
             meter.on_window_enter = self.guard.enter
@@ -282,6 +294,8 @@ class Co2Plugin:
         est = _find_part(self.backend, "tdp_w")
         if est is not None:
             lines.append(f"co2: CPU {est.cpu_model_name}, TDP {est.tdp_w:g} W ({est.tdp_source})")
+        if self.settings.idle:
+            lines.append("co2: " + self.idle_text())
         if self.policy.mode != "not needed" or self.role != "single":
             lines.append("co2: " + self.policy.describe())
         if self.baseline_path is not None:
@@ -349,6 +363,12 @@ class Co2Plugin:
 
         info = session_info(self.settings.to_dict(), self.backend, self.started, self.accounting)
         info["exclusive"] = self.policy.to_dict()
+        if self.settings.idle:
+            info["idle"] = {
+                "seconds": self.settings.idle,
+                "power_w": {d.id: w for d, w in zip(self.backend.devices, self.idle_w)},
+                "subtracted": self.settings.subtract_idle,
+            }
         info["xdist_workers"] = xdist.worker_count(self.config) if self.role == "controller" else None
         data = build_report(info, self.tests_as_dicts(), exit_status=exit_status, interrupted=interrupted)
         if self.comparison is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .backends.base import Backend
 from .budget import Budget
@@ -87,6 +87,7 @@ class Co2Meter(Meter):
         budget: Budget | None = None,
         on_record: Callable[[Measurement], None] | None = None,
         progress: Callable[[Window], None] | None = None,
+        idle_w: Sequence[float] | None = None,
     ) -> None:
         super().__init__(
             backend,
@@ -94,6 +95,7 @@ class Co2Meter(Meter):
             account=self._account_default,
             progress=progress,
             on_record=on_record,
+            idle_w=idle_w,
         )
         self.accounting = accounting
         self.settings = settings

@@ -200,3 +200,32 @@ def test_projection_is_linear_in_n(per_unit: list[float], n: int, k: int) -> Non
     assert b.energy_kwh == pytest.approx(a.energy_kwh * k, rel=1e-12)
     assert b.std_kwh == pytest.approx(a.std_kwh * k, rel=1e-12)
     assert b.ci95_kwh == pytest.approx(a.ci95_kwh * k, rel=1e-12)
+
+
+def test_idle_power_is_measured_and_subtracted() -> None:
+    from pytest_co2.meter import measure_idle_w
+
+    clock = Clock()
+    backend = ConstantBackend(30.0, clock=clock)
+    assert measure_idle_w(backend, 2.0, sleep=clock.advance) == pytest.approx((30.0,))
+    meter = Meter(ConstantBackend(100.0, clock=clock), sync=lambda: None, idle_w=(30.0,))
+    with meter.measure("train") as w:
+        for dt in (0.5, 1.5):
+            clock.advance(dt)
+            w.step()
+    m = w.measurement
+    assert m is not None
+    assert m.energy_j == pytest.approx(70.0 * 2.0)  # (100 - 30) W x 2 s
+    assert m.unit_energies_j == pytest.approx((35.0, 105.0))
+    assert m.devices[0].energy_j == pytest.approx(140.0)
+    assert any("idle power 30 W (measured at start) subtracted: 60 J of 200 J" in n for n in m.notes)
+
+
+def test_below_idle_is_clamped_with_a_note() -> None:
+    clock = Clock()
+    meter = Meter(ConstantBackend(10.0, clock=clock), sync=lambda: None, idle_w=(30.0,))
+    with meter.measure("x") as w:
+        clock.advance(1.0)
+    m = w.measurement
+    assert m is not None and m.energy_j == 0.0 and m.unit_energies_j == (0.0,)
+    assert any("below idle" in n for n in m.notes)

@@ -441,3 +441,31 @@ def test_long(co2_meter, clock):
     assert "co2 train: 2/6" not in out  # nothing before 3 s
     quiet = fake_clock_pytester.runpytest(*BASE, "-q")
     assert "so far" not in quiet.stdout.str()
+
+
+def test_idle_power_in_header_json_and_subtracted(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        '''
+import time
+
+def test_sleep(co2_meter):
+    with co2_meter.measure("w") as m:
+        time.sleep(0.2)
+    assert m.measurement.energy_j < 0.01 * 300 * 0.2  # 300 W device, 300 W idle: ~0 left
+'''
+    )
+    result = pytester.runpytest("--co2-backend=constant:300", "--co2-idle=0.2", "--co2-subtract-idle", "--co2-json=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["co2: idle power over 0.2 s at start: simulated device at 300 W [[]simulated[]] 300 W (subtracted from every measurement)"]
+    )
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert data["session"]["idle"]["power_w"]["sim:0"] == pytest.approx(300.0, rel=1e-3)
+    assert any("idle power 300 W" in n for n in data["tests"][0]["measurements"][0]["notes"])
+
+
+def test_subtract_idle_needs_idle(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest("--co2-subtract-idle")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS*"])
