@@ -7,6 +7,9 @@ projected to the same number of batches as the single process, so the two compar
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import pytest
 
 from . import workloads as w
@@ -80,7 +83,20 @@ def test_distributed_training_does_not_save_energy(bench_registry, bench_scale):
     missing = bench_registry.require([SINGLE]) + ([] if ddp_keys else [_ddp_key("gloo", 2)])
     if missing:
         pytest.skip(f"needs this session's results for {', '.join(k.id for k in missing)}")
-    single = bench_registry.paper(SINGLE).energy_kwh
+    single = bench_registry.paper(SINGLE)
+    bad = []
     for key in ddp_keys:
-        ratio = bench_registry.paper(key).energy_kwh / single
-        assert ratio >= 1.0 - MAX_REDUCTION, f"{key.variant}: {ratio:.2f} x the single process's energy per batch"
+        ddp = bench_registry.paper(key)
+        ratio = ddp.energy_kwh / single.energy_kwh
+        if ratio >= 1.0 - MAX_REDUCTION:
+            continue
+        # Like the growth checks: a larger cut contradicts the paper only when it is larger than
+        # the two measurements' 95% intervals combined; otherwise it is noise (other load).
+        shortfall = (1.0 - MAX_REDUCTION) * single.energy_kwh - ddp.energy_kwh
+        margin = math.hypot(single.ci95_kwh, ddp.ci95_kwh)
+        text = f"{key.variant}: {ratio:.2f} x the single process's energy per batch"
+        if math.isfinite(margin) and shortfall > margin:
+            bad.append(text)
+        else:
+            warnings.warn(f"inconclusive: {text}, within the 95% intervals (±{margin:.3g} kWh)", stacklevel=1)
+    assert not bad, "; ".join(bad)
