@@ -306,6 +306,10 @@ def test_unknown():
         ("--co2-backend=gpu", "*argument --co2-backend: unknown backend 'gpu': expected one of auto, nvml*"),
         ("--co2-month=2022-13", "*argument --co2-month: invalid month '2022-13'*"),
         ("--co2-budget-mode=maybe", "*invalid budget mode 'maybe': expected one of fail, warn*"),
+        ("--co2-compare-fail=energy:ten", "*argument --co2-compare-fail: invalid --co2-compare-fail 'energy:ten': expected FIELD:PERCENT%*"),
+        ("--co2-compare-fail=time:10%", "*invalid --co2-compare-fail 'time:10%'*"),
+        ("--co2-save=a/b", "*argument --co2-save: invalid --co2-save name 'a/b'*"),
+        ("--co2-idle=-1", "*argument --co2-idle: invalid idle measurement time '-1': expected a number >= 0*"),
     ],
 )
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, arg: str, message: str) -> None:
