@@ -362,9 +362,10 @@ def lookup(
     region = DEFAULT_REGION if region is None else region
     if not str(region).strip():
         raise IntensityError(f"empty region: {_HINT[0].lower()}{_HINT[1:]}")
-    code = _resolve(region, table.names)
-    if code is None:
+    resolved = _resolve(region, table.names)
+    if resolved is None:
         raise _unknown_region(region, table.names if csv_path is not None else None)
+    code = resolved
 
     if ym is None:
         if code not in table.yearly:

@@ -517,7 +517,7 @@ class Meter:
         self._on_record = on_record
         # A backend with its own clock (the simulated one) times windows too, so that
         # simulated energy is exactly power x duration.
-        self._clock = clock or getattr(backend, "clock", time.perf_counter)
+        self._clock: Callable[[], float] = clock if clock is not None else getattr(backend, "clock", time.perf_counter)
         self._sync = sync
         self.progress_every_s = progress_every_s
         # Per-device idle power (W, in the backend's device order) to subtract from every
@@ -596,10 +596,10 @@ def measure_idle_w(backend: Backend, seconds: float, sleep: Callable[[float], No
                    clock: Callable[[], float] | None = None) -> tuple[float, ...]:
     """Each device's mean power (W) while this process sleeps for ``seconds``: its idle power
     (plus whatever else runs on a shared device meanwhile)."""
-    clock = clock or getattr(backend, "clock", time.perf_counter)
-    t0, r0 = clock(), backend.read_j()
+    now: Callable[[], float] = clock if clock is not None else getattr(backend, "clock", time.perf_counter)
+    t0, r0 = now(), backend.read_j()
     sleep(seconds)
-    t1, r1 = clock(), backend.read_j()
+    t1, r1 = now(), backend.read_j()
     dt = t1 - t0
     return tuple((b - a) / dt if dt > 0 else 0.0 for a, b in zip(r0, r1))
 

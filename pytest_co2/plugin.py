@@ -205,6 +205,8 @@ class Co2Plugin:
         output capture and the terminal writer's own line book-keeping."""
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if tr is None:
+            return
         tw = tr._tw
         prefix = getattr(tw, "_current_line", "")
         out = getattr(tw, "_file", None)
