@@ -5,7 +5,7 @@ Options (in the plugin's ``co2`` group):
   --co2-time-budget=SECONDS measured seconds per measurement after the minimum of 2 steps
                             (default 3 at paper scale, 0.25 at smoke scale)
   --co2-paper-report=PATH   markdown with our figures beside the paper's, PNG charts beside it
-  --co2-torch-threads=N     torch intra-op threads (default 2)
+  --co2-torch-threads=N     torch intra-op threads (default: CPU cores / xdist workers)
 
 Budgets: the test modules mark their params with ``paper_budget`` (see ``paper.py``); here
 they become ``co2_budget(kwh=...)`` scaled to the run's projection target. Unless the user
@@ -40,6 +40,15 @@ def _positive_float(text: str) -> float:
     return x
 
 
+def _default_threads() -> int:
+    """CPU cores shared among xdist workers: oversubscribed threads spin-wait, which the CPU-time
+    estimate counts as energy (2 workers x 2 threads on 2 cores cost several times more)."""
+    import os
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -60,8 +69,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          f"(default {DEFAULT_TIME_BUDGET_S['paper']:g} at paper scale, {DEFAULT_TIME_BUDGET_S['smoke']:g} at smoke)")
     group.addoption("--co2-paper-report", dest="co2_bench_paper_report", default=None, metavar="PATH",
                     help="benchmarks: write a markdown comparison with the paper's figures to PATH, PNG charts beside it")
-    group.addoption("--co2-torch-threads", dest="co2_bench_threads", type=_positive_int, default=2, metavar="N",
-                    help="benchmarks: torch intra-op threads (default 2)")
+    group.addoption("--co2-torch-threads", dest="co2_bench_threads", type=_positive_int, default=None, metavar="N",
+                    help="benchmarks: torch intra-op threads (default: CPU cores / pytest-xdist workers, at least 1)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -134,7 +143,7 @@ def bench(request: pytest.FixtureRequest, bench_registry: Registry, bench_scale:
     from .harness import Bench, BenchOptions
 
     budget = request.config.getoption("co2_bench_time_budget") or DEFAULT_TIME_BUDGET_S[bench_scale]
-    threads = request.config.getoption("co2_bench_threads")
+    threads = request.config.getoption("co2_bench_threads") or _default_threads()
     options = BenchOptions(scale=bench_scale, time_budget_s=budget, threads=threads)
     bench_registry.session.update(scale=bench_scale, time_budget_s=budget, threads=threads)
     return Bench(options, bench_registry)

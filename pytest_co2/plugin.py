@@ -135,7 +135,7 @@ class Co2Plugin:
         return f"idle power over {self.settings.idle:g} s at start: {devs} ({what})"
 
     def _open_backend(self) -> Any:
-        from .backends import BackendError, make_backend
+        from .backends import BackendError, BackendWarning, make_backend
 
         spec = self.settings.backend
         with warnings.catch_warnings(record=True) as caught:
@@ -148,6 +148,7 @@ class Co2Plugin:
                     warnings.warn(
                         f"pytest-co2: backend {spec!r} is unusable here ({exc}); falling back to the "
                         "CPU-time estimate",
+                        BackendWarning,
                         stacklevel=1,
                     )
                     backend = make_backend("estimate", cpu_tdp_w=self.settings.cpu_tdp)
