@@ -16,18 +16,21 @@ import os
 import sys
 import time
 import warnings
-from typing import Any, Generator
+from typing import TYPE_CHECKING, Any, Generator
 
 import pytest
 
 from . import xdist
+from .accounting import Accounting
 from .budget import MARKER, MARKER_HELP, Budget, BudgetError
-from .exclusive import Policy, WindowGuard, decide
 from .options import Settings, add_options, resolve
-from .session import Accounting, Co2Meter, TestResult, check_budget, entry_for
+
+if TYPE_CHECKING:  # the meter and session modules are imported when first needed
+    from .exclusive import Policy
+    from .session import Co2Meter, TestResult
 
 STATE_KEY = pytest.StashKey["Co2Plugin"]()
-METER_KEY = pytest.StashKey[Co2Meter]()
+METER_KEY = pytest.StashKey["Co2Meter"]()
 PROGRESS_AFTER_S = 3.0  # live progress only for measurements that run longer than this
 
 
@@ -50,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
+def co2_meter(request: pytest.FixtureRequest) -> "Co2Meter":
     """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
     state = request.config.stash[STATE_KEY]
     meter = state.make_meter(request.node)
@@ -77,7 +80,7 @@ class Co2Plugin:
         self._backend: Any = None  # opened on first use: see `backend`
         self.idle_w: tuple[float, ...] = ()  # per device, with --co2-idle
         self._deferred_warnings: list[Any] = []
-        self.results: dict[str, TestResult] = {}
+        self.results: dict[str, "TestResult"] = {}
         self.comparison: dict[str, Any] | None = None
         self._pending: list[Any] = []  # measurements of the running phase
         self._last_write = 0.0
@@ -112,6 +115,8 @@ class Co2Plugin:
         touches the hardware (NVML's init alone can take a noticeable fraction of a second)."""
         if self._backend is None:
             self._backend = self._open_backend()
+            from .exclusive import WindowGuard, decide
+
             self.policy: Policy = decide(
                 self.settings.exclusive,
                 self._backend.devices,
@@ -159,7 +164,9 @@ class Co2Plugin:
         return backend
 
     # -- fixture ---------------------------------------------------------------------------
-    def make_meter(self, item: pytest.Item) -> Co2Meter:
+    def make_meter(self, item: pytest.Item) -> "Co2Meter":
+        from .session import Co2Meter
+
         backend = self.backend
         while self._deferred_warnings:
             message = self._deferred_warnings.pop(0)
@@ -244,6 +251,8 @@ class Co2Plugin:
         if window is not None:
             window.__exit__(None, None, None)
         if budget is not None and meter is not None:
+            from .session import check_budget, entry_for
+
             entries = [entry_for(meter, m) for m in self._pending]
             record, message = check_budget(budget, meter, entries)
             item.stash[_BUDGET_KEY] = record
@@ -258,6 +267,8 @@ class Co2Plugin:
         report = yield
         meter = item.stash.get(METER_KEY, None)
         if self._pending and meter is not None:
+            from .session import entry_for
+
             report.co2_entries = [entry_for(meter, m) for m in self._pending]
             self._pending.clear()
             _add_junit_properties(item, report, report.co2_entries)
@@ -273,6 +284,8 @@ class Co2Plugin:
         budget = getattr(report, "co2_budget", None)
         if not entries and budget is None and report.nodeid not in self.results:
             return
+        from .session import TestResult
+
         result = self.results.setdefault(report.nodeid, TestResult(report.nodeid))
         if entries:
             result.entries.extend(entries)

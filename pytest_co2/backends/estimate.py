@@ -25,7 +25,7 @@ import platform
 import re
 import time
 from importlib import resources
-from typing import Iterable, Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .base import Backend, BackendError, Device, Method, warn
 
