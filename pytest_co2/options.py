@@ -195,7 +195,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("all", parse_bool, "measure the call phase of every test, with or without the fixture", flag=True),
     Option("json", parse_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
     Option("budget_mode", parse_choice("budget mode", BUDGET_MODES), "fail (default): a test over its co2_budget fails; warn: report it and pass", "MODE"),
-    Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default) or full (adds devices and notes)", "MODE"),
+    Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default: the 40 largest measurements and every test over budget, a total of all) or full (every measurement, its devices and notes)", "MODE"),
     Option("exclusive", parse_bool, "serialize measured windows on shared counter devices (GPU, RAPL) across processes with file locks; on by default under pytest-xdist with a counter backend (--co2-no-exclusive: off)", flag=True, negatable=True),
     Option("lock_dir", parse_path, "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks)", "DIR"),
     Option("save", parse_save_name, "save this run's JSON report as .co2/NAME.json in the rootdir, a baseline for --co2-compare", "NAME"),

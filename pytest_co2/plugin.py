@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the meter and session modules are imported when first neede
 STATE_KEY = pytest.StashKey["Co2Plugin"]()
 METER_KEY = pytest.StashKey["Co2Meter"]()
 PROGRESS_AFTER_S = 3.0  # live progress only for measurements that run longer than this
+SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -355,6 +356,7 @@ class Co2Plugin:
             budget_mode=self.settings.budget_mode,
             full=self.settings.report == "full",
             whatif=tuple(self.accounting.whatif),
+            max_rows=None if self.settings.report == "full" else SUMMARY_ROWS,
         ):
             tr.write_line(line)
         tr.write_line("total " + format_equivalents(totals(tests)["co2e_kg"]))

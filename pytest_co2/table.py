@@ -77,8 +77,13 @@ def render_summary(
     budget_mode: str = "fail",
     full: bool = False,
     whatif: Sequence[str] = (),
+    max_rows: int | None = None,
 ) -> list[str]:
-    """The summary table's lines (tabulate), a total row, and notes when ``full``."""
+    """The summary table's lines (tabulate), a total row, and notes when ``full``.
+
+    With ``max_rows``, only the largest emitters are listed (and every test over its budget);
+    the total still covers every measurement and a line says how many rows were left out.
+    """
     from tabulate import tabulate
 
     headers = [
@@ -86,7 +91,14 @@ def render_summary(
         "kWh", "kg CO2e ± std", "method", "budget", "verdict",
     ] + [f"kg {r}" for r in whatif]
     rows = []
-    for t, e in rows_from_tests(tests):
+    pairs = rows_from_tests(tests)
+    if max_rows is not None and len(pairs) > max_rows:
+        over = [(t, e) for t, e in pairs[max_rows:] if t.get("budget") and not t["budget"].get("passed")]
+        left_out = len(pairs) - max_rows - len(over)
+        pairs = pairs[:max_rows] + over
+    else:
+        left_out = 0
+    for t, e in pairs:
         p, em, s = e["projection"], e["emission"], e["energy_per_unit_j"]
         n_text = f"{fmt_count(p['n'])} {e['unit']}" + (" (measured)" if p.get("measured") else "")
         name = e["name"] + ("" if e.get("complete", True) else " (partial)")
@@ -105,6 +117,11 @@ def render_summary(
         + [fmt_num(tot["whatif_co2e_kg"].get(r)) for r in whatif]
     )
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
+    if left_out:
+        lines.append(
+            f"... and {left_out} smaller measurements, in the total "
+            "(--co2-report=full or --co2-json lists every one)"
+        )
     if full:
         for t, e in rows_from_tests(tests):
             devs = "; ".join(f"{d['label']} [{d['method']}] {fmt_num(d['energy_j'])} J" for d in e["devices"])

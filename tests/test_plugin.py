@@ -473,3 +473,33 @@ def test_subtract_idle_needs_idle(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--co2-subtract-idle")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS*"])
+
+
+def test_summary_lists_the_largest_and_every_test_over_budget(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        '''
+import pytest
+
+@pytest.mark.parametrize("i", range(45))
+def test_many(co2_meter, clock, i):
+    with co2_meter.measure("m") as m:
+        clock.advance(1.0 + i)
+        m.step()
+
+@pytest.mark.co2_budget(kwh=1e-9)
+def test_tiny_but_over(co2_meter, clock):
+    with co2_meter.measure("m") as m:
+        clock.advance(0.001)
+        m.step()
+'''
+    )
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(passed=45, failed=1)
+    out = result.stdout.str()
+    assert "test_many[44]" in out and "test_many[5]" in out  # the 40 largest: 44 down to 5
+    assert "test_many[4] " not in out and "test_many[0] " not in out
+    assert "test_tiny_but_over" in out  # over budget: always listed
+    result.stdout.fnmatch_lines(["TOTAL*46 measurements*", "... and 5 smaller measurements, in the total (--co2-report=full*"])
+    assert len(data["tests"]) == 46
+    full = fake_clock_pytester.runpytest(*BASE, "--co2-report=full")
+    assert "test_many[0] " in full.stdout.str() and "smaller measurements" not in full.stdout.str()
