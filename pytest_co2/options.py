@@ -127,6 +127,23 @@ def parse_path(text: str) -> str:
     return str(text)
 
 
+def parse_output_path(text: str) -> str:
+    """A file the plugin will write: its folder must exist or be creatable, and be writable."""
+    path = parse_path(text)
+    folder = os.path.dirname(os.path.abspath(path))
+    probe = folder
+    while not os.path.isdir(probe):  # the nearest existing ancestor decides
+        parent = os.path.dirname(probe)
+        if parent == probe or os.path.exists(probe):
+            raise ValueError(f"cannot write {text!r}: {probe!r} is not a folder")
+        probe = parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {text!r}: folder {probe!r} is not writable")
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write {text!r}: it is a folder, expected a file name")
+    return path
+
+
 def parse_save_name(text: str) -> str:
     from .compare import parse_save_name as _parse
 
@@ -193,7 +210,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cpu_tdp", parse_positive_float("CPU TDP"), "CPU TDP in watts for the estimate backend (default: looked up by CPU model)", "WATTS"),
     Option("regions", parse_regions, "what-if columns in the summary for other regions, e.g. SE,DE,PL", "R1,R2"),
     Option("all", parse_bool, "measure the call phase of every test, with or without the fixture", flag=True),
-    Option("json", parse_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
+    Option("json", parse_output_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
     Option("budget_mode", parse_choice("budget mode", BUDGET_MODES), "fail (default): a test over its co2_budget fails; warn: report it and pass", "MODE"),
     Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default: the 40 largest measurements and every test over budget, a total of all) or full (every measurement, its devices and notes)", "MODE"),
     Option("exclusive", parse_bool, "serialize measured windows on shared counter devices (GPU, RAPL) across processes with file locks; on by default under pytest-xdist with a counter backend (--co2-no-exclusive: off)", flag=True, negatable=True),
@@ -201,7 +218,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("save", parse_save_name, "save this run's JSON report as .co2/NAME.json in the rootdir, a baseline for --co2-compare", "NAME"),
     Option("compare", parse_compare, "compare each measurement with a saved run: NAME (.co2/NAME.json), a report PATH, or no value for the latest saved (write --co2-compare=NAME)", "NAME|PATH", const="latest"),
     Option("compare_fail", parse_compare_fail, "fail the session when a measurement grows by more than this over the baseline: energy:10%, co2e:5% (comma-separated); compares with the latest saved run unless --co2-compare names one", "FIELD:PCT%"),
-    Option("markdown", parse_path, "write the emissions table as markdown to PATH (CI job summary, PR comment)", "PATH"),
+    Option("markdown", parse_output_path, "write the emissions table as markdown to PATH (CI job summary, PR comment)", "PATH"),
     Option("idle", parse_positive_float("idle measurement time", 0.0, inclusive=True), "measure each device's idle power for SECONDS before the first measurement and report it (header, JSON); 0 (default): off", "SECONDS"),
     Option("subtract_idle", parse_bool, "subtract the idle power measured by --co2-idle from every measurement (noted on each)", flag=True),
 )

@@ -87,6 +87,7 @@ class Co2Plugin:
         self._last_write = 0.0
         self._progress_shown = False
         self._progress_width = 0
+        self._write_errors: list[str] = []  # shown in the terminal summary
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -330,6 +331,8 @@ class Co2Plugin:
         if self.is_worker:
             return
         self._summary(terminalreporter)
+        for message in self._write_errors:
+            terminalreporter.write_line(message, yellow=True)
         if self.comparison is not None and self.comparison["failures"]:
             terminalreporter.write_sep("=", "co2 regressions", red=True)
             for line in self.comparison["failures"]:
@@ -365,7 +368,8 @@ class Co2Plugin:
             for line in _comparison_lines(self.comparison):
                 tr.write_line(line)
         if self.settings.json:
-            tr.write_line(f"co2 report written to {self.settings.json}")
+            if not any(self.settings.json in m for m in self._write_errors):
+                tr.write_line(f"co2 report written to {self.settings.json}")
         if self.settings.save:
             tr.write_line(f"co2 baseline saved to {self._saved_path()}")
         if self.settings.markdown:
@@ -397,8 +401,17 @@ class Co2Plugin:
     def _write_json(self, exit_status: int | None, interrupted: bool) -> None:
         from .report import write_atomic
 
-        write_atomic(self.settings.json, self._build_report(exit_status, interrupted))  # type: ignore[arg-type]
+        self._write(write_atomic, self.settings.json, self._build_report(exit_status, interrupted))
         self._last_write = time.monotonic()
+
+    def _write(self, writer: Any, path: Any, data: Any) -> None:
+        """Write a report; a failure (disk full, folder removed) is a warning, not a traceback."""
+        try:
+            writer(path, data)
+        except OSError as exc:
+            message = f"pytest-co2: could not write {path}: {exc}"
+            if message not in self._write_errors:
+                self._write_errors.append(message)  # printed in the terminal summary
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -420,13 +433,13 @@ class Co2Plugin:
             return
         data = self._build_report(status, interrupted)
         if self.settings.json:
-            write_atomic(self.settings.json, data)
+            self._write(write_atomic, self.settings.json, data)
         if self.settings.save and not interrupted:
-            write_atomic(self._saved_path(), data)  # type: ignore[arg-type]
+            self._write(write_atomic, self._saved_path(), data)
         if self.settings.markdown:
             from .markdown import render_markdown
 
-            write_text_atomic(self.settings.markdown, render_markdown(data))
+            self._write(write_text_atomic, self.settings.markdown, render_markdown(data))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._backend is not None:

@@ -503,3 +503,24 @@ def test_tiny_but_over(co2_meter, clock):
     assert len(data["tests"]) == 46
     full = fake_clock_pytester.runpytest(*BASE, "--co2-report=full")
     assert "test_many[0] " in full.stdout.str() and "smaller measurements" not in full.stdout.str()
+
+
+def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
+    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_clock_pytester.makepyfile(STEADY_TEST)
+    result = fake_clock_pytester.runpytest(*BASE, f"--co2-json={fake_clock_pytester.path}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --co2-json: cannot write '*': it is a folder, expected a file name"])
+    # a write that fails at the end (disk full, folder gone) is reported in one line
+    import pytest_co2.report
+
+    def fail(path: object, text: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pytest_co2.report, "write_text_atomic", fail)
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["pytest-co2: could not write r.json: [[]Errno 28[]] No space left on device"])
+    assert "co2 report written" not in result.stdout.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
