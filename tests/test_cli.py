@@ -10,18 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_co2.__main__ import build_parser, main
+from cli_helpers import run_cli as run
+from pytest_co2.__main__ import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 def convert_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:

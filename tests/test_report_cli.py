@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_co2.__main__ import main
 from pytest_co2.intensity import lookup
+
+from cli_helpers import run_cli as cli
 
 RUN = '''
 import pytest
@@ -28,13 +29,6 @@ def test_sample(co2_meter, clock):
 TRAIN_KWH, SAMPLE_KWH = 25_000 / 3.6e6, 100 / 3.6e6
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        rc = main(list(argv))
-    except SystemExit as exc:
-        rc = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return rc, out, err
 
 
 @pytest.fixture
