@@ -55,22 +55,45 @@ def _positive_int(text: str) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"invalid thread count {text!r}: expected a whole number >= 1")
+        raise argparse.ArgumentTypeError(
+            f"invalid thread count {text!r}: expected a whole number >= 1"
+        )
     return n
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("co2")
-    group.addoption("--co2-scale", dest="co2_bench_scale", choices=("paper", "smoke"), default="paper",
-                    help="benchmarks: paper = true latent shapes (default); smoke = tiny shapes and widths, seconds per family")
-    group.addoption("--co2-time-budget", dest="co2_bench_time_budget", type=_positive_float, default=None,
-                    metavar="SECONDS",
-                    help="benchmarks: measured seconds per measurement beyond the minimum 1 warm-up + 2 steps "
-                         f"(default {DEFAULT_TIME_BUDGET_S['paper']:g} at paper scale, {DEFAULT_TIME_BUDGET_S['smoke']:g} at smoke)")
-    group.addoption("--co2-paper-report", dest="co2_bench_paper_report", default=None, metavar="PATH",
-                    help="benchmarks: write a markdown comparison with the paper's figures to PATH, PNG charts beside it")
-    group.addoption("--co2-torch-threads", dest="co2_bench_threads", type=_positive_int, default=None, metavar="N",
-                    help="benchmarks: torch intra-op threads (default: CPU cores / pytest-xdist workers, at least 1)")
+    group.addoption(
+        "--co2-scale",
+        dest="co2_bench_scale",
+        choices=("paper", "smoke"),
+        default="paper",
+        help="benchmarks: paper = true latent shapes (default); smoke = tiny shapes and widths, seconds per family",
+    )
+    group.addoption(
+        "--co2-time-budget",
+        dest="co2_bench_time_budget",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="benchmarks: measured seconds per measurement beyond the minimum 1 warm-up + 2 steps "
+        f"(default {DEFAULT_TIME_BUDGET_S['paper']:g} at paper scale, {DEFAULT_TIME_BUDGET_S['smoke']:g} at smoke)",
+    )
+    group.addoption(
+        "--co2-paper-report",
+        dest="co2_bench_paper_report",
+        default=None,
+        metavar="PATH",
+        help="benchmarks: write a markdown comparison with the paper's figures to PATH, PNG charts beside it",
+    )
+    group.addoption(
+        "--co2-torch-threads",
+        dest="co2_bench_threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="benchmarks: torch intra-op threads (default: CPU cores / pytest-xdist workers, at least 1)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -103,7 +126,7 @@ def _projection_target(config: pytest.Config, unit: str) -> int | None:
         from pytest_co2.options import resolve
 
         return resolve(config).extrapolate.get(unit)
-    except Exception:  # noqa: BLE001 - the plugin reports its own usage errors
+    except Exception:
         return None
 
 

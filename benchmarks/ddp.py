@@ -63,8 +63,12 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
     from pytest_co2.meter import Meter
 
     torch.set_num_threads(job.threads_per_rank)
-    dist.init_process_group(job.backend, init_method=f"file://{os.path.join(tmp, 'store')}",
-                            rank=rank, world_size=job.world_size)
+    dist.init_process_group(
+        job.backend,
+        init_method=f"file://{os.path.join(tmp, 'store')}",
+        rank=rank,
+        world_size=job.world_size,
+    )
     try:
         if job.backend == "nccl":
             torch.cuda.set_device(rank)
@@ -76,15 +80,18 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         latent = w.latent_shape(w.IMAGE_SIZES[job.image_key], job.scale)
         step = w.TrainStep(model, latent, device=device, seed=rank)
         meter = Meter(make_backend(job.meter_spec, cpu_tdp_w=job.cpu_tdp_w))
-        with meter.measure(job.name, unit="iteration", warmup=job.warmup, extrapolate=job.extrapolate) as win:
+        with meter.measure(
+            job.name, unit="iteration", warmup=job.warmup, extrapolate=job.extrapolate
+        ) as win:
             for _ in range(job.warmup + job.steps):
                 step()
                 win.step(units=job.world_size)
         dist.barrier()
         meter.backend.close()
         data = win.measurement.to_dict()
-        data["notes"] = list(data.get("notes", ())) + [
-            f"rank {rank} of {job.world_size} ({job.backend}, {job.threads_per_rank} thread(s) per rank)"
+        data["notes"] = [
+            *list(data.get("notes", ())),
+            f"rank {rank} of {job.world_size} ({job.backend}, {job.threads_per_rank} thread(s) per rank)",
         ]
         path = os.path.join(tmp, f"rank{rank}.json")
         with open(path + ".tmp", "w", encoding="utf-8") as fh:

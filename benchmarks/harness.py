@@ -36,8 +36,15 @@ class BenchOptions:
     max_steps: int = 50
 
 
-def sample_measurement(step: Measurement, decode: Measurement, steps_per_sample: int, *,
-                       name: str, extrapolate: int | None, decode_measured_here: bool = True) -> Measurement:
+def sample_measurement(
+    step: Measurement,
+    decode: Measurement,
+    steps_per_sample: int,
+    *,
+    name: str,
+    extrapolate: int | None,
+    decode_measured_here: bool = True,
+) -> Measurement:
     """One synthesized sample = ``steps_per_sample`` denoising steps + one decode.
 
     Per-window energies are ``steps_per_sample x`` each measured step window + the mean
@@ -75,7 +82,7 @@ def sample_measurement(step: Measurement, decode: Measurement, steps_per_sample:
         energy_per_unit_j=stats,
         unit_energies_j=tuple(steps_per_sample * e + d.mean for e in step.unit_energies_j),
         complete=step.complete and decode.complete,
-        notes=(note,) + tuple(n for n in step.notes + decode.notes if n != note),
+        notes=(note, *tuple(n for n in step.notes + decode.notes if n != note)),
         extrapolate=extrapolate,
     )
 
@@ -92,10 +99,18 @@ def concat(parts: list[Measurement], *, name: str, warmup: int, note: str) -> Me
     )
     notes = tuple(dict.fromkeys(n for p in parts for n in p.notes))
     return replace(
-        first, name=name, steps=sum(p.steps for p in parts), units=units, warmup=warmup,
-        duration_s=math.fsum(p.duration_s for p in parts), energy_j=energy_j,
-        energy_per_unit_j=Stats.of(per_unit, energy_j, units), unit_energies_j=per_unit,
-        devices=devices, complete=all(p.complete for p in parts), notes=(note,) + notes,
+        first,
+        name=name,
+        steps=sum(p.steps for p in parts),
+        units=units,
+        warmup=warmup,
+        duration_s=math.fsum(p.duration_s for p in parts),
+        energy_j=energy_j,
+        energy_per_unit_j=Stats.of(per_unit, energy_j, units),
+        unit_energies_j=per_unit,
+        devices=devices,
+        complete=all(p.complete for p in parts),
+        notes=(note, *notes),
     )
 
 
@@ -118,7 +133,9 @@ class Bench:
     # -- building -------------------------------------------------------------------------------
     def unet(self, model_key: str) -> Any:
         if model_key not in self._unets:
-            self._unets[model_key] = w.build_unet(w.MODELS[model_key], self.scale, device=self.device)
+            self._unets[model_key] = w.build_unet(
+                w.MODELS[model_key], self.scale, device=self.device
+            )
         return self._unets[model_key]
 
     def decoder(self, dims: int) -> Any:
@@ -151,21 +168,37 @@ class Bench:
             return
         s = meter.settings
         self.registry.session.update(
-            region=s.region, month=s.month, pue=s.pue, extrapolate=dict(s.extrapolate),
-            backend=meter.backend.describe(), method=meter.backend.method,
+            region=s.region,
+            month=s.month,
+            pue=s.pue,
+            extrapolate=dict(s.extrapolate),
+            backend=meter.backend.describe(),
+            method=meter.backend.method,
         )
 
     # -- measuring -------------------------------------------------------------------------------
-    def train(self, meter: Any, model_key: str, image_key: str, *, steps: int | None = None,
-              key: Key | None = None) -> Measurement:
+    def train(
+        self,
+        meter: Any,
+        model_key: str,
+        image_key: str,
+        *,
+        steps: int | None = None,
+        key: Key | None = None,
+    ) -> Measurement:
         """Measure training iterations of ``model_key`` on ``image_key`` latents and record them."""
         self.note_session(meter)
         image = w.IMAGE_SIZES[image_key]
         step = w.TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
         name = f"train {model_key} {image.label}"
         try:
-            for _ in meter.steps(steps or self.options.max_steps, name=name, unit="iteration",
-                                 extrapolate=self.target(meter, "iteration"), **self._steps_kwargs(steps)):
+            for _ in meter.steps(
+                steps or self.options.max_steps,
+                name=name,
+                unit="iteration",
+                extrapolate=self.target(meter, "iteration"),
+                **self._steps_kwargs(steps),
+            ):
                 step()
         finally:
             step.close()
@@ -173,19 +206,23 @@ class Bench:
         self.registry.add(key or train_key(model_key, image_key), m)
         return m
 
-    def denoise_steps(self, backend: Any, model_key: str, image_key: str, kind: str,
-                      inference_steps: int) -> Measurement:
+    def denoise_steps(
+        self, backend: Any, model_key: str, image_key: str, kind: str, inference_steps: int
+    ) -> Measurement:
         """k denoising steps on a private meter (not recorded in the test)."""
         meter = Meter(backend)
-        step = w.DenoiseStep(self.unet(model_key), self.latent(image_key), kind, inference_steps,
-                             device=self.device)
-        for _ in meter.steps(self.options.max_steps, name=f"{kind} step", unit="step",
-                             **self._steps_kwargs(None)):
+        step = w.DenoiseStep(
+            self.unet(model_key), self.latent(image_key), kind, inference_steps, device=self.device
+        )
+        for _ in meter.steps(
+            self.options.max_steps, name=f"{kind} step", unit="step", **self._steps_kwargs(None)
+        ):
             step()
         return meter.measurements[-1]
 
-    def interleaved_steps(self, backend: Any, model_key: str, image_key: str,
-                          samplers: tuple[tuple[str, int], ...]) -> dict[tuple[str, int], Measurement]:
+    def interleaved_steps(
+        self, backend: Any, model_key: str, image_key: str, samplers: tuple[tuple[str, int], ...]
+    ) -> dict[tuple[str, int], Measurement]:
         """Denoising steps of several samplers measured round-robin (once per session).
 
         Each round runs one step of every sampler, each in its own one-step window, so a
@@ -199,8 +236,10 @@ class Bench:
         if key not in self._interleaved:
             o = self.options
             latent = self.latent(image_key)
-            steppers = {s: w.DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
-                        for s in samplers}
+            steppers = {
+                s: w.DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
+                for s in samplers
+            }
             for _ in range(o.warmup):
                 for step in steppers.values():
                     step()
@@ -208,7 +247,8 @@ class Bench:
             windows: dict[tuple[str, int], list[Measurement]] = {s: [] for s in samplers}
             start, rounds = time.perf_counter(), 0
             while rounds < o.max_steps and (
-                rounds < o.min_steps or time.perf_counter() - start < o.time_budget_s * len(samplers)
+                rounds < o.min_steps
+                or time.perf_counter() - start < o.time_budget_s * len(samplers)
             ):
                 for s, step in steppers.items():
                     with meter.measure(f"{s[0]} step", unit="step") as win:
@@ -216,10 +256,13 @@ class Bench:
                         win.step()
                     windows[s].append(win.measurement)
                 rounds += 1
-            note = (f"steps measured round-robin with {len(samplers) - 1} other samplers "
-                    f"({rounds} rounds after {o.warmup} warm-up round)")
+            note = (
+                f"steps measured round-robin with {len(samplers) - 1} other samplers "
+                f"({rounds} rounds after {o.warmup} warm-up round)"
+            )
             self._interleaved[key] = {
-                s: concat(ms, name=f"{s[0]} step", warmup=o.warmup, note=note) for s, ms in windows.items()
+                s: concat(ms, name=f"{s[0]} step", warmup=o.warmup, note=note)
+                for s, ms in windows.items()
             }
         return self._interleaved[key]
 
@@ -228,17 +271,33 @@ class Bench:
         if image_key not in self._decodes:
             image = w.IMAGE_SIZES[image_key]
             meter = Meter(backend)
-            step = w.DecodeStep(self.decoder(image.dims), self.latent(image_key), device=self.device)
+            step = w.DecodeStep(
+                self.decoder(image.dims), self.latent(image_key), device=self.device
+            )
             o = self.options
-            for _ in meter.steps(o.max_steps, name=f"decode {image.label}", unit="decode",
-                                 warmup=o.warmup, time_budget_s=o.time_budget_s / 2, min_steps=o.min_steps):
+            for _ in meter.steps(
+                o.max_steps,
+                name=f"decode {image.label}",
+                unit="decode",
+                warmup=o.warmup,
+                time_budget_s=o.time_budget_s / 2,
+                min_steps=o.min_steps,
+            ):
                 step()
             self._decodes[image_key] = meter.measurements[-1]
         return self._decodes[image_key]
 
-    def synth(self, meter: Any, model_key: str, image_key: str, kind: str = "ddpm",
-              inference_steps: int = 1000, *, variant: str = "",
-              interleave: tuple[tuple[str, int], ...] = ()) -> Measurement:
+    def synth(
+        self,
+        meter: Any,
+        model_key: str,
+        image_key: str,
+        kind: str = "ddpm",
+        inference_steps: int = 1000,
+        *,
+        variant: str = "",
+        interleave: tuple[tuple[str, int], ...] = (),
+    ) -> Measurement:
         """Measure denoising steps and a decode, record the projected per-sample measurement.
 
         With ``interleave`` (samplers including this one), the steps are measured round-robin
@@ -248,15 +307,24 @@ class Bench:
         image = w.IMAGE_SIZES[image_key]
         if interleave:
             step_m = self.interleaved_steps(meter.backend, model_key, image_key, interleave)[
-                (kind, inference_steps)]
+                (kind, inference_steps)
+            ]
         else:
             step_m = self.denoise_steps(meter.backend, model_key, image_key, kind, inference_steps)
         decode_here = image_key not in self._decodes
         decode_m = self.decode(meter.backend, image_key)
-        name = (f"sample {model_key} {image.label}: {inference_steps} {kind.upper()} steps + decode "
-                f"(projected from {step_m.steps} steps)")
-        m = sample_measurement(step_m, decode_m, inference_steps, name=name,
-                               extrapolate=self.target(meter, "sample"), decode_measured_here=decode_here)
+        name = (
+            f"sample {model_key} {image.label}: {inference_steps} {kind.upper()} steps + decode "
+            f"(projected from {step_m.steps} steps)"
+        )
+        m = sample_measurement(
+            step_m,
+            decode_m,
+            inference_steps,
+            name=name,
+            extrapolate=self.target(meter, "sample"),
+            decode_measured_here=decode_here,
+        )
         meter.record(m)
         self.registry.add(synth_key(model_key, image_key, kind, inference_steps, variant), m)
         return m

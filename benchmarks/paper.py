@@ -59,9 +59,15 @@ class Figure:
 #: Fig. 1 / section 3.1: (phase, dims) -> (smallest image size, largest image size).
 FIG1: dict[tuple[str, int], tuple[tuple[str, Figure], tuple[str, Figure]]] = {
     ("train", 2): (("2d-192", Figure(0.40, 0.16, "3.1")), ("2d-512", Figure(0.79, 0.20, "3.1"))),
-    ("train", 3): (("3d-64", Figure(0.74, 0.22, "3.1")), ("3d-256x256x192", Figure(9.0, 0.9, "3.1"))),
+    ("train", 3): (
+        ("3d-64", Figure(0.74, 0.22, "3.1")),
+        ("3d-256x256x192", Figure(9.0, 0.9, "3.1")),
+    ),
     ("synth", 2): (("2d-192", Figure(3.83, 0.07, "3.1")), ("2d-512", Figure(18.2, 0.3, "3.1"))),
-    ("synth", 3): (("3d-64", Figure(5.95, 0.17, "3.1")), ("3d-256x256x192", Figure(362.3, 1.0, "3.1"))),
+    ("synth", 3): (
+        ("3d-64", Figure(5.95, 0.17, "3.1")),
+        ("3d-256x256x192", Figure(362.3, 1.0, "3.1")),
+    ),
 }
 #: Fig. 2 / section 3.2: growth of emissions with each step in model size (low, high).
 FIG2_GROWTH = {"train": (0.30, 0.40), "synth": (0.60, 0.80)}
@@ -113,11 +119,16 @@ def image_budget(phase: str, image_key: str) -> BudgetSpec:
     """Fig. 1 budget of the medium model: the config's value + std, else the range's ceiling."""
     fig = fig1_figure(phase, image_key)
     if fig is not None:
-        return _spec(fig.upper_kg, phase, f"Fig. 1 {phase} {IMAGE_SIZES[image_key].label}: {fig.text()} kg + 1 std")
+        return _spec(
+            fig.upper_kg,
+            phase,
+            f"Fig. 1 {phase} {IMAGE_SIZES[image_key].label}: {fig.text()} kg + 1 std",
+        )
     dims = IMAGE_SIZES[image_key].dims
     top_key, top = FIG1[(phase, dims)][1]
     return _spec(
-        top.upper_kg, phase,
+        top.upper_kg,
+        phase,
         f"Fig. 1 {phase} {dims}D ceiling (largest size {IMAGE_SIZES[top_key].label}: {top.text()} kg + 1 std)",
     )
 
@@ -126,22 +137,42 @@ def model_budget(phase: str, image_key: str, size: str) -> BudgetSpec:
     """Fig. 2 budget: small = medium's, large = medium x (1 + the paper's upper growth)."""
     base = image_budget(phase, image_key)
     if size in ("small", "medium"):
-        return base if size == "medium" else BudgetSpec(
-            base.kwh, base.unit, base.n, base.kg_eu27, f"small <= medium: {base.derivation}")
+        return (
+            base
+            if size == "medium"
+            else BudgetSpec(
+                base.kwh, base.unit, base.n, base.kg_eu27, f"small <= medium: {base.derivation}"
+            )
+        )
     grow = 1.0 + FIG2_GROWTH[phase][1]
-    return BudgetSpec(base.kwh * grow, base.unit, base.n, base.kg_eu27 * grow,
-                      f"medium x {grow:g} (Fig. 2, +{FIG2_GROWTH[phase][1]:.0%}): {base.derivation}")
+    return BudgetSpec(
+        base.kwh * grow,
+        base.unit,
+        base.n,
+        base.kg_eu27 * grow,
+        f"medium x {grow:g} (Fig. 2, +{FIG2_GROWTH[phase][1]:.0%}): {base.derivation}",
+    )
 
 
 def sampler_budget(image_key: str, steps: int) -> BudgetSpec:
     """Fig. 4b budget: the DDPM 1000 budget x steps / 1000."""
     base = image_budget("synth", image_key)
     f = steps / 1000
-    return BudgetSpec(base.kwh * f, base.unit, base.n, base.kg_eu27 * f,
-                      f"DDPM 1000 budget x {steps}/1000: {base.derivation}")
+    return BudgetSpec(
+        base.kwh * f,
+        base.unit,
+        base.n,
+        base.kg_eu27 * f,
+        f"DDPM 1000 budget x {steps}/1000: {base.derivation}",
+    )
 
 
 def ddp_budget(image_key: str) -> BudgetSpec:
     base = image_budget("train", image_key)
-    return BudgetSpec(base.kwh, base.unit, base.n, base.kg_eu27,
-                      f"single-GPU budget (Fig. 4a: no significant reduction): {base.derivation}")
+    return BudgetSpec(
+        base.kwh,
+        base.unit,
+        base.n,
+        base.kg_eu27,
+        f"single-GPU budget (Fig. 4a: no significant reduction): {base.derivation}",
+    )

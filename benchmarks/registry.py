@@ -10,9 +10,11 @@ the paper report sees every result, while relation checks in a worker see only i
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from pytest_co2.meter import Measurement
 
@@ -29,14 +31,18 @@ class Key:
 
     @property
     def id(self) -> str:
-        return "/".join(p for p in (self.phase, self.model, self.image, self.sampler, self.variant) if p)
+        return "/".join(
+            p for p in (self.phase, self.model, self.image, self.sampler, self.variant) if p
+        )
 
 
 def train_key(model: str, image: str, variant: str = "") -> Key:
     return Key("train", model, image, "", variant)
 
 
-def synth_key(model: str, image: str, kind: str = "ddpm", steps: int = 1000, variant: str = "") -> Key:
+def synth_key(
+    model: str, image: str, kind: str = "ddpm", steps: int = 1000, variant: str = ""
+) -> Key:
     return Key("synth", model, image, f"{kind}-{steps}", variant)
 
 
@@ -53,11 +59,18 @@ class PaperAccounting:
     std_kg: float
 
     @classmethod
-    def of(cls, m: Measurement) -> "PaperAccounting":
-        n = PAPER_N.get(m.unit, int(round(m.units)))
+    def of(cls, m: Measurement) -> PaperAccounting:
+        n = PAPER_N.get(m.unit, round(m.units))
         p = m.project(n)
-        return cls(n, m.unit, p.energy_kwh, p.std_kwh, p.ci95_kwh,
-                   p.energy_kwh * KG_PER_KWH, p.std_kwh * KG_PER_KWH)
+        return cls(
+            n,
+            m.unit,
+            p.energy_kwh,
+            p.std_kwh,
+            p.ci95_kwh,
+            p.energy_kwh * KG_PER_KWH,
+            p.std_kwh * KG_PER_KWH,
+        )
 
     @property
     def disturbed(self) -> bool:
@@ -73,7 +86,7 @@ def growth_check(series: list[tuple[str, PaperAccounting]]) -> tuple[list[str], 
     (typically other load on a shared machine) and the pair is inconclusive.
     """
     bad, unsure = [], []
-    for (la, a), (lb, b) in zip(series, series[1:]):
+    for (la, a), (lb, b) in itertools.pairwise(series):
         if b.energy_kwh > a.energy_kwh:
             continue
         margin = math.hypot(a.ci95_kwh, b.ci95_kwh)
@@ -110,7 +123,9 @@ class Registry:
     # -- transport (xdist) ------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         return {
-            "results": [{"key": asdict(k), "measurement": m.to_dict()} for k, m in self.results.items()],
+            "results": [
+                {"key": asdict(k), "measurement": m.to_dict()} for k, m in self.results.items()
+            ],
             "figures": self.figures,
             "session": self.session,
         }

@@ -55,16 +55,25 @@ def test_train_ddp(bench, co2_meter, backend):
         threads = bench.options.threads
     else:
         if bench.device != "cpu":
-            pytest.skip("gloo on CPU stands in for GPUs only on CPU machines: the single-process run used CUDA")
+            pytest.skip(
+                "gloo on CPU stands in for GPUs only on CPU machines: the single-process run used CUDA"
+            )
         world = 2
         threads = max(1, bench.options.threads // world)
     baseline = bench.registry.get(SINGLE)
     steps = baseline.steps if baseline is not None else bench.options.min_steps
     label = w.IMAGE_SIZES[IMAGE].label
     job = ddp.DDPJob(
-        world_size=world, backend=backend, model_key=MODEL, image_key=IMAGE, scale=bench.scale,
-        steps=steps, warmup=bench.options.warmup, meter_spec=co2_meter.backend_spec,
-        cpu_tdp_w=co2_meter.settings.cpu_tdp, threads_per_rank=threads,
+        world_size=world,
+        backend=backend,
+        model_key=MODEL,
+        image_key=IMAGE,
+        scale=bench.scale,
+        steps=steps,
+        warmup=bench.options.warmup,
+        meter_spec=co2_meter.backend_spec,
+        cpu_tdp_w=co2_meter.settings.cpu_tdp,
+        threads_per_rank=threads,
         name=f"train {MODEL} {label} DDP {backend} x{world} (1 unit = 1 batch; a step = {world})",
         extrapolate=bench.target(co2_meter, "iteration"),
     )
@@ -78,8 +87,12 @@ def test_train_ddp(bench, co2_meter, backend):
 def test_distributed_training_does_not_save_energy(bench_registry, bench_scale):
     """Section 3.4: more devices, same per-device batch: no significant reduction per batch."""
     if bench_scale != "paper":
-        pytest.skip("smoke scale: thread start-up and communication dominate tiny steps (use --co2-scale=paper)")
-    ddp_keys = [k for k in bench_registry.results if k.variant.startswith("ddp-") and k.image == IMAGE]
+        pytest.skip(
+            "smoke scale: thread start-up and communication dominate tiny steps (use --co2-scale=paper)"
+        )
+    ddp_keys = [
+        k for k in bench_registry.results if k.variant.startswith("ddp-") and k.image == IMAGE
+    ]
     missing = bench_registry.require([SINGLE]) + ([] if ddp_keys else [_ddp_key("gloo", 2)])
     if missing:
         pytest.skip(f"needs this session's results for {', '.join(k.id for k in missing)}")
@@ -98,5 +111,7 @@ def test_distributed_training_does_not_save_energy(bench_registry, bench_scale):
         if math.isfinite(margin) and shortfall > margin:
             bad.append(text)
         else:
-            warnings.warn(f"inconclusive: {text}, within the 95% intervals (±{margin:.3g} kWh)", stacklevel=1)
+            warnings.warn(
+                f"inconclusive: {text}, within the 95% intervals (±{margin:.3g} kWh)", stacklevel=1
+            )
     assert not bad, "; ".join(bad)

@@ -47,9 +47,13 @@ def _series(registry, phase: str, dims: int) -> list[tuple[str, PaperAccounting]
     wanted = [make(_model(k), k) for k in keys]
     missing = registry.require(wanted)
     if missing:
-        pytest.skip(f"needs this session's results for {', '.join(m.id for m in missing)} "
-                    "(deselected, failed, or measured in another xdist worker)")
-    return [(w.IMAGE_SIZES[k].label, registry.paper(key)) for k, key in zip(keys, wanted)]
+        pytest.skip(
+            f"needs this session's results for {', '.join(m.id for m in missing)} "
+            "(deselected, failed, or measured in another xdist worker)"
+        )
+    return [
+        (w.IMAGE_SIZES[k].label, registry.paper(key)) for k, key in zip(keys, wanted, strict=False)
+    ]
 
 
 @pytest.mark.parametrize("phase", ["train", "synth"])
@@ -57,11 +61,15 @@ def _series(registry, phase: str, dims: int) -> list[tuple[str, PaperAccounting]
 def test_emissions_grow_with_image_size(bench_registry, bench_scale, phase, dims):
     """Section 3.1: larger images cost more, in training and synthesis, 2D and 3D."""
     if bench_scale != "paper":
-        pytest.skip("smoke scale: fixed costs dominate tiny shapes, so sizes do not rank (use --co2-scale=paper)")
+        pytest.skip(
+            "smoke scale: fixed costs dominate tiny shapes, so sizes do not rank (use --co2-scale=paper)"
+        )
     series = _series(bench_registry, phase, dims)
     bad, unsure = growth_check(series)
     if unsure:
-        warnings.warn(f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}")
+        warnings.warn(
+            f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}"
+        )
     assert not bad, f"{dims}D {phase} does not grow with image size: {'; '.join(bad)}"
 
 
@@ -70,7 +78,7 @@ def test_synthesis_exceeds_training(bench_registry, dims):
     """Section 3.1: 10,000 samples emit more than 150,000 training iterations, at every size."""
     train = _series(bench_registry, "train", dims)
     synth = _series(bench_registry, "synth", dims)
-    for (label, t), (_, s) in zip(train, synth):
+    for (label, t), (_, s) in zip(train, synth, strict=False):
         assert s.energy_kwh > t.energy_kwh, (
             f"{label}: synthesis of {s.n:,} samples {s.energy_kwh:.4g} kWh <= "
             f"training {t.n:,} iterations {t.energy_kwh:.4g} kWh"

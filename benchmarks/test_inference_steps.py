@@ -20,8 +20,10 @@ VARIANT = "samplers"
 
 @pytest.mark.parametrize(
     "kind,steps",
-    [pytest.param(k, n, id=f"{k}-{n}", marks=pytest.mark.paper_budget(sampler_budget(IMAGE, n)))
-     for k, n in w.SAMPLERS],
+    [
+        pytest.param(k, n, id=f"{k}-{n}", marks=pytest.mark.paper_budget(sampler_budget(IMAGE, n)))
+        for k, n in w.SAMPLERS
+    ],
 )
 def test_sampler(bench, co2_meter, kind, steps):
     m = bench.synth(co2_meter, MODEL, IMAGE, kind, steps, variant=VARIANT, interleave=w.SAMPLERS)
@@ -30,7 +32,10 @@ def test_sampler(bench, co2_meter, kind, steps):
 
 def test_ddim_200_costs_a_fifth_of_ddpm_1000(bench_registry):
     """Section 3.4: 200 inference steps instead of 1000 cut emissions by 80%."""
-    ddpm, ddim = synth_key(MODEL, IMAGE, "ddpm", 1000, VARIANT), synth_key(MODEL, IMAGE, "ddim", 200, VARIANT)
+    ddpm, ddim = (
+        synth_key(MODEL, IMAGE, "ddpm", 1000, VARIANT),
+        synth_key(MODEL, IMAGE, "ddim", 200, VARIANT),
+    )
     missing = bench_registry.require([ddpm, ddim])
     if missing:
         pytest.skip(f"needs this session's results for {', '.join(k.id for k in missing)}")

@@ -34,15 +34,19 @@ def test_regions_and_months(bench, co2_meter, bench_registry):
     if synth is None:
         synth = bench.synth(co2_meter, *FALLBACK)
         train = None
-        source = f"{FALLBACK[0]} {w.IMAGE_SIZES[FALLBACK[1]].label} synthesis, measured here (fallback)"
+        source = (
+            f"{FALLBACK[0]} {w.IMAGE_SIZES[FALLBACK[1]].label} synthesis, measured here (fallback)"
+        )
 
     phases = {"synth": synth} if train is None else {"train": train, "synth": synth}
     regions = {
         phase: {r: co2_meter.emission_for(m, region=r, extrapolate=PAPER_N[m.unit]) for r in TABLE1}
         for phase, m in phases.items()
     }
-    months = {mo: co2_meter.emission_for(synth, region="DE", month=mo, extrapolate=PAPER_N["sample"])
-              for mo in FIG3_MONTHS}
+    months = {
+        mo: co2_meter.emission_for(synth, region="DE", month=mo, extrapolate=PAPER_N["sample"])
+        for mo in FIG3_MONTHS
+    }
 
     for phase, by_region in regions.items():
         pl, se = by_region["PL"].co2e_kg, by_region["SE"].co2e_kg
@@ -56,7 +60,10 @@ def test_regions_and_months(bench, co2_meter, bench_registry):
     bench_registry.figures["fig3"] = {
         "source": source,
         "pue": co2_meter.settings.pue,
-        "regions": {phase: {r: [e.co2e_kg, e.std_kg] for r, e in by.items()} for phase, by in regions.items()},
+        "regions": {
+            phase: {r: [e.co2e_kg, e.std_kg] for r, e in by.items()}
+            for phase, by in regions.items()
+        },
         "months": {mo: [e.co2e_kg, e.std_kg, e.intensity_g_per_kwh] for mo, e in months.items()},
         "dec_over_feb": dec_feb,
     }

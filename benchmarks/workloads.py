@@ -18,8 +18,9 @@ Scales
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any
 
 # -- constants of the study ---------------------------------------------------------------------
 
@@ -70,18 +71,72 @@ F, T = False, True
 MODELS: dict[str, UNetConfig] = {
     m.key: m
     for m in (
-        UNetConfig("2d-small", 2, "small", (64, 128, 256), 1, (F, F, T), (0, 0, 256), 10_917_827,
-                   "reference proposal"),
-        UNetConfig("2d-medium", 2, "medium", (128, 256, 512), 2, (F, T, T), (0, 256, 512), 64_143_619,
-                   "MONAI 2D LDM tutorial"),
-        UNetConfig("2d-large", 2, "large", (256, 512, 768), 2, (F, T, T), (0, 512, 768), 171_254_787,
-                   "Pinaya et al. brain LDM widths"),
-        UNetConfig("3d-small", 3, "small", (32, 64, 64), 1, (F, T, T), (0, 64, 64), 2_974_051,
-                   "MONAI 3D LDM tutorial"),
-        UNetConfig("3d-medium", 3, "medium", (64, 128, 256), 2, (F, T, T), (0, 64, 64), 41_646_979,
-                   "reference proposal"),
-        UNetConfig("3d-large", 3, "large", (256, 256, 512), 2, (F, T, T), (0, 64, 64), 191_161_347,
-                   "MONAI 3d_ldm training config"),
+        UNetConfig(
+            "2d-small",
+            2,
+            "small",
+            (64, 128, 256),
+            1,
+            (F, F, T),
+            (0, 0, 256),
+            10_917_827,
+            "reference proposal",
+        ),
+        UNetConfig(
+            "2d-medium",
+            2,
+            "medium",
+            (128, 256, 512),
+            2,
+            (F, T, T),
+            (0, 256, 512),
+            64_143_619,
+            "MONAI 2D LDM tutorial",
+        ),
+        UNetConfig(
+            "2d-large",
+            2,
+            "large",
+            (256, 512, 768),
+            2,
+            (F, T, T),
+            (0, 512, 768),
+            171_254_787,
+            "Pinaya et al. brain LDM widths",
+        ),
+        UNetConfig(
+            "3d-small",
+            3,
+            "small",
+            (32, 64, 64),
+            1,
+            (F, T, T),
+            (0, 64, 64),
+            2_974_051,
+            "MONAI 3D LDM tutorial",
+        ),
+        UNetConfig(
+            "3d-medium",
+            3,
+            "medium",
+            (64, 128, 256),
+            2,
+            (F, T, T),
+            (0, 64, 64),
+            41_646_979,
+            "reference proposal",
+        ),
+        UNetConfig(
+            "3d-large",
+            3,
+            "large",
+            (256, 256, 512),
+            2,
+            (F, T, T),
+            (0, 64, 64),
+            191_161_347,
+            "MONAI 3d_ldm training config",
+        ),
     )
 }
 MODEL_SIZES = ("small", "medium", "large")
@@ -190,11 +245,16 @@ def unet_at(model: UNetConfig, scale: str = "paper") -> UNetConfig:
         return model
     channels = tuple(_smoke_width(c) for c in model.channels)
     heads = []
-    for c, h in zip(channels, model.num_head_channels):
+    for c, h in zip(channels, model.num_head_channels, strict=False):
         h = _smoke_width(h) if h else 0
         heads.append(h if h == 0 or c % h == 0 else c)
-    return replace(model, channels=channels, num_head_channels=tuple(heads),
-                   norm_num_groups=SMOKE_NORM_GROUPS, params=0)
+    return replace(
+        model,
+        channels=channels,
+        num_head_channels=tuple(heads),
+        norm_num_groups=SMOKE_NORM_GROUPS,
+        params=0,
+    )
 
 
 def decoder_at(dims: int, scale: str = "paper") -> DecoderConfig:
@@ -207,7 +267,9 @@ def decoder_at(dims: int, scale: str = "paper") -> DecoderConfig:
 # -- builders -----------------------------------------------------------------------------------
 
 
-def build_unet(model: UNetConfig, scale: str = "paper", *, device: Any = "cpu", seed: int = 0) -> Any:
+def build_unet(
+    model: UNetConfig, scale: str = "paper", *, device: Any = "cpu", seed: int = 0
+) -> Any:
     """A ``DiffusionModelUNet`` for ``model`` at ``scale`` (flash attention on)."""
     import torch
     from monai.networks.nets import DiffusionModelUNet
@@ -279,8 +341,15 @@ class TrainStep:
     it, mean absolute error, backward, Adam step.
     """
 
-    def __init__(self, unet: Any, latent: tuple[int, ...], *, batch: int = BATCH_SIZE,
-                 device: Any = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        unet: Any,
+        latent: tuple[int, ...],
+        *,
+        batch: int = BATCH_SIZE,
+        device: Any = "cpu",
+        seed: int = 0,
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -320,9 +389,17 @@ class DenoiseStep:
     cost does not depend on its timestep).
     """
 
-    def __init__(self, unet: Any, latent: tuple[int, ...], kind: str = "ddpm",
-                 inference_steps: int = TRAIN_TIMESTEPS, *, batch: int = BATCH_SIZE,
-                 device: Any = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        unet: Any,
+        latent: tuple[int, ...],
+        kind: str = "ddpm",
+        inference_steps: int = TRAIN_TIMESTEPS,
+        *,
+        batch: int = BATCH_SIZE,
+        device: Any = "cpu",
+        seed: int = 0,
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -350,8 +427,15 @@ class DenoiseStep:
 class DecodeStep:
     """Decode one synthesized latent batch to images (quantize, then the VQ-VAE decoder)."""
 
-    def __init__(self, decoder: Any, latent: tuple[int, ...], *, batch: int = BATCH_SIZE,
-                 device: Any = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        decoder: Any,
+        latent: tuple[int, ...],
+        *,
+        batch: int = BATCH_SIZE,
+        device: Any = "cpu",
+        seed: int = 0,
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -404,8 +488,11 @@ def main(argv: list[str] | None = None) -> None:  # pragma: no cover - a plannin
         unet = build_unet(MODELS[a.model], a.scale)
         step = TrainStep(unet, latent) if a.phase == "train" else DenoiseStep(unet, latent)
     times = time_steps(step, n=a.n)
-    print(f"{a.model} {a.image} {a.phase} {a.scale} latent {latent}: "
-          + ", ".join(f"{t:.3f}" for t in times) + " s")
+    print(
+        f"{a.model} {a.image} {a.phase} {a.scale} latent {latent}: "
+        + ", ".join(f"{t:.3f}" for t in times)
+        + " s"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,6 +1,6 @@
 """A self-contained example: a numpy MLP 'training step' measured with co2_meter and gated by a budget.
 
-    pytest examples --co2-region=SE --co2-extrapolate=150000
+pytest examples --co2-region=SE --co2-extrapolate=150000
 """
 
 import numpy as np

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, NoReturn, Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .carbon import DEFAULT_PUE, emission, parse_energy_kwh, parse_pue
 from .intensity import IntensityError, list_regions, lookup, parse_month
@@ -154,11 +155,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"cannot read {args.file!r}: {exc.strerror or exc}") from None
     except ValueError as exc:  # JSONDecodeError and a wrong schema included
-        raise UsageError(f"{args.file!r} is not a pytest-co2 JSON report: {' '.join(str(exc).split())}") from None
+        raise UsageError(
+            f"{args.file!r} is not a pytest-co2 JSON report: {' '.join(str(exc).split())}"
+        ) from None
     try:
         check_report(data)
-        out = rerender(data, region=args.region, month=args.month, pue=args.pue,
-                       intensity_file=args.intensity_file)
+        out = rerender(
+            data,
+            region=args.region,
+            month=args.month,
+            pue=args.pue,
+            intensity_file=args.intensity_file,
+        )
     except IntensityError:
         raise
     except (ValueError, KeyError, TypeError) as exc:
@@ -180,8 +188,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         f"{args.file}: region {intensity['region']}{month} {intensity['g_per_kwh']:g} g CO2e/kWh, "
         f"PUE {settings['pue']:g} (energies as measured; emissions recomputed)"
     )
-    whatif = tuple(dict.fromkeys(r for t in out["tests"] for e in t["measurements"] for r in e.get("whatif_co2e_kg", {})))
-    for line in render_summary(out["tests"], budget_mode=settings.get("budget_mode", "fail"), whatif=whatif):
+    whatif = tuple(
+        dict.fromkeys(
+            r for t in out["tests"] for e in t["measurements"] for r in e.get("whatif_co2e_kg", {})
+        )
+    )
+    for line in render_summary(
+        out["tests"], budget_mode=settings.get("budget_mode", "fail"), whatif=whatif
+    ):
         print(line)
     print("total " + format_equivalents(out["totals"]["co2e_kg"]))
     return 0
@@ -200,39 +214,92 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     p = sub.add_parser("convert", help="convert an energy in kWh into kg CO2e")
-    p.add_argument("--energy-kwh", type=_ENERGY, required=True, metavar="KWH",
-                   help="IT energy in kWh, before PUE")
-    p.add_argument("--region", default=None,
-                   help="ISO code or name: SE, DE, US-CA, WORLD, sweden (default EU27; "
-                   "with --intensity, 'custom')")
-    p.add_argument("--pue", type=_PUE, default=DEFAULT_PUE,
-                   help=f"power usage effectiveness >= 1 (default {DEFAULT_PUE}, the paper's)")
-    p.add_argument("--month", type=_MONTH, default=None, metavar="YYYY-MM",
-                   help="use the monthly intensity (shipped for DE 2022-01 to 2023-12)")
-    p.add_argument("--intensity", type=_INTENSITY, default=None, metavar="G_PER_KWH",
-                   help="your own carbon intensity in g CO2e/kWh (overrides the data)")
-    p.add_argument("--intensity-file", default=None, metavar="CSV",
-                   help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data")
+    p.add_argument(
+        "--energy-kwh",
+        type=_ENERGY,
+        required=True,
+        metavar="KWH",
+        help="IT energy in kWh, before PUE",
+    )
+    p.add_argument(
+        "--region",
+        default=None,
+        help="ISO code or name: SE, DE, US-CA, WORLD, sweden (default EU27; "
+        "with --intensity, 'custom')",
+    )
+    p.add_argument(
+        "--pue",
+        type=_PUE,
+        default=DEFAULT_PUE,
+        help=f"power usage effectiveness >= 1 (default {DEFAULT_PUE}, the paper's)",
+    )
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="use the monthly intensity (shipped for DE 2022-01 to 2023-12)",
+    )
+    p.add_argument(
+        "--intensity",
+        type=_INTENSITY,
+        default=None,
+        metavar="G_PER_KWH",
+        help="your own carbon intensity in g CO2e/kWh (overrides the data)",
+    )
+    p.add_argument(
+        "--intensity-file",
+        default=None,
+        metavar="CSV",
+        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON object")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("regions", help="list regions and their carbon intensity")
-    p.add_argument("--month", type=_MONTH, default=None, metavar="YYYY-MM",
-                   help="only regions with data for this month")
-    p.add_argument("--intensity-file", default=None, metavar="CSV",
-                   help="also list the regions of this CSV")
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="only regions with data for this month",
+    )
+    p.add_argument(
+        "--intensity-file", default=None, metavar="CSV", help="also list the regions of this CSV"
+    )
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_regions)
 
-    p = sub.add_parser("report", help="re-render a saved JSON report for another region, month or PUE")
-    p.add_argument("file", metavar="REPORT.json", help="a report written by --co2-json or --co2-save")
-    p.add_argument("--region", default=None,
-                   help="ISO code or name (default: the region each measurement used)")
-    p.add_argument("--month", type=_MONTH, default=None, metavar="YYYY-MM",
-                   help="use the region's monthly intensity (DE has 2022-01 to 2023-12)")
-    p.add_argument("--pue", type=_PUE, default=None, help="power usage effectiveness >= 1 (default: the report's)")
-    p.add_argument("--intensity-file", default=None, metavar="CSV",
-                   help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data")
+    p = sub.add_parser(
+        "report", help="re-render a saved JSON report for another region, month or PUE"
+    )
+    p.add_argument(
+        "file", metavar="REPORT.json", help="a report written by --co2-json or --co2-save"
+    )
+    p.add_argument(
+        "--region",
+        default=None,
+        help="ISO code or name (default: the region each measurement used)",
+    )
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="use the region's monthly intensity (DE has 2022-01 to 2023-12)",
+    )
+    p.add_argument(
+        "--pue",
+        type=_PUE,
+        default=None,
+        help="power usage effectiveness >= 1 (default: the report's)",
+    )
+    p.add_argument(
+        "--intensity-file",
+        default=None,
+        metavar="CSV",
+        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--markdown", action="store_true", help="print a markdown table")
     out.add_argument("--json", action="store_true", help="print the re-rendered JSON report")

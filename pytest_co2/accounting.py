@@ -27,7 +27,9 @@ class Accounting:
             intensity_g_per_kwh=settings.intensity,
             csv_path=settings.intensity_file,
         )
-        self.whatif = {r: lookup(r, None, csv_path=settings.intensity_file) for r in settings.regions}
+        self.whatif = {
+            r: lookup(r, None, csv_path=settings.intensity_file) for r in settings.regions
+        }
         self._cache: dict[tuple[str, str | None], Any] = {}
 
     def intensity_for(self, region: str | None = None, month: str | None = None) -> Any:
@@ -40,7 +42,9 @@ class Accounting:
             self._cache[key] = lookup(key[0], month, csv_path=self.settings.intensity_file)
         return self._cache[key]
 
-    def emission(self, projection: Projection, region: str | None = None, month: str | None = None) -> Any:
+    def emission(
+        self, projection: Projection, region: str | None = None, month: str | None = None
+    ) -> Any:
         from .carbon import emission
 
         return emission(

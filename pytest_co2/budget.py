@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 MARKER = "co2_budget"
 MARKER_HELP = (
@@ -28,27 +29,41 @@ class Budget:
     region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kg": self.kg, "kwh": self.kwh, "extrapolate": self.extrapolate, "unit": self.unit, "region": self.region}
+        return {
+            "kg": self.kg,
+            "kwh": self.kwh,
+            "extrapolate": self.extrapolate,
+            "unit": self.unit,
+            "region": self.region,
+        }
 
     @classmethod
-    def from_marker(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> "Budget":
+    def from_marker(cls, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Budget:
         if args:
             if len(args) > 1 or "kg" in kwargs:
-                raise BudgetError(f"{MARKER}: positional arguments {args!r}: expected co2_budget(kg=..., kwh=...)")
+                raise BudgetError(
+                    f"{MARKER}: positional arguments {args!r}: expected co2_budget(kg=..., kwh=...)"
+                )
             kwargs = {"kg": args[0], **kwargs}
         unknown = sorted(set(kwargs) - set(_ALLOWED))
         if unknown:
-            raise BudgetError(f"{MARKER}: unknown argument(s) {', '.join(unknown)}: accepted are {', '.join(_ALLOWED)}")
+            raise BudgetError(
+                f"{MARKER}: unknown argument(s) {', '.join(unknown)}: accepted are {', '.join(_ALLOWED)}"
+            )
         kg = _limit("kg", kwargs.get("kg"))
         kwh = _limit("kwh", kwargs.get("kwh"))
         if kg is None and kwh is None:
-            raise BudgetError(f"{MARKER}: needs kg= or kwh= (a number > 0), e.g. @pytest.mark.co2_budget(kg=0.5)")
+            raise BudgetError(
+                f"{MARKER}: needs kg= or kwh= (a number > 0), e.g. @pytest.mark.co2_budget(kg=0.5)"
+            )
         n = kwargs.get("extrapolate")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
             raise BudgetError(f"{MARKER}: invalid extrapolate={n!r}: expected a whole number >= 1")
         unit = kwargs.get("unit")
         if unit is not None and (not isinstance(unit, str) or not unit):
-            raise BudgetError(f"{MARKER}: invalid unit={unit!r}: expected a unit name such as 'iteration'")
+            raise BudgetError(
+                f"{MARKER}: invalid unit={unit!r}: expected a unit name such as 'iteration'"
+            )
         region = kwargs.get("region")
         if region is not None:
             from .intensity import lookup
@@ -63,7 +78,9 @@ class Budget:
         """Whether ``extrapolate`` targets measurements of ``unit``."""
         return self.unit is None or self.unit == unit
 
-    def check(self, energy_kwh: float, std_kwh: float, co2e_kg: float, std_kg: float, what: str, how: str) -> str | None:
+    def check(
+        self, energy_kwh: float, std_kwh: float, co2e_kg: float, std_kg: float, what: str, how: str
+    ) -> str | None:
         """None when within budget, else the failure message.
 
         ``what`` reads like "for 150,000 iterations in SE", ``how`` like "estimated CPU".
@@ -86,7 +103,12 @@ class Budget:
 def _limit(name: str, value: Any) -> float | None:
     if value is None:
         return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
     if not ok:
         raise BudgetError(f"{MARKER}: invalid {name}={value!r}: expected a number > 0")
     return float(value)

@@ -115,7 +115,7 @@ class Emission:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Emission":
+    def from_dict(cls, d: dict[str, Any]) -> Emission:
         month = d.get("month")
         return cls(
             region=str(d["region"]),
@@ -133,7 +133,7 @@ class Emission:
 
 def emission(
     energy_kwh: float,
-    intensity: "Intensity",
+    intensity: Intensity,
     pue: float = DEFAULT_PUE,
     *,
     std_kwh: float = 0.0,

@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 STORAGE_DIR = ".co2"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
@@ -123,7 +124,9 @@ def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         return load_report(path)
     except OSError as exc:
-        raise ValueError(f"cannot read baseline {os.fspath(path)!r}: {exc.strerror or exc}") from None
+        raise ValueError(
+            f"cannot read baseline {os.fspath(path)!r}: {exc.strerror or exc}"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"baseline {os.fspath(path)!r} is not JSON: {exc}") from None
 
@@ -149,7 +152,11 @@ class Delta:
 
     def percent(self, field: str) -> float | None:
         """Relative change in % (None for a new measurement; inf from a zero baseline)."""
-        now, base = (self.energy_kwh, self.base_energy_kwh) if field == "energy" else (self.co2e_kg, self.base_co2e_kg)
+        now, base = (
+            (self.energy_kwh, self.base_energy_kwh)
+            if field == "energy"
+            else (self.co2e_kg, self.base_co2e_kg)
+        )
         if base is None:
             return None
         if base == 0:
@@ -197,13 +204,22 @@ def compare_tests(
         if not p.get("measured") and not bp.get("measured") and bp["n"] != p["n"] and bp["n"]:
             scale, per_unit = p["n"] / bp["n"], True
         out.append(
-            Delta(nodeid, name, p["energy_kwh"], em["co2e_kg"],
-                  bp["energy_kwh"] * scale, bem["co2e_kg"] * scale, per_unit)
+            Delta(
+                nodeid,
+                name,
+                p["energy_kwh"],
+                em["co2e_kg"],
+                bp["energy_kwh"] * scale,
+                bem["co2e_kg"] * scale,
+                per_unit,
+            )
         )
     return out
 
 
-def missing_from(tests: Iterable[Mapping[str, Any]], baseline_tests: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+def missing_from(
+    tests: Iterable[Mapping[str, Any]], baseline_tests: Iterable[Mapping[str, Any]]
+) -> list[tuple[str, str]]:
     """Measurements of the baseline that this run did not make."""
     now = _entries(tests)
     return [k for k in _entries(baseline_tests) if k not in now]
@@ -274,17 +290,33 @@ def render_comparison(block: Mapping[str, Any]) -> list[str]:
 
     rows = []
     for d in block["deltas"]:
-        rows.append([
-            d["nodeid"], d["name"],
-            fmt_num(d["base_energy_kwh"]) if d["base_energy_kwh"] is not None else "-",
-            fmt_num(d["energy_kwh"]), _pct_text(d["energy_pct"]),
-            fmt_num(d["base_co2e_kg"]) if d["base_co2e_kg"] is not None else "-",
-            fmt_num(d["co2e_kg"]), _pct_text(d["co2e_pct"]) + (" (per unit)" if d["per_unit"] else ""),
-        ])
-    headers = ["test", "measurement", "kWh before", "kWh now", "Δ energy", "kg before", "kg now", "Δ CO2e"]
+        rows.append(
+            [
+                d["nodeid"],
+                d["name"],
+                fmt_num(d["base_energy_kwh"]) if d["base_energy_kwh"] is not None else "-",
+                fmt_num(d["energy_kwh"]),
+                _pct_text(d["energy_pct"]),
+                fmt_num(d["base_co2e_kg"]) if d["base_co2e_kg"] is not None else "-",
+                fmt_num(d["co2e_kg"]),
+                _pct_text(d["co2e_pct"]) + (" (per unit)" if d["per_unit"] else ""),
+            ]
+        )
+    headers = [
+        "test",
+        "measurement",
+        "kWh before",
+        "kWh now",
+        "Δ energy",
+        "kg before",
+        "kg now",
+        "Δ CO2e",
+    ]
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
     if block.get("missing"):
-        lines.append(f"not measured in this run: {len(block['missing'])} measurement(s) of the baseline")
+        lines.append(
+            f"not measured in this run: {len(block['missing'])} measurement(s) of the baseline"
+        )
     return lines
 
 

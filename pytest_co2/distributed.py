@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import socket
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from .meter import DeviceEnergy, Measurement
 
@@ -37,7 +38,7 @@ def attribute(parts: Sequence[Measurement], nodes: Sequence[str]) -> list[Measur
         raise ValueError(f"{len(parts)} measurements but {len(nodes)} node names")
     seen: set[tuple[str, str]] = set()
     out = []
-    for rank, (m, node) in enumerate(zip(parts, nodes)):
+    for rank, (m, node) in enumerate(zip(parts, nodes, strict=False)):
         kept: list[DeviceEnergy] = []
         dropped_j = 0.0
         dropped_ids: list[str] = []
@@ -54,7 +55,8 @@ def attribute(parts: Sequence[Measurement], nodes: Sequence[str]) -> list[Measur
         energy_j = m.energy_j - dropped_j if dropped_ids else m.energy_j
         if dropped_ids:
             scale = energy_j / m.energy_j if m.energy_j else 0.0
-            notes = m.notes + (
+            notes = (
+                *m.notes,
                 f"rank {rank}: shared devices {', '.join(dropped_ids)} counted once per node "
                 f"(by a lower rank on {node})",
             )
@@ -84,10 +86,12 @@ def combine_parts(parts: Sequence[Measurement], nodes: Sequence[str]) -> Measure
         f"combined across {combined.ranks} ranks on {n_nodes} node(s): per-process devices "
         "summed over ranks, shared devices counted once per node"
     )
-    return replace(combined, notes=combined.notes + (note,))
+    return replace(combined, notes=(*combined.notes, note))
 
 
-def combine_across_ranks(measurement: Measurement, group: Any = None, *, node: str | None = None) -> Measurement:
+def combine_across_ranks(
+    measurement: Measurement, group: Any = None, *, node: str | None = None
+) -> Measurement:
     """Gather every rank's ``measurement`` and return the job's one figure (on every rank).
 
     Call it on all ranks of ``group`` (default: the world) after the measured block; ranks
@@ -100,6 +104,8 @@ def combine_across_ranks(measurement: Measurement, group: Any = None, *, node: s
         return measurement
     world = dist.get_world_size(group)
     gathered: list[Any] = [None] * world
-    dist.all_gather_object(gathered, (measurement.to_dict(), node or socket.gethostname()), group=group)
+    dist.all_gather_object(
+        gathered, (measurement.to_dict(), node or socket.gethostname()), group=group
+    )
     parts = [Measurement.from_dict(d) for d, _ in gathered]
     return combine_parts(parts, [n for _, n in gathered])

@@ -12,13 +12,15 @@ notes. Without a lock under xdist, the same places say the figures may double co
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from .backends.base import Device, Method
 
@@ -109,7 +111,9 @@ def decide(
         return Policy("not needed", "no shared counter device", (), None, concurrent)
     if exclusive is None:
         if concurrent:
-            return Policy("lock", "auto: pytest-xdist with a counter backend", shared, lock_dir, concurrent)
+            return Policy(
+                "lock", "auto: pytest-xdist with a counter backend", shared, lock_dir, concurrent
+            )
         return Policy("off", "auto: one process", shared, None, concurrent)
     where = f" ({source})" if source else ""
     if exclusive:
@@ -182,10 +186,8 @@ def _make_shared_dir(path: str) -> None:
     if os.path.isdir(path):
         return
     os.makedirs(path, exist_ok=True)
-    try:
+    with contextlib.suppress(OSError):
         os.chmod(path, 0o1777)
-    except OSError:
-        pass
 
 
 class WindowGuard:
@@ -193,7 +195,11 @@ class WindowGuard:
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.lock = DeviceLock(policy.devices, policy.lock_dir or default_lock_dir()) if policy.mode == "lock" else None
+        self.lock = (
+            DeviceLock(policy.devices, policy.lock_dir or default_lock_dir())
+            if policy.mode == "lock"
+            else None
+        )
         self.failure: str | None = None  # why locking failed, once it did
         self._waited: dict[int, float | None] = {}
 
@@ -211,7 +217,11 @@ class WindowGuard:
     def exit(self, window: Any) -> list[str]:
         ids = ", ".join(self.policy.devices)
         if self.lock is None:
-            return ["may include other processes' energy: " + self.policy.describe()] if self.policy.warning else []
+            return (
+                ["may include other processes' energy: " + self.policy.describe()]
+                if self.policy.warning
+                else []
+            )
         if id(window) not in self._waited:
             return [f"exclusive lock failed: {self.failure}"] if self.failure else []
         waited = self._waited.pop(id(window))

@@ -18,9 +18,10 @@ import io
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = [
     "Intensity",
@@ -63,7 +64,7 @@ class Intensity:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Intensity":
+    def from_dict(cls, d: dict[str, Any]) -> Intensity:
         year, month = d.get("year"), d.get("month")
         return cls(
             region=str(d["region"]),
@@ -322,7 +323,8 @@ def _month_ranges(months: Iterable[tuple[int, int]]) -> str:
             runs.append([ym])
     text = [f"{r[0][0]:04d}-{r[0][1]:02d}" for r in runs]
     return ", ".join(
-        t if len(r) == 1 else f"{t} to {r[-1][0]:04d}-{r[-1][1]:02d}" for t, r in zip(text, runs)
+        t if len(r) == 1 else f"{t} to {r[-1][0]:04d}-{r[-1][1]:02d}"
+        for t, r in zip(text, runs, strict=False)
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .table import budget_text, fmt_count, fmt_num, fmt_pm, rows_from_tests, verdict
 
@@ -38,7 +39,17 @@ def render_markdown(report: Mapping[str, Any], *, title: str = "CO2e of this tes
         lines.append("")
         lines.append(f"_{session['exclusive']['description']}_")
     lines.append("")
-    headers = ["test", "measurement", "steps", "projected to", "kWh", "kg CO2e ± std", "method", "budget", "verdict"]
+    headers = [
+        "test",
+        "measurement",
+        "steps",
+        "projected to",
+        "kWh",
+        "kg CO2e ± std",
+        "method",
+        "budget",
+        "verdict",
+    ]
     deltas: dict[tuple[str, str], Mapping[str, Any]] = {}
     if comparison:
         headers += ["Δ energy", "Δ CO2e"]
@@ -49,10 +60,15 @@ def render_markdown(report: Mapping[str, Any], *, title: str = "CO2e of this tes
     for t, e in rows_from_tests(tests):
         p, em = e["projection"], e["emission"]
         cells = [
-            f"`{t['nodeid']}`", e["name"] + ("" if e.get("complete", True) else " (partial)"), e["steps"],
+            f"`{t['nodeid']}`",
+            e["name"] + ("" if e.get("complete", True) else " (partial)"),
+            e["steps"],
             f"{fmt_count(p['n'])} {e['unit']}" + (" (measured)" if p.get("measured") else ""),
-            fmt_num(p["energy_kwh"]), fmt_pm(em["co2e_kg"], em.get("std_kg")), e["method"],
-            budget_text(t.get("budget")), verdict(t.get("budget"), budget_mode),
+            fmt_num(p["energy_kwh"]),
+            fmt_pm(em["co2e_kg"], em.get("std_kg")),
+            e["method"],
+            budget_text(t.get("budget")),
+            verdict(t.get("budget"), budget_mode),
         ]
         if comparison:
             d = deltas.get((t["nodeid"], e["name"]))
@@ -61,17 +77,33 @@ def render_markdown(report: Mapping[str, Any], *, title: str = "CO2e of this tes
     tot = report.get("totals") or {}
     if tot:
         cells = [
-            "**total**", f"{tot.get('measurements', 0)} measurements", "", "",
-            fmt_num(tot.get("energy_kwh")), fmt_pm(tot.get("co2e_kg"), tot.get("std_kg")), "", "", "",
+            "**total**",
+            f"{tot.get('measurements', 0)} measurements",
+            "",
+            "",
+            fmt_num(tot.get("energy_kwh")),
+            fmt_pm(tot.get("co2e_kg"), tot.get("std_kg")),
+            "",
+            "",
+            "",
         ]
         lines.append(_row(cells + (["", ""] if comparison else [])))
         lines += ["", format_equivalents(tot.get("co2e_kg", 0.0))]
     if comparison:
-        lines += ["", f"Compared with `{comparison['baseline']}`"
-                  + (f" (started {comparison['baseline_started']})" if comparison.get("baseline_started") else "")
-                  + "."]
+        lines += [
+            "",
+            f"Compared with `{comparison['baseline']}`"
+            + (
+                f" (started {comparison['baseline_started']})"
+                if comparison.get("baseline_started")
+                else ""
+            )
+            + ".",
+        ]
         if comparison.get("failures"):
-            lines += ["", "**Regressions:**", ""] + [f"- {_cell(f)}" for f in comparison["failures"]]
+            lines += ["", "**Regressions:**", ""] + [
+                f"- {_cell(f)}" for f in comparison["failures"]
+            ]
     return "\n".join(lines) + "\n"
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .backends.base import Backend, Device
 
@@ -50,10 +51,15 @@ class Stats:
     n: int  # number of windows the spread rests on
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean, "std": _json_num(self.std), "sem": _json_num(self.sem), "n": self.n}
+        return {
+            "mean": self.mean,
+            "std": _json_num(self.std),
+            "sem": _json_num(self.sem),
+            "n": self.n,
+        }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Stats":
+    def from_dict(cls, d: Mapping[str, Any]) -> Stats:
         return cls(
             mean=float(d["mean"]),
             std=_num(d.get("std")),
@@ -62,7 +68,7 @@ class Stats:
         )
 
     @classmethod
-    def of(cls, per_unit_j: Sequence[float], total_j: float, total_units: float) -> "Stats":
+    def of(cls, per_unit_j: Sequence[float], total_j: float, total_units: float) -> Stats:
         n = len(per_unit_j)
         mean = total_j / total_units if total_units else math.nan
         if n < 2:
@@ -104,7 +110,7 @@ class Projection:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Projection":
+    def from_dict(cls, d: Mapping[str, Any]) -> Projection:
         return cls(
             n=int(d["n"]),
             unit=str(d["unit"]),
@@ -126,7 +132,7 @@ class DeviceEnergy:
         return {**self.device.to_dict(), "energy_j": self.energy_j}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "DeviceEnergy":
+    def from_dict(cls, d: Mapping[str, Any]) -> DeviceEnergy:
         return cls(device=Device.from_dict(dict(d)), energy_j=float(d["energy_j"]))
 
 
@@ -164,7 +170,7 @@ class Measurement:
         """Project to ``n`` units (default: this measurement's own target, else what was measured)."""
         target = n if n is not None else self.extrapolate
         measured = target is None
-        units = int(round(self.units)) if measured else int(target)  # type: ignore[arg-type]
+        units = round(self.units) if measured else int(target)  # type: ignore[arg-type]
         s = self.energy_per_unit_j
         return Projection(
             n=units,
@@ -199,7 +205,7 @@ class Measurement:
         }
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Measurement":
+    def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
         return cls(
             name=str(d["name"]),
             unit=str(d["unit"]),
@@ -221,7 +227,7 @@ class Measurement:
         )
 
     @classmethod
-    def combine(cls, parts: Sequence["Measurement"], *, nodes: int = 1) -> "Measurement":
+    def combine(cls, parts: Sequence[Measurement], *, nodes: int = 1) -> Measurement:
         """One figure for a job whose ranks each measured the same steps (DDP).
 
         Energies are summed over ranks. When every rank has the same windows, the
@@ -235,7 +241,7 @@ class Measurement:
         units = first.units
         if len({p.windows for p in parts}) == 1:
             unit_energies = tuple(
-                math.fsum(vals) for vals in zip(*(p.unit_energies_j for p in parts))
+                math.fsum(vals) for vals in zip(*(p.unit_energies_j for p in parts), strict=False)
             )
             stats = Stats.of(unit_energies, energy_j, units)
         else:
@@ -301,7 +307,7 @@ class Window:
 
     def __init__(
         self,
-        meter: "Meter",
+        meter: Meter,
         name: str,
         unit: str,
         warmup: int,
@@ -364,7 +370,7 @@ class Window:
         return math.fsum(self._readings[-1]) - math.fsum(self._readings[0])
 
     # -- context manager ----------------------------------------------------------------
-    def __enter__(self) -> "Window":
+    def __enter__(self) -> Window:
         meter = self._meter
         if meter.on_window_enter is not None:
             meter.on_window_enter(self)  # e.g. take a cross-process device lock
@@ -381,7 +387,9 @@ class Window:
         self._readings = [self._start_reading]
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         meter = self._meter
         complete = exc_type is None or issubclass(exc_type, GeneratorExit)
         notes: list[str] = []
@@ -392,7 +400,9 @@ class Window:
                 t = meter._clock()
                 reading = meter.backend.read_j()
                 if self._seen and self._seen <= self.warmup:
-                    notes.append("every step() was a warm-up step: the block after them is one unit")
+                    notes.append(
+                        "every step() was a warm-up step: the block after them is one unit"
+                    )
                 self._times.append(t)
                 self._readings.append(reading)
                 self._units.append(1)
@@ -431,7 +441,9 @@ class Window:
         energy_j = totals[-1] - totals[0] - idle_total_w * duration_s
         total_units = math.fsum(units)
         dev_energy = tuple(
-            DeviceEnergy(d, readings[-1][i] - readings[0][i] - (idle_w[i] * duration_s if idle_w else 0.0))
+            DeviceEnergy(
+                d, readings[-1][i] - readings[0][i] - (idle_w[i] * duration_s if idle_w else 0.0)
+            )
             for i, d in enumerate(backend.devices)
         )
         if idle_w:
@@ -440,11 +452,15 @@ class Window:
                 f"{idle_total_w * duration_s:.4g} J of {totals[-1] - totals[0]:.4g} J"
             )
             if energy_j < 0 or min(unit_energies) < 0:
-                notes.append("below idle: the measured energy was less than the idle power's; clamped to 0")
+                notes.append(
+                    "below idle: the measured energy was less than the idle power's; clamped to 0"
+                )
                 energy_j = max(energy_j, 0.0)
                 unit_energies = tuple(max(x, 0.0) for x in unit_energies)
         if not complete:
-            notes.append("incomplete: the measured block raised or was interrupted; partial steps only")
+            notes.append(
+                "incomplete: the measured block raised or was interrupted; partial steps only"
+            )
         return Measurement(
             name=self.name,
             unit=self.unit,
@@ -466,7 +482,9 @@ class Window:
     # -- results --------------------------------------------------------------------------
     def _require(self) -> Measurement:
         if self.measurement is None:
-            raise RuntimeError(f"measurement {self.name!r} is still running: read results after the with-block")
+            raise RuntimeError(
+                f"measurement {self.name!r} is still running: read results after the with-block"
+            )
         return self.measurement
 
     @property
@@ -517,7 +535,9 @@ class Meter:
         self._on_record = on_record
         # A backend with its own clock (the simulated one) times windows too, so that
         # simulated energy is exactly power x duration.
-        self._clock: Callable[[], float] = clock if clock is not None else getattr(backend, "clock", time.perf_counter)
+        self._clock: Callable[[], float] = (
+            clock if clock is not None else getattr(backend, "clock", time.perf_counter)
+        )
         self._sync = sync
         self.progress_every_s = progress_every_s
         # Per-device idle power (W, in the backend's device order) to subtract from every
@@ -541,7 +561,9 @@ class Meter:
         if extrapolate is not None and (not isinstance(extrapolate, int) or extrapolate < 1):
             raise ValueError(f"invalid extrapolate {extrapolate!r}: expected an integer >= 1")
         if not unit or not isinstance(unit, str):
-            raise ValueError(f"invalid unit {unit!r}: expected a non-empty string such as 'iteration'")
+            raise ValueError(
+                f"invalid unit {unit!r}: expected a non-empty string such as 'iteration'"
+            )
         return Window(self, self._unique(name), unit, warmup, extrapolate, total)
 
     def steps(
@@ -574,7 +596,9 @@ class Meter:
                     break
 
     def projection_of(self, m: Measurement) -> Projection:
-        return m.project(m.extrapolate if m.extrapolate is not None else self.extrapolate.get(m.unit))
+        return m.project(
+            m.extrapolate if m.extrapolate is not None else self.extrapolate.get(m.unit)
+        )
 
     def emission_of(self, m: Measurement) -> Any:
         if self._account is None:
@@ -592,16 +616,22 @@ class Meter:
             self._on_record(m)
 
 
-def measure_idle_w(backend: Backend, seconds: float, sleep: Callable[[float], None] = time.sleep,
-                   clock: Callable[[], float] | None = None) -> tuple[float, ...]:
+def measure_idle_w(
+    backend: Backend,
+    seconds: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] | None = None,
+) -> tuple[float, ...]:
     """Each device's mean power (W) while this process sleeps for ``seconds``: its idle power
     (plus whatever else runs on a shared device meanwhile)."""
-    now: Callable[[], float] = clock if clock is not None else getattr(backend, "clock", time.perf_counter)
+    now: Callable[[], float] = (
+        clock if clock is not None else getattr(backend, "clock", time.perf_counter)
+    )
     t0, r0 = now(), backend.read_j()
     sleep(seconds)
     t1, r1 = now(), backend.read_j()
     dt = t1 - t0
-    return tuple((b - a) / dt if dt > 0 else 0.0 for a, b in zip(r0, r1))
+    return tuple((b - a) / dt if dt > 0 else 0.0 for a, b in zip(r0, r1, strict=False))
 
 
 def _json_num(x: float) -> float | None:

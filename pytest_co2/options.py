@@ -13,8 +13,9 @@ import argparse
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,9 @@ def parse_extrapolate(text: str) -> dict[str, int]:
     return out
 
 
-def parse_positive_float(what: str, minimum: float = 0.0, inclusive: bool = False) -> Callable[[str], float]:
+def parse_positive_float(
+    what: str, minimum: float = 0.0, inclusive: bool = False
+) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             x = float(text)
@@ -165,7 +168,9 @@ def parse_compare_fail(text: str) -> tuple[Any, ...]:
 
 def parse_existing_file(text: str) -> str:
     if not os.path.isfile(text):
-        raise ValueError(f"intensity file {text!r} does not exist: expected a CSV with region,year,month,g_co2e_per_kwh")
+        raise ValueError(
+            f"intensity file {text!r} does not exist: expected a CSV with region,year,month,g_co2e_per_kwh"
+        )
     return str(text)
 
 
@@ -200,27 +205,134 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("region", parse_region, "grid region for carbon intensity: ISO code or name (SE, DE, US-CA, Sweden); default EU27, the paper's", "REGION"),
-    Option("month", parse_month, "use the region's monthly intensity for YEAR-MONTH (e.g. 2022-12; DE has 2022-2023)", "YYYY-MM"),
-    Option("intensity", parse_positive_float("carbon intensity", 0.0, inclusive=True), "carbon intensity in g CO2e/kWh, overriding the region's", "G_PER_KWH"),
-    Option("intensity_file", parse_existing_file, "CSV of intensities (region,year,month,g_co2e_per_kwh) whose rows win over the shipped data", "CSV"),
-    Option("pue", parse_pue, "power usage effectiveness of the data centre (>= 1; default 1.55, the paper's)", "PUE"),
-    Option("extrapolate", parse_extrapolate, "project measurements to N units: N for training iterations, unit=N for others (150000,sample=10000)", "N[,UNIT=N]"),
-    Option("backend", parse_backend, "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>", "NAME"),
-    Option("cpu_tdp", parse_positive_float("CPU TDP"), "CPU TDP in watts for the estimate backend (default: looked up by CPU model)", "WATTS"),
-    Option("regions", parse_regions, "what-if columns in the summary for other regions, e.g. SE,DE,PL", "R1,R2"),
-    Option("all", parse_bool, "measure the call phase of every test, with or without the fixture", flag=True),
-    Option("json", parse_output_path, "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)", "PATH"),
-    Option("budget_mode", parse_choice("budget mode", BUDGET_MODES), "fail (default): a test over its co2_budget fails; warn: report it and pass", "MODE"),
-    Option("report", parse_choice("report mode", REPORT_MODES), "terminal emissions summary: off, summary (default: the 40 largest measurements and every test over budget, a total of all) or full (every measurement, its devices and notes)", "MODE"),
-    Option("exclusive", parse_bool, "serialize measured windows on shared counter devices (GPU, RAPL) across processes with file locks; on by default under pytest-xdist with a counter backend (--co2-no-exclusive: off)", flag=True, negatable=True),
-    Option("lock_dir", parse_path, "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks)", "DIR"),
-    Option("save", parse_save_name, "save this run's JSON report as .co2/NAME.json in the rootdir, a baseline for --co2-compare", "NAME"),
-    Option("compare", parse_compare, "compare each measurement with a saved run: NAME (.co2/NAME.json), a report PATH, or no value for the latest saved (write --co2-compare=NAME)", "NAME|PATH", const="latest"),
-    Option("compare_fail", parse_compare_fail, "fail the session when a measurement grows by more than this over the baseline: energy:10%, co2e:5% (comma-separated); compares with the latest saved run unless --co2-compare names one", "FIELD:PCT%"),
-    Option("markdown", parse_output_path, "write the emissions table as markdown to PATH (CI job summary, PR comment)", "PATH"),
-    Option("idle", parse_positive_float("idle measurement time", 0.0, inclusive=True), "measure each device's idle power for SECONDS before the first measurement and report it (header, JSON); 0 (default): off", "SECONDS"),
-    Option("subtract_idle", parse_bool, "subtract the idle power measured by --co2-idle from every measurement (noted on each)", flag=True),
+    Option(
+        "region",
+        parse_region,
+        "grid region for carbon intensity: ISO code or name (SE, DE, US-CA, Sweden); default EU27, the paper's",
+        "REGION",
+    ),
+    Option(
+        "month",
+        parse_month,
+        "use the region's monthly intensity for YEAR-MONTH (e.g. 2022-12; DE has 2022-2023)",
+        "YYYY-MM",
+    ),
+    Option(
+        "intensity",
+        parse_positive_float("carbon intensity", 0.0, inclusive=True),
+        "carbon intensity in g CO2e/kWh, overriding the region's",
+        "G_PER_KWH",
+    ),
+    Option(
+        "intensity_file",
+        parse_existing_file,
+        "CSV of intensities (region,year,month,g_co2e_per_kwh) whose rows win over the shipped data",
+        "CSV",
+    ),
+    Option(
+        "pue",
+        parse_pue,
+        "power usage effectiveness of the data centre (>= 1; default 1.55, the paper's)",
+        "PUE",
+    ),
+    Option(
+        "extrapolate",
+        parse_extrapolate,
+        "project measurements to N units: N for training iterations, unit=N for others (150000,sample=10000)",
+        "N[,UNIT=N]",
+    ),
+    Option(
+        "backend",
+        parse_backend,
+        "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>",
+        "NAME",
+    ),
+    Option(
+        "cpu_tdp",
+        parse_positive_float("CPU TDP"),
+        "CPU TDP in watts for the estimate backend (default: looked up by CPU model)",
+        "WATTS",
+    ),
+    Option(
+        "regions",
+        parse_regions,
+        "what-if columns in the summary for other regions, e.g. SE,DE,PL",
+        "R1,R2",
+    ),
+    Option(
+        "all",
+        parse_bool,
+        "measure the call phase of every test, with or without the fixture",
+        flag=True,
+    ),
+    Option(
+        "json",
+        parse_output_path,
+        "write the emissions report as JSON to PATH (atomically, also on failure or Ctrl-C)",
+        "PATH",
+    ),
+    Option(
+        "budget_mode",
+        parse_choice("budget mode", BUDGET_MODES),
+        "fail (default): a test over its co2_budget fails; warn: report it and pass",
+        "MODE",
+    ),
+    Option(
+        "report",
+        parse_choice("report mode", REPORT_MODES),
+        "terminal emissions summary: off, summary (default: the 40 largest measurements and every test over budget, a total of all) or full (every measurement, its devices and notes)",
+        "MODE",
+    ),
+    Option(
+        "exclusive",
+        parse_bool,
+        "serialize measured windows on shared counter devices (GPU, RAPL) across processes with file locks; on by default under pytest-xdist with a counter backend (--co2-no-exclusive: off)",
+        flag=True,
+        negatable=True,
+    ),
+    Option(
+        "lock_dir",
+        parse_path,
+        "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks)",
+        "DIR",
+    ),
+    Option(
+        "save",
+        parse_save_name,
+        "save this run's JSON report as .co2/NAME.json in the rootdir, a baseline for --co2-compare",
+        "NAME",
+    ),
+    Option(
+        "compare",
+        parse_compare,
+        "compare each measurement with a saved run: NAME (.co2/NAME.json), a report PATH, or no value for the latest saved (write --co2-compare=NAME)",
+        "NAME|PATH",
+        const="latest",
+    ),
+    Option(
+        "compare_fail",
+        parse_compare_fail,
+        "fail the session when a measurement grows by more than this over the baseline: energy:10%, co2e:5% (comma-separated); compares with the latest saved run unless --co2-compare names one",
+        "FIELD:PCT%",
+    ),
+    Option(
+        "markdown",
+        parse_output_path,
+        "write the emissions table as markdown to PATH (CI job summary, PR comment)",
+        "PATH",
+    ),
+    Option(
+        "idle",
+        parse_positive_float("idle measurement time", 0.0, inclusive=True),
+        "measure each device's idle power for SECONDS before the first measurement and report it (header, JSON); 0 (default): off",
+        "SECONDS",
+    ),
+    Option(
+        "subtract_idle",
+        parse_bool,
+        "subtract the idle power measured by --co2-idle from every measurement (noted on each)",
+        flag=True,
+    ),
 )
 
 
@@ -281,10 +393,15 @@ def add_options(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         cli_help = opt.help.replace("%", "%%")  # argparse formats help with %
         if opt.flag:
-            group.addoption(opt.cli, action="store_true", default=None, dest="co2_" + opt.dest, help=cli_help)
+            group.addoption(
+                opt.cli, action="store_true", default=None, dest="co2_" + opt.dest, help=cli_help
+            )
             if opt.negatable:
                 group.addoption(
-                    opt.cli_negative, action="store_false", default=None, dest="co2_" + opt.dest,
+                    opt.cli_negative,
+                    action="store_false",
+                    default=None,
+                    dest="co2_" + opt.dest,
                     help=f"the opposite of {opt.cli}",
                 )
         elif opt.const is not None:

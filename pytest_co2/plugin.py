@@ -16,7 +16,8 @@ import os
 import sys
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Generator
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -54,7 +55,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def co2_meter(request: pytest.FixtureRequest) -> "Co2Meter":
+def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
     """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
     state = request.config.stash[STATE_KEY]
     meter = state.make_meter(request.node)
@@ -81,7 +82,7 @@ class Co2Plugin:
         self._backend: Any = None  # opened on first use: see `backend`
         self.idle_w: tuple[float, ...] = ()  # per device, with --co2-idle
         self._deferred_warnings: list[Any] = []
-        self.results: dict[str, "TestResult"] = {}
+        self.results: dict[str, TestResult] = {}
         self.comparison: dict[str, Any] | None = None
         self._pending: list[Any] = []  # measurements of the running phase
         self._last_write = 0.0
@@ -137,8 +138,13 @@ class Co2Plugin:
 
     def idle_text(self) -> str:
         """e.g. "idle power over 2 s at start: NVIDIA A100 [counter] 61.2 W (not subtracted)"."""
-        devs = ", ".join(f"{d.label} [{d.method.value}] {w:.3g} W" for d, w in zip(self.backend.devices, self.idle_w))
-        what = "subtracted from every measurement" if self.settings.subtract_idle else "not subtracted"
+        devs = ", ".join(
+            f"{d.label} [{d.method.value}] {w:.3g} W"
+            for d, w in zip(self.backend.devices, self.idle_w, strict=False)
+        )
+        what = (
+            "subtracted from every measurement" if self.settings.subtract_idle else "not subtracted"
+        )
         return f"idle power over {self.settings.idle:g} s at start: {devs} ({what})"
 
     def _open_backend(self) -> Any:
@@ -166,13 +172,15 @@ class Co2Plugin:
         return backend
 
     # -- fixture ---------------------------------------------------------------------------
-    def make_meter(self, item: pytest.Item) -> "Co2Meter":
+    def make_meter(self, item: pytest.Item) -> Co2Meter:
         from .session import Co2Meter
 
         backend = self.backend
         while self._deferred_warnings:
             message = self._deferred_warnings.pop(0)
-            warnings.warn(message if isinstance(message, Warning) else UserWarning(str(message)), stacklevel=2)
+            warnings.warn(
+                message if isinstance(message, Warning) else UserWarning(str(message)), stacklevel=2
+            )
         try:
             budget = _budget_of(item)
         except BudgetError:
@@ -223,7 +231,9 @@ class Co2Plugin:
         if out is None:
             return
         with capman.global_and_fixture_disabled() if capman is not None else _nullcontext():
-            out.write("\r" + prefix + text.ljust(self._progress_width) + ("" if text else "\r" + prefix))
+            out.write(
+                "\r" + prefix + text.ljust(self._progress_width) + ("" if text else "\r" + prefix)
+            )
             out.flush()
         self._progress_width = max(self._progress_width, len(text))
 
@@ -265,7 +275,9 @@ class Co2Plugin:
         return result
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, Any]:
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[Any]
+    ) -> Generator[None, Any, Any]:
         report = yield
         meter = item.stash.get(METER_KEY, None)
         if self._pending and meter is not None:
@@ -317,11 +329,15 @@ class Co2Plugin:
         if self.policy.mode != "not needed" or self.role != "single":
             lines.append("co2: " + self.policy.describe())
         if self.baseline_path is not None:
-            fail = f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
+            fail = (
+                f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
+            )
             lines.append(f"co2: comparing with {self.baseline_path}{fail}")
         if s.regions:
-            lines.append("co2: what-if regions (yearly): " + ", ".join(
-                f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items()))
+            lines.append(
+                "co2: what-if regions (yearly): "
+                + ", ".join(f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items())
+            )
         return lines
 
     def tests_as_dicts(self) -> list[dict[str, Any]]:
@@ -364,7 +380,9 @@ class Co2Plugin:
             tr.write_line(line)
         tr.write_line("total " + format_equivalents(totals(tests)["co2e_kg"]))
         if self.comparison is not None:
-            tr.write_line(f"co2 compared with {self.comparison['baseline']} (Δ: change over the baseline)")
+            tr.write_line(
+                f"co2 compared with {self.comparison['baseline']} (Δ: change over the baseline)"
+            )
             for line in _comparison_lines(self.comparison):
                 tr.write_line(line)
         if self.settings.json:
@@ -378,7 +396,11 @@ class Co2Plugin:
     def _saved_path(self) -> str | None:
         from .compare import saved_path
 
-        return None if not self.settings.save else os.fspath(saved_path(self.storage_dir, self.settings.save))
+        return (
+            None
+            if not self.settings.save
+            else os.fspath(saved_path(self.storage_dir, self.settings.save))
+        )
 
     def _build_report(self, exit_status: int | None, interrupted: bool) -> dict[str, Any]:
         from .report import build_report, session_info
@@ -388,11 +410,17 @@ class Co2Plugin:
         if self.settings.idle:
             info["idle"] = {
                 "seconds": self.settings.idle,
-                "power_w": {d.id: w for d, w in zip(self.backend.devices, self.idle_w)},
+                "power_w": {
+                    d.id: w for d, w in zip(self.backend.devices, self.idle_w, strict=False)
+                },
                 "subtracted": self.settings.subtract_idle,
             }
-        info["xdist_workers"] = xdist.worker_count(self.config) if self.role == "controller" else None
-        data = build_report(info, self.tests_as_dicts(), exit_status=exit_status, interrupted=interrupted)
+        info["xdist_workers"] = (
+            xdist.worker_count(self.config) if self.role == "controller" else None
+        )
+        data = build_report(
+            info, self.tests_as_dicts(), exit_status=exit_status, interrupted=interrupted
+        )
         if self.comparison is not None:
             data["comparison"] = self.comparison
         self.config.hook.pytest_co2_update_json(config=self.config, report=data)
@@ -425,7 +453,10 @@ class Co2Plugin:
             from .compare import comparison_block
 
             self.comparison = comparison_block(
-                self.baseline_path, self.baseline, self.tests_as_dicts(), self.settings.compare_fail  # type: ignore[arg-type]
+                self.baseline_path,
+                self.baseline,
+                self.tests_as_dicts(),
+                self.settings.compare_fail,  # type: ignore[arg-type]
             )
             if self.comparison["failures"] and status == pytest.ExitCode.OK:
                 session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
@@ -453,11 +484,15 @@ def _nullcontext() -> Any:
     import contextlib
 
     return contextlib.nullcontext()
+
+
 _JUNIT_KEY = pytest.StashKey[dict]()
 JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
 
 
-def _add_junit_properties(item: pytest.Item, report: pytest.TestReport, entries: list[dict[str, Any]]) -> None:
+def _add_junit_properties(
+    item: pytest.Item, report: pytest.TestReport, entries: list[dict[str, Any]]
+) -> None:
     """Per-test totals as ``user_properties`` (``co2e_kg``, ``energy_kwh``, ``method``), so
     ``--junitxml`` writes them as ``<property>`` elements. junitxml reads the teardown report,
     which copies ``item.user_properties``; a teardown-phase measurement updates that report."""
@@ -465,7 +500,11 @@ def _add_junit_properties(item: pytest.Item, report: pytest.TestReport, entries:
     acc["co2e_kg"] += sum(e["emission"]["co2e_kg"] for e in entries)
     acc["energy_kwh"] += sum(e["projection"]["energy_kwh"] for e in entries)
     acc["method"].update(dict.fromkeys(e["method"] for e in entries))
-    props = [("co2e_kg", acc["co2e_kg"]), ("energy_kwh", acc["energy_kwh"]), ("method", "+".join(acc["method"]))]
+    props = [
+        ("co2e_kg", acc["co2e_kg"]),
+        ("energy_kwh", acc["energy_kwh"]),
+        ("method", "+".join(acc["method"])),
+    ]
     for target in (item.user_properties, report.user_properties):
         target[:] = [p for p in target if p[0] not in JUNIT_PROPERTIES] + props
 

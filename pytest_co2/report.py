@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
 import socket
 import tempfile
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from . import __version__
 from .table import totals
@@ -16,9 +18,14 @@ from .table import totals
 SCHEMA_VERSION = 1
 
 
-def session_info(settings: Mapping[str, Any], backend: Any, started: _dt.datetime, accounting: Any) -> dict[str, Any]:
+def session_info(
+    settings: Mapping[str, Any], backend: Any, started: _dt.datetime, accounting: Any
+) -> dict[str, Any]:
     """The report's ``session`` block."""
-    cpu = getattr(_find_part(backend, "cpu_model_name"), "cpu_model_name", None) or platform.processor()
+    cpu = (
+        getattr(_find_part(backend, "cpu_model_name"), "cpu_model_name", None)
+        or platform.processor()
+    )
     est = _find_part(backend, "tdp_w")
     gpus = [d.label for d in getattr(backend, "devices", ()) if d.kind == "gpu"]
     return {
@@ -49,12 +56,22 @@ def _find_part(backend: Any, attr: str) -> Any:
     return None
 
 
-def build_report(session: Mapping[str, Any], tests: Iterable[Mapping[str, Any]], *, exit_status: int | None = None, interrupted: bool = False) -> dict[str, Any]:
+def build_report(
+    session: Mapping[str, Any],
+    tests: Iterable[Mapping[str, Any]],
+    *,
+    exit_status: int | None = None,
+    interrupted: bool = False,
+) -> dict[str, Any]:
     tests = list(tests)
     return {
         "schema_version": SCHEMA_VERSION,
-        "session": {**session, "exit_status": exit_status, "interrupted": interrupted,
-                    "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")},
+        "session": {
+            **session,
+            "exit_status": exit_status,
+            "interrupted": interrupted,
+            "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        },
         "tests": tests,
         "totals": totals(tests),
     }
@@ -73,10 +90,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -95,5 +110,7 @@ def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(f"{os.fspath(path)!r} is not a pytest-co2 report of schema version {SCHEMA_VERSION}")
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a pytest-co2 report of schema version {SCHEMA_VERSION}"
+        )
     return data

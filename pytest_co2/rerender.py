@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .intensity import Intensity
 
@@ -39,7 +40,11 @@ def check_report(report: Mapping[str, Any]) -> None:
     if not isinstance(tests, list):
         raise ValueError("no list of tests")
     for t in tests:
-        if not isinstance(t, Mapping) or "nodeid" not in t or not isinstance(t.get("measurements"), list):
+        if (
+            not isinstance(t, Mapping)
+            or "nodeid" not in t
+            or not isinstance(t.get("measurements"), list)
+        ):
             raise ValueError("a test without nodeid or measurements")
         for e in t["measurements"]:
             for key in ("name", "unit", "method", "projection", "emission"):
@@ -98,7 +103,9 @@ def rerender(
             em0 = entries[0]["emission"]
             what = f"in {em0['region']}{' ' + em0['month'] if em0.get('month') else ''}"
             how = " + ".join(dict.fromkeys(x["method"] for x in entries))
-            message = Budget(kg=budget.get("kg"), kwh=budget.get("kwh")).check(energy, std_e, co2e, std_c, what, how)
+            message = Budget(kg=budget.get("kg"), kwh=budget.get("kwh")).check(
+                energy, std_e, co2e, std_c, what, how
+            )
             budget.update(energy_kwh=energy, co2e_kg=co2e, passed=message is None, message=message)
     if target is not None:
         session["intensity"] = target.to_dict()

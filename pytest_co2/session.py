@@ -10,8 +10,9 @@ The same path serves runs with and without pytest-xdist.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .accounting import Accounting
 from .backends.base import Backend
@@ -30,7 +31,12 @@ class TestResult:
     budget: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"nodeid": self.nodeid, "outcome": self.outcome, "measurements": self.entries, "budget": self.budget}
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "measurements": self.entries,
+            "budget": self.budget,
+        }
 
 
 class Co2Meter(Meter):
@@ -76,7 +82,11 @@ class Co2Meter(Meter):
         """The projection target: the measurement's own, else the budget's, else the session's."""
         if m.extrapolate is not None:
             return m.extrapolate
-        if self.budget is not None and self.budget.extrapolate is not None and self.budget.applies_to(m.unit):
+        if (
+            self.budget is not None
+            and self.budget.extrapolate is not None
+            and self.budget.applies_to(m.unit)
+        ):
             return self.budget.extrapolate
         return self.extrapolate.get(m.unit)
 
@@ -86,7 +96,9 @@ class Co2Meter(Meter):
     def record(self, m: Measurement) -> Measurement:
         """Add a measurement made elsewhere (e.g. :meth:`Measurement.combine` of DDP ranks)."""
         if not isinstance(m, Measurement):
-            raise TypeError(f"record() takes a pytest_co2.meter.Measurement, not {type(m).__name__}")
+            raise TypeError(
+                f"record() takes a pytest_co2.meter.Measurement, not {type(m).__name__}"
+            )
         self._record(m)
         return m
 
@@ -99,7 +111,9 @@ class Co2Meter(Meter):
     ) -> Any:
         """The emission of a measurement (or projection) in another region or month."""
         if isinstance(m, Measurement):
-            projection = m.project(extrapolate) if extrapolate is not None else self.projection_of(m)
+            projection = (
+                m.project(extrapolate) if extrapolate is not None else self.projection_of(m)
+            )
         else:
             projection = m
         return self.accounting.emission(projection, region, month)
@@ -111,9 +125,7 @@ def entry_for(meter: Co2Meter, m: Measurement) -> dict[str, Any]:
 
     projection = meter.projection_of(m)
     emission = meter.emission_of(m)
-    whatif = {
-        r: meter.accounting.emission(projection, r).co2e_kg for r in meter.accounting.whatif
-    }
+    whatif = {r: meter.accounting.emission(projection, r).co2e_kg for r in meter.accounting.whatif}
     return {
         **m.to_dict(),
         "projection": projection.to_dict(),
@@ -139,7 +151,9 @@ def how_measured(entries: list[dict[str, Any]]) -> str:
     return " + ".join(out) or "unmeasured"
 
 
-def check_budget(budget: Budget, meter: Co2Meter, entries: list[dict[str, Any]]) -> tuple[dict[str, Any], str | None]:
+def check_budget(
+    budget: Budget, meter: Co2Meter, entries: list[dict[str, Any]]
+) -> tuple[dict[str, Any], str | None]:
     """Compare the test's projected total with its budget: (budget record, failure message)."""
     from .table import fmt_count
 
@@ -147,14 +161,25 @@ def check_budget(budget: Budget, meter: Co2Meter, entries: list[dict[str, Any]])
     co2e = math.fsum(e["emission"]["co2e_kg"] for e in entries)
     std_e = math.sqrt(math.fsum((e["projection"]["std_kwh"] or 0.0) ** 2 for e in entries))
     std_c = math.sqrt(math.fsum((e["emission"]["std_kg"] or 0.0) ** 2 for e in entries))
-    targets = dict.fromkeys(f"{fmt_count(e['projection']['n'])} {_plural(e['unit'], e['projection']['n'])}" for e in entries)
+    targets = dict.fromkeys(
+        f"{fmt_count(e['projection']['n'])} {_plural(e['unit'], e['projection']['n'])}"
+        for e in entries
+    )
     region = entries[0]["emission"]["region"] if entries else meter.accounting.intensity.region
     month = entries[0]["emission"].get("month") if entries else None
     what = f"for {' + '.join(targets)} in {region}{' ' + month if month else ''}"
-    message = budget.check(energy, std_e, co2e, std_c, what, how_measured(entries)) if entries else (
-        "no measurement was recorded, so the budget cannot be checked"
+    message = (
+        budget.check(energy, std_e, co2e, std_c, what, how_measured(entries))
+        if entries
+        else ("no measurement was recorded, so the budget cannot be checked")
     )
-    record = {**budget.to_dict(), "energy_kwh": energy, "co2e_kg": co2e, "passed": message is None, "message": message}
+    record = {
+        **budget.to_dict(),
+        "energy_kwh": energy,
+        "co2e_kg": co2e,
+        "passed": message is None,
+        "message": message,
+    }
     return record, message
 
 

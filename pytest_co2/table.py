@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 
 def fmt_num(x: float | None, sig: int = 3) -> str:
@@ -14,7 +15,7 @@ def fmt_num(x: float | None, sig: int = 3) -> str:
         return "0"
     if abs(x) < 1e-3:
         return f"{x:.{sig}g}".replace("e-0", "e-")
-    decimals = max(0, sig - 1 - int(math.floor(math.log10(abs(x)))))
+    decimals = max(0, sig - 1 - math.floor(math.log10(abs(x))))
     return f"{x:,.{decimals}f}"
 
 
@@ -47,7 +48,9 @@ def budget_text(budget: Mapping[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def rows_from_tests(tests: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+def rows_from_tests(
+    tests: Iterable[Mapping[str, Any]],
+) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """(test, entry) pairs, sorted by projected emissions, largest first."""
     pairs = [(t, e) for t in tests for e in t["measurements"]]
     pairs.sort(key=lambda p: -p[1]["emission"]["co2e_kg"])
@@ -87,13 +90,24 @@ def render_summary(
     from tabulate import tabulate
 
     headers = [
-        "test", "measurement", "time s", "steps", "J/unit (mean ± std)", "projected to",
-        "kWh", "kg CO2e ± std", "method", "budget", "verdict",
+        "test",
+        "measurement",
+        "time s",
+        "steps",
+        "J/unit (mean ± std)",
+        "projected to",
+        "kWh",
+        "kg CO2e ± std",
+        "method",
+        "budget",
+        "verdict",
     ] + [f"kg {r}" for r in whatif]
     rows = []
     pairs = rows_from_tests(tests)
     if max_rows is not None and len(pairs) > max_rows:
-        over = [(t, e) for t, e in pairs[max_rows:] if t.get("budget") and not t["budget"].get("passed")]
+        over = [
+            (t, e) for t, e in pairs[max_rows:] if t.get("budget") and not t["budget"].get("passed")
+        ]
         left_out = len(pairs) - max_rows - len(over)
         pairs = pairs[:max_rows] + over
     else:
@@ -103,17 +117,35 @@ def render_summary(
         n_text = f"{fmt_count(p['n'])} {e['unit']}" + (" (measured)" if p.get("measured") else "")
         name = e["name"] + ("" if e.get("complete", True) else " (partial)")
         row = [
-            t["nodeid"], name, fmt_num(e["duration_s"]), f"{e['steps']}" + (f"+{e['warmup']}w" if e.get("warmup") else ""),
-            fmt_pm(s["mean"], s.get("std")), n_text, fmt_num(p["energy_kwh"]),
-            fmt_pm(em["co2e_kg"], em.get("std_kg")), e["method"],
-            budget_text(t.get("budget")), verdict(t.get("budget"), budget_mode),
+            t["nodeid"],
+            name,
+            fmt_num(e["duration_s"]),
+            f"{e['steps']}" + (f"+{e['warmup']}w" if e.get("warmup") else ""),
+            fmt_pm(s["mean"], s.get("std")),
+            n_text,
+            fmt_num(p["energy_kwh"]),
+            fmt_pm(em["co2e_kg"], em.get("std_kg")),
+            e["method"],
+            budget_text(t.get("budget")),
+            verdict(t.get("budget"), budget_mode),
         ]
         row += [fmt_num(e.get("whatif_co2e_kg", {}).get(r)) for r in whatif]
         rows.append(row)
     tot = totals(tests)
     rows.append(
-        ["TOTAL", f"{tot['measurements']} measurements", fmt_num(tot["duration_s"]), "", "", "",
-         fmt_num(tot["energy_kwh"]), fmt_pm(tot["co2e_kg"], tot["std_kg"]), "", "", ""]
+        [
+            "TOTAL",
+            f"{tot['measurements']} measurements",
+            fmt_num(tot["duration_s"]),
+            "",
+            "",
+            "",
+            fmt_num(tot["energy_kwh"]),
+            fmt_pm(tot["co2e_kg"], tot["std_kg"]),
+            "",
+            "",
+            "",
+        ]
         + [fmt_num(tot["whatif_co2e_kg"].get(r)) for r in whatif]
     )
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
@@ -124,7 +156,9 @@ def render_summary(
         )
     if full:
         for t, e in rows_from_tests(tests):
-            devs = "; ".join(f"{d['label']} [{d['method']}] {fmt_num(d['energy_j'])} J" for d in e["devices"])
+            devs = "; ".join(
+                f"{d['label']} [{d['method']}] {fmt_num(d['energy_j'])} J" for d in e["devices"]
+            )
             lines.append(f"{t['nodeid']} {e['name']}: {e['windows']} windows; devices: {devs}")
             for note in e.get("notes", ()):
                 lines.append(f"    note: {note}")

@@ -3,9 +3,11 @@ clock that tests advance by hand, so that every number is exact."""
 
 from __future__ import annotations
 
+import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
 import pytest
 
-FAKE_CLOCK_CONFTEST = '''
+FAKE_CLOCK_CONFTEST = """
+import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
 import pytest
 from pytest_co2.backends.constant import ConstantBackend
 
@@ -33,11 +35,21 @@ def pytest_co2_make_backend(config, spec):
 @pytest.fixture
 def clock():
     return CLOCK
-'''
+"""
 
 
 @pytest.fixture
 def fake_clock_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester whose ``constant:<W>`` backend runs on a fake clock (fixture ``clock``)."""
     pytester.makeconftest(FAKE_CLOCK_CONFTEST)
+    return pytester
+
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytest's pytester, whose inner runs keep their files' test order: their assertions
+    read outputs in that order, while this outer run may be shuffled by pytest-randomly.
+    (pytester clears PYTEST_ADDOPTS when it starts, so it is set after that.)"""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
     return pytester

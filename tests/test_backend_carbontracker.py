@@ -72,8 +72,7 @@ def test_fallback_on_this_machine_without_network(no_network: list[Any]) -> None
         assert backend.name == "carbontracker (fallback: estimate)"
         assert [d.id for d in backend.devices] == ["cpu:process", "memory:process"]
         assert backend.method == "estimated"
-        assert any("found no usable component" in n and "CPU: no RAPL" in n
-                   for n in backend.notes)
+        assert any("found no usable component" in n and "CPU: no RAPL" in n for n in backend.notes)
         first = backend.read_j()
         assert list(backend.read_j()) >= list(first)
     finally:
@@ -89,7 +88,11 @@ def test_polls_and_integrates_component_power(no_network: list[Any]) -> None:
     t_after = time.perf_counter()
     try:
         assert [(d.id, d.kind) for d in backend.devices] == [
-            ("gpu:0", "gpu"), ("gpu:1", "gpu"), ("cpu:0", "cpu"), ("dram:0", "dram")]
+            ("gpu:0", "gpu"),
+            ("gpu:1", "gpu"),
+            ("cpu:0", "cpu"),
+            ("dram:0", "dram"),
+        ]
         assert backend.devices[0].label == "Fake GPU 0 (carbontracker)"
         assert all(d.method is Method.POLLED for d in backend.devices)
         assert backend.update_period_s == 1.0
@@ -100,7 +103,7 @@ def test_polls_and_integrates_component_power(no_network: list[Any]) -> None:
         t1 = time.perf_counter()
     finally:
         backend.close()
-    for e, p in zip(energy, [200.0, 100.0, 50.0, 5.0]):
+    for e, p in zip(energy, [200.0, 100.0, 50.0, 5.0], strict=False):
         assert p * (t0 - t_after) * 0.99 <= e <= p * (t1 - t_before) * 1.01
     assert gpu.samples > 3 and cpu.samples > 3
     assert gpu.shutdowns == cpu.shutdowns == 1
@@ -113,8 +116,10 @@ def test_gpu_only_estimates_the_cpu_with_a_warning() -> None:
         backend = CarbontrackerBackend(handlers=[("gpu", gpu), ("cpu", cpu)])
     with backend:
         assert [(d.id, d.method) for d in backend.devices] == [
-            ("gpu:0", Method.POLLED), ("cpu:process", Method.ESTIMATED),
-            ("memory:process", Method.ESTIMATED)]
+            ("gpu:0", Method.POLLED),
+            ("cpu:process", Method.ESTIMATED),
+            ("memory:process", Method.ESTIMATED),
+        ]
         assert backend.method == "polled+estimated"
         assert len(backend.read_j()) == 3
 
@@ -130,8 +135,9 @@ def test_rapl_permission_error_is_explained() -> None:
     with pytest.warns(BackendWarning, match="fell back"):
         backend = CarbontrackerBackend(handlers=[("cpu", cpu)])
     with backend:
-        assert any("sudo chmod a+r /sys/class/powercap/intel-rapl:0/energy_uj" in n
-                   for n in backend.notes)
+        assert any(
+            "sudo chmod a+r /sys/class/powercap/intel-rapl:0/energy_uj" in n for n in backend.notes
+        )
         assert backend.method == "estimated"
     assert cpu.shutdowns == 1
 
@@ -139,8 +145,9 @@ def test_rapl_permission_error_is_explained() -> None:
 def test_a_failing_poller_makes_read_j_raise() -> None:
     gpu = FakeHandler(["Fake GPU"], [100.0])
     cpu = FakeHandler(["cpu:0"], [10.0])
-    with CarbontrackerBackend(poll_interval_s=0.005,
-                              handlers=[("gpu", gpu), ("cpu", cpu)]) as backend:
+    with CarbontrackerBackend(
+        poll_interval_s=0.005, handlers=[("gpu", gpu), ("cpu", cpu)]
+    ) as backend:
         from carbontracker.exceptions import GPUPowerUsageRetrievalError
 
         gpu.fail = GPUPowerUsageRetrievalError()
@@ -159,8 +166,9 @@ def test_carbontracker_missing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_close_is_idempotent_and_read_after_close_raises() -> None:
-    backend = CarbontrackerBackend(handlers=[("gpu", FakeHandler(["g"], [1.0])),
-                                             ("cpu", FakeHandler(["cpu:0"], [1.0]))])
+    backend = CarbontrackerBackend(
+        handlers=[("gpu", FakeHandler(["g"], [1.0])), ("cpu", FakeHandler(["cpu:0"], [1.0]))]
+    )
     backend.close()
     backend.close()
     with pytest.raises(BackendError, match="closed"):

@@ -72,7 +72,11 @@ def test_devices_and_labels() -> None:
     backend = EstimateBackend(cpu_tdp_w=65.0, cpu_model="Some CPU", n_cpus=8)
     cpu_dev, mem_dev = backend.devices
     assert (cpu_dev.id, cpu_dev.kind, mem_dev.id, mem_dev.kind) == (
-        "cpu:process", "cpu", "memory:process", "memory")
+        "cpu:process",
+        "cpu",
+        "memory:process",
+        "memory",
+    )
     assert cpu_dev.label == "Some CPU (TDP 65 W / 8 threads, user --co2-cpu-tdp)"
     assert mem_dev.label == "process RSS x 0.375 W/GB"
     assert all(d.method is Method.ESTIMATED and not d.shared for d in backend.devices)
@@ -115,7 +119,8 @@ def test_busy_loop_is_cpu_time_times_tdp_per_thread_and_sleep_is_near_zero() -> 
     # os.times counts in clock ticks (10 ms at 100 Hz): 2 % plus up to two ticks
     ticks_s = 2.0 / os.sysconf("SC_CLK_TCK")
     times_s = (t1.user + t1.system + t1.children_user + t1.children_system) - (
-        t0.user + t0.system + t0.children_user + t0.children_system)
+        t0.user + t0.system + t0.children_user + t0.children_system
+    )
     assert abs(busy_j - times_s * w_per_thread) <= 0.02 * busy_j + ticks_s * w_per_thread
     assert busy_j >= 0.5 * w_per_thread * 0.98
 
@@ -131,20 +136,28 @@ def test_finished_children_are_counted() -> None:
 
     backend = EstimateBackend(cpu_tdp_w=100.0, memory_w_per_gb=0.0, n_cpus=1)
     r0 = _rusage_cpu_s()
-    subprocess.run([sys.executable, "-c",
-                    "import time\nt=time.process_time()\nwhile time.process_time()-t<0.2: pass"],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import time\nt=time.process_time()\nwhile time.process_time()-t<0.2: pass",
+        ],
+        check=True,
+    )
     (energy_j, _) = backend.read_j()
     assert energy_j >= 0.2 * 100.0 * 0.95
     assert energy_j == pytest.approx((_rusage_cpu_s() - r0) * 100.0, rel=0.05)
 
 
 def test_unknown_cpu_uses_the_default_with_a_note_and_one_warning(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(est, "_WARNED_MODELS", set())
     model = "Intel(R) Xeon(R) Processor"
-    expected = (f"CPU model {model!r} is not in the TDP table; using the default 100 W: "
-                "set --co2-cpu-tdp=WATTS for your CPU")
+    expected = (
+        f"CPU model {model!r} is not in the TDP table; using the default 100 W: "
+        "set --co2-cpu-tdp=WATTS for your CPU"
+    )
     with pytest.warns(BackendWarning) as record:
         backend = EstimateBackend(cpu_model=model, n_cpus=2)
     assert [str(w.message) for w in record] == [expected]
@@ -165,7 +178,8 @@ def test_known_cpu_uses_its_table_tdp() -> None:
     assert backend.tdp_source == "carbontracker TDP table"
     assert backend.cpu_w_per_thread == 200.0 / 64
     assert backend.devices[0].label == (
-        "AMD EPYC 7513 32-Core Processor (TDP 200 W / 64 threads, carbontracker TDP table)")
+        "AMD EPYC 7513 32-Core Processor (TDP 200 W / 64 threads, carbontracker TDP table)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -206,9 +220,16 @@ def test_machine_probes() -> None:
     assert backend.read_j()[1] >= energy[1]
 
 
-@pytest.mark.parametrize("kw", [{"cpu_tdp_w": 0.0}, {"cpu_tdp_w": -5.0},
-                                {"cpu_tdp_w": float("nan")}, {"memory_w_per_gb": -1.0},
-                                {"n_cpus": 0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"cpu_tdp_w": 0.0},
+        {"cpu_tdp_w": -5.0},
+        {"cpu_tdp_w": float("nan")},
+        {"memory_w_per_gb": -1.0},
+        {"n_cpus": 0},
+    ],
+)
 def test_invalid_arguments(kw: dict[str, float]) -> None:
     with pytest.raises(BackendError, match="invalid"):
         EstimateBackend(**kw)  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,8 @@ class FakeNVMLError(Exception):
 
     def __str__(self) -> str:
         return {3: "Not Supported", 12: "NVML Shared Library Not Found"}.get(
-            self.value, f"fake NVML error {self.value}")
+            self.value, f"fake NVML error {self.value}"
+        )
 
 
 class FakeNotSupported(FakeNVMLError):
@@ -29,8 +31,13 @@ class FakeNotSupported(FakeNVMLError):
 
 
 class FakeGpu:
-    def __init__(self, name: str, uuid: str, energy_mj: int | Callable[[], int] | None = 0,
-                 power_mw: float | Callable[[], float] = 100_000) -> None:
+    def __init__(
+        self,
+        name: str,
+        uuid: str,
+        energy_mj: int | Callable[[], int] | None = 0,
+        power_mw: float | Callable[[], float] = 100_000,
+    ) -> None:
         self.name, self.uuid = name, uuid
         self.energy_mj = energy_mj  # None: the counter is not supported (pre-Volta)
         self.power_mw = power_mw
@@ -90,8 +97,9 @@ UUIDS = [
 
 
 def three_gpus() -> FakeNvml:
-    return FakeNvml([FakeGpu(f"NVIDIA Fake {i}", UUIDS[i], energy_mj=1_000_000 * (i + 1))
-                     for i in range(3)])
+    return FakeNvml(
+        [FakeGpu(f"NVIDIA Fake {i}", UUIDS[i], energy_mj=1_000_000 * (i + 1)) for i in range(3)]
+    )
 
 
 def test_counter_path_is_exact_and_labelled() -> None:
@@ -99,9 +107,13 @@ def test_counter_path_is_exact_and_labelled() -> None:
     with NvmlBackend(nvml, visible_devices=None) as backend:
         assert [d.id for d in backend.devices] == ["gpu:0", "gpu:1", "gpu:2"]
         assert [d.label for d in backend.devices] == [
-            "NVIDIA Fake 0", "NVIDIA Fake 1", "NVIDIA Fake 2"]
-        assert all(d.kind == "gpu" and d.method is Method.COUNTER and d.shared
-                   for d in backend.devices)
+            "NVIDIA Fake 0",
+            "NVIDIA Fake 1",
+            "NVIDIA Fake 2",
+        ]
+        assert all(
+            d.kind == "gpu" and d.method is Method.COUNTER and d.shared for d in backend.devices
+        )
         assert backend.update_period_s == 0.1
         assert backend.method == "counter"
         assert list(backend.read_j()) == [0.0, 0.0, 0.0]
@@ -155,11 +167,17 @@ def test_polled_path_follows_a_power_ramp() -> None:
 
 
 def test_counter_and_polled_gpus_together() -> None:
-    nvml = FakeNvml([FakeGpu("V100", UUIDS[0], energy_mj=5_000),
-                     FakeGpu("P100", UUIDS[1], energy_mj=None, power_mw=50_000)])
+    nvml = FakeNvml(
+        [
+            FakeGpu("V100", UUIDS[0], energy_mj=5_000),
+            FakeGpu("P100", UUIDS[1], energy_mj=None, power_mw=50_000),
+        ]
+    )
     with NvmlBackend(nvml, visible_devices=None) as backend:
         assert [(d.id, d.method) for d in backend.devices] == [
-            ("gpu:0", Method.COUNTER), ("gpu:1", Method.POLLED)]
+            ("gpu:0", Method.COUNTER),
+            ("gpu:1", Method.POLLED),
+        ]
         assert backend.method == "counter+polled"
         nvml.gpus[0].energy_mj = 7_000
         energy = backend.read_j()
@@ -209,7 +227,8 @@ def test_mig_instance_is_reported_as_unsupported() -> None:
 
 
 def test_visible_devices_default_comes_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbc")
     with NvmlBackend(three_gpus()) as backend:
         assert [d.id for d in backend.devices] == ["gpu:2"]

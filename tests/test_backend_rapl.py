@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -20,8 +21,9 @@ from pytest_co2.backends.rapl import (
 REAL_RANGE_UJ = 262_143_328_850  # a typical max_energy_range_uj
 
 
-def add_domain(root: Path, entry: str, name: str, energy_uj: int = 0,
-               max_uj: int | None = REAL_RANGE_UJ) -> Path:
+def add_domain(
+    root: Path, entry: str, name: str, energy_uj: int = 0, max_uj: int | None = REAL_RANGE_UJ
+) -> Path:
     d = root / entry
     d.mkdir(parents=True)
     (d / "name").write_text(f"{name}\n")
@@ -56,7 +58,10 @@ def test_counts_each_package_once_plus_dram_never_core(tree: dict[str, Path]) ->
         assert [d.id for d in backend.devices] == ["cpu:package-0", "cpu:package-1", "dram:0"]
         assert [d.kind for d in backend.devices] == ["cpu", "cpu", "dram"]
         assert [d.label for d in backend.devices] == [
-            "RAPL package-0", "RAPL package-1", "RAPL dram (package-0)"]
+            "RAPL package-0",
+            "RAPL package-1",
+            "RAPL dram (package-0)",
+        ]
         assert all(d.method is Method.COUNTER and d.shared for d in backend.devices)
         assert backend.update_period_s == pytest.approx(0.001)
         assert backend.method == "counter"
@@ -73,7 +78,10 @@ def test_counts_each_package_once_plus_dram_never_core(tree: dict[str, Path]) ->
 def test_discovery_order_and_ranges(tree: dict[str, Path]) -> None:
     domains = discover_domains(tree["root"])
     assert [(d.name, d.kind, d.package) for d in domains] == [
-        ("package-0", "cpu", 0), ("package-1", "cpu", 1), ("dram", "dram", 0)]
+        ("package-0", "cpu", 0),
+        ("package-1", "cpu", 1),
+        ("dram", "dram", 0),
+    ]
     assert all(d.max_range_uj == REAL_RANGE_UJ for d in domains)
 
 
@@ -138,8 +146,9 @@ def test_default_poll_interval_is_shorter_than_the_wrap_period(tmp_path: Path) -
         assert backend.poll_interval_s == pytest.approx(0.0015)
 
 
-def test_permission_denied_on_open_gives_the_fix(tree: dict[str, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permission_denied_on_open_gives_the_fix(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     def deny(path: Path) -> int:
         raise PermissionError(13, "Permission denied", str(path))
 
@@ -153,10 +162,12 @@ def test_permission_denied_on_open_gives_the_fix(tree: dict[str, Path],
     assert "run as root" in message
 
 
-def test_permission_denied_on_read_gives_the_fix(tree: dict[str, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_permission_denied_on_read_gives_the_fix(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     backend = RaplBackend(tree["root"], poll_interval_s=3600)
     try:
+
         def deny(fd: int) -> int:
             raise PermissionError(13, "Permission denied")
 
@@ -242,6 +253,6 @@ def test_file_rewritten_every_1ms_by_a_thread_reads_consistently(tmp_path: Path)
         set_uj(dom, 123_000 + 1000 * step_uj)
         final = backend.read_j()[0]
     assert len(readings) > 20
-    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert all(b >= a for a, b in itertools.pairwise(readings))
     assert readings[-1] > 0
     assert final == 1000 * step_uj / 1e6

@@ -48,14 +48,17 @@ def test_auto_on_a_machine_without_counters_is_the_estimate() -> None:
         assert [d.id for d in backend.devices] == ["cpu:process", "memory:process"]
         assert all(d.method is Method.ESTIMATED for d in backend.devices)
         assert any(n.startswith("no NVML GPU:") for n in backend.notes)
-        assert any(n.startswith("no RAPL: no RAPL powercap domains under /sys/class/powercap")
-                   for n in backend.notes)
+        assert any(
+            n.startswith("no RAPL: no RAPL powercap domains under /sys/class/powercap")
+            for n in backend.notes
+        )
         assert "[estimated]" in backend.describe()
         assert len(backend.read_j()) == 2
 
 
-def test_auto_passes_the_cpu_tdp_to_the_estimate(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
+def test_auto_passes_the_cpu_tdp_to_the_estimate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _no_hardware(monkeypatch, tmp_path)
     with make_backend("auto", cpu_tdp_w=42.0) as backend:
         assert backend.tdp_w == 42.0  # type: ignore[attr-defined]
@@ -77,9 +80,15 @@ def test_estimate_and_constant_specs() -> None:
 
 @pytest.mark.parametrize(
     "text, normalized",
-    [("auto", "auto"), (" RAPL ", "rapl"), ("nvml", "nvml"), ("Estimate", "estimate"),
-     ("carbontracker", "carbontracker"), ("constant:300", "constant:300"),
-     ("CONSTANT:2.5", "constant:2.5")],
+    [
+        ("auto", "auto"),
+        (" RAPL ", "rapl"),
+        ("nvml", "nvml"),
+        ("Estimate", "estimate"),
+        ("carbontracker", "carbontracker"),
+        ("constant:300", "constant:300"),
+        ("CONSTANT:2.5", "constant:2.5"),
+    ],
 )
 def test_check_backend_spec_accepts(text: str, normalized: str) -> None:
     assert check_backend_spec(text) == normalized
@@ -96,8 +105,10 @@ def test_check_backend_spec_rejects_unknown_names(text: str) -> None:
         make_backend(text)
 
 
-@pytest.mark.parametrize("text", ["constant:abc", "constant:0", "constant:-5", "constant:nan",
-                                  "constant:inf", "constant:"])
+@pytest.mark.parametrize(
+    "text",
+    ["constant:abc", "constant:0", "constant:-5", "constant:nan", "constant:inf", "constant:"],
+)
 def test_check_backend_spec_rejects_bad_watts(text: str) -> None:
     with pytest.raises(ValueError, match=r"expected watts as a number > 0, e.g. constant:300"):
         check_backend_spec(text)
@@ -105,8 +116,11 @@ def test_check_backend_spec_rejects_bad_watts(text: str) -> None:
 
 # -- auto with fake hardware ---------------------------------------------------------------
 def _fake_powercap(root: Path) -> Path:
-    for entry, name in [("intel-rapl:0", "package-0"), ("intel-rapl:0:0", "core"),
-                        ("intel-rapl:0:1", "dram")]:
+    for entry, name in [
+        ("intel-rapl:0", "package-0"),
+        ("intel-rapl:0:0", "core"),
+        ("intel-rapl:0:1", "dram"),
+    ]:
         d = root / entry
         d.mkdir(parents=True)
         (d / "name").write_text(name + "\n")
@@ -121,6 +135,7 @@ def _patch_rapl_root(monkeypatch: pytest.MonkeyPatch, root: Path, deny: bool = F
             super().__init__(root_, poll_interval_s)
 
     if deny:
+
         def denied(path: Path) -> int:
             raise PermissionError(13, "Permission denied", str(path))
 
@@ -165,7 +180,8 @@ def test_auto_prefers_readable_rapl(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 
 
 def test_auto_warns_with_the_fix_and_estimates_when_rapl_is_denied(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _patch_rapl_root(monkeypatch, _fake_powercap(tmp_path / "powercap"), deny=True)
     monkeypatch.setitem(sys.modules, "pynvml", None)
     with pytest.warns(BackendWarning, match=r"RAPL unavailable.*sudo chmod -R a\+r"):
@@ -173,12 +189,14 @@ def test_auto_warns_with_the_fix_and_estimates_when_rapl_is_denied(
     with backend:
         assert backend.name == "auto (estimate)"
         assert backend.method == "estimated"
-        assert any("permission denied" in n and "CPU energy is estimated" in n
-                   for n in backend.notes)
+        assert any(
+            "permission denied" in n and "CPU energy is estimated" in n for n in backend.notes
+        )
 
 
-def test_auto_combines_nvml_gpus_with_the_cpu(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_auto_combines_nvml_gpus_with_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     _patch_rapl_root(monkeypatch, tmp_path / "no-powercap")
     fake = _fake_pynvml(gpus=2)
     monkeypatch.setitem(sys.modules, "pynvml", fake)
@@ -186,8 +204,10 @@ def test_auto_combines_nvml_gpus_with_the_cpu(monkeypatch: pytest.MonkeyPatch,
     with make_backend("auto") as backend:
         assert backend.name == "auto"
         assert [(d.id, d.method) for d in backend.devices] == [
-            ("gpu:1", Method.COUNTER), ("cpu:process", Method.ESTIMATED),
-            ("memory:process", Method.ESTIMATED)]
+            ("gpu:1", Method.COUNTER),
+            ("cpu:process", Method.ESTIMATED),
+            ("memory:process", Method.ESTIMATED),
+        ]
         assert backend.method == "counter+estimated"
         e0 = backend.read_j()
         fake.energy[1] += 5_000  # type: ignore[attr-defined]
@@ -205,9 +225,12 @@ def test_no_pytest_co2_hardware_import_at_package_import() -> None:
     """``import pytest_co2.backends`` must not import pynvml or carbontracker."""
     import subprocess
 
-    code = ("import sys, pytest_co2.backends; "
-            "print([m for m in ('pynvml', 'carbontracker', 'torch') if m in sys.modules])")
+    code = (
+        "import sys, pytest_co2.backends; "
+        "print([m for m in ('pynvml', 'carbontracker', 'torch') if m in sys.modules])"
+    )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     assert out.stdout.strip() == "[]"

@@ -11,24 +11,36 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks`
 
-from benchmarks import paper as P  # noqa: E402
-from benchmarks import workloads as w  # noqa: E402
-from benchmarks.harness import concat, sample_measurement  # noqa: E402
-from benchmarks.registry import PaperAccounting, Registry, growth_check, synth_key, train_key  # noqa: E402
-from pytest_co2.backends.base import Device, Method  # noqa: E402
-from pytest_co2.meter import DeviceEnergy, Measurement, Stats  # noqa: E402
+from benchmarks import paper as P
+from benchmarks import workloads as w
+from benchmarks.harness import concat, sample_measurement
+from benchmarks.registry import PaperAccounting, Registry, growth_check, synth_key, train_key
+from pytest_co2.backends.base import Device, Method
+from pytest_co2.meter import DeviceEnergy, Measurement, Stats
 
 
-def measurement(per_window: list[float], *, unit: str = "step", shared: bool = False,
-                energy_j: float | None = None) -> Measurement:
+def measurement(
+    per_window: list[float],
+    *,
+    unit: str = "step",
+    shared: bool = False,
+    energy_j: float | None = None,
+) -> Measurement:
     total = math.fsum(per_window) if energy_j is None else energy_j
     device = Device("cpu:process", "cpu", "test cpu", Method.ESTIMATED, 0.0, shared)
     return Measurement(
-        name="m", unit=unit, steps=len(per_window), units=len(per_window), warmup=1,
-        duration_s=float(len(per_window)), energy_j=total,
+        name="m",
+        unit=unit,
+        steps=len(per_window),
+        units=len(per_window),
+        warmup=1,
+        duration_s=float(len(per_window)),
+        energy_j=total,
         energy_per_unit_j=Stats.of(per_window, total, len(per_window)),
-        unit_energies_j=tuple(per_window), method="estimated",
-        devices=(DeviceEnergy(device, total),), backend="test",
+        unit_energies_j=tuple(per_window),
+        method="estimated",
+        devices=(DeviceEnergy(device, total),),
+        backend="test",
     )
 
 
@@ -54,7 +66,9 @@ def test_smoke_widths_suit_group_norm_and_heads():
     for model in w.MODELS.values():
         small = w.unet_at(model, "smoke")
         assert all(c % small.norm_num_groups == 0 for c in small.channels)
-        for c, h, attn in zip(small.channels, small.num_head_channels, small.attention_levels):
+        for c, h, attn in zip(
+            small.channels, small.num_head_channels, small.attention_levels, strict=False
+        ):
             assert (h == 0) == (not attn) and (h == 0 or c % h == 0)
     assert w.unet_at(w.MODELS["2d-medium"], "paper") is w.MODELS["2d-medium"]
     with pytest.raises(ValueError, match="unknown scale"):
@@ -63,7 +77,15 @@ def test_smoke_widths_suit_group_norm_and_heads():
 
 def test_image_labels_follow_the_paper():
     assert [i.label for i in w.IMAGE_SIZES.values()] == [
-        "192²", "256²", "320²", "512²", "64³", "128³", "192³", "256²×192"]
+        "192²",
+        "256²",
+        "320²",
+        "512²",
+        "64³",
+        "128³",
+        "192³",
+        "256²×192",
+    ]
 
 
 # -- budgets --------------------------------------------------------------------------------------
@@ -86,8 +108,11 @@ def test_model_and_sampler_budgets():
     assert P.model_budget("train", "3d-192", "small").kwh == medium.kwh
     assert P.model_budget("train", "3d-192", "large").kwh == pytest.approx(medium.kwh * 1.4)
     assert P.model_budget("synth", "3d-192", "large").kwh == pytest.approx(
-        P.model_budget("synth", "3d-192", "medium").kwh * 1.8)
-    assert P.sampler_budget("3d-64", 200).kwh == pytest.approx(P.image_budget("synth", "3d-64").kwh * 0.2)
+        P.model_budget("synth", "3d-192", "medium").kwh * 1.8
+    )
+    assert P.sampler_budget("3d-64", 200).kwh == pytest.approx(
+        P.image_budget("synth", "3d-64").kwh * 0.2
+    )
 
 
 def test_budget_scales_linearly_with_the_target():
@@ -115,15 +140,21 @@ def test_sample_is_steps_times_step_energy_plus_decode():
 def test_reused_decode_is_not_counted_twice():
     step = measurement([10.0, 10.0])
     decode = measurement([50.0, 50.0], unit="decode")
-    m = sample_measurement(step, decode, 200, name="s", extrapolate=None, decode_measured_here=False)
+    m = sample_measurement(
+        step, decode, 200, name="s", extrapolate=None, decode_measured_here=False
+    )
     assert m.energy_j == 20.0 and m.duration_s == 2.0
     assert m.energy_per_unit_j.mean == pytest.approx(2050.0)
     assert "earlier test" in m.notes[0]
 
 
 def test_concat_pools_windows():
-    m = concat([measurement([1.0]), measurement([3.0]), measurement([2.0])], name="ddim step",
-               warmup=1, note="round-robin")
+    m = concat(
+        [measurement([1.0]), measurement([3.0]), measurement([2.0])],
+        name="ddim step",
+        warmup=1,
+        note="round-robin",
+    )
     assert (m.steps, m.units, m.energy_j, m.windows) == (3, 3, 6.0, 3)
     assert m.energy_per_unit_j.mean == 2.0 and m.energy_per_unit_j.std == pytest.approx(1.0)
     assert m.devices[0].energy_j == 6.0 and m.notes[0] == "round-robin"
@@ -155,14 +186,18 @@ def test_paper_accounting_uses_the_papers_n_and_eq1():
 def test_registry_round_trip():
     r = Registry()
     r.add(train_key("3d-medium", "3d-64"), measurement([1.0, 2.0], unit="iteration"))
-    r.add(synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"), measurement([5.0, 6.0], unit="sample"))
+    r.add(
+        synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"),
+        measurement([5.0, 6.0], unit="sample"),
+    )
     r.figures["fig3"] = {"dec_over_feb": 1.44}
     r.session["scale"] = "smoke"
     other = Registry()
     other.merge_json(r.to_json())
     assert other.results == r.results and other.figures == r.figures and other.session == r.session
     assert other.require([train_key("3d-medium", "3d-64"), train_key("3d-large", "3d-192")]) == [
-        train_key("3d-large", "3d-192")]
+        train_key("3d-large", "3d-192")
+    ]
 
 
 def test_ddp_combine_sums_per_process_estimates_and_not_shared_counters():

@@ -52,8 +52,10 @@ def test_eq1_exact_values() -> None:
     assert co2e_kg(1443.4, 251, 1.0) == pytest.approx(362.2934, rel=REL)
 
 
-@pytest.mark.parametrize("args", [(-1, 251, 1.55), (1, -1, 1.55), (1, 251, 0.9),
-                                  (math.nan, 251, 1.55), (1, math.inf, 1.55)])
+@pytest.mark.parametrize(
+    "args",
+    [(-1, 251, 1.55), (1, -1, 1.55), (1, 251, 0.9), (math.nan, 251, 1.55), (1, math.inf, 1.55)],
+)
 def test_eq1_rejects_bad_input(args: tuple[float, float, float]) -> None:
     with pytest.raises(ValueError):
         co2e_kg(*args)

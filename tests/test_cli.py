@@ -9,13 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_helpers import run_cli as run
+
 from pytest_co2.__main__ import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
-
-
 
 
 def convert_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -53,11 +51,19 @@ def test_convert_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["co2e_kg"] == 7.0
     assert (d["energy_kwh"], d["pue"], d["facility_energy_kwh"]) == (1000.0, 1.0, 1000.0)
     assert d["intensity"] == {
-        "region": "SE", "name": "Sweden", "g_per_kwh": 7.0, "year": 2022, "month": None,
+        "region": "SE",
+        "name": "Sweden",
+        "g_per_kwh": 7.0,
+        "year": 2022,
+        "month": None,
         "source": "EEA 2022, as given in Table 1 of the paper",
     }
     assert set(d["equivalents"]) == {
-        "car_km", "smartphone_charges", "flight_km", "tree_seedlings_10y", "annual_budget_1p5c_pct"
+        "car_km",
+        "smartphone_charges",
+        "flight_km",
+        "tree_seedlings_10y",
+        "annual_budget_1p5c_pct",
     }
     assert d["equivalents"]["car_km"] == pytest.approx(7000 / 108.2, rel=1e-12)
 
@@ -94,45 +100,68 @@ def test_convert_custom_intensity_and_file(
 ) -> None:
     d = convert_json(capsys, "--energy-kwh", "10", "--pue", "1", "--intensity", "100")
     assert (d["co2e_kg"], d["intensity"]["region"], d["intensity"]["source"]) == (
-        1.0, "custom", "user value"
+        1.0,
+        "custom",
+        "user value",
     )
     path = tmp_path / "ci.csv"
     path.write_text("region,year,month,g_co2e_per_kwh,source\nSE,2024,,20,mine\n", "utf-8")
-    d = convert_json(capsys, "--energy-kwh", "10", "--pue", "1", "--region", "SE",
-                     "--intensity-file", str(path))
+    d = convert_json(
+        capsys, "--energy-kwh", "10", "--pue", "1", "--region", "SE", "--intensity-file", str(path)
+    )
     assert (d["co2e_kg"], d["intensity"]["source"], d["intensity"]["year"]) == (0.2, "mine", 2024)
 
 
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["convert", "--energy-kwh", "1", "--region", "XX"],
-         "unknown region 'XX': use an ISO code (SE, DE, US-CA) or a name; "
-         "`pytest-co2 regions` lists them"),
-        (["convert", "--energy-kwh", "1", "--region", "Swedn"],
-         "unknown region 'Swedn': did you mean SE (Sweden)? Use an ISO code (SE, DE, US-CA) "
-         "or a name; `pytest-co2 regions` lists them"),
-        (["convert", "--energy-kwh", "-1"],
-         "argument --energy-kwh: invalid energy '-1': give the energy in kWh, a number >= 0"),
-        (["convert", "--energy-kwh", "abc"],
-         "argument --energy-kwh: invalid energy 'abc': give the energy in kWh, a number >= 0"),
-        (["convert", "--energy-kwh", "1", "--pue", "0.9"],
-         "argument --pue: invalid PUE '0.9': a power usage effectiveness is a number >= 1.0 "
-         "(the paper uses 1.55)"),
-        (["convert", "--energy-kwh", "1", "--month", "2022-13"],
-         "argument --month: invalid month '2022-13': use YYYY-MM with a month 01..12, "
-         "e.g. 2022-12"),
-        (["convert", "--energy-kwh", "1", "--region", "SE", "--month", "2022-12"],
-         "no monthly data for SE (Sweden): monthly intensities exist for DE; "
-         "drop the month to use the yearly value"),
-        (["convert", "--energy-kwh", "1", "--region", "DE", "--month", "2024-01"],
-         "no data for DE in 2024-01: available months 2022-01 to 2023-12"),
-        (["convert", "--energy-kwh", "1", "--intensity", "-5"],
-         "argument --intensity: invalid intensity '-5': give a carbon intensity in g CO2e/kWh, "
-         "a number >= 0"),
+        (
+            ["convert", "--energy-kwh", "1", "--region", "XX"],
+            "unknown region 'XX': use an ISO code (SE, DE, US-CA) or a name; "
+            "`pytest-co2 regions` lists them",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--region", "Swedn"],
+            "unknown region 'Swedn': did you mean SE (Sweden)? Use an ISO code (SE, DE, US-CA) "
+            "or a name; `pytest-co2 regions` lists them",
+        ),
+        (
+            ["convert", "--energy-kwh", "-1"],
+            "argument --energy-kwh: invalid energy '-1': give the energy in kWh, a number >= 0",
+        ),
+        (
+            ["convert", "--energy-kwh", "abc"],
+            "argument --energy-kwh: invalid energy 'abc': give the energy in kWh, a number >= 0",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--pue", "0.9"],
+            "argument --pue: invalid PUE '0.9': a power usage effectiveness is a number >= 1.0 "
+            "(the paper uses 1.55)",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--month", "2022-13"],
+            "argument --month: invalid month '2022-13': use YYYY-MM with a month 01..12, "
+            "e.g. 2022-12",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--region", "SE", "--month", "2022-12"],
+            "no monthly data for SE (Sweden): monthly intensities exist for DE; "
+            "drop the month to use the yearly value",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--region", "DE", "--month", "2024-01"],
+            "no data for DE in 2024-01: available months 2022-01 to 2023-12",
+        ),
+        (
+            ["convert", "--energy-kwh", "1", "--intensity", "-5"],
+            "argument --intensity: invalid intensity '-5': give a carbon intensity in g CO2e/kWh, "
+            "a number >= 0",
+        ),
         (["convert"], "the following arguments are required: --energy-kwh"),
-        (["regions", "--month", "2021-01"],
-         "no region has data for 2021-01: monthly data exists for DE 2022-01 to 2023-12"),
+        (
+            ["regions", "--month", "2021-01"],
+            "no region has data for 2021-01: monthly data exists for DE 2022-01 to 2023-12",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -171,8 +200,12 @@ def _subprocess(*argv: str) -> subprocess.CompletedProcess[str]:
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path)
     return subprocess.run(
-        [sys.executable, "-m", "pytest_co2", *argv], capture_output=True, text=True, env=env,
-        cwd=REPO, timeout=60,
+        [sys.executable, "-m", "pytest_co2", *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
     )
 
 

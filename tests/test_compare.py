@@ -20,11 +20,19 @@ from pytest_co2.compare import (
 )
 from pytest_co2.markdown import render_markdown
 
-BASE = ["--co2-backend=constant:100", "--co2-pue=1", "--co2-region=SE", "--co2-extrapolate=1000",
-        "-p", "no:cacheprovider", "-p", "no:randomly"]
+BASE = [
+    "--co2-backend=constant:100",
+    "--co2-pue=1",
+    "--co2-region=SE",
+    "--co2-extrapolate=1000",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+]
 
 # The workload is 8 steps of 0.125 s x FACTOR (factor.txt) on the 100 W fake-clock device.
-WORKLOAD = '''
+WORKLOAD = """
 import pathlib
 import pytest
 
@@ -37,7 +45,7 @@ def test_train(co2_meter, clock):
 def test_steady(co2_meter, clock):
     with co2_meter.measure("sample", unit="sample"):
         clock.advance(1.0)
-'''
+"""
 TRAIN_KWH = 12.5 * 1000 / 3.6e6  # 12.5 J per iteration, projected to 1,000 iterations
 
 
@@ -62,15 +70,17 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
     result = run(saved, 1.2, "--co2-compare-fail=energy:10%", "--co2-json=r.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2)  # the tests pass; the session fails
-    result.stdout.fnmatch_lines([
-        "co2: comparing with *base.json; fail on energy:10%",
-        "*co2 compared with *base.json*",
-        "*test_train*train*0.00347*0.00417*+20.0%*+20.0%",
-        "*test_steady*sample*+0.0%*+0.0%",
-        "*co2 regressions*",
-        "co2 regression: test_a_20_percent_regression_fails_the_session.py::test_train [train]: energy +20.0% "
-        "(0.00347 -> 0.00417 kWh) exceeds --co2-compare-fail=energy:10%",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "co2: comparing with *base.json; fail on energy:10%",
+            "*co2 compared with *base.json*",
+            "*test_train*train*0.00347*0.00417*+20.0%*+20.0%",
+            "*test_steady*sample*+0.0%*+0.0%",
+            "*co2 regressions*",
+            "co2 regression: test_a_20_percent_regression_fails_the_session.py::test_train [train]: energy +20.0% "
+            "(0.00347 -> 0.00417 kWh) exceeds --co2-compare-fail=energy:10%",
+        ]
+    )
     assert "test_steady [sample]" not in result.stdout.str().split("co2 regressions")[1]
     comparison = json.loads((saved.path / "r.json").read_text())["comparison"]
     (train,) = [d for d in comparison["deltas"] if d["name"] == "train"]
@@ -104,24 +114,40 @@ def test_missing_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--co2-compare-fail=energy:10%")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--co2-compare: no saved run in *.co2: save one first with --co2-save=NAME"])
+    result.stderr.fnmatch_lines(
+        ["*--co2-compare: no saved run in *.co2: save one first with --co2-save=NAME"]
+    )
     result = pytester.runpytest("--co2-compare=nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--co2-compare: no baseline 'nope'*"])
 
 
 def test_markdown_and_junit(saved: pytest.Pytester) -> None:
-    result = run(saved, 1.2, "--co2-compare=base", "--co2-markdown=out/summary.md", "--junitxml=junit.xml")
+    result = run(
+        saved, 1.2, "--co2-compare=base", "--co2-markdown=out/summary.md", "--junitxml=junit.xml"
+    )
     result.stdout.fnmatch_lines(["co2 markdown written to out/summary.md"])
     md = (saved.path / "out" / "summary.md").read_text()
     lines = md.splitlines()
     assert lines[0] == "### CO2e of this test run"
-    assert "Region SE, 7 g CO2e/kWh; PUE 1; backend constant: simulated device at 100 W [simulated]" in md
-    assert "| test | measurement | steps | projected to | kWh | kg CO2e ± std | method | budget | verdict | Δ energy | Δ CO2e |" in lines
-    assert "| `test_markdown_and_junit.py::test_train` | train | 8 | 1,000 iteration | 0.00417 | 2.92e-5 ± 0 | simulated |  |  | +20.0% | +20.0% |" in lines
+    assert (
+        "Region SE, 7 g CO2e/kWh; PUE 1; backend constant: simulated device at 100 W [simulated]"
+        in md
+    )
+    assert (
+        "| test | measurement | steps | projected to | kWh | kg CO2e ± std | method | budget | verdict | Δ energy | Δ CO2e |"
+        in lines
+    )
+    assert (
+        "| `test_markdown_and_junit.py::test_train` | train | 8 | 1,000 iteration | 0.00417 | 2.92e-5 ± 0 | simulated |  |  | +20.0% | +20.0% |"
+        in lines
+    )
     assert any(line.startswith("| **total** | 2 measurements |") for line in lines)
     root = ET.parse(saved.path / "junit.xml").getroot()
-    props = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")} for c in root.iter("testcase")}
+    props = {
+        c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}
+        for c in root.iter("testcase")
+    }
     train = props["test_train"]
     assert set(train) == {"co2e_kg", "energy_kwh", "method"}
     assert float(train["energy_kwh"]) == pytest.approx(TRAIN_KWH * 1.2, rel=1e-9)
@@ -129,9 +155,11 @@ def test_markdown_and_junit(saved: pytest.Pytester) -> None:
     assert train["method"] == "simulated"
 
 
-def test_junit_totals_over_call_and_teardown_measurements(fake_clock_pytester: pytest.Pytester) -> None:
+def test_junit_totals_over_call_and_teardown_measurements(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 import pytest
 
 @pytest.fixture
@@ -143,13 +171,15 @@ def measured_teardown(co2_meter, clock):
 def test_x(measured_teardown, co2_meter, clock):
     with co2_meter.measure("call"):
         clock.advance(1.0)
-'''
+"""
     )
     fake_clock_pytester.runpytest(*BASE, "--junitxml=junit.xml").assert_outcomes(passed=1)
     root = ET.parse(fake_clock_pytester.path / "junit.xml").getroot()
     props = [(p.get("name"), p.get("value")) for p in root.iter("property")]
     assert [n for n, _ in props] == ["co2e_kg", "energy_kwh", "method"]  # once, not per phase
-    assert float(dict(props)["energy_kwh"]) == pytest.approx((100.0 + 200.0) * 1000 / 3.6e6, rel=1e-9)
+    assert float(dict(props)["energy_kwh"]) == pytest.approx(
+        (100.0 + 200.0) * 1000 / 3.6e6, rel=1e-9
+    )
 
 
 # -- pure logic --------------------------------------------------------------------------------
@@ -157,7 +187,10 @@ def test_x(measured_teardown, co2_meter, clock):
 
 def test_parse_fail_specs() -> None:
     assert parse_fail_specs("energy:10%") == (FailSpec("energy", 10.0),)
-    assert parse_fail_specs(" CO2E: 2.5 % ,energy:0%") == (FailSpec("co2e", 2.5), FailSpec("energy", 0.0))
+    assert parse_fail_specs(" CO2E: 2.5 % ,energy:0%") == (
+        FailSpec("co2e", 2.5),
+        FailSpec("energy", 0.0),
+    )
     for bad in ("energy", "energy:10", "energy:-1%", "watts:5%", ","):
         with pytest.raises(ValueError, match="--co2-compare-fail"):
             parse_fail_specs(bad)
@@ -166,22 +199,43 @@ def test_parse_fail_specs() -> None:
         parse_save_name("../x")
 
 
-def _test(nodeid: str, name: str, kwh: float, kg: float, n: int = 1000, measured: bool = False) -> dict:
-    return {"nodeid": nodeid, "measurements": [{
-        "name": name, "projection": {"n": n, "energy_kwh": kwh, "measured": measured},
-        "emission": {"co2e_kg": kg},
-    }]}
+def _test(
+    nodeid: str, name: str, kwh: float, kg: float, n: int = 1000, measured: bool = False
+) -> dict:
+    return {
+        "nodeid": nodeid,
+        "measurements": [
+            {
+                "name": name,
+                "projection": {"n": n, "energy_kwh": kwh, "measured": measured},
+                "emission": {"co2e_kg": kg},
+            }
+        ],
+    }
 
 
 def test_compare_tests_and_checks() -> None:
-    base = [_test("t::a", "m", 1.0, 2.0), _test("t::b", "m", 1.0, 2.0, n=500), _test("t::gone", "m", 1.0, 1.0)]
-    now = [_test("t::a", "m", 1.1, 2.0), _test("t::b", "m", 2.0, 4.0, n=1000), _test("t::new", "m", 5.0, 5.0)]
+    base = [
+        _test("t::a", "m", 1.0, 2.0),
+        _test("t::b", "m", 1.0, 2.0, n=500),
+        _test("t::gone", "m", 1.0, 1.0),
+    ]
+    now = [
+        _test("t::a", "m", 1.1, 2.0),
+        _test("t::b", "m", 2.0, 4.0, n=1000),
+        _test("t::new", "m", 5.0, 5.0),
+    ]
     d = {x.nodeid: x for x in compare_tests(now, base)}
     assert d["t::a"].percent("energy") == pytest.approx(10.0) and d["t::a"].percent("co2e") == 0.0
-    assert d["t::b"].per_unit and d["t::b"].percent("energy") == pytest.approx(0.0)  # 500 -> 1000 units
+    assert d["t::b"].per_unit and d["t::b"].percent("energy") == pytest.approx(
+        0.0
+    )  # 500 -> 1000 units
     assert d["t::new"].is_new and check(d["t::new"], FailSpec("energy", 0)) is None
     assert check(d["t::a"], FailSpec("energy", 10.0)) is None  # not more than 10%
-    assert check(d["t::a"], FailSpec("energy", 9.9)) == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%"
+    assert (
+        check(d["t::a"], FailSpec("energy", 9.9))
+        == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%"
+    )
     zero = Delta("t::z", "m", 1.0, 1.0, 0.0, 0.0)
     assert math.isinf(zero.percent("energy")) and check(zero, FailSpec("energy", 1000)) is not None
 
@@ -199,13 +253,30 @@ def test_resolve_baseline(tmp_path: Path) -> None:
 
 def test_markdown_escapes_cells() -> None:
     report = {
-        "session": {"settings": {"pue": 1.55}, "intensity": {"region": "SE", "g_per_kwh": 7.0}, "backend": "x"},
-        "tests": [{"nodeid": "t.py::test[a|b]", "measurements": [{
-            "name": "m", "steps": 1, "unit": "call", "method": "estimated",
-            "projection": {"n": 1, "energy_kwh": 0.5, "measured": True},
-            "emission": {"co2e_kg": 0.1, "std_kg": None},
-        }]}],
+        "session": {
+            "settings": {"pue": 1.55},
+            "intensity": {"region": "SE", "g_per_kwh": 7.0},
+            "backend": "x",
+        },
+        "tests": [
+            {
+                "nodeid": "t.py::test[a|b]",
+                "measurements": [
+                    {
+                        "name": "m",
+                        "steps": 1,
+                        "unit": "call",
+                        "method": "estimated",
+                        "projection": {"n": 1, "energy_kwh": 0.5, "measured": True},
+                        "emission": {"co2e_kg": 0.1, "std_kg": None},
+                    }
+                ],
+            }
+        ],
         "totals": {"measurements": 1, "energy_kwh": 0.5, "co2e_kg": 0.1, "std_kg": 0.0},
     }
     md = render_markdown(report)
-    assert "| `t.py::test[a\\|b]` | m | 1 | 1 call (measured) | 0.500 | 0.100 | estimated |  |  |" in md
+    assert (
+        "| `t.py::test[a\\|b]` | m | 1 | 1 call (measured) | 0.500 | 0.100 | estimated |  |  |"
+        in md
+    )

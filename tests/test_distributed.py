@@ -65,7 +65,9 @@ def _rank_main(rank: int, world: int, store: str, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def test_two_rank_gloo_job_figure_is_the_sum_of_the_ranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_rank_gloo_job_figure_is_the_sum_of_the_ranks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("torch")
     import torch.multiprocessing as mp
 
@@ -105,34 +107,60 @@ def test_combine_does_not_import_torch() -> None:
     import subprocess
 
     code = "import sys, pytest_co2.distributed; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "False"
 
 
 # -- attribution (pure) ----------------------------------------------------------------------
 
 
-def _measurement(energy_j: float, devices: list[tuple[str, str, bool, float]], windows: int = 2) -> Measurement:
+def _measurement(
+    energy_j: float, devices: list[tuple[str, str, bool, float]], windows: int = 2
+) -> Measurement:
     devs = tuple(
-        DeviceEnergy(Device(i, kind, i, Method.COUNTER if shared else Method.ESTIMATED, 0.0, shared), e)
+        DeviceEnergy(
+            Device(i, kind, i, Method.COUNTER if shared else Method.ESTIMATED, 0.0, shared), e
+        )
         for i, kind, shared, e in devices
     )
     per = energy_j / windows
     return Measurement(
-        name="train", unit="iteration", steps=windows, units=float(windows), warmup=0, duration_s=1.0,
-        energy_j=energy_j, energy_per_unit_j=Stats.of([per] * windows, energy_j, windows),
-        unit_energies_j=(per,) * windows, method="counter+estimated", devices=devs, backend="auto",
+        name="train",
+        unit="iteration",
+        steps=windows,
+        units=float(windows),
+        warmup=0,
+        duration_s=1.0,
+        energy_j=energy_j,
+        energy_per_unit_j=Stats.of([per] * windows, energy_j, windows),
+        unit_energies_j=(per,) * windows,
+        method="counter+estimated",
+        devices=devs,
+        backend="auto",
     )
 
 
 def _rank(gpu: str, gpu_j: float) -> Measurement:
     # own GPU + the node's RAPL package (seen by every rank of the node) + a process estimate
-    return _measurement(gpu_j + 40.0 + 5.0, [(gpu, "gpu", True, gpu_j), ("cpu:package-0", "cpu", True, 40.0),
-                                             ("memory:process", "memory", False, 5.0)])
+    return _measurement(
+        gpu_j + 40.0 + 5.0,
+        [
+            (gpu, "gpu", True, gpu_j),
+            ("cpu:package-0", "cpu", True, 40.0),
+            ("memory:process", "memory", False, 5.0),
+        ],
+    )
 
 
 def test_node_counters_are_counted_once_per_node() -> None:
-    parts = [_rank("gpu:0", 100.0), _rank("gpu:1", 120.0), _rank("gpu:0", 80.0), _rank("gpu:1", 60.0)]
+    parts = [
+        _rank("gpu:0", 100.0),
+        _rank("gpu:1", 120.0),
+        _rank("gpu:0", 80.0),
+        _rank("gpu:1", 60.0),
+    ]
     job = combine_parts(parts, ["n1", "n1", "n2", "n2"])
     # GPUs summed (360), RAPL once per node (2 x 40), per-process estimate summed (4 x 5)
     assert job.energy_j == 360.0 + 80.0 + 20.0
@@ -145,7 +173,10 @@ def test_node_counters_are_counted_once_per_node() -> None:
 
 
 def test_a_gpu_seen_by_two_ranks_is_not_counted_twice() -> None:
-    parts = [_measurement(100.0, [("gpu:0", "gpu", True, 100.0)]), _measurement(100.0, [("gpu:0", "gpu", True, 100.0)])]
+    parts = [
+        _measurement(100.0, [("gpu:0", "gpu", True, 100.0)]),
+        _measurement(100.0, [("gpu:0", "gpu", True, 100.0)]),
+    ]
     job = combine_parts(parts, ["n1", "n1"])
     assert job.energy_j == 100.0
     second = attribute(parts, ["n1", "n1"])[1]

@@ -84,7 +84,7 @@ def rendezvous():
     return wait
 '''
 
-TWO_TESTS = '''
+TWO_TESTS = """
 import pytest
 
 @pytest.mark.parametrize("name", ["a", "b"])
@@ -92,18 +92,28 @@ def test_work(co2_meter, work, rendezvous, name):
     rendezvous(name)
     with co2_meter.measure("work"):
         work(0.4)
-'''
+"""
 
 
-def run_shared(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[pytest.RunResult, dict, float]:
+def run_shared(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[pytest.RunResult, dict, float]:
     busy = pytester.path / "busy"
     busy.mkdir()
     monkeypatch.setenv("CO2_TEST_BUSY_DIR", str(busy))
     pytester.makeconftest(SHARED_COUNTER_CONFTEST)
     pytester.makepyfile(TWO_TESTS)
     result = pytester.runpytest(
-        "-n", "2", "-p", "no:cacheprovider", "-p", "no:randomly", "--co2-json=r.json", "--co2-pue=1",
-        f"--co2-lock-dir={pytester.path / 'locks'}", *args,
+        "-n",
+        "2",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+        "--co2-json=r.json",
+        "--co2-pue=1",
+        f"--co2-lock-dir={pytester.path / 'locks'}",
+        *args,
     )
     result.assert_outcomes(passed=2)
     data = json.loads((pytester.path / "r.json").read_text())
@@ -116,7 +126,9 @@ def run_shared(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args
     return result, data, true_j
 
 
-def test_exclusive_lock_prevents_double_counting(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exclusive_lock_prevents_double_counting(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result, data, true_j = run_shared(pytester, monkeypatch)  # auto: on under xdist with a counter
     measured = [t["measurements"][0] for t in data["tests"]]
     assert len(measured) == 2
@@ -128,19 +140,29 @@ def test_exclusive_lock_prevents_double_counting(pytester: pytest.Pytester, monk
     waits = sorted(float(n.rsplit("waited ", 1)[1].split(" s")[0]) for n in notes)
     assert waits[1] >= 0.3  # the second window waited for the first: they were serialized
     ex = data["session"]["exclusive"]
-    assert (ex["mode"], ex["devices"], ex["reason"]) == ("lock", ["gpu:7"], "auto: pytest-xdist with a counter backend")
+    assert (ex["mode"], ex["devices"], ex["reason"]) == (
+        "lock",
+        ["gpu:7"],
+        "auto: pytest-xdist with a counter backend",
+    )
     assert (pytester.path / "locks" / "gpu_7.lock").exists()
-    result.stdout.fnmatch_lines(["co2: exclusive: measured windows on shared counter devices (gpu:7) are serialized*"])
+    result.stdout.fnmatch_lines(
+        ["co2: exclusive: measured windows on shared counter devices (gpu:7) are serialized*"]
+    )
 
 
-def test_without_the_lock_workers_double_count(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_lock_workers_double_count(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     result, data, true_j = run_shared(pytester, monkeypatch, "--co2-no-exclusive")
     total_j = sum(t["measurements"][0]["energy_j"] for t in data["tests"])
     assert total_j > 1.5 * true_j  # each window also counted the other worker's work
     assert data["session"]["exclusive"]["mode"] == "off"
     notes = [n for t in data["tests"] for n in t["measurements"][0]["notes"]]
     assert any("double counting" in n for n in notes)
-    result.stdout.fnmatch_lines(["co2: not exclusive (--co2-no-exclusive (command line)): concurrent pytest-xdist workers*"])
+    result.stdout.fnmatch_lines(
+        ["co2: not exclusive (--co2-no-exclusive (command line)): concurrent pytest-xdist workers*"]
+    )
 
 
 # -- units -----------------------------------------------------------------------------------
@@ -163,7 +185,9 @@ SIM = Device("sim:0", "simulated", "sim", Method.SIMULATED, 0.0, False)
         (False, (RAPL,), True, "off"),
     ],
 )
-def test_decide(exclusive: bool | None, devices: tuple[Device, ...], concurrent: bool, mode: str) -> None:
+def test_decide(
+    exclusive: bool | None, devices: tuple[Device, ...], concurrent: bool, mode: str
+) -> None:
     policy = decide(exclusive, devices, concurrent=concurrent, lock_dir="/tmp/l")
     assert policy.mode == mode
     if mode == "lock":
@@ -189,7 +213,9 @@ except BlockingIOError:
 
 
 def _held_elsewhere(path: Path) -> str:
-    return subprocess.run([sys.executable, "-c", HOLD_CHECK, str(path)], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", HOLD_CHECK, str(path)], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
@@ -212,16 +238,17 @@ def test_window_guard_releases_when_the_block_raises(tmp_path: Path) -> None:
     policy = decide(True, (GPU,), concurrent=False, lock_dir=str(tmp_path))
     guard = WindowGuard(policy)
     meter = Meter(ConstantBackend(10.0), on_window_enter=guard.enter, on_window_exit=guard.exit)
-    with pytest.raises(RuntimeError):
-        with meter.measure("x"):
-            assert guard.lock is not None and guard.lock.held
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), meter.measure("x"):
+        assert guard.lock is not None and guard.lock.held
+        raise RuntimeError("boom")
     assert not guard.lock.held
     (m,) = meter.measurements
     assert any(n.startswith("exclusive: held the lock on gpu:0") for n in m.notes)
 
 
-def test_exclusive_option_resolution(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_exclusive_option_resolution(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile("def test_x(): pass")
     pytester.makeini("[pytest]\nco2_exclusive = true\n")
     args = ["--co2-backend=constant:1", "--co2-json=r.json", "-p", "no:cacheprovider"]

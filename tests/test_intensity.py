@@ -35,7 +35,11 @@ HINT = "Use an ISO code (SE, DE, US-CA) or a name; `pytest-co2 regions` lists th
 def test_default_region_is_eu27_from_the_paper() -> None:
     it = lookup()
     assert (it.region, it.name, it.g_per_kwh, it.year, it.month) == (
-        "EU27", "European Union (27)", 251.0, 2022, None
+        "EU27",
+        "European Union (27)",
+        251.0,
+        2022,
+        None,
     )
     assert "Table 1 of the paper" in it.source
     assert lookup(None) == it
@@ -94,8 +98,16 @@ def test_world_has_a_sourced_value(text: str) -> None:
     assert "IEA" in it.source and "carbontracker" in it.source
 
 
-@pytest.mark.parametrize("text,code", [("EU", "EU27"), ("european union", "EU27"), ("UK", "GB"),
-                                       ("usa", "US"), ("United States", "US")])
+@pytest.mark.parametrize(
+    "text,code",
+    [
+        ("EU", "EU27"),
+        ("european union", "EU27"),
+        ("UK", "GB"),
+        ("usa", "US"),
+        ("United States", "US"),
+    ],
+)
 def test_aliases(text: str, code: str) -> None:
     assert lookup(text).region == code
 
@@ -126,8 +138,11 @@ def test_shipped_data_is_reproducible_from_the_build_script(tmp_path: Path) -> N
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
     assert build.main(["--shared", str(SHARED), "--out", str(tmp_path)]) == 0
-    for name in ("intensity_yearly.csv", "de_monthly_intensity_2022_2023.csv",
-                 "equivalence_factors.csv"):
+    for name in (
+        "intensity_yearly.csv",
+        "de_monthly_intensity_2022_2023.csv",
+        "equivalence_factors.csv",
+    ):
         assert (tmp_path / name).read_bytes() == (DATA / name).read_bytes(), name
 
 
@@ -168,8 +183,15 @@ def test_intensity_error_is_a_value_error() -> None:
 # ------------------------------------------------------------------------------ months
 
 
-@pytest.mark.parametrize("text,expected", [("2022-12", (2022, 12)), ("2023-01", (2023, 1)),
-                                           ("2022-2", (2022, 2)), (" 2022-02 ", (2022, 2))])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2022-12", (2022, 12)),
+        ("2023-01", (2023, 1)),
+        ("2022-2", (2022, 2)),
+        (" 2022-02 ", (2022, 2)),
+    ],
+)
 def test_parse_month(text: str, expected: tuple[int, int]) -> None:
     assert parse_month(text) == expected
 
@@ -187,7 +209,11 @@ def test_monthly_germany() -> None:
     dec = lookup("DE", "2022-12")
     feb = lookup("germany", "2022-02")
     assert (dec.region, dec.name, dec.g_per_kwh, dec.year, dec.month) == (
-        "DE", "Germany", 535.0, 2022, 12
+        "DE",
+        "Germany",
+        535.0,
+        2022,
+        12,
     )
     assert (feb.g_per_kwh, feb.month) == (370.7, 2)
     assert lookup("DE", "2023-07").g_per_kwh == 286.3
@@ -273,21 +299,33 @@ def test_user_csv_without_month_column(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "text,problem",
     [
-        ("region,month\nSE,1\n",
-         "line 1: header lacks year, g_co2e_per_kwh; expected "
-         "region,year,month,g_co2e_per_kwh (month and source optional)"),
-        ("region,year,month,g_co2e_per_kwh\nSE,2023,,abc\n",
-         "line 2: g_co2e_per_kwh 'abc' is not a number >= 0"),
-        ("region,year,month,g_co2e_per_kwh\nSE,2023,,7\nSE,2023,,-1\n",
-         "line 3: g_co2e_per_kwh '-1' is not a number >= 0"),
-        ("region,year,month,g_co2e_per_kwh\nDE,2022,13,400\n",
-         "line 2: month '13' is not a month 1..12 (or empty)"),
+        (
+            "region,month\nSE,1\n",
+            "line 1: header lacks year, g_co2e_per_kwh; expected "
+            "region,year,month,g_co2e_per_kwh (month and source optional)",
+        ),
+        (
+            "region,year,month,g_co2e_per_kwh\nSE,2023,,abc\n",
+            "line 2: g_co2e_per_kwh 'abc' is not a number >= 0",
+        ),
+        (
+            "region,year,month,g_co2e_per_kwh\nSE,2023,,7\nSE,2023,,-1\n",
+            "line 3: g_co2e_per_kwh '-1' is not a number >= 0",
+        ),
+        (
+            "region,year,month,g_co2e_per_kwh\nDE,2022,13,400\n",
+            "line 2: month '13' is not a month 1..12 (or empty)",
+        ),
         ("region,year,month,g_co2e_per_kwh\nDE,,12,400\n", "line 2: a month needs a year"),
-        ("region,year,month,g_co2e_per_kwh\nDE,22a,,400\n",
-         "line 2: year '22a' is not a year such as 2022"),
+        (
+            "region,year,month,g_co2e_per_kwh\nDE,22a,,400\n",
+            "line 2: year '22a' is not a year such as 2022",
+        ),
         ("region,year,month,g_co2e_per_kwh\n,2022,,400\n", "line 2: empty region"),
-        ("region,year,month,g_co2e_per_kwh\nDE,2022,,400,x\n",
-         "line 2: 5 fields but the header has 4"),
+        (
+            "region,year,month,g_co2e_per_kwh\nDE,2022,,400,x\n",
+            "line 2: 5 fields but the header has 4",
+        ),
     ],
 )
 def test_malformed_user_csv(tmp_path: Path, text: str, problem: str) -> None:
@@ -325,7 +363,11 @@ def test_intensity_round_trip_and_labels() -> None:
         d = it.to_dict()
         assert Intensity.from_dict(json.loads(json.dumps(d))) == it
     assert lookup("SE").to_dict() == {
-        "region": "SE", "name": "Sweden", "g_per_kwh": 7.0, "year": 2022, "month": None,
+        "region": "SE",
+        "name": "Sweden",
+        "g_per_kwh": 7.0,
+        "year": 2022,
+        "month": None,
         "source": "EEA 2022, as given in Table 1 of the paper",
     }
     assert lookup("SE").label == "SE 7 g/kWh (2022)"
@@ -355,7 +397,8 @@ def test_user_region_with_only_monthly_data(tmp_path: Path) -> None:
         "no yearly value for MYDC: only monthly data (2024-03 to 2024-04); give a month"
     )
     assert monthly_coverage(csv_path=path) == {
-        "DE": "2022-01 to 2023-12", "MYDC": "2024-03 to 2024-04"
+        "DE": "2022-01 to 2023-12",
+        "MYDC": "2024-03 to 2024-04",
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -33,7 +33,9 @@ class QuantizedCounter(Backend):
     def __init__(self, clock: Clock, power_w: float, period_s: float) -> None:
         super().__init__()
         self.clock, self.power_w, self.period_s = clock, power_w, period_s
-        self.devices = (Device("gpu:0", "gpu", "fake GPU", Method.COUNTER, update_period_s=period_s),)
+        self.devices = (
+            Device("gpu:0", "gpu", "fake GPU", Method.COUNTER, update_period_s=period_s),
+        )
 
     def read_j(self) -> Sequence[float]:
         ticks = math.floor(self.clock() / self.period_s + 1e-9)
@@ -99,13 +101,12 @@ def test_time_budget_stops_early_after_min_steps() -> None:
 
 def test_exception_keeps_partial_steps() -> None:
     meter, clock = make()
-    with pytest.raises(RuntimeError):
-        with meter.measure("train") as w:
-            for i in range(5):
-                clock.advance(0.1)
-                w.step()
-                if i == 1:
-                    raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), meter.measure("train") as w:
+        for i in range(5):
+            clock.advance(0.1)
+            w.step()
+            if i == 1:
+                raise RuntimeError("boom")
     (m,) = meter.measurements
     assert not m.complete and m.steps == 2 and m.energy_j == pytest.approx(20.0)
     assert any("incomplete" in n for n in m.notes)
@@ -178,9 +179,8 @@ def test_bad_arguments_are_clear() -> None:
 
 def test_results_before_the_block_ends_are_an_error() -> None:
     meter, _ = make()
-    with meter.measure("x") as w:
-        with pytest.raises(RuntimeError, match="still running"):
-            w.projection
+    with meter.measure("x") as w, pytest.raises(RuntimeError, match="still running"):
+        w.projection
 
 
 @given(
@@ -192,9 +192,18 @@ def test_projection_is_linear_in_n(per_unit: list[float], n: int, k: int) -> Non
     total = math.fsum(per_unit)
     s = Stats.of(per_unit, total, len(per_unit))
     m = Measurement(
-        name="x", unit="iteration", steps=len(per_unit), units=len(per_unit), warmup=0,
-        duration_s=1.0, energy_j=total, energy_per_unit_j=s, unit_energies_j=tuple(per_unit),
-        method="simulated", devices=(), backend="t",
+        name="x",
+        unit="iteration",
+        steps=len(per_unit),
+        units=len(per_unit),
+        warmup=0,
+        duration_s=1.0,
+        energy_j=total,
+        energy_per_unit_j=s,
+        unit_energies_j=tuple(per_unit),
+        method="simulated",
+        devices=(),
+        backend="t",
     )
     a, b = m.project(n), m.project(n * k)
     assert b.energy_kwh == pytest.approx(a.energy_kwh * k, rel=1e-12)
@@ -218,7 +227,9 @@ def test_idle_power_is_measured_and_subtracted() -> None:
     assert m.energy_j == pytest.approx(70.0 * 2.0)  # (100 - 30) W x 2 s
     assert m.unit_energies_j == pytest.approx((35.0, 105.0))
     assert m.devices[0].energy_j == pytest.approx(140.0)
-    assert any("idle power 30 W (measured at start) subtracted: 60 J of 200 J" in n for n in m.notes)
+    assert any(
+        "idle power 30 W (measured at start) subtracted: 60 J of 200 J" in n for n in m.notes
+    )
 
 
 def test_below_idle_is_clamped_with_a_note() -> None:

@@ -9,15 +9,22 @@ import sys
 
 import pytest
 
-STEADY_TEST = '''
+STEADY_TEST = """
 def test_train(co2_meter, clock):
     with co2_meter.measure("train") as m:
         for _ in range(10):
             clock.advance(0.05)
             m.step()
-'''
+"""
 
-BASE = ["--co2-backend=constant:100", "--co2-pue=1", "--co2-region=SE", "--co2-extrapolate=1000", "-p", "no:cacheprovider"]
+BASE = [
+    "--co2-backend=constant:100",
+    "--co2-pue=1",
+    "--co2-region=SE",
+    "--co2-extrapolate=1000",
+    "-p",
+    "no:cacheprovider",
+]
 
 
 def run_json(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
@@ -59,13 +66,13 @@ def test_done_when_figures_are_exact(fake_clock_pytester: pytest.Pytester) -> No
 
 def test_spread_follows_the_papers_convention(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 def test_train(co2_meter, clock):
     with co2_meter.measure("train") as m:
         for dt in (0.04, 0.06, 0.04, 0.06):
             clock.advance(dt)
             m.step()
-'''
+"""
     )
     _, data = run_json(fake_clock_pytester)
     m = data["tests"][0]["measurements"][0]
@@ -105,14 +112,14 @@ def test_header(fake_clock_pytester: pytest.Pytester) -> None:
     )
 
 
-BUDGET_TEST = '''
+BUDGET_TEST = """
 import pytest
 
 @pytest.mark.co2_budget(kg={kg})
 def test_train(co2_meter, clock):
     for _ in co2_meter.steps(10):
         clock.advance(0.05)
-'''
+"""
 PROJECTED_KG = 5000 / 3.6e6 * 7 / 1000
 
 
@@ -142,13 +149,15 @@ def test_budget_warn_mode_passes_and_reports(fake_clock_pytester: pytest.Pyteste
     fake_clock_pytester.makepyfile(BUDGET_TEST.format(kg=PROJECTED_KG / 2))
     result, data = run_json(fake_clock_pytester, "--co2-budget-mode=warn")
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(["*Co2BudgetWarning: projected 9.72e-6*exceeds the budget*", "*OVER (warn)*"])
+    result.stdout.fnmatch_lines(
+        ["*Co2BudgetWarning: projected 9.72e-6*exceeds the budget*", "*OVER (warn)*"]
+    )
     assert data["tests"][0]["budget"]["passed"] is False
 
 
 def test_budget_in_kwh_and_marker_extrapolate(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 import pytest
 
 @pytest.mark.co2_budget(kwh=0.01, extrapolate=10000)
@@ -160,37 +169,46 @@ def test_marker_target(co2_meter, clock):
 def test_own_target_wins(co2_meter, clock):
     for _ in co2_meter.steps(4, extrapolate=5000):
         clock.advance(0.05)
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester)
     result.assert_outcomes(failed=1, passed=1)  # 10,000 x 5 J = 0.0139 kWh > 0.01; 5,000 -> 0.00694
     by_id = {t["nodeid"].split("::")[1]: t for t in data["tests"]}
     assert by_id["test_marker_target"]["measurements"][0]["projection"]["n"] == 10000
     assert by_id["test_own_target_wins"]["measurements"][0]["projection"]["n"] == 5000
-    result.stdout.fnmatch_lines(["*projected 0.0139 +- 0 kWh for 10,000 iterations in SE exceeds the budget of 0.01 kWh*"])
+    result.stdout.fnmatch_lines(
+        ["*projected 0.0139 +- 0 kWh for 10,000 iterations in SE exceeds the budget of 0.01 kWh*"]
+    )
 
 
-def test_marked_test_without_fixture_is_measured_as_one_unit(fake_clock_pytester: pytest.Pytester) -> None:
+def test_marked_test_without_fixture_is_measured_as_one_unit(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 import pytest
 from conftest import CLOCK
 
 @pytest.mark.co2_budget(kg=1)
 def test_plain():
     CLOCK.advance(2.0)
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester)
     result.assert_outcomes(passed=1)
     (m,) = data["tests"][0]["measurements"]
-    assert (m["name"], m["unit"], m["steps"], m["energy_j"]) == ("call", "call", 1, pytest.approx(200.0))
+    assert (m["name"], m["unit"], m["steps"], m["energy_j"]) == (
+        "call",
+        "call",
+        1,
+        pytest.approx(200.0),
+    )
     assert m["projection"]["n"] == 1 and m["projection"]["measured"] is True
 
 
 def test_co2_all_measures_every_test(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 from conftest import CLOCK
 
 def test_a():
@@ -198,7 +216,7 @@ def test_a():
 
 def test_b():
     CLOCK.advance(3.0)
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester, "--co2-all")
     result.assert_outcomes(passed=2)
@@ -209,7 +227,7 @@ def test_b():
 
 def test_several_measurements_and_warmup(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 def test_two(co2_meter, clock):
     for _ in co2_meter.steps(3, warmup=2, name="train"):
         clock.advance(0.1)
@@ -221,7 +239,7 @@ def test_two(co2_meter, clock):
     assert m.projection.energy_kwh == 10 * 100 / 3.6e6
     assert abs(m.emission.co2e_kg - 10 * 100 / 3.6e6 * 7 / 1000) < 1e-15
     assert [x.name for x in co2_meter.measurements] == ["train", "sample"]
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester, "--co2-extrapolate=1000,sample=99")
     result.assert_outcomes(passed=1)
@@ -233,7 +251,7 @@ def test_two(co2_meter, clock):
 
 def test_partial_results_survive_a_failing_test(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 def test_crash(co2_meter, clock):
     with co2_meter.measure("train") as m:
         for i in range(5):
@@ -241,7 +259,7 @@ def test_crash(co2_meter, clock):
             m.step()
             if i == 2:
                 raise RuntimeError("boom")
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester)
     result.assert_outcomes(failed=1)
@@ -253,7 +271,7 @@ def test_crash(co2_meter, clock):
 
 def test_report_survives_ctrl_c(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 def test_first(co2_meter, clock):
     with co2_meter.measure("train") as m:
         clock.advance(1.0)
@@ -261,7 +279,7 @@ def test_first(co2_meter, clock):
 
 def test_interrupted():
     raise KeyboardInterrupt
-'''
+"""
     )
     result = fake_clock_pytester.runpytest_subprocess(*BASE, "--co2-json=r.json")
     data = json.loads((fake_clock_pytester.path / "r.json").read_text())
@@ -273,7 +291,7 @@ def test_interrupted():
 
 def test_bad_marker_arguments_fail_the_test(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 import pytest
 
 @pytest.mark.co2_budget(kg=-1)
@@ -283,7 +301,7 @@ def test_negative(co2_meter):
 @pytest.mark.co2_budget(tonnes=1)
 def test_unknown():
     pass
-'''
+"""
     )
     result = fake_clock_pytester.runpytest(*BASE)
     result.assert_outcomes(failed=2)
@@ -301,15 +319,27 @@ def test_unknown():
     [
         ("--co2-region=Atlantis", "*argument --co2-region: unknown region 'Atlantis'*"),
         ("--co2-pue=0", "*argument --co2-pue: invalid PUE '0'*>= 1.0*"),
-        ("--co2-extrapolate=-5", "*argument --co2-extrapolate: invalid count '-5'*expected a whole number >= 1*"),
+        (
+            "--co2-extrapolate=-5",
+            "*argument --co2-extrapolate: invalid count '-5'*expected a whole number >= 1*",
+        ),
         ("--co2-backend=constant:x", "*argument --co2-backend: invalid power 'x' in 'constant:x'*"),
-        ("--co2-backend=gpu", "*argument --co2-backend: unknown backend 'gpu': expected one of auto, nvml*"),
+        (
+            "--co2-backend=gpu",
+            "*argument --co2-backend: unknown backend 'gpu': expected one of auto, nvml*",
+        ),
         ("--co2-month=2022-13", "*argument --co2-month: invalid month '2022-13'*"),
         ("--co2-budget-mode=maybe", "*invalid budget mode 'maybe': expected one of fail, warn*"),
-        ("--co2-compare-fail=energy:ten", "*argument --co2-compare-fail: invalid --co2-compare-fail 'energy:ten': expected FIELD:PERCENT%*"),
+        (
+            "--co2-compare-fail=energy:ten",
+            "*argument --co2-compare-fail: invalid --co2-compare-fail 'energy:ten': expected FIELD:PERCENT%*",
+        ),
         ("--co2-compare-fail=time:10%", "*invalid --co2-compare-fail 'time:10%'*"),
         ("--co2-save=a/b", "*argument --co2-save: invalid --co2-save name 'a/b'*"),
-        ("--co2-idle=-1", "*argument --co2-idle: invalid idle measurement time '-1': expected a number >= 0*"),
+        (
+            "--co2-idle=-1",
+            "*argument --co2-idle: invalid idle measurement time '-1': expected a number >= 0*",
+        ),
     ],
 )
 def test_bad_values_are_usage_errors(pytester: pytest.Pytester, arg: str, message: str) -> None:
@@ -327,8 +357,12 @@ def test_month_without_monthly_data_is_a_usage_error(pytester: pytest.Pytester) 
     result.stderr.fnmatch_lines(["*no monthly data for SE*"])
 
 
-def test_cli_beats_env_beats_ini(fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_clock_pytester.makeini("[pytest]\nco2_region = PL\nco2_pue = 1.2\nco2_backend = constant:100\n")
+def test_cli_beats_env_beats_ini(
+    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_clock_pytester.makeini(
+        "[pytest]\nco2_region = PL\nco2_pue = 1.2\nco2_backend = constant:100\n"
+    )
     fake_clock_pytester.makepyfile(STEADY_TEST)
     monkeypatch.setenv("PYTEST_CO2_REGION", "DE")
     result = fake_clock_pytester.runpytest("--co2-json=r.json", "--co2-pue=1.5")
@@ -344,10 +378,17 @@ def test_cli_beats_env_beats_ini(fake_clock_pytester: pytest.Pytester, monkeypat
     }
     monkeypatch.delenv("PYTEST_CO2_REGION")
     fake_clock_pytester.runpytest("--co2-json=r.json")
-    assert json.loads((fake_clock_pytester.path / "r.json").read_text())["session"]["settings"]["region"] == "PL"
+    assert (
+        json.loads((fake_clock_pytester.path / "r.json").read_text())["session"]["settings"][
+            "region"
+        ]
+        == "PL"
+    )
 
 
-def test_bad_env_and_ini_values_are_usage_errors(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_env_and_ini_values_are_usage_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makepyfile("def test_x(): pass")
     monkeypatch.setenv("PYTEST_CO2_PUE", "0.5")
     result = pytester.runpytest()
@@ -372,7 +413,9 @@ def test_help_and_markers(pytester: pytest.Pytester) -> None:
         ]
     )
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.co2_budget(kg=None, kwh=None, extrapolate=None, unit=None, region=None):*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.co2_budget(kg=None, kwh=None, extrapolate=None, unit=None, region=None):*"]
+    )
 
 
 def test_report_off_prints_no_summary(fake_clock_pytester: pytest.Pytester) -> None:
@@ -384,13 +427,17 @@ def test_report_off_prints_no_summary(fake_clock_pytester: pytest.Pytester) -> N
 def test_report_full_lists_devices(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(STEADY_TEST)
     result = fake_clock_pytester.runpytest(*BASE, "--co2-report=full")
-    result.stdout.fnmatch_lines(["*::test_train train: 10 windows; devices: simulated device at 100 W [[]simulated[]] 50.0 J"])
+    result.stdout.fnmatch_lines(
+        [
+            "*::test_train train: 10 windows; devices: simulated device at 100 W [[]simulated[]] 50.0 J"
+        ]
+    )
 
 
 def test_real_clock_constant_backend(pytester: pytest.Pytester) -> None:
     """Without the fake clock: constant:300 over a 0.5 s window is 150 J within 1%."""
     pytester.makepyfile(
-        '''
+        """
 import time
 
 def test_sleep(co2_meter):
@@ -398,7 +445,7 @@ def test_sleep(co2_meter):
         time.sleep(0.5)
     assert abs(m.measurement.energy_j - 300 * m.measurement.duration_s) < 1e-4 * 150
     assert abs(m.measurement.energy_j - 150) / 150 < 0.01
-'''
+"""
     )
     pytester.runpytest("--co2-backend=constant:300").assert_outcomes(passed=1)
 
@@ -409,14 +456,16 @@ def test_import_is_light() -> None:
         "heavy = {'torch', 'monai', 'pynvml', 'carbontracker'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"
 
 
 def test_live_progress_on_a_terminal(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makeconftest(
         (fake_clock_pytester.path / "conftest.py").read_text()
-        + '''
+        + """
 
 class Yes:  # pytest's terminal reporter has a callable boolean `isatty`
     def __bool__(self):
@@ -428,14 +477,14 @@ class Yes:  # pytest's terminal reporter has a callable boolean `isatty`
 
 def pytest_sessionstart(session):
     session.config.pluginmanager.get_plugin("terminalreporter").isatty = Yes()  # pretend
-'''
+"""
     )
     fake_clock_pytester.makepyfile(
-        '''
+        """
 def test_long(co2_meter, clock):
     for _ in co2_meter.steps(6, name="train"):
         clock.advance(1.0)
-'''
+"""
     )
     result = fake_clock_pytester.runpytest(*BASE)
     result.assert_outcomes(passed=1)
@@ -449,19 +498,23 @@ def test_long(co2_meter, clock):
 
 def test_idle_power_in_header_json_and_subtracted(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
-        '''
+        """
 import time
 
 def test_sleep(co2_meter):
     with co2_meter.measure("w") as m:
         time.sleep(0.2)
     assert m.measurement.energy_j < 0.01 * 300 * 0.2  # 300 W device, 300 W idle: ~0 left
-'''
+"""
     )
-    result = pytester.runpytest("--co2-backend=constant:300", "--co2-idle=0.2", "--co2-subtract-idle", "--co2-json=r.json")
+    result = pytester.runpytest(
+        "--co2-backend=constant:300", "--co2-idle=0.2", "--co2-subtract-idle", "--co2-json=r.json"
+    )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
-        ["co2: idle power over 0.2 s at start: simulated device at 300 W [[]simulated[]] 300 W (subtracted from every measurement)"]
+        [
+            "co2: idle power over 0.2 s at start: simulated device at 300 W [[]simulated[]] 300 W (subtracted from every measurement)"
+        ]
     )
     data = json.loads((pytester.path / "r.json").read_text())
     assert data["session"]["idle"]["power_w"]["sim:0"] == pytest.approx(300.0, rel=1e-3)
@@ -472,12 +525,16 @@ def test_subtract_idle_needs_idle(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--co2-subtract-idle")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS*"])
+    result.stderr.fnmatch_lines(
+        ["*--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS*"]
+    )
 
 
-def test_summary_lists_the_largest_and_every_test_over_budget(fake_clock_pytester: pytest.Pytester) -> None:
+def test_summary_lists_the_largest_and_every_test_over_budget(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
     fake_clock_pytester.makepyfile(
-        '''
+        """
 import pytest
 
 @pytest.mark.parametrize("i", range(45))
@@ -491,7 +548,7 @@ def test_tiny_but_over(co2_meter, clock):
     with co2_meter.measure("m") as m:
         clock.advance(0.001)
         m.step()
-'''
+"""
     )
     result, data = run_json(fake_clock_pytester)
     result.assert_outcomes(passed=45, failed=1)
@@ -499,7 +556,12 @@ def test_tiny_but_over(co2_meter, clock):
     assert "test_many[44]" in out and "test_many[5]" in out  # the 40 largest: 44 down to 5
     assert "test_many[4] " not in out and "test_many[0] " not in out
     assert "test_tiny_but_over" in out  # over budget: always listed
-    result.stdout.fnmatch_lines(["TOTAL*46 measurements*", "... and 5 smaller measurements, in the total (--co2-report=full*"])
+    result.stdout.fnmatch_lines(
+        [
+            "TOTAL*46 measurements*",
+            "... and 5 smaller measurements, in the total (--co2-report=full*",
+        ]
+    )
     assert len(data["tests"]) == 46
     full = fake_clock_pytester.runpytest(*BASE, "--co2-report=full")
     assert "test_many[0] " in full.stdout.str() and "smaller measurements" not in full.stdout.str()
@@ -511,7 +573,9 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
     fake_clock_pytester.makepyfile(STEADY_TEST)
     result = fake_clock_pytester.runpytest(*BASE, f"--co2-json={fake_clock_pytester.path}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*argument --co2-json: cannot write '*': it is a folder, expected a file name"])
+    result.stderr.fnmatch_lines(
+        ["*argument --co2-json: cannot write '*': it is a folder, expected a file name"]
+    )
     # a write that fails at the end (disk full, folder gone) is reported in one line
     import pytest_co2.report
 
@@ -521,6 +585,8 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
     monkeypatch.setattr(pytest_co2.report, "write_text_atomic", fail)
     result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["pytest-co2: could not write r.json: [[]Errno 28[]] No space left on device"])
+    result.stdout.fnmatch_lines(
+        ["pytest-co2: could not write r.json: [[]Errno 28[]] No space left on device"]
+    )
     assert "co2 report written" not in result.stdout.str()
     assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -14,11 +14,19 @@ import pytest
 
 pytest.importorskip("xdist")
 
-BASE = ["--co2-backend=constant:100", "--co2-pue=1", "--co2-region=SE", "-p", "no:cacheprovider", "-p", "no:randomly"]
+BASE = [
+    "--co2-backend=constant:100",
+    "--co2-pue=1",
+    "--co2-region=SE",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+]
 
 # Steps of k/8 s on a clock that starts at 1000.0 are exact in binary floating point, so
 # 100 W gives exactly 12.5 J x k.
-TWENTY_TESTS = '''
+TWENTY_TESTS = """
 import pytest
 
 @pytest.mark.parametrize("k", range(1, 19))
@@ -36,17 +44,31 @@ def test_over_budget(co2_meter, clock):
 def test_within_budget(co2_meter, clock):
     with co2_meter.measure("work"):
         clock.advance(0.125 * 20)
-'''
+"""
 
 
 def test_report_serialization_carries_co2_attributes() -> None:
     """The transport xdist uses (TestReport._to_json/_from_json, then execnet) keeps them."""
     from _pytest.reports import TestReport
 
-    entries = [{"name": "train", "energy_j": 12.5, "devices": [{"id": "sim:0", "shared": False}], "std": None}]
+    entries = [
+        {
+            "name": "train",
+            "energy_j": 12.5,
+            "devices": [{"id": "sim:0", "shared": False}],
+            "std": None,
+        }
+    ]
     budget = {"kg": 1.0, "passed": True, "message": None}
-    report = TestReport("t.py::test_x", ("t.py", 1, "test_x"), {}, "passed", None, "call",
-                        user_properties=[("co2e_kg", 1e-6)])
+    report = TestReport(
+        "t.py::test_x",
+        ("t.py", 1, "test_x"),
+        {},
+        "passed",
+        None,
+        "call",
+        user_properties=[("co2e_kg", 1e-6)],
+    )
     report.co2_entries = entries
     report.co2_budget = budget
     data = report._to_json()
@@ -67,7 +89,9 @@ def test_twenty_tests_on_two_workers(fake_clock_pytester: pytest.Pytester) -> No
     ids = [t["nodeid"] for t in data["tests"]]
     assert len(ids) == 20 and len(set(ids)) == 20
     energies = {t["nodeid"]: t["measurements"][0]["energy_j"] for t in data["tests"]}
-    expected = {f"test_twenty_tests_on_two_workers.py::test_measured[{k}]": 12.5 * k for k in range(1, 19)}
+    expected = {
+        f"test_twenty_tests_on_two_workers.py::test_measured[{k}]": 12.5 * k for k in range(1, 19)
+    }
     expected["test_twenty_tests_on_two_workers.py::test_over_budget"] = 12.5 * 19
     expected["test_twenty_tests_on_two_workers.py::test_within_budget"] = 12.5 * 20
     assert energies == expected  # exact
@@ -81,15 +105,17 @@ def test_twenty_tests_on_two_workers(fake_clock_pytester: pytest.Pytester) -> No
     assert by_id["test_within_budget"]["budget"]["passed"] is True
 
     out = result.stdout.str()
-    summary = out[out.index("co2 emissions summary"):out.index("TOTAL")]
+    summary = out[out.index("co2 emissions summary") : out.index("TOTAL")]
     for nodeid in expected:
         assert summary.count(nodeid + " ") == 1, nodeid
-    result.stdout.fnmatch_lines([
-        "*_ test_over_budget _*",
-        "projected 6.6e-5 +- 0 kWh for 1 iteration in SE exceeds the budget of 6.59062e-05 kWh*",
-        "*co2 emissions summary*",
-        "TOTAL*20 measurements*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_over_budget _*",
+            "projected 6.6e-5 +- 0 kWh for 1 iteration in SE exceeds the budget of 6.59062e-05 kWh*",
+            "*co2 emissions summary*",
+            "TOTAL*20 measurements*",
+        ]
+    )
 
     # JUnit XML: per-test properties, carried from the workers as user_properties
     root = ET.parse(fake_clock_pytester.path / "junit.xml").getroot()

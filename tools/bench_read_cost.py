@@ -14,8 +14,8 @@ import argparse
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pytest_co2.backends.base import Backend
 from pytest_co2.backends.constant import ConstantBackend
@@ -38,8 +38,11 @@ def per_call_us(read: Callable[[], object], rounds: int, calls: int) -> tuple[fl
 
 
 def fake_powercap(root: Path) -> Path:
-    for entry, name in [("intel-rapl:0", "package-0"), ("intel-rapl:0:1", "dram"),
-                        ("intel-rapl:1", "package-1")]:
+    for entry, name in [
+        ("intel-rapl:0", "package-0"),
+        ("intel-rapl:0:1", "dram"),
+        ("intel-rapl:1", "package-1"),
+    ]:
         d = root / entry
         d.mkdir(parents=True)
         (d / "name").write_text(name + "\n")
@@ -58,8 +61,10 @@ def main() -> None:
         backends: list[tuple[str, Backend]] = [
             ("constant", ConstantBackend(100.0)),
             ("estimate", EstimateBackend(cpu_tdp_w=100.0)),
-            ("rapl (fake tree, 3 domains)", RaplBackend(fake_powercap(Path(tmp) / "pc"),
-                                                        poll_interval_s=3600)),
+            (
+                "rapl (fake tree, 3 domains)",
+                RaplBackend(fake_powercap(Path(tmp) / "pc"), poll_interval_s=3600),
+            ),
         ]
         print(f"read_j() cost, median of {args.rounds} rounds x {args.calls} calls")
         print(f"{'backend':<30} {'median us':>10} {'min us':>10}")

@@ -34,7 +34,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20000)
     args = parser.parse_args()
     for spec in ("estimate", "constant:100"):
-        print(f"{spec:>14}: step() median {step_cost_us(spec, args.steps):.2f} us over {args.steps} steps x 5")
+        print(
+            f"{spec:>14}: step() median {step_cost_us(spec, args.steps):.2f} us over {args.steps} steps x 5"
+        )
 
 
 if __name__ == "__main__":

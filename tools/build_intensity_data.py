@@ -63,7 +63,7 @@ def _carbontracker_paths(explicit: str | None) -> tuple[Path, Path | None]:
     spec = importlib.util.find_spec("carbontracker")
     if spec is None or not spec.submodule_search_locations:
         sys.exit("carbontracker is not installed: pass --carbontracker PATH/carbon-intensities.csv")
-    root = Path(list(spec.submodule_search_locations)[0])
+    root = Path(next(iter(spec.submodule_search_locations)))
     return root / "data" / "carbon-intensities.csv", root / "constants.py"
 
 
@@ -135,7 +135,11 @@ def build_rows(shared: Path, ct_csv: Path, ct_constants: Path | None) -> list[di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shared", default=str(REPO.parent / "shared" / "data"), help="folder with the reference CSVs (shared/data beside the checkout)")
+    ap.add_argument(
+        "--shared",
+        default=str(REPO.parent / "shared" / "data"),
+        help="folder with the reference CSVs (shared/data beside the checkout)",
+    )
     ap.add_argument("--carbontracker", default=None, help="carbontracker's carbon-intensities.csv")
     ap.add_argument("--out", default=str(REPO / "pytest_co2" / "data"))
     args = ap.parse_args(argv)

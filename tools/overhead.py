@@ -33,7 +33,9 @@ def run(cwd: Path, extra: list[str]) -> tuple[float, float]:
     t0, c0 = time.perf_counter(), _children_cpu_s()
     subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
-        cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
         env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     )
     return time.perf_counter() - t0, _children_cpu_s() - c0

@@ -35,12 +35,18 @@ def main() -> None:
     projected = short.project(1000)
     err = projected.energy_j / long.energy_j - 1
     print(f"backend: {backend.describe()}")
-    print(f"20 steps:   {short.energy_per_unit_j.mean:.4f} J/step ± {short.energy_per_unit_j.std:.4f} "
-          f"({short.duration_s:.2f} s, {short.windows} windows)")
-    print(f"projected to 1000 steps: {projected.energy_j:.2f} J "
-          f"(95% CI ± {projected.ci95_kwh * 3.6e6:.2f} J)")
+    print(
+        f"20 steps:   {short.energy_per_unit_j.mean:.4f} J/step ± {short.energy_per_unit_j.std:.4f} "
+        f"({short.duration_s:.2f} s, {short.windows} windows)"
+    )
+    print(
+        f"projected to 1000 steps: {projected.energy_j:.2f} J "
+        f"(95% CI ± {projected.ci95_kwh * 3.6e6:.2f} J)"
+    )
     print(f"measured over 1000 steps: {long.energy_j:.2f} J ({long.duration_s:.2f} s)")
-    print(f"projection error: {err:+.2%} ({'within' if abs(err) <= 0.05 else 'OUTSIDE'} the 5% goal)")
+    print(
+        f"projection error: {err:+.2%} ({'within' if abs(err) <= 0.05 else 'OUTSIDE'} the 5% goal)"
+    )
     backend.close()
 
 

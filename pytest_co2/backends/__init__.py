@@ -18,13 +18,13 @@ from .base import (
 )
 
 __all__ = [
+    "BACKEND_NAMES",
     "Backend",
     "BackendError",
     "BackendUnavailable",
     "BackendWarning",
     "Device",
     "Method",
-    "BACKEND_NAMES",
     "check_backend_spec",
     "make_backend",
 ]
@@ -48,9 +48,7 @@ def check_backend_spec(text: str) -> str:
         return spec
     if spec in BACKEND_NAMES:
         return spec
-    raise ValueError(
-        f"unknown backend {text!r}: expected one of {', '.join(BACKEND_NAMES)}"
-    )
+    raise ValueError(f"unknown backend {text!r}: expected one of {', '.join(BACKEND_NAMES)}")
 
 
 def make_backend(spec: str = "auto", *, cpu_tdp_w: float | None = None) -> Backend:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import abc
 import enum
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 
 class Method(str, enum.Enum):
@@ -52,7 +53,7 @@ class Device:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Device":
+    def from_dict(cls, d: dict[str, Any]) -> Device:
         return cls(
             id=d["id"],
             kind=d["kind"],
@@ -126,7 +127,7 @@ class Backend(abc.ABC):
         devs = ", ".join(f"{d.label} [{d.method.value}]" for d in self.devices)
         return f"{self.name}: {devs}" if devs else self.name
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:

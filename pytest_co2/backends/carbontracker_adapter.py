@@ -20,11 +20,13 @@ backend is that estimate.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 import weakref
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from .base import Backend, BackendError, Device, Method, warn
 from .estimate import EstimateBackend
@@ -65,8 +67,10 @@ class _HandlerPoller:
         self.energy_j = [0.0] * n_devices
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=_poll_loop, args=(weakref.ref(self), self.stop, interval_s),
-            name=f"pytest-co2-carbontracker-{kind}", daemon=True,
+            target=_poll_loop,
+            args=(weakref.ref(self), self.stop, interval_s),
+            name=f"pytest-co2-carbontracker-{kind}",
+            daemon=True,
         )
 
     def poll_once(self) -> None:
@@ -95,7 +99,7 @@ class _HandlerPoller:
             if self.power_w is None:
                 return list(self.energy_j)
             dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w)]
+            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=False)]
 
     def close(self) -> None:
         self.stop.set()
@@ -103,9 +107,7 @@ class _HandlerPoller:
             self.thread.join(timeout=CT_AVERAGING_S + 1.0)  # a CPU sample blocks ~1 s
 
 
-def _poll_loop(
-    ref: weakref.ref[_HandlerPoller], stop: threading.Event, interval_s: float
-) -> None:
+def _poll_loop(ref: weakref.ref[_HandlerPoller], stop: threading.Event, interval_s: float) -> None:
     while True:
         poller = ref()
         if poller is None:
@@ -224,7 +226,8 @@ class CarbontrackerBackend(Backend):
         try:
             if not handler.available():
                 missing.append(
-                    f"{label}: no NVIDIA GPU through NVML" if kind == "gpu"
+                    f"{label}: no NVIDIA GPU through NVML"
+                    if kind == "gpu"
                     else f"{label}: no RAPL domains under /sys/class/powercap"
                 )
                 return None
@@ -246,10 +249,8 @@ class CarbontrackerBackend(Backend):
                     probe()
         except Exception as exc:
             missing.append(f"{label}: {describe(exc)}")
-            try:
+            with contextlib.suppress(Exception):
                 handler.shutdown()
-            except Exception:
-                pass
             return None
         mode = INSTANT if kind == "gpu" else MEAN
         return _HandlerPoller(kind, handler, len(names), mode, interval_s, first, describe), names
@@ -291,10 +292,8 @@ class CarbontrackerBackend(Backend):
         pollers, self._pollers = getattr(self, "_pollers", []), []
         for poller in pollers:
             poller.close()
-            try:
+            with contextlib.suppress(Exception):
                 poller.handler.shutdown()
-            except Exception:
-                pass
         estimate, self._estimate = getattr(self, "_estimate", None), None
         if estimate is not None:
             estimate.close()

@@ -24,8 +24,8 @@ import os
 import platform
 import re
 import time
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
-from typing import Callable, Iterable, Sequence
 
 from .base import Backend, BackendError, Device, Method, warn
 
@@ -133,7 +133,7 @@ def _rows(keep: Callable[[str], bool] | None = None) -> list[tuple[str, str, flo
     """(name, lower-case name, TDP in W) of the usable rows whose lower-case line ``keep`` accepts."""
     lines, lower = _table_lines()
     rows = []
-    for line, low in zip(lines, lower):
+    for line, low in zip(lines, lower, strict=False):
         if keep is not None and not keep(low):
             continue
         name, _, tdp_text = line.rpartition(",")

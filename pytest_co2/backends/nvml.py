@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 import weakref
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method
 
@@ -113,8 +114,10 @@ class _GpuPoller:
         self.energy_j = [0.0] * len(self.handles)
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=_poll_loop, args=(weakref.ref(self), self.stop, interval_s),
-            name="pytest-co2-nvml-poller", daemon=True,
+            target=_poll_loop,
+            args=(weakref.ref(self), self.stop, interval_s),
+            name="pytest-co2-nvml-poller",
+            daemon=True,
         )
 
     def _sample(self, handle: Any) -> float:
@@ -139,7 +142,7 @@ class _GpuPoller:
         now = time.perf_counter()
         with self.lock:
             dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w)]
+            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=False)]
 
 
 def _poll_loop(ref: weakref.ref[_GpuPoller], stop: threading.Event, interval_s: float) -> None:
@@ -173,7 +176,9 @@ class NvmlBackend(Backend):
         super().__init__()
         if nvml is None:
             if "pynvml" not in sys.modules and not _driver_present():
-                raise BackendUnavailable("no NVIDIA driver (no /proc/driver/nvidia, no /dev/nvidiactl)")
+                raise BackendUnavailable(
+                    "no NVIDIA driver (no /proc/driver/nvidia, no /dev/nvidiactl)"
+                )
             try:
                 import pynvml  # the nvidia-ml-py distribution
             except ImportError:
@@ -252,8 +257,12 @@ class NvmlBackend(Backend):
             for i, _, _ in counters
         ] + [
             Device(
-                f"gpu:{i}", "gpu", names[i], Method.POLLED,
-                max(POWER_AVERAGING_S, poll_interval_s), True,
+                f"gpu:{i}",
+                "gpu",
+                names[i],
+                Method.POLLED,
+                max(POWER_AVERAGING_S, poll_interval_s),
+                True,
             )
             for i, _ in polled
         ]
@@ -275,7 +284,7 @@ class NvmlBackend(Backend):
         try:
             out = [
                 (nvml.nvmlDeviceGetTotalEnergyConsumption(h) - start) / 1000.0
-                for h, start in zip(self._counter_handles, self._counter_start_mj)
+                for h, start in zip(self._counter_handles, self._counter_start_mj, strict=False)
             ]
         except nvml.NVMLError as exc:
             raise BackendError(f"reading the NVML energy counter failed: {exc}") from None

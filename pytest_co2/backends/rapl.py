@@ -21,14 +21,15 @@ wrap period (computed from ``max_energy_range_uj`` at :data:`MAX_POWER_W`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method
 
@@ -242,10 +243,8 @@ class RaplBackend(Backend):
 
     def _close_fds(self) -> None:
         for fd in self._fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self._fds = []
 
     def close(self) -> None:
@@ -259,10 +258,8 @@ class RaplBackend(Backend):
                 self._close_fds()
 
     def __del__(self) -> None:  # a forgotten close() must not leak fds or a thread
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
 
 def _poll_loop(ref: weakref.ref[RaplBackend], stop: threading.Event, interval_s: float) -> None:
