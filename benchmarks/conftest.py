@@ -123,7 +123,7 @@ def _default_budget_mode(config: pytest.Config) -> None:
 def _projection_target(config: pytest.Config, unit: str) -> int | None:
     """The run's --co2-extrapolate target for ``unit``, if it gave one."""
     try:
-        from pytest_co2.options import resolve
+        from pytest_co2.plugin.options import resolve
 
         return resolve(config).extrapolate.get(unit)
     except Exception:

@@ -15,7 +15,7 @@ import os
 import platform
 from typing import Any
 
-from pytest_co2.report import write_text_atomic
+from pytest_co2.reporting.json_report import write_text_atomic
 
 from . import paper as P
 from . import workloads as w
@@ -63,7 +63,7 @@ def _at_run(registry: Registry, acc: PaperAccounting) -> float:
     """The same projected energy at the run's region (and month) and PUE."""
     s = registry.session
     try:
-        from pytest_co2.intensity import lookup
+        from pytest_co2.carbon.intensity import lookup
 
         g = lookup(s.get("region", "EU27"), s.get("month")).g_per_kwh
     except Exception:
@@ -200,7 +200,7 @@ def _fig2(registry: Registry) -> tuple[list[str], dict[str, Any]]:
 def _fig3(registry: Registry) -> tuple[list[str], dict[str, Any]]:
     lines = ["## Table 1 and Fig. 3: region and month", ""]
     fig3 = registry.figures.get("fig3")
-    from pytest_co2.intensity import lookup
+    from pytest_co2.carbon.intensity import lookup
 
     rows = [[r, f"{g:g}", f"{lookup(r).g_per_kwh:g}"] for r, g in P.TABLE1.items()]
     lines += _table(["region", "paper Table 1, g CO2e/kWh", "shipped, g CO2e/kWh"], rows)
@@ -305,7 +305,7 @@ def _charts(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pytest_co2.equivalents import factors
+    from pytest_co2.carbon.equivalents import factors
 
     written: list[str] = []
     ours, theirs = "#2a7ab9", "black"

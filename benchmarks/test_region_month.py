@@ -19,14 +19,14 @@ FALLBACK = w.INFERENCE_CONFIG
 
 def test_table1_intensities():
     """The shipped yearly intensities are the paper's Table 1."""
-    from pytest_co2.intensity import lookup
+    from pytest_co2.carbon.intensity import lookup
 
     for region, g in TABLE1.items():
         assert lookup(region).g_per_kwh == g, region
 
 
 def test_regions_and_months(bench, co2_meter, bench_registry):
-    from pytest_co2.intensity import lookup
+    from pytest_co2.carbon.intensity import lookup
 
     synth = bench_registry.get(synth_key(MODEL, IMAGE))
     train = bench_registry.get(train_key(MODEL, IMAGE))

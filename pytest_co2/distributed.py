@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .meter import DeviceEnergy, Measurement
+from .measure.records import DeviceEnergy, Measurement
 
 
 def attribute(parts: Sequence[Measurement], nodes: Sequence[str]) -> list[Measurement]:

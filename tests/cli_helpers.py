@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_co2.__main__ import main
+from pytest_co2.cli import main
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

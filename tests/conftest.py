@@ -45,7 +45,6 @@ def fake_clock_pytester(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-
 @pytest.fixture
 def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """pytest's pytester, whose inner runs keep their files' test order: their assertions

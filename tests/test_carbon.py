@@ -22,7 +22,7 @@ from pytest_co2.carbon import (
     parse_energy_kwh,
     parse_pue,
 )
-from pytest_co2.intensity import Intensity, lookup
+from pytest_co2.carbon.intensity import Intensity, lookup
 
 energies = st.floats(min_value=0, max_value=1e9, allow_nan=False, allow_infinity=False)
 intensities = st.floats(min_value=0, max_value=2000, allow_nan=False, allow_infinity=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli as run
 
-from pytest_co2.__main__ import build_parser
+from pytest_co2.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 

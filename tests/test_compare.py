@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from pytest_co2.compare import (
+from pytest_co2.backends.base import Device, Method
+from pytest_co2.carbon.emission import Emission
+from pytest_co2.measure.records import DeviceEnergy, Measurement, Projection
+from pytest_co2.measure.stats import Stats
+from pytest_co2.reporting.baseline import (
     Delta,
     FailSpec,
     check,
@@ -18,7 +23,9 @@ from pytest_co2.compare import (
     parse_save_name,
     resolve_baseline,
 )
-from pytest_co2.markdown import render_markdown
+from pytest_co2.reporting.json_report import Report
+from pytest_co2.reporting.markdown import render_markdown
+from pytest_co2.reporting.model import Result, TestRecord
 
 BASE = [
     "--co2-backend=constant:100",
@@ -199,19 +206,24 @@ def test_parse_fail_specs() -> None:
         parse_save_name("../x")
 
 
+def _result(name: str, kwh: float, kg: float, n: int = 1000, measured: bool = False) -> Result:
+    device = Device("cpu:process", "cpu", "cpu", Method.ESTIMATED, 0.0, False)
+    m = Measurement(
+        name=name, unit="call", steps=1, units=1.0, warmup=0, duration_s=1.0, energy_j=1.0,
+        energy_per_unit_j=Stats(1.0, math.nan, math.nan, 1), unit_energies_j=(1.0,),
+        method="estimated", devices=(DeviceEnergy(device, 1.0),), backend="estimate",
+    )  # fmt: skip
+    p = Projection(
+        n=n, unit="call", energy_kwh=kwh, std_kwh=math.nan, ci95_kwh=math.nan, measured=measured
+    )
+    e = Emission("SE", None, 7.0, "test", 1.55, kwh, kwh * 1.55, kg, math.nan, math.nan)
+    return Result(m, p, e)
+
+
 def _test(
     nodeid: str, name: str, kwh: float, kg: float, n: int = 1000, measured: bool = False
-) -> dict:
-    return {
-        "nodeid": nodeid,
-        "measurements": [
-            {
-                "name": name,
-                "projection": {"n": n, "energy_kwh": kwh, "measured": measured},
-                "emission": {"co2e_kg": kg},
-            }
-        ],
-    }
+) -> TestRecord:
+    return TestRecord(nodeid, results=[_result(name, kwh, kg, n, measured)])
 
 
 def test_compare_tests_and_checks() -> None:
@@ -252,31 +264,36 @@ def test_resolve_baseline(tmp_path: Path) -> None:
 
 
 def test_markdown_escapes_cells() -> None:
-    report = {
-        "session": {
-            "settings": {"pue": 1.55},
-            "intensity": {"region": "SE", "g_per_kwh": 7.0},
-            "backend": "x",
-        },
-        "tests": [
-            {
-                "nodeid": "t.py::test[a|b]",
-                "measurements": [
-                    {
-                        "name": "m",
-                        "steps": 1,
-                        "unit": "call",
-                        "method": "estimated",
-                        "projection": {"n": 1, "energy_kwh": 0.5, "measured": True},
-                        "emission": {"co2e_kg": 0.1, "std_kg": None},
-                    }
-                ],
-            }
-        ],
-        "totals": {"measurements": 1, "energy_kwh": 0.5, "co2e_kg": 0.1, "std_kg": 0.0},
+    session = {
+        "settings": {"pue": 1.55},
+        "intensity": {"region": "SE", "g_per_kwh": 7.0},
+        "backend": "x",
     }
+    report = Report(
+        session, [TestRecord("t.py::test[a|b]", results=[_result("m", 0.5, 0.1, 1, True)])]
+    )
     md = render_markdown(report)
     assert (
         "| `t.py::test[a\\|b]` | m | 1 | 1 call (measured) | 0.500 | 0.100 | estimated |  |  |"
         in md
     )
+
+
+def test_markdown_makes_user_strings_inert() -> None:
+    session = {
+        "settings": {"pue": 1.55},
+        "intensity": {"region": "SE", "g_per_kwh": 7.0},
+        "backend": "x",
+    }
+    tests = [
+        TestRecord("t.py::test[`x`]", results=[_result("<script>alert(1)</script>", 0.5, 0.1)]),
+        TestRecord(
+            "t.py::b",
+            results=[_result("[click](http://evil) <img onerror=x> *b* _i_ ~~s~~", 0.4, 0.05)],
+        ),
+    ]
+    md = render_markdown(Report(session, tests))
+    assert "``t.py::test[`x`]``" in md  # a backtick in the id does not end its code span
+    assert "\\<script\\>alert(1)\\</script\\>" in md
+    assert "[click]\\(http://evil) \\<img onerror=x\\> \\*b\\* \\_i\\_ \\~\\~s\\~\\~" in md
+    assert re.search(r"(?<!\\)<(script|img)", md) is None and "](" not in md

@@ -1,4 +1,4 @@
-"""Everyday equivalents (pytest_co2.equivalents)."""
+"""Everyday equivalents (pytest_co2.carbon.equivalents)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_co2.equivalents import Factor, equivalents, factors, format_equivalents, format_number
+from pytest_co2.carbon.equivalents import (
+    Factor,
+    equivalents,
+    factors,
+    format_equivalents,
+    format_number,
+)
 
 
 def test_factors_from_the_csv() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pytest_co2.backends.base import Device, Method
-from pytest_co2.exclusive import DeviceLock, WindowGuard, decide, lock_file_name
+from pytest_co2.measure.locks import DeviceLock, WindowGuard, decide, lock_file_name
 
 pytest.importorskip("xdist")
 

@@ -1,4 +1,4 @@
-"""Region and month look-ups of carbon intensity (pytest_co2.intensity)."""
+"""Region and month look-ups of carbon intensity (pytest_co2.carbon.intensity)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_co2.intensity import (
+from pytest_co2.carbon.intensity import (
     Intensity,
     IntensityError,
     list_regions,
@@ -377,7 +377,7 @@ def test_intensity_round_trip_and_labels() -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys; import pytest_co2; before = set(sys.modules)\n"
-        "import pytest_co2.intensity as i, pytest_co2.carbon, pytest_co2.equivalents\n"
+        "import pytest_co2.carbon.intensity as i, pytest_co2.carbon, pytest_co2.carbon.equivalents\n"
         "new = set(sys.modules) - before\n"
         "heavy = {m for m in new if m.split('.')[0] in ('numpy', 'tabulate', 'difflib', 'json')}\n"
         "assert not heavy, heavy\n"

@@ -326,7 +326,7 @@ def test_unknown():
         ("--co2-backend=constant:x", "*argument --co2-backend: invalid power 'x' in 'constant:x'*"),
         (
             "--co2-backend=gpu",
-            "*argument --co2-backend: unknown backend 'gpu': expected one of auto, nvml*",
+            "*--co2-backend: unknown backend 'gpu': expected one of auto, nvml*",
         ),
         ("--co2-month=2022-13", "*argument --co2-month: invalid month '2022-13'*"),
         ("--co2-budget-mode=maybe", "*invalid budget mode 'maybe': expected one of fail, warn*"),
@@ -577,12 +577,12 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
         ["*argument --co2-json: cannot write '*': it is a folder, expected a file name"]
     )
     # a write that fails at the end (disk full, folder gone) is reported in one line
-    import pytest_co2.report
+    import pytest_co2.reporting.json_report
 
     def fail(path: object, text: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pytest_co2.report, "write_text_atomic", fail)
+    monkeypatch.setattr(pytest_co2.reporting.json_report, "write_text_atomic", fail)
     result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(

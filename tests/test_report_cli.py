@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli as cli
 
-from pytest_co2.intensity import lookup
+from pytest_co2.carbon.intensity import lookup
 
 RUN = """
 import pytest
@@ -127,26 +127,31 @@ def test_rerender_text_markdown_and_pue(
 @pytest.mark.parametrize(
     "content, message",
     [
-        (None, "cannot read '{path}': No such file or directory"),
-        (
-            "not json",
-            "'{path}' is not a pytest-co2 JSON report: Expecting value: line 1 column 1 (char 0)",
-        ),
+        (None, "cannot read report '{path}': No such file or directory"),
+        ("not json", "report '{path}' is not JSON: Expecting value: line 1 column 1 (char 0)"),
         (
             '{"schema_version": 99}',
-            "'{path}' is not a pytest-co2 JSON report: '{path}' is not a pytest-co2 report of schema version 1",
+            "report '{path}' is not a pytest-co2 report of schema version 1",
+        ),
+        ('{"schema_version": 1, "tests": []}', "report '{path}': missing field 'session'"),
+        (
+            '{"schema_version": 1, "session": {}, "tests": [{"outcome": "passed"}]}',
+            "report '{path}': tests[0]: missing field 'nodeid'",
         ),
         (
-            '{"schema_version": 1, "tests": []}',
-            "'{path}' is not a complete pytest-co2 report: no session settings",
+            '{"schema_version": 1, "session": {}, "tests": [{"nodeid": "t", "measurements": [{"name": "m"}]}]}',
+            "report '{path}': tests[0].measurements[0]: missing field 'unit'",
         ),
+        (b"\xff\xfe", "report '{path}' is not UTF-8 text: invalid start byte at byte 0"),
     ],
 )
 def test_bad_files_are_one_line_errors(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, message: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None, message: str
 ) -> None:
     path = tmp_path / "r.json"
-    if content is not None:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
         path.write_text(content)
     rc, out, err = cli(capsys, "report", str(path))
     assert (rc, out) == (2, "")

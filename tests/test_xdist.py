@@ -111,7 +111,7 @@ def test_twenty_tests_on_two_workers(fake_clock_pytester: pytest.Pytester) -> No
     result.stdout.fnmatch_lines(
         [
             "*_ test_over_budget _*",
-            "projected 6.6e-5 +- 0 kWh for 1 iteration in SE exceeds the budget of 6.59062e-05 kWh*",
+            "projected 6.6e-5 kWh for 1 iteration in SE exceeds the budget of 6.59062e-05 kWh*",
             "*co2 emissions summary*",
             "TOTAL*20 measurements*",
         ]

@@ -19,6 +19,7 @@ from .base import (
 
 __all__ = [
     "BACKEND_NAMES",
+    "BUILTIN_NAMES",
     "Backend",
     "BackendError",
     "BackendUnavailable",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 BACKEND_NAMES = ("auto", "nvml", "rapl", "estimate", "carbontracker", "constant:<watts>")
+BUILTIN_NAMES = tuple(n.split(":", 1)[0] for n in BACKEND_NAMES)
 
 
 def check_backend_spec(text: str) -> str:

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..units import J_PER_KWH
+
 if TYPE_CHECKING:
     from .intensity import Intensity
 
@@ -28,7 +30,6 @@ __all__ = [
     "parse_pue",
 ]
 
-J_PER_KWH = 3.6e6
 DEFAULT_PUE = 1.55  # Bouza et al., as used by the paper
 
 
@@ -148,12 +149,9 @@ def emission(
     if not math.isnan(ci95_kwh):
         _check_nonneg("ci95_kwh", ci95_kwh)
     ci = intensity.g_per_kwh
-    month = None
-    if intensity.month is not None and intensity.year is not None:
-        month = f"{intensity.year:04d}-{intensity.month:02d}"
     return Emission(
         region=intensity.region,
-        month=month,
+        month=intensity.month_text,
         intensity_g_per_kwh=ci,
         source=intensity.source,
         pue=pue,

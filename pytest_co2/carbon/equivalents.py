@@ -28,9 +28,7 @@ def _factors() -> tuple[Factor, ...]:
     from importlib.resources import files
 
     text = (
-        files(__package__ or "pytest_co2")
-        .joinpath("data", "equivalence_factors.csv")
-        .read_text(encoding="utf-8")
+        files("pytest_co2").joinpath("data", "equivalence_factors.csv").read_text(encoding="utf-8")
     )
     return tuple(
         Factor(row["name"], float(row["value"]), row["unit"], row["source"])

@@ -15,3 +15,9 @@ def pytest_co2_make_backend(config: pytest.Config, spec: str) -> Any:
 
 def pytest_co2_update_json(config: pytest.Config, report: dict[str, Any]) -> None:
     """Modify the JSON report (a dict) in place before it is written."""
+
+
+def pytest_co2_backend_names(config: pytest.Config) -> list[str]:
+    """Return the backend names this plugin serves through ``pytest_co2_make_backend``, so
+    that ``--co2-backend=NAME`` accepts them (checked at start-up, listed in errors)."""
+    return []

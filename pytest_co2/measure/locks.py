@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .backends.base import Device, Method
+from ..backends.base import Device, Method
 
 LOCK_DIR_NAME = "pytest-co2-locks"
 LOCKED_METHODS = (Method.COUNTER, Method.POLLED)

@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .fmt import fmt_num, fmt_pct
+from .model import Result, TestRecord
+
 STORAGE_DIR = ".co2"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
 LATEST = "latest"
@@ -42,8 +45,8 @@ class FailSpec:
 def parse_fail_specs(text: str) -> tuple[FailSpec, ...]:
     """``energy:10%`` or ``co2e:5%,energy:10%`` -> FailSpecs; ValueError with one line."""
     specs: list[FailSpec] = []
-    for part in str(text).split(","):
-        part = part.strip()
+    for raw in str(text).split(","):
+        part = raw.strip()
         if not part:
             continue
         m = re.fullmatch(r"(\w+):\s*([0-9.eE+]+)\s*%", part)
@@ -115,20 +118,21 @@ def resolve_baseline(value: str | None, storage_dir: str | os.PathLike[str]) -> 
     )
 
 
-def load_baseline(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a saved report; ValueError with one line when it is not one."""
-    import json
+@dataclass(frozen=True)
+class Baseline:
+    """A saved run: its session facts and its test records."""
 
-    from .report import load_report
+    session: Mapping[str, Any]
+    tests: list[TestRecord]
 
-    try:
-        return load_report(path)
-    except OSError as exc:
-        raise ValueError(
-            f"cannot read baseline {os.fspath(path)!r}: {exc.strerror or exc}"
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"baseline {os.fspath(path)!r} is not JSON: {exc}") from None
+
+def load_baseline(path: str | os.PathLike[str]) -> Baseline:
+    """Read and validate a saved report; ValueError with one line naming the file and the
+    first bad field when it is not one."""
+    from .json_report import load_report
+
+    report = load_report(path, what="baseline")
+    return Baseline(session=report.session, tests=report.tests)
 
 
 # -- deltas --------------------------------------------------------------------------------
@@ -150,13 +154,15 @@ class Delta:
     def is_new(self) -> bool:
         return self.base_energy_kwh is None
 
+    def values(self, field: str) -> tuple[float, float | None]:
+        """(now, baseline) of ``field`` (energy or co2e)."""
+        if field == "energy":
+            return self.energy_kwh, self.base_energy_kwh
+        return self.co2e_kg, self.base_co2e_kg
+
     def percent(self, field: str) -> float | None:
         """Relative change in % (None for a new measurement; inf from a zero baseline)."""
-        now, base = (
-            (self.energy_kwh, self.base_energy_kwh)
-            if field == "energy"
-            else (self.co2e_kg, self.base_co2e_kg)
-        )
+        now, base = self.values(field)
         if base is None:
             return None
         if base == 0:
@@ -183,34 +189,32 @@ def _json_pct(x: float | None) -> float | str | None:
     return x if math.isfinite(x) else "inf"
 
 
-def _entries(tests: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
-    return {(t["nodeid"], e["name"]): e for t in tests for e in t.get("measurements", ())}
+def _by_key(tests: Iterable[TestRecord]) -> dict[tuple[str, str], Result]:
+    return {(t.nodeid, r.name): r for t in tests for r in t.results}
 
 
-def compare_tests(
-    tests: Iterable[Mapping[str, Any]], baseline_tests: Iterable[Mapping[str, Any]]
-) -> list[Delta]:
+def compare_tests(tests: Iterable[TestRecord], baseline_tests: Iterable[TestRecord]) -> list[Delta]:
     """A delta for every measurement of this run, matched by (test id, measurement name)."""
-    base = _entries(baseline_tests)
+    base = _by_key(baseline_tests)
     out = []
-    for (nodeid, name), e in _entries(tests).items():
-        p, em = e["projection"], e["emission"]
+    for (nodeid, name), r in _by_key(tests).items():
+        p, em = r.projection, r.emission
         b = base.get((nodeid, name))
         if b is None:
-            out.append(Delta(nodeid, name, p["energy_kwh"], em["co2e_kg"], None, None))
+            out.append(Delta(nodeid, name, p.energy_kwh, em.co2e_kg, None, None))
             continue
-        bp, bem = b["projection"], b["emission"]
+        bp = b.projection
         scale, per_unit = 1.0, False
-        if not p.get("measured") and not bp.get("measured") and bp["n"] != p["n"] and bp["n"]:
-            scale, per_unit = p["n"] / bp["n"], True
+        if not p.measured and not bp.measured and bp.n != p.n and bp.n:
+            scale, per_unit = p.n / bp.n, True
         out.append(
             Delta(
                 nodeid,
                 name,
-                p["energy_kwh"],
-                em["co2e_kg"],
-                bp["energy_kwh"] * scale,
-                bem["co2e_kg"] * scale,
+                p.energy_kwh,
+                em.co2e_kg,
+                bp.energy_kwh * scale,
+                b.emission.co2e_kg * scale,
                 per_unit,
             )
         )
@@ -218,11 +222,11 @@ def compare_tests(
 
 
 def missing_from(
-    tests: Iterable[Mapping[str, Any]], baseline_tests: Iterable[Mapping[str, Any]]
+    tests: Iterable[TestRecord], baseline_tests: Iterable[TestRecord]
 ) -> list[tuple[str, str]]:
     """Measurements of the baseline that this run did not make."""
-    now = _entries(tests)
-    return [k for k in _entries(baseline_tests) if k not in now]
+    now = _by_key(tests)
+    return [k for k in _by_key(baseline_tests) if k not in now]
 
 
 def check(delta: Delta, spec: FailSpec) -> str | None:
@@ -230,13 +234,8 @@ def check(delta: Delta, spec: FailSpec) -> str | None:
     pct = delta.percent(spec.field)
     if pct is None or pct <= spec.percent + 1e-9:  # float noise at the boundary is no regression
         return None
-    from .table import fmt_num
-
-    now, base, unit = (
-        (delta.energy_kwh, delta.base_energy_kwh, "kWh")
-        if spec.field == "energy"
-        else (delta.co2e_kg, delta.base_co2e_kg, "kg CO2e")
-    )
+    now, base = delta.values(spec.field)
+    unit = "kWh" if spec.field == "energy" else "kg CO2e"
     return (
         f"{delta.nodeid} [{delta.name}]: {FIELDS[spec.field]} {fmt_pct(pct)} "
         f"({fmt_num(base)} -> {fmt_num(now)} {unit}{', per unit' if delta.per_unit else ''}) "
@@ -249,59 +248,74 @@ def failures(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[str]:
     return [msg for d in deltas for s in specs if (msg := check(d, s)) is not None]
 
 
-def fmt_pct(pct: float | None) -> str:
-    """``+20.0%``, ``-3.1%``, ``new``, ``+inf%``."""
-    if pct is None:
-        return "new"
-    if math.isinf(pct):
-        return "+inf%"
-    return f"{pct:+.1f}%"
+# -- the comparison ------------------------------------------------------------------------
 
 
-# -- report --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Comparison:
+    """This run against a baseline: the JSON report's ``comparison`` block."""
+
+    baseline: str
+    baseline_started: str | None
+    baseline_intensity: Mapping[str, Any] | None
+    deltas: tuple[Delta, ...]
+    missing: tuple[tuple[str, str], ...]
+    fail_specs: tuple[FailSpec, ...]
+    failures: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "baseline_started": self.baseline_started,
+            "baseline_intensity": None
+            if self.baseline_intensity is None
+            else dict(self.baseline_intensity),
+            "deltas": [d.to_dict() for d in self.deltas],
+            "missing": [{"nodeid": n, "name": m} for n, m in self.missing],
+            "fail_specs": [str(s) for s in self.fail_specs],
+            "failures": list(self.failures),
+        }
 
 
-def comparison_block(
+def compare(
     baseline_path: str | os.PathLike[str],
-    baseline: Mapping[str, Any],
-    tests: Sequence[Mapping[str, Any]],
+    baseline: Baseline,
+    tests: Sequence[TestRecord],
     specs: Sequence[FailSpec] = (),
-) -> dict[str, Any]:
-    """The JSON report's ``comparison`` block (also what the summary and markdown render)."""
-    base_tests = baseline.get("tests", [])
-    deltas = compare_tests(tests, base_tests)
-    session = baseline.get("session", {})
-    return {
-        "baseline": os.fspath(baseline_path),
-        "baseline_started": session.get("started"),
-        "baseline_intensity": session.get("intensity"),
-        "deltas": [d.to_dict() for d in deltas],
-        "missing": [{"nodeid": n, "name": m} for n, m in missing_from(tests, base_tests)],
-        "fail_specs": [str(s) for s in specs],
-        "failures": failures(deltas, specs),
-    }
+) -> Comparison:
+    """Compare ``tests`` with a loaded baseline and apply the fail specs."""
+    deltas = compare_tests(tests, baseline.tests)
+    return Comparison(
+        baseline=os.fspath(baseline_path),
+        baseline_started=baseline.session.get("started"),
+        baseline_intensity=baseline.session.get("intensity"),
+        deltas=tuple(deltas),
+        missing=tuple(missing_from(tests, baseline.tests)),
+        fail_specs=tuple(specs),
+        failures=tuple(failures(deltas, specs)),
+    )
 
 
-def render_comparison(block: Mapping[str, Any]) -> list[str]:
+def render_comparison(c: Comparison) -> list[str]:
     """The summary's comparison lines: one row per measurement (tabulate)."""
     from tabulate import tabulate
 
-    from .table import fmt_num
+    def opt(x: float | None) -> str:
+        return "-" if x is None else fmt_num(x)
 
-    rows = []
-    for d in block["deltas"]:
-        rows.append(
-            [
-                d["nodeid"],
-                d["name"],
-                fmt_num(d["base_energy_kwh"]) if d["base_energy_kwh"] is not None else "-",
-                fmt_num(d["energy_kwh"]),
-                _pct_text(d["energy_pct"]),
-                fmt_num(d["base_co2e_kg"]) if d["base_co2e_kg"] is not None else "-",
-                fmt_num(d["co2e_kg"]),
-                _pct_text(d["co2e_pct"]) + (" (per unit)" if d["per_unit"] else ""),
-            ]
-        )
+    rows = [
+        [
+            d.nodeid,
+            d.name,
+            opt(d.base_energy_kwh),
+            fmt_num(d.energy_kwh),
+            fmt_pct(d.percent("energy")),
+            opt(d.base_co2e_kg),
+            fmt_num(d.co2e_kg),
+            fmt_pct(d.percent("co2e")) + (" (per unit)" if d.per_unit else ""),
+        ]
+        for d in c.deltas
+    ]
     headers = [
         "test",
         "measurement",
@@ -313,14 +327,6 @@ def render_comparison(block: Mapping[str, Any]) -> list[str]:
         "Δ CO2e",
     ]
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
-    if block.get("missing"):
-        lines.append(
-            f"not measured in this run: {len(block['missing'])} measurement(s) of the baseline"
-        )
+    if c.missing:
+        lines.append(f"not measured in this run: {len(c.missing)} measurement(s) of the baseline")
     return lines
-
-
-def _pct_text(pct: float | str | None) -> str:
-    if pct == "inf":
-        return "+inf%"
-    return fmt_pct(pct)  # type: ignore[arg-type]

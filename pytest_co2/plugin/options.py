@@ -30,8 +30,8 @@ REPORT_MODES = ("off", "summary", "full")
 def parse_extrapolate(text: str) -> dict[str, int]:
     """``150000`` -> {iteration: 150000}; ``150000,sample=10000`` adds other units."""
     out: dict[str, int] = {}
-    for part in str(text).split(","):
-        part = part.strip()
+    for raw in str(text).split(","):
+        part = raw.strip()
         if not part:
             continue
         unit, _, value = part.rpartition("=")
@@ -74,13 +74,13 @@ def parse_positive_float(
 
 
 def parse_pue(text: str) -> float:
-    from .carbon import parse_pue as _parse_pue
+    from ..carbon.emission import parse_pue as _parse_pue
 
     return _parse_pue(text)
 
 
 def parse_region(text: str) -> str:
-    from .intensity import lookup
+    from ..carbon.intensity import lookup
 
     return lookup(text.strip()).region
 
@@ -93,16 +93,23 @@ def parse_regions(text: str) -> tuple[str, ...]:
 
 
 def parse_month(text: str) -> str:
-    from .intensity import parse_month as _parse_month
+    from ..carbon.intensity import parse_month as _parse_month
 
     year, month = _parse_month(text.strip())
     return f"{year:04d}-{month:02d}"
 
 
 def parse_backend(text: str) -> str:
-    from .backends import check_backend_spec
+    """A built-in backend (checked now) or a name a ``pytest_co2_make_backend`` hook serves
+    (checked when the plugins are loaded, see ``provider.check_backend_name``)."""
+    from ..backends import BUILTIN_NAMES, check_backend_spec
 
-    return check_backend_spec(text)
+    spec = str(text).strip().lower()
+    if spec.split(":", 1)[0] in BUILTIN_NAMES or spec.startswith("constant"):
+        return check_backend_spec(spec)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*(:.*)?", spec):
+        return check_backend_spec(spec)  # raises with the list of names
+    return spec
 
 
 def parse_choice(name: str, choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -148,20 +155,20 @@ def parse_output_path(text: str) -> str:
 
 
 def parse_save_name(text: str) -> str:
-    from .compare import parse_save_name as _parse
+    from ..reporting.baseline import parse_save_name as _parse
 
     return _parse(text)
 
 
 def parse_compare(text: str) -> str:
     """A saved run's NAME, a report PATH, or ``latest`` (also an empty value)."""
-    from .compare import LATEST
+    from ..reporting.baseline import LATEST
 
     return str(text).strip() or LATEST
 
 
 def parse_compare_fail(text: str) -> tuple[Any, ...]:
-    from .compare import parse_fail_specs
+    from ..reporting.baseline import parse_fail_specs
 
     return parse_fail_specs(text)
 
@@ -454,7 +461,7 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
 
 def _check_combination(s: Settings) -> None:
     """Cross-option checks: the region/month pair and the intensity file must resolve."""
-    from .intensity import lookup
+    from ..carbon.intensity import lookup
 
     try:
         lookup(s.region, s.month, intensity_g_per_kwh=s.intensity, csv_path=s.intensity_file)

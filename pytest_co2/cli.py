@@ -1,0 +1,302 @@
+"""Command line: ``pytest-co2 convert ...``, ``pytest-co2 regions ...`` and ``pytest-co2 report ...``.
+
+Each subcommand is one ``cmd_*`` function registered in ``build_parser()``; it receives the
+parsed arguments and returns an exit code. Bad input is reported as one line,
+``pytest-co2: error: ...``, with exit code 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh, parse_pue
+from .carbon.intensity import IntensityError, list_regions, lookup, parse_month
+
+PROG = "pytest-co2"
+
+
+class UsageError(Exception):
+    """Bad input found after parsing (unknown region, malformed file): exit 2, one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr: ``pytest-co2: error: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {' '.join(message.split())}\n")
+
+
+def _arg_type(func: Callable[[str], object], name: str) -> Callable[[str], object]:
+    """Wrap a parser so argparse shows its own one-line message (not "invalid value")."""
+
+    def parse(text: str) -> object:
+        try:
+            return func(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _month_arg(text: str) -> str:
+    year, month = parse_month(text)
+    return f"{year:04d}-{month:02d}"
+
+
+def _intensity_arg(text: str) -> float:
+    return lookup(None, intensity_g_per_kwh=text).g_per_kwh  # type: ignore[arg-type]
+
+
+_ENERGY = _arg_type(parse_energy_kwh, "energy")
+_PUE = _arg_type(parse_pue, "pue")
+_MONTH = _arg_type(_month_arg, "month")
+_INTENSITY = _arg_type(_intensity_arg, "intensity")
+
+
+def _format_kg(kg: float) -> str:
+    if kg == 0:
+        return "0"
+    if kg >= 1:
+        return f"{kg:,.1f}"
+    return f"{kg:.3g}"
+
+
+# ------------------------------------------------------------------------------ commands
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert an energy (kWh) into kg CO2e for a region (and month)."""
+    from .carbon.equivalents import equivalents, format_equivalents
+    from .carbon.intensity import format_g_per_kwh
+
+    intensity = lookup(
+        args.region,
+        args.month,
+        intensity_g_per_kwh=args.intensity,
+        csv_path=args.intensity_file,
+    )
+    em = emission(args.energy_kwh, intensity, args.pue)
+    if args.json:
+        import json
+
+        out = {
+            "energy_kwh": em.energy_kwh,
+            "pue": em.pue,
+            "facility_energy_kwh": em.facility_energy_kwh,
+            "intensity": intensity.to_dict(),
+            "co2e_kg": em.co2e_kg,
+            "equivalents": equivalents(em.co2e_kg),
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+
+    when = intensity.month_text or (str(intensity.year) if intensity.year is not None else "")
+    print(
+        f"{_format_kg(em.co2e_kg)} kg CO2e = {em.energy_kwh:,.6g} kWh x PUE {em.pue:g}"
+        f" x {format_g_per_kwh(intensity.g_per_kwh)} g/kWh"
+    )
+    print(
+        f"intensity: {intensity.region} ({intensity.name})"
+        f"{', ' + when if when else ''}; source: {intensity.source}"
+    )
+    print(format_equivalents(em.co2e_kg))
+    return 0
+
+
+def cmd_regions(args: argparse.Namespace) -> int:
+    """List the regions (and their intensity) that can be selected, optionally for one month."""
+    from .carbon.intensity import format_g_per_kwh, monthly_coverage
+
+    items = list_regions(args.month, csv_path=args.intensity_file)
+    if args.month and not items:
+        coverage = monthly_coverage(csv_path=args.intensity_file)
+        have = "; ".join(f"{code} {months}" for code, months in coverage.items()) or "none"
+        raise UsageError(f"no region has data for {args.month}: monthly data exists for {have}")
+    if args.json:
+        import json
+
+        print(json.dumps([it.to_dict() for it in items], indent=2, ensure_ascii=False))
+        return 0
+    from tabulate import tabulate
+
+    rows = [
+        [
+            it.region,
+            it.name,
+            format_g_per_kwh(it.g_per_kwh),
+            it.month_text or ("" if it.year is None else it.year),
+            it.source,
+        ]
+        for it in items
+    ]
+    print(
+        tabulate(
+            rows,
+            headers=["region", "name", "g/kWh", "year (month)", "source"],
+            disable_numparse=True,
+        )
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
+    import json
+
+    from .reporting.json_report import load_report
+    from .reporting.rerender import rerender
+
+    try:
+        report = load_report(args.file)
+    except ValueError as exc:  # unreadable, not JSON, another schema, a bad field: one line
+        raise UsageError(" ".join(str(exc).split())) from None
+    out = rerender(
+        report,
+        region=args.region,
+        month=args.month,
+        pue=args.pue,
+        intensity_file=args.intensity_file,
+    )
+    if args.json:
+        print(json.dumps(out.to_dict(), indent=2, ensure_ascii=False, allow_nan=False))
+        return 0
+    if args.markdown:
+        from .reporting.markdown import render_markdown
+
+        print(render_markdown(out), end="")
+        return 0
+    from .carbon.equivalents import format_equivalents
+    from .reporting.terminal import render_summary
+
+    settings, intensity = out.session["settings"], out.session["intensity"]
+    month = f" {settings['month']}" if settings.get("month") else ""
+    print(
+        f"{args.file}: region {intensity['region']}{month} {intensity['g_per_kwh']:g} g CO2e/kWh, "
+        f"PUE {settings['pue']:g} (energies as measured; emissions recomputed)"
+    )
+    whatif = tuple(dict.fromkeys(w for t in out.tests for r in t.results for w in r.whatif_co2e_kg))
+    for line in render_summary(
+        out.tests, budget_mode=settings.get("budget_mode", "fail"), whatif=whatif
+    ):
+        print(line)
+    print("total " + format_equivalents(out.totals.co2e_kg))
+    return 0
+
+
+# -------------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; subcommands set ``func`` to their ``cmd_*`` function."""
+    parser = _Parser(
+        prog=PROG,
+        description="Energy to CO2e, the paper's Eq. 1: kWh x PUE x carbon intensity.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("convert", help="convert an energy in kWh into kg CO2e")
+    p.add_argument(
+        "--energy-kwh",
+        type=_ENERGY,
+        required=True,
+        metavar="KWH",
+        help="IT energy in kWh, before PUE",
+    )
+    p.add_argument(
+        "--region",
+        default=None,
+        help="ISO code or name: SE, DE, US-CA, WORLD, sweden (default EU27; "
+        "with --intensity, 'custom')",
+    )
+    p.add_argument(
+        "--pue",
+        type=_PUE,
+        default=DEFAULT_PUE,
+        help=f"power usage effectiveness >= 1 (default {DEFAULT_PUE}, the paper's)",
+    )
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="use the monthly intensity (shipped for DE 2022-01 to 2023-12)",
+    )
+    p.add_argument(
+        "--intensity",
+        type=_INTENSITY,
+        default=None,
+        metavar="G_PER_KWH",
+        help="your own carbon intensity in g CO2e/kWh (overrides the data)",
+    )
+    p.add_argument(
+        "--intensity-file",
+        default=None,
+        metavar="CSV",
+        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON object")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("regions", help="list regions and their carbon intensity")
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="only regions with data for this month",
+    )
+    p.add_argument(
+        "--intensity-file", default=None, metavar="CSV", help="also list the regions of this CSV"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.set_defaults(func=cmd_regions)
+
+    p = sub.add_parser(
+        "report", help="re-render a saved JSON report for another region, month or PUE"
+    )
+    p.add_argument(
+        "file", metavar="REPORT.json", help="a report written by --co2-json or --co2-save"
+    )
+    p.add_argument(
+        "--region",
+        default=None,
+        help="ISO code or name (default: the region each measurement used)",
+    )
+    p.add_argument(
+        "--month",
+        type=_MONTH,
+        default=None,
+        metavar="YYYY-MM",
+        help="use the region's monthly intensity (DE has 2022-01 to 2023-12)",
+    )
+    p.add_argument(
+        "--pue",
+        type=_PUE,
+        default=None,
+        help="power usage effectiveness >= 1 (default: the report's)",
+    )
+    p.add_argument(
+        "--intensity-file",
+        default=None,
+        metavar="CSV",
+        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--markdown", action="store_true", help="print a markdown table")
+    out.add_argument("--json", action="store_true", help="print the re-rendered JSON report")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pytest-co2`` and ``python -m pytest_co2``; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        return int(args.func(args))
+    except (IntensityError, UsageError) as exc:
+        parser.error(str(exc))

@@ -1,0 +1,440 @@
+"""pytest wiring: options, the ``co2_meter`` fixture, the ``co2_budget`` marker, reports.
+
+The entry point (``pytest11``: ``co2 = pytest_co2.plugin``). Hooks stay short; the work is
+done by the modules beside this one:
+
+- ``options``: command line, ini and environment into one frozen ``Settings``;
+- ``provider``: which backend this process measures with (opened on first use, never by an
+  xdist controller), its lock policy and idle power;
+- ``fixture``: the ``co2_meter`` object; ``collector``: each test's typed records;
+- ``progress``: the live line; ``writer``: JSON, baseline and markdown files;
+- ``xdist``: where this process sits in a pytest-xdist run.
+
+Each process (the single one, or every xdist worker) measures and evaluates its own tests;
+workers send their records on the test reports and the controller collects them, so the
+summary, the JSON and the budgets are the same with and without xdist.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import xdist
+from .options import Settings, add_options, resolve
+
+if TYPE_CHECKING:
+    from ..reporting.baseline import Baseline, Comparison
+    from ..reporting.json_report import Report
+    from ..reporting.model import Budget, BudgetVerdict, Result
+    from .fixture import Co2Meter
+
+STATE_KEY = pytest.StashKey["Co2Plugin"]()
+METER_KEY = pytest.StashKey["Co2Meter"]()
+RESULTS_KEY = pytest.StashKey["list[Result]"]()  # every result of the item so far
+VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
+SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
+
+
+class Co2BudgetWarning(UserWarning):
+    """A test exceeded its co2_budget under ``--co2-budget-mode=warn``."""
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from ..reporting.budget import MARKER_HELP
+    from .provider import check_backend_name
+
+    config.addinivalue_line("markers", MARKER_HELP)
+    settings = resolve(config)
+    check_backend_name(config, settings.backend)
+    state = Co2Plugin(config, settings)
+    config.stash[STATE_KEY] = state
+    config.pluginmanager.register(state, "pytest-co2-session")
+    if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(state), "pytest-co2-xdist")
+
+
+@pytest.fixture
+def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
+    """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
+    state = request.config.stash[STATE_KEY]
+    meter = state.make_meter(request.node)
+    request.node.stash[METER_KEY] = meter
+    return meter
+
+
+def _budget_of(item: pytest.Item) -> Budget | None:
+    from ..reporting.budget import budget_from_marker
+
+    mark = item.get_closest_marker("co2_budget")
+    return None if mark is None else budget_from_marker(mark.args, mark.kwargs)
+
+
+class _XdistHooks:
+    """Controller-side pytest-xdist hooks (registered only where xdist is active)."""
+
+    def __init__(self, state: Co2Plugin) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        from .provider import WORKER_FACTS_KEY
+
+        node.workerinput[WORKER_FACTS_KEY] = self.state.provider.facts_for_workers()
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from .provider import WORKER_FACTS_KEY
+
+        facts = getattr(node, "workeroutput", {}).get(WORKER_FACTS_KEY)
+        if facts:
+            worker = str(getattr(node, "gateway", None) and node.gateway.id)
+            self.state.provider.worker_facts[worker] = facts
+
+
+class Co2Plugin:
+    """Per-process session state, registered as a plugin so its hooks can reach it."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        from ..carbon.accounting import Accounting
+        from .collector import Collector
+        from .progress import ProgressLine
+        from .provider import BackendProvider
+        from .writer import ReportWriter
+
+        self.config = config
+        self.settings = settings
+        self.role = xdist.role(config)
+        self.is_worker = self.role == "worker"
+        self.started = _dt.datetime.now().astimezone()
+        self.accounting = Accounting(
+            settings.region,
+            settings.month,
+            pue=settings.pue,
+            intensity_g_per_kwh=settings.intensity,
+            intensity_file=settings.intensity_file,
+            whatif_regions=settings.regions,
+        )
+        self.provider = BackendProvider(config, settings)
+        self.collector = Collector()
+        self.progress = ProgressLine(config)
+        self.writer = ReportWriter()
+        self.baseline_path, self.baseline = self._load_baseline()
+        self.comparison: Comparison | None = None
+
+    # -- baseline ----------------------------------------------------------------------------
+    @property
+    def storage_dir(self) -> str:
+        from ..reporting.baseline import STORAGE_DIR
+
+        return os.path.join(str(self.config.rootpath), STORAGE_DIR)
+
+    def _load_baseline(self) -> tuple[str | None, Baseline | None]:
+        """Load the ``--co2-compare`` run now (checked at start-up, before this run may save
+        over it): a bad one is a usage error naming the file and the first bad field."""
+        s = self.settings
+        if self.is_worker or (s.compare is None and not s.compare_fail):
+            return None, None
+        from ..reporting.baseline import load_baseline, resolve_baseline
+
+        try:
+            path = resolve_baseline(s.compare, self.storage_dir)
+            return os.fspath(path), load_baseline(path)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    # -- fixture ---------------------------------------------------------------------------
+    def make_meter(self, item: pytest.Item) -> Co2Meter:
+        from .fixture import Co2Meter
+
+        backend = self.provider.backend
+        for message in self.provider.take_warnings():
+            warnings.warn(message, stacklevel=2)
+        try:
+            budget = _budget_of(item)
+        except ValueError:
+            budget = None  # reported as a failure by pytest_runtest_call
+        meter = Co2Meter(
+            backend,
+            self.accounting,
+            self.settings,
+            budget=budget,
+            on_record=self.collector.on_record,
+            progress=self.progress.update if self.progress.enabled() else None,
+            idle_w=self.provider.idle_w if self.settings.subtract_idle else None,
+        )
+        policy, guard = self.provider.policy, self.provider.guard
+        if policy is not None and guard is not None and (policy.mode == "lock" or policy.warning):
+            meter.on_window_enter = guard.enter
+            meter.on_window_exit = guard.exit
+        return meter
+
+    # -- running tests -----------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        error = None
+        try:
+            budget = _budget_of(item)
+        except ValueError as exc:
+            budget, error = None, str(exc)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+        meter = item.stash.get(METER_KEY, None)
+        window = None
+        if meter is None and (budget is not None or self.settings.all):
+            meter = self.make_meter(item)
+            item.stash[METER_KEY] = meter
+            window = meter.measure("call", unit="call")
+            window.__enter__()
+        try:
+            result = yield
+        except BaseException as exc:
+            if window is not None:
+                window.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        finally:
+            self.progress.clear()
+        if window is not None:
+            window.__exit__(None, None, None)
+        if budget is not None and meter is not None:
+            self._judge(item, meter, budget)
+        return result
+
+    def _judge(self, item: pytest.Item, meter: Co2Meter, budget: Budget) -> None:
+        """The budget verdict over every measurement of the test so far."""
+        from ..reporting.budget import evaluate
+
+        results = item.stash.setdefault(RESULTS_KEY, [])
+        results.extend(self.collector.drain(meter.result_of))
+        verdict = evaluate(budget, results)
+        item.stash[VERDICT_KEY] = verdict
+        if verdict.message is not None:
+            if self.settings.budget_mode == "fail":
+                pytest.fail(verdict.message, pytrace=False)
+            warnings.warn(Co2BudgetWarning(verdict.message), stacklevel=2)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[Any]
+    ) -> Generator[None, Any, Any]:
+        from .collector import set_junit_properties
+
+        report = yield
+        meter = item.stash.get(METER_KEY, None)
+        results = item.stash.setdefault(RESULTS_KEY, [])
+        if meter is not None:
+            results.extend(self.collector.drain(meter.result_of))
+        else:
+            self.collector.pending.clear()
+        sent = item.stash.get(_SENT_KEY, 0)  # results judged in the call hook are not sent yet
+        new = results[sent:]
+        item.stash[_SENT_KEY] = len(results)
+        verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
+        if new:
+            set_junit_properties(item, report, results)
+        if self.is_worker:
+            self.collector.attach(report, new, verdict)
+        else:
+            self.collector.add(item.nodeid, new, verdict)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.is_worker:
+            return
+        if self.role == "controller":
+            self.collector.receive(report)
+        self.collector.outcome(report)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from ..reporting.json_report import _find_part
+
+        s, i = self.settings, self.accounting.intensity
+        month = f" {s.month}" if s.month else ""
+        lines = [
+            f"co2: backend {self.provider.describe()}",
+            f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}); "
+            f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
+        ]
+        if self.role != "controller":
+            est = _find_part(self.provider.backend, "tdp_w")
+            if est is not None:
+                lines.append(
+                    f"co2: CPU {est.cpu_model_name}, TDP {est.tdp_w:g} W ({est.tdp_source})"
+                )
+            if s.idle:
+                lines.append("co2: " + self.provider.idle_text())
+            policy = self.provider.policy
+            if policy is not None and (policy.mode != "not needed" or self.role != "single"):
+                lines.append("co2: " + policy.describe())
+        if self.baseline_path is not None:
+            fail = (
+                f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
+            )
+            lines.append(f"co2: comparing with {self.baseline_path}{fail}")
+        if s.regions:
+            whatif = ", ".join(
+                f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items()
+            )
+            lines.append("co2: what-if regions (yearly): " + whatif)
+        return lines
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker:
+            return
+        self._summary(terminalreporter)
+        for message in self.writer.errors:
+            terminalreporter.write_line(message, yellow=True)
+        if self.comparison is not None and self.comparison.failures:
+            terminalreporter.write_sep("=", "co2 regressions", red=True)
+            for line in self.comparison.failures:
+                terminalreporter.write_line("co2 regression: " + line, red=True)
+
+    def _summary(self, tr: Any) -> None:
+        if self.settings.report == "off":
+            return
+        from ..carbon.equivalents import format_equivalents
+        from ..reporting.baseline import render_comparison
+        from ..reporting.model import Totals, all_results
+        from ..reporting.terminal import render_summary
+
+        tests = self.collector.records()
+        if not tests:
+            return  # nothing measured: stay quiet in suites that do not use the plugin
+        tr.write_sep("=", "co2 emissions summary")
+        i, s = self.accounting.intensity, self.settings
+        tr.write_line(
+            f"region {i.region}{' ' + s.month if s.month else ''} "
+            f"{i.g_per_kwh:g} g CO2e/kWh, PUE {s.pue:g}; ± is the per-unit spread scaled "
+            "to the projection (the paper's convention); method says how energy was obtained"
+        )
+        for line in self._worker_lines():
+            tr.write_line(line)
+        for line in render_summary(
+            tests,
+            budget_mode=s.budget_mode,
+            full=s.report == "full",
+            whatif=tuple(self.accounting.whatif),
+            max_rows=None if s.report == "full" else SUMMARY_ROWS,
+        ):
+            tr.write_line(line)
+        tr.write_line("total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg))
+        if self.comparison is not None:
+            tr.write_line(
+                f"co2 compared with {self.comparison.baseline} (Δ: change over the baseline)"
+            )
+            for line in render_comparison(self.comparison):
+                tr.write_line(line)
+        if s.json and not self.writer.failed(s.json):
+            tr.write_line(f"co2 report written to {s.json}")
+        if s.save and not self.writer.failed(self._saved_path()):
+            tr.write_line(f"co2 baseline saved to {self._saved_path()}")
+        if s.markdown and not self.writer.failed(s.markdown):
+            tr.write_line(f"co2 markdown written to {s.markdown}")
+
+    def _worker_lines(self) -> list[str]:
+        """Under xdist, what the workers measured with (the controller opens nothing)."""
+        facts = self.provider.worker_facts.values()
+        backends = dict.fromkeys(f["backend"] for f in facts if f.get("backend"))
+        policies = dict.fromkeys(f["exclusive"]["description"] for f in facts if f.get("exclusive"))
+        lines = [f"co2: workers measured with {b}" for b in backends]
+        return lines + [f"co2: {p}" for p in policies]
+
+    def _saved_path(self) -> str | None:
+        from ..reporting.baseline import saved_path
+
+        if not self.settings.save:
+            return None
+        return os.fspath(saved_path(self.storage_dir, self.settings.save))
+
+    def _report(self, exit_status: int | None, interrupted: bool) -> Report:
+        from ..reporting.json_report import Report, finished_session, session_info
+
+        s = self.settings
+        info = session_info(
+            s.to_dict(), None if self.role == "controller" else self.provider.backend,
+            self.started, self.accounting,
+        )  # fmt: skip
+        if self.role == "controller":
+            info["backend"] = self.provider.describe()
+            info["workers"] = self.provider.worker_facts
+            policies = [
+                f["exclusive"] for f in self.provider.worker_facts.values() if f.get("exclusive")
+            ]
+            info["exclusive"] = (
+                policies[0] if policies else None
+            )  # the same decision in every worker
+        else:
+            policy = self.provider.policy
+            info["exclusive"] = None if policy is None else policy.to_dict()
+            if s.idle:
+                info["idle"] = {
+                    "seconds": s.idle,
+                    "power_w": self.provider.facts()["idle_w"],
+                    "subtracted": s.subtract_idle,
+                }
+        info["xdist_workers"] = (
+            xdist.worker_count(self.config) if self.role == "controller" else None
+        )
+        session = finished_session(info, exit_status=exit_status, interrupted=interrupted)
+        return Report(session=session, tests=self.collector.records(), comparison=self.comparison)
+
+    def _json_dict(self, report: Report) -> dict[str, Any]:
+        data = report.to_dict()
+        self.config.hook.pytest_co2_update_json(config=self.config, report=data)
+        return data
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            from .provider import WORKER_FACTS_KEY
+
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput[WORKER_FACTS_KEY] = self.provider.facts()
+            return
+        status = int(exitstatus)
+        interrupted = status == pytest.ExitCode.INTERRUPTED
+        if self.baseline is not None and self.baseline_path is not None:
+            from ..reporting.baseline import compare
+
+            self.comparison = compare(
+                self.baseline_path,
+                self.baseline,
+                self.collector.records(),
+                self.settings.compare_fail,
+            )
+            if self.comparison.failures and status == pytest.ExitCode.OK:
+                session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
+        s = self.settings
+        if not (s.json or s.save or s.markdown):
+            return
+        report = self._report(status, interrupted)
+        data = self._json_dict(report)
+        if s.json:
+            self.writer.json(s.json, data)
+        saved = self._saved_path()
+        if saved and not interrupted:
+            self.writer.json(saved, data)
+        if s.markdown:
+            self.writer.markdown(s.markdown, report)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.provider.close()
+
+
+_SENT_KEY = pytest.StashKey[int]()

@@ -1,0 +1,98 @@
+"""Collect each test's measurements as typed records, converted once.
+
+A measurement recorded by a meter waits in ``pending`` until the phase's report is made;
+then it becomes a :class:`Result` (projection, emission, what-ifs). In a single process the
+records go straight into ``tests``; a pytest-xdist worker puts their dicts on the test
+report instead, and the controller rebuilds them in ``pytest_runtest_logreport``: the same
+records either way, serialized only at that boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from ..measure.records import Measurement
+from ..reporting.model import BudgetVerdict, Result, TestRecord
+
+ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
+BUDGET_ATTR = "co2_budget"  # on a worker's TestReport: BudgetVerdict.to_dict()
+JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
+
+
+class Collector:
+    """Per-process store of the run's test records."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, TestRecord] = {}
+        self.pending: list[Measurement] = []
+
+    def on_record(self, m: Measurement) -> None:
+        """The meters' ``on_record`` callback."""
+        self.pending.append(m)
+
+    def drain(self, to_result: Any) -> list[Result]:
+        """The pending measurements as results (``to_result``: the test's meter.result_of)."""
+        out = [to_result(m) for m in self.pending]
+        self.pending.clear()
+        return out
+
+    def add(self, nodeid: str, results: Sequence[Result], verdict: BudgetVerdict | None) -> None:
+        if not results and verdict is None and nodeid not in self.tests:
+            return
+        record = self.tests.setdefault(nodeid, TestRecord(nodeid))
+        record.results.extend(results)
+        if verdict is not None:
+            record.budget = verdict
+
+    def attach(
+        self, report: pytest.TestReport, results: Sequence[Result], verdict: BudgetVerdict | None
+    ) -> None:
+        """A worker's half: the records travel on the report, as dicts."""
+        if results:
+            setattr(report, ENTRIES_ATTR, [r.to_dict() for r in results])
+        if verdict is not None:
+            setattr(report, BUDGET_ATTR, verdict.to_dict())
+
+    def receive(self, report: pytest.TestReport) -> bool:
+        """The controller's half: rebuild what a worker attached; True if anything came."""
+        entries = getattr(report, ENTRIES_ATTR, None)
+        budget = getattr(report, BUDGET_ATTR, None)
+        if not entries and budget is None:
+            return False
+        results = [Result.from_dict(e) for e in entries or ()]
+        self.add(
+            report.nodeid, results, None if budget is None else BudgetVerdict.from_dict(budget)
+        )
+        return True
+
+    def outcome(self, report: pytest.TestReport) -> None:
+        """Keep the test's outcome (an error in setup or teardown wins)."""
+        record = self.tests.get(report.nodeid)
+        if record is not None and (report.when == "call" or report.failed):
+            record.outcome = "error" if report.failed and report.when != "call" else report.outcome
+
+    def records(self) -> list[TestRecord]:
+        return [r for r in self.tests.values() if r.results or r.budget is not None]
+
+
+def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:
+    """Per-test totals for ``--junitxml``: ``co2e_kg``, ``energy_kwh``, ``method``."""
+    methods = dict.fromkeys(r.measurement.method for r in results)
+    return [
+        ("co2e_kg", sum(r.emission.co2e_kg for r in results)),
+        ("energy_kwh", sum(r.projection.energy_kwh for r in results)),
+        ("method", "+".join(methods)),
+    ]
+
+
+def set_junit_properties(
+    item: pytest.Item, report: pytest.TestReport, results: Sequence[Result]
+) -> None:
+    """junitxml reads the teardown report, which copies ``item.user_properties``; a
+    teardown-phase measurement updates that report."""
+    props = junit_properties(results)
+    for target in (item.user_properties, report.user_properties):
+        target[:] = [p for p in target if p[0] not in JUNIT_PROPERTIES] + props

@@ -1,0 +1,101 @@
+"""The ``co2_meter`` fixture object: a :class:`Meter` bound to the session's accounting.
+
+Free of pytest hooks so it can be unit-tested; the plugin builds one per test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..backends.base import Backend
+from ..carbon.accounting import Accounting
+from ..carbon.emission import Emission
+from ..measure.meter import Meter, Window
+from ..measure.records import Measurement, Projection
+from ..reporting.model import Budget, Result
+from .options import Settings
+
+
+class Co2Meter(Meter):
+    """The ``co2_meter`` fixture: a :class:`Meter` bound to the session's accounting.
+
+    Adds what a test needs beyond measuring: :meth:`record` for measurements made elsewhere
+    (DDP ranks), :meth:`emission_for` for other regions and months, the test's budget
+    (its ``extrapolate`` overrides the session's targets for this test).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        accounting: Accounting,
+        settings: Settings,
+        *,
+        budget: Budget | None = None,
+        on_record: Callable[[Measurement], None] | None = None,
+        progress: Callable[[Window], None] | None = None,
+        idle_w: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(
+            backend,
+            extrapolate=settings.extrapolate,
+            account=self._account_default,
+            progress=progress,
+            on_record=on_record,
+            idle_w=idle_w,
+        )
+        self.accounting = accounting
+        self.settings = settings
+        self.backend_spec = settings.backend
+        self.budget = budget
+
+    def _account_default(self, projection: Projection) -> Emission:
+        region = self.budget.region if self.budget is not None else None
+        return self.accounting.emission(projection, region)
+
+    def target_for(self, m: Measurement) -> int | None:
+        """The projection target: the measurement's own, else the budget's, else the session's."""
+        if m.extrapolate is not None:
+            return m.extrapolate
+        b = self.budget
+        if b is not None and b.extrapolate is not None and b.applies_to(m.unit):
+            return b.extrapolate
+        return self.extrapolate.get(m.unit)
+
+    def projection_of(self, m: Measurement) -> Projection:
+        return m.project(self.target_for(m))
+
+    def result_of(self, m: Measurement) -> Result:
+        """The measurement with its projection, emission and what-if CO2e: the typed record
+        every output is made from."""
+        projection = self.projection_of(m)
+        return Result(
+            measurement=m,
+            projection=projection,
+            emission=self._account_default(projection),
+            whatif_co2e_kg=self.accounting.whatif_co2e_kg(projection),
+        )
+
+    def record(self, m: Measurement) -> Measurement:
+        """Add a measurement made elsewhere (e.g. :meth:`Measurement.combine` of DDP ranks)."""
+        if not isinstance(m, Measurement):
+            raise TypeError(
+                f"record() takes a pytest_co2.meter.Measurement, not {type(m).__name__}"
+            )
+        self._record(m)
+        return m
+
+    def emission_for(
+        self,
+        m: Measurement | Projection,
+        region: str | None = None,
+        month: str | None = None,
+        extrapolate: int | None = None,
+    ) -> Emission:
+        """The emission of a measurement (or projection) in another region or month."""
+        if isinstance(m, Measurement):
+            projection = (
+                m.project(extrapolate) if extrapolate is not None else self.projection_of(m)
+            )
+        else:
+            projection = m
+        return self.accounting.emission(projection, region, month)

@@ -1,0 +1,170 @@
+"""The backend provider: which backend this process measures with, decided once.
+
+The name is checked at configure time (a built-in, or one a ``pytest_co2_backend_names``
+hook declares); the backend itself is opened on first use (the header, the first
+measurement, the JSON), so that a run that measures nothing never touches hardware. Under
+pytest-xdist the controller never opens one: each worker does, and returns what it opened
+(``workeroutput``) for the controller's summary and JSON.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from . import xdist
+from .options import Settings
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+    from ..measure.locks import Policy, WindowGuard
+
+WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
+
+
+def backend_names(config: pytest.Config) -> tuple[str, ...]:
+    """The built-in backend names plus those that plugins and conftests declare."""
+    from ..backends import BACKEND_NAMES
+
+    extra = [n for names in config.hook.pytest_co2_backend_names(config=config) for n in names]
+    return tuple(dict.fromkeys([*BACKEND_NAMES, *(str(n).lower() for n in extra)]))
+
+
+def check_backend_name(config: pytest.Config, spec: str) -> None:
+    """UsageError unless ``spec`` is a built-in backend or declared by a hook."""
+    from ..backends import BUILTIN_NAMES
+
+    name = spec.split(":", 1)[0]
+    if name in BUILTIN_NAMES:
+        return
+    names = backend_names(config)
+    if spec in names or name in names:
+        return
+    raise pytest.UsageError(
+        f"--co2-backend: unknown backend {spec!r}: expected one of {', '.join(names)} "
+        "(plugins add names with the pytest_co2_backend_names hook)"
+    )
+
+
+class BackendProvider:
+    """Opens this process's backend once and decides what goes with it: the fallback, the
+    cross-process lock policy and the idle power."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.role = xdist.role(config)
+        self._backend: Backend | None = None
+        self.policy: Policy | None = None
+        self.guard: WindowGuard | None = None
+        self.idle_w: tuple[float, ...] = ()
+        self.pending_warnings: list[Warning] = []
+        # facts handed down by the xdist controller (see pytest_configure_node)
+        self.handed: dict[str, Any] = dict(
+            getattr(config, "workerinput", {}).get(WORKER_FACTS_KEY) or {}
+        )
+        self.worker_facts: dict[str, dict[str, Any]] = {}  # controller: what each worker opened
+
+    @property
+    def opened(self) -> bool:
+        return self._backend is not None
+
+    @property
+    def backend(self) -> Backend:
+        """The backend, opened on first use (never in an xdist controller)."""
+        if self._backend is None:
+            if self.role == "controller":
+                raise RuntimeError("the pytest-xdist controller does not measure")
+            self._backend = self._open()
+            self._decide_policy(self._backend)
+            if self.settings.idle:
+                from ..measure.idle import measure_idle_w
+
+                self.idle_w = measure_idle_w(self._backend, self.settings.idle)
+        return self._backend
+
+    def _open(self) -> Backend:
+        from ..backends import BackendError, BackendWarning, make_backend
+
+        spec = self.settings.backend
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            backend = self.config.hook.pytest_co2_make_backend(config=self.config, spec=spec)
+            if backend is None:
+                try:
+                    backend = make_backend(spec, cpu_tdp_w=self.settings.cpu_tdp)
+                except (BackendError, ValueError) as exc:
+                    warnings.warn(
+                        f"pytest-co2: backend {spec!r} is unusable here ({exc}); falling back to "
+                        "the CPU-time estimate",
+                        BackendWarning,
+                        stacklevel=1,
+                    )
+                    backend = make_backend("estimate", cpu_tdp_w=self.settings.cpu_tdp)
+                    backend.notes.insert(0, f"requested backend {spec!r} failed: {exc}")
+        # Shown when the first measurement is made (a run that measures nothing stays quiet);
+        # they are also in the backend's notes, the report header and the JSON.
+        self.pending_warnings.extend(w.message for w in caught if isinstance(w.message, Warning))
+        return backend
+
+    def _decide_policy(self, backend: Backend) -> None:
+        from ..measure.locks import WindowGuard, decide
+
+        s = self.settings
+        self.policy = decide(
+            s.exclusive,
+            backend.devices,
+            concurrent=bool(self.handed.get("concurrent")) or xdist.under_xdist(self.config),
+            source=s.sources.get("exclusive"),
+            lock_dir=self.handed.get("lock_dir") or s.lock_dir,
+        )
+        self.guard = WindowGuard(self.policy)
+        if self.policy.warning:
+            self.pending_warnings.append(UserWarning(self.policy.warning))
+
+    def take_warnings(self) -> list[Warning]:
+        out, self.pending_warnings = self.pending_warnings, []
+        return out
+
+    # -- xdist -----------------------------------------------------------------------------
+    def facts_for_workers(self) -> dict[str, Any]:
+        """What the controller decides once for every worker."""
+        from ..measure.locks import default_lock_dir
+
+        return {"concurrent": True, "lock_dir": self.settings.lock_dir or default_lock_dir()}
+
+    def facts(self) -> dict[str, Any]:
+        """What this process opened, for the controller (``workeroutput``) and the JSON."""
+        if self._backend is None:
+            return {"backend": None}
+        b = self._backend
+        return {
+            "backend": b.describe(),
+            "notes": list(b.notes),
+            "devices": [d.to_dict() for d in b.devices],
+            "idle_w": {d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
+            "exclusive": None if self.policy is None else self.policy.to_dict(),
+        }
+
+    # -- texts -----------------------------------------------------------------------------
+    def describe(self) -> str:
+        if self.role == "controller":
+            return f"{self.settings.backend}, opened by each pytest-xdist worker (see the JSON)"
+        return self.backend.describe()
+
+    def idle_text(self) -> str:
+        """e.g. "idle power over 2 s at start: NVIDIA A100 [counter] 61.2 W (not subtracted)"."""
+        devs = ", ".join(
+            f"{d.label} [{d.method.value}] {w:.3g} W"
+            for d, w in zip(self.backend.devices, self.idle_w, strict=False)
+        )
+        what = (
+            "subtracted from every measurement" if self.settings.subtract_idle else "not subtracted"
+        )
+        return f"idle power over {self.settings.idle:g} s at start: {devs} ({what})"
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()

@@ -1,0 +1,155 @@
+"""``co2_budget``: parse the marker, and judge a test's projected total against its budget."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .fmt import fmt_count, fmt_num, fmt_pm, plural, region_text
+from .model import Budget, BudgetVerdict, Result, rss
+
+MARKER = "co2_budget"
+MARKER_HELP = (
+    f"{MARKER}(kg=None, kwh=None, extrapolate=None, unit=None, region=None): fail the test when "
+    "the projected emissions (kg CO2e) or energy (kWh) of its measurements exceed the budget. "
+    "extrapolate/unit set the projection target for this test; region its grid region."
+)
+_ALLOWED = ("kg", "kwh", "extrapolate", "unit", "region")
+
+
+class BudgetError(ValueError):
+    """Bad marker arguments: the message names the bad value and what is accepted."""
+
+
+def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Budget:
+    """The :class:`Budget` of ``@pytest.mark.co2_budget(...)``; BudgetError (one line) if bad."""
+    if args:
+        if len(args) > 1 or "kg" in kwargs:
+            raise BudgetError(
+                f"{MARKER}: positional arguments {args!r}: expected co2_budget(kg=..., kwh=...)"
+            )
+        kwargs = {"kg": args[0], **kwargs}
+    unknown = sorted(set(kwargs) - set(_ALLOWED))
+    if unknown:
+        raise BudgetError(
+            f"{MARKER}: unknown argument(s) {', '.join(unknown)}: accepted are {', '.join(_ALLOWED)}"
+        )
+    kg = _limit("kg", kwargs.get("kg"))
+    kwh = _limit("kwh", kwargs.get("kwh"))
+    if kg is None and kwh is None:
+        raise BudgetError(
+            f"{MARKER}: needs kg= or kwh= (a number > 0), e.g. @pytest.mark.co2_budget(kg=0.5)"
+        )
+    n = kwargs.get("extrapolate")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise BudgetError(f"{MARKER}: invalid extrapolate={n!r}: expected a whole number >= 1")
+    unit = kwargs.get("unit")
+    if unit is not None and (not isinstance(unit, str) or not unit):
+        raise BudgetError(
+            f"{MARKER}: invalid unit={unit!r}: expected a unit name such as 'iteration'"
+        )
+    region = kwargs.get("region")
+    if region is not None:
+        from ..carbon.intensity import lookup
+
+        try:
+            region = lookup(str(region)).region
+        except ValueError as exc:
+            raise BudgetError(f"{MARKER}: {exc}") from None
+    return Budget(kg=kg, kwh=kwh, extrapolate=n, unit=unit, region=region)
+
+
+def _limit(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    ok = (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+    if not ok:
+        raise BudgetError(f"{MARKER}: invalid {name}={value!r}: expected a number > 0")
+    return float(value)
+
+
+def how_measured(results: Sequence[Result]) -> str:
+    """e.g. "estimated CPU", "counter GPU + estimated CPU", "simulated"."""
+    parts: dict[str, set[str]] = {}
+    for r in results:
+        for d in r.measurement.devices:
+            kind = d.device.kind
+            label = (
+                ""
+                if kind == "simulated"
+                else kind.upper()
+                if kind in ("cpu", "gpu", "dram")
+                else kind
+            )
+            parts.setdefault(d.device.method.value, set()).add(label)
+    out = []
+    for method, kinds in parts.items():
+        ks = "/".join(sorted(k for k in kinds if k))
+        out.append(f"{method} {ks}".strip())
+    return " + ".join(out) or "unmeasured"
+
+
+def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
+    """The test's projected total (all its measurements) against ``budget``."""
+    if not results:
+        return BudgetVerdict(
+            budget, 0.0, math.nan, 0.0, math.nan, passed=False,
+            message="no measurement was recorded, so the budget cannot be checked",
+        )  # fmt: skip
+    energy = math.fsum(r.projection.energy_kwh for r in results)
+    co2e = math.fsum(r.emission.co2e_kg for r in results)
+    std_e = rss(r.projection.std_kwh for r in results)
+    std_c = rss(r.emission.std_kg for r in results)
+    targets = dict.fromkeys(
+        f"{fmt_count(r.projection.n)} {plural(r.measurement.unit, r.projection.n)}" for r in results
+    )
+    first = results[0].emission
+    what = f"for {' + '.join(targets)} in {region_text(first.region, first.month)}"
+    message = _message(budget, energy, std_e, co2e, std_c, what, how_measured(results))
+    return BudgetVerdict(budget, energy, std_e, co2e, std_c, message is None, message)
+
+
+def _message(
+    budget: Budget, energy_kwh: float, std_kwh: float, co2e_kg: float, std_kg: float,
+    what: str, how: str,
+) -> str | None:  # fmt: skip
+    """None when within budget, else the failure message."""
+    if budget.kg is not None and co2e_kg > budget.kg:
+        return (
+            f"projected {fmt_pm(co2e_kg, std_kg, '+-')} kg CO2e {what} exceeds the budget of "
+            f"{budget.kg:g} kg ({fmt_num(energy_kwh)} kWh, {how})"
+        )
+    if budget.kwh is not None and energy_kwh > budget.kwh:
+        return (
+            f"projected {fmt_pm(energy_kwh, std_kwh, '+-')} kWh {what} exceeds the budget of "
+            f"{budget.kwh:g} kWh ({fmt_num(co2e_kg)} kg CO2e, {how})"
+        )
+    return None
+
+
+def verdict_text(verdict: BudgetVerdict | None, mode: str) -> str:
+    """The summary's verdict cell: ok, OVER or OVER (warn)."""
+    if verdict is None:
+        return ""
+    if verdict.passed:
+        return "ok"
+    return "OVER (warn)" if mode == "warn" else "OVER"
+
+
+def budget_text(verdict: BudgetVerdict | None) -> str:
+    """The summary's budget cell: ``0.05 kg``, ``1.2 kWh``."""
+    if verdict is None:
+        return ""
+    b = verdict.budget
+    parts = []
+    if b.kg is not None:
+        parts.append(f"{fmt_num(b.kg)} kg")
+    if b.kwh is not None:
+        parts.append(f"{fmt_num(b.kwh)} kWh")
+    return ", ".join(parts)

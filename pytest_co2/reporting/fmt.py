@@ -1,0 +1,61 @@
+"""Number and text formatting: the one place where figures become strings."""
+
+from __future__ import annotations
+
+import math
+
+
+def fmt_num(x: float | None, sig: int = 3) -> str:
+    """``sig`` significant digits, thousands separated: 1,760 / 12.3 / 0.00139; n/a for NaN."""
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    if abs(x) < 1e-3:
+        return f"{x:.{sig}g}".replace("e-0", "e-")
+    decimals = max(0, sig - 1 - math.floor(math.log10(abs(x))))
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_pm(x: float | None, std: float | None, pm: str = "±") -> str:
+    """``12.3 ± 0.45``; the value alone when the spread is unknown (one window)."""
+    if std is None or not math.isfinite(std):
+        return fmt_num(x)
+    return f"{fmt_num(x)} {pm} {fmt_num(std, 2 if pm == '±' else 3)}"
+
+
+def fmt_count(n: float) -> str:
+    """``150,000`` for whole counts, two decimals otherwise."""
+    return f"{int(n):,}" if float(n).is_integer() else f"{n:,.2f}"
+
+
+def fmt_pct(pct: float | None) -> str:
+    """``+20.0%``, ``-3.1%``, ``new`` (None), ``+inf%``."""
+    if pct is None:
+        return "new"
+    if math.isinf(pct):
+        return "+inf%"
+    return f"{pct:+.1f}%"
+
+
+def plural(unit: str, n: float) -> str:
+    """``iteration`` -> ``iterations`` unless ``n`` is 1 or the unit already ends in s."""
+    if n == 1 or unit.endswith("s"):
+        return unit
+    return unit + "s"
+
+
+def region_text(region: str, month: str | None) -> str:
+    """``DE 2022-12`` or ``SE``."""
+    return f"{region} {month}" if month else region
+
+
+def shorten_middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters with an ellipsis (never wrapped)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    keep = width - 1
+    head = keep // 2
+    return text[:head] + "…" + text[len(text) - (keep - head) :]

@@ -1,0 +1,109 @@
+"""A markdown table of a report, for a CI job summary or a pull-request comment (pure).
+
+Every user-provided string (test ids, measurement names, notes, paths) goes through
+:func:`md_text` or :func:`md_code`, so that no name can inject markup, HTML or links.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from .budget import budget_text, verdict_text
+from .fmt import fmt_num, fmt_pct, fmt_pm
+from .json_report import Report
+from .model import all_results, ranked
+from .terminal import measurement_name, projected_to
+
+_SPECIAL = re.compile(r"([\\`*_<>|~&])")
+
+
+def md_text(text: Any) -> str:
+    """Plain text safe in a markdown table cell: markup characters escaped, one line."""
+    escaped = _SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+    return escaped.replace("](", "]\\(")  # no inline link or image can form
+
+
+def md_code(text: Any) -> str:
+    """Text as a code span (literal, no HTML) safe in a table cell, whatever backticks it has."""
+    s = " ".join(str(text).split()).replace("|", "\\|")
+    runs = [len(m) for m in re.findall(r"`+", s)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> str:
+    """The report (and its comparison, if any) as markdown: a heading, the accounting used,
+    one row per measurement, a total, regressions."""
+    from ..carbon.equivalents import format_equivalents
+
+    session = report.session
+    settings: Mapping[str, Any] = session.get("settings", {})
+    intensity: Mapping[str, Any] = session.get("intensity", {})
+    comparison = report.comparison
+    budget_mode = settings.get("budget_mode", "fail")
+    month = f" {md_text(settings['month'])}" if settings.get("month") else ""
+    g = intensity.get("g_per_kwh")
+    pue = settings.get("pue")
+    lines = [f"### {md_text(title)}", ""]
+    lines.append(
+        f"Region {md_text(intensity.get('region', '?'))}{month}, "
+        f"{'?' if g is None else format(g, 'g')} g CO2e/kWh; "
+        f"PUE {'?' if pue is None else format(pue, 'g')}; backend {md_text(session.get('backend', '?'))}"
+    )
+    exclusive = session.get("exclusive")
+    if isinstance(exclusive, Mapping) and exclusive.get("mode") != "not needed":
+        lines += ["", f"_{md_text(exclusive.get('description', ''))}_"]
+    lines.append("")
+    headers = ["test", "measurement", "steps", "projected to", "kWh", "kg CO2e ± std", "method", "budget", "verdict"]  # fmt: skip
+    deltas = {}
+    if comparison is not None:
+        headers += ["Δ energy", "Δ CO2e"]
+        deltas = {(d.nodeid, d.name): d for d in comparison.deltas}
+    lines.append(_row(headers))
+    lines.append("|" + "|".join("---" for _ in headers) + "|")
+    for t, r in ranked(report.tests):
+        cells = [
+            md_code(t.nodeid),
+            md_text(measurement_name(r)),
+            str(r.measurement.steps),
+            md_text(projected_to(r)),
+            fmt_num(r.projection.energy_kwh),
+            fmt_pm(r.emission.co2e_kg, r.emission.std_kg),
+            md_text(r.measurement.method),
+            budget_text(t.budget),
+            verdict_text(t.budget, budget_mode),
+        ]
+        if comparison is not None:
+            d = deltas.get((t.nodeid, r.name))
+            cells += (
+                ["", ""]
+                if d is None
+                else [fmt_pct(d.percent("energy")), fmt_pct(d.percent("co2e"))]
+            )
+        lines.append(_row(cells))
+    results = all_results(report.tests)
+    if results:
+        tot = report.totals
+        cells = [
+            "**total**", f"{tot.measurements} measurements", "", "",
+            fmt_num(tot.energy_kwh), fmt_pm(tot.co2e_kg, tot.std_kg), "", "", "",
+        ]  # fmt: skip
+        lines.append(_row(cells + (["", ""] if comparison is not None else [])))
+        lines += ["", format_equivalents(tot.co2e_kg)]
+    if comparison is not None:
+        started = (
+            f" (started {md_text(comparison.baseline_started)})"
+            if comparison.baseline_started
+            else ""
+        )
+        lines += ["", f"Compared with {md_code(comparison.baseline)}{started}."]
+        if comparison.failures:
+            lines += ["", "**Regressions:**", ""] + [f"- {md_text(f)}" for f in comparison.failures]
+    return "\n".join(lines) + "\n"

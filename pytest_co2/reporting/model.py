@@ -1,0 +1,279 @@
+"""The typed result model: what a run measured, projected and emitted, test by test.
+
+It flows from the fixture to every output: the terminal summary, the JSON report, the
+markdown, JUnit properties, baselines, re-rendering and budget verdicts all read these
+records. Dicts are made only at the JSON / pytest-xdist boundary (``to_dict``) and read back
+with ``from_dict``, which names the first bad field (:class:`ReportError`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..carbon.emission import Emission
+from ..carbon.equivalents import equivalents
+from ..measure.records import Measurement, Projection
+from ..measure.stats import json_num, num
+
+SCHEMA_VERSION = 1
+
+
+class ReportError(ValueError):
+    """A report or baseline that is not what the schema says: names the first bad field."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One measurement with its projection, its emission and the what-if regions' CO2e."""
+
+    measurement: Measurement
+    projection: Projection
+    emission: Emission
+    whatif_co2e_kg: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.measurement.name
+
+    @property
+    def key(self) -> str:
+        return self.measurement.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.measurement.to_dict(),
+            "projection": self.projection.to_dict(),
+            "emission": self.emission.to_dict(),
+            "equivalents": equivalents(self.emission.co2e_kg),
+            "whatif_co2e_kg": dict(self.whatif_co2e_kg),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Result:
+        return cls(
+            measurement=Measurement.from_dict(d),
+            projection=Projection.from_dict(d["projection"]),
+            emission=Emission.from_dict(dict(d["emission"])),
+            whatif_co2e_kg={
+                str(k): float(v) for k, v in dict(d.get("whatif_co2e_kg") or {}).items()
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A test's ``co2_budget``: limits (kg CO2e and/or kWh) and its projection target."""
+
+    kg: float | None = None
+    kwh: float | None = None
+    extrapolate: int | None = None
+    unit: str | None = None
+    region: str | None = None
+
+    def applies_to(self, unit: str) -> bool:
+        """Whether ``extrapolate`` targets measurements of ``unit``."""
+        return self.unit is None or self.unit == unit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kg": self.kg,
+            "kwh": self.kwh,
+            "extrapolate": self.extrapolate,
+            "unit": self.unit,
+            "region": self.region,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Budget:
+        def opt_float(key: str) -> float | None:
+            return None if d.get(key) is None else float(d[key])
+
+        return cls(
+            kg=opt_float("kg"),
+            kwh=opt_float("kwh"),
+            extrapolate=None if d.get("extrapolate") is None else int(d["extrapolate"]),
+            unit=None if d.get("unit") is None else str(d["unit"]),
+            region=None if d.get("region") is None else str(d["region"]),
+        )
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    """A test's projected total against its budget; ``message`` says why it failed."""
+
+    budget: Budget
+    energy_kwh: float
+    std_kwh: float
+    co2e_kg: float
+    std_kg: float
+    passed: bool
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.budget.to_dict(),
+            "energy_kwh": self.energy_kwh,
+            "std_kwh": json_num(self.std_kwh),
+            "co2e_kg": self.co2e_kg,
+            "std_kg": json_num(self.std_kg),
+            "passed": self.passed,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BudgetVerdict:
+        return cls(
+            budget=Budget.from_dict(d),
+            energy_kwh=float(d["energy_kwh"]),
+            std_kwh=num(d.get("std_kwh")),
+            co2e_kg=float(d["co2e_kg"]),
+            std_kg=num(d.get("std_kg")),
+            passed=bool(d["passed"]),
+            message=None if d.get("message") is None else str(d["message"]),
+        )
+
+
+@dataclass
+class TestRecord:
+    """Everything measured for one test id."""
+
+    __test__ = False  # not a test class, whatever pytest's collection thinks of the name
+
+    nodeid: str
+    outcome: str = "passed"
+    results: list[Result] = field(default_factory=list)
+    budget: BudgetVerdict | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome,
+            "measurements": [r.to_dict() for r in self.results],
+            "budget": None if self.budget is None else self.budget.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TestRecord:
+        budget = d.get("budget")
+        return cls(
+            nodeid=str(d["nodeid"]),
+            outcome=str(d.get("outcome", "passed")),
+            results=[Result.from_dict(e) for e in d["measurements"]],
+            budget=None if not budget else BudgetVerdict.from_dict(budget),
+        )
+
+
+def rss(values: Iterable[float]) -> float:
+    """Root sum of squares; NaN (unknown) when any part is unknown, never a silent 0."""
+    return math.sqrt(math.fsum(v * v for v in values))
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over every measurement of a run (spreads added in quadrature)."""
+
+    measurements: int
+    duration_s: float
+    energy_j: float
+    energy_kwh: float
+    std_kwh: float
+    co2e_kg: float
+    std_kg: float
+    whatif_co2e_kg: Mapping[str, float]
+
+    @classmethod
+    def of(cls, results: Sequence[Result]) -> Totals:
+        regions = dict.fromkeys(r for x in results for r in x.whatif_co2e_kg)
+        return cls(
+            measurements=len(results),
+            duration_s=math.fsum(x.measurement.duration_s for x in results),
+            energy_j=math.fsum(x.measurement.energy_j for x in results),
+            energy_kwh=math.fsum(x.projection.energy_kwh for x in results),
+            std_kwh=rss(x.projection.std_kwh for x in results),
+            co2e_kg=math.fsum(x.emission.co2e_kg for x in results),
+            std_kg=rss(x.emission.std_kg for x in results),
+            whatif_co2e_kg={
+                r: math.fsum(x.whatif_co2e_kg.get(r, 0.0) for x in results) for r in regions
+            },
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "measurements": self.measurements,
+            "duration_s": self.duration_s,
+            "energy_j": self.energy_j,
+            "energy_kwh": self.energy_kwh,
+            "std_kwh": json_num(self.std_kwh),
+            "co2e_kg": self.co2e_kg,
+            "std_kg": json_num(self.std_kg),
+            "whatif_co2e_kg": dict(self.whatif_co2e_kg),
+        }
+
+
+def all_results(tests: Iterable[TestRecord]) -> list[Result]:
+    return [r for t in tests for r in t.results]
+
+
+def ranked(tests: Iterable[TestRecord]) -> list[tuple[TestRecord, Result]]:
+    """(test, result) pairs, largest projected emissions first."""
+    pairs = [(t, r) for t in tests for r in t.results]
+    pairs.sort(key=lambda p: -p[1].emission.co2e_kg)
+    return pairs
+
+
+def tests_from_dicts(items: Any, where: str = "tests") -> list[TestRecord]:
+    """Rebuild test records from JSON, naming the first bad field in a :class:`ReportError`."""
+    if not isinstance(items, list):
+        raise ReportError(f"{where}: expected a list of tests")
+    out = []
+    for i, t in enumerate(items):
+        here = f"{where}[{i}]"
+        if not isinstance(t, Mapping):
+            raise ReportError(f"{here}: expected an object")
+        for key in ("nodeid", "measurements"):
+            if key not in t:
+                raise ReportError(f"{here}: missing field {key!r}")
+        if not isinstance(t["measurements"], list):
+            raise ReportError(f"{here}.measurements: expected a list")
+        for j, e in enumerate(t["measurements"]):
+            _check_result(e, f"{here}.measurements[{j}]")
+        try:
+            out.append(TestRecord.from_dict(t))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ReportError(f"{here}: bad value ({type(exc).__name__}: {exc})") from None
+    return out
+
+
+_RESULT_FIELDS = {
+    "name": str,
+    "unit": str,
+    "steps": int,
+    "duration_s": (int, float),
+    "energy_j": (int, float),
+    "method": str,
+    "energy_per_unit_j": Mapping,
+    "projection": Mapping,
+    "emission": Mapping,
+}
+_NESTED = {
+    "projection": ("n", "unit", "energy_kwh"),
+    "emission": ("region", "intensity_g_per_kwh", "pue", "energy_kwh", "co2e_kg"),
+    "energy_per_unit_j": ("mean",),
+}
+
+
+def _check_result(e: Any, where: str) -> None:
+    if not isinstance(e, Mapping):
+        raise ReportError(f"{where}: expected an object")
+    for key, kind in _RESULT_FIELDS.items():
+        if key not in e:
+            raise ReportError(f"{where}: missing field {key!r}")
+        if not isinstance(e[key], kind) or isinstance(e[key], bool):
+            raise ReportError(f"{where}.{key}: unexpected value {e[key]!r}")
+    for key, inner in _NESTED.items():
+        for sub in inner:
+            if sub not in e[key]:
+                raise ReportError(f"{where}.{key}: missing field {sub!r}")
