@@ -590,3 +590,40 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
     )
     assert "co2 report written" not in result.stdout.str()
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+PLUGIN_BACKEND_CONFTEST = """
+from pytest_co2.backends.constant import ConstantBackend
+
+
+def pytest_co2_backend_names(config):
+    return ["wallplug"]
+
+
+def pytest_co2_make_backend(config, spec):
+    if spec == "wallplug":
+        backend = ConstantBackend(42.0)
+        backend.name = "wallplug"
+        return backend
+    return None
+"""
+
+
+def test_a_backend_registered_by_a_conftest_hook_is_selectable(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(PLUGIN_BACKEND_CONFTEST)
+    pytester.makepyfile("def test_x(co2_meter):\n    with co2_meter.measure('m'):\n        pass\n")
+    result = pytester.runpytest("--co2-backend=wallplug", "--co2-json=r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["co2: backend wallplug*42 W*"])
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert data["tests"][0]["measurements"][0]["backend"] == "wallplug"
+    assert data["session"]["settings"]["backend"] == "wallplug"
+    help_text = pytester.runpytest("--help").stdout.str()
+    assert "one of: auto, nvml, rapl, estimate, carbontracker, constant:<watts>, wallplug" in " ".join(
+        help_text.split()
+    )
+    result = pytester.runpytest("--co2-backend=wallplugg")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["ERROR: --co2-backend: unknown backend 'wallplugg': expected one of auto, nvml, *, wallplug*"]
+    )

@@ -63,11 +63,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = resolve(config)
     check_backend_name(config, settings.backend)
+    if config.option.help:
+        _list_backends_in_help(config)
     state = Co2Plugin(config, settings)
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "pytest-co2-session")
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(state), "pytest-co2-xdist")
+
+
+def _list_backends_in_help(config: pytest.Config) -> None:
+    """``--help`` names every backend, those of plugins and conftests included (the parser
+    was built before they were loaded, so the help text is completed here)."""
+    from .provider import backend_names
+
+    optparser = getattr(getattr(config, "_parser", None), "optparser", None)
+    for action in getattr(optparser, "_actions", ()):
+        if "--co2-backend" in getattr(action, "option_strings", ()):
+            action.help = f"energy source, one of: {', '.join(backend_names(config))} (default auto)"
 
 
 @pytest.fixture
