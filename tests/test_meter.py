@@ -180,7 +180,7 @@ def test_bad_arguments_are_clear() -> None:
 def test_results_before_the_block_ends_are_an_error() -> None:
     meter, _ = make()
     with meter.measure("x") as w, pytest.raises(RuntimeError, match="still running"):
-        w.projection
+        _ = w.projection
 
 
 @given(

@@ -619,11 +619,14 @@ def test_a_backend_registered_by_a_conftest_hook_is_selectable(pytester: pytest.
     assert data["tests"][0]["measurements"][0]["backend"] == "wallplug"
     assert data["session"]["settings"]["backend"] == "wallplug"
     help_text = pytester.runpytest("--help").stdout.str()
-    assert "one of: auto, nvml, rapl, estimate, carbontracker, constant:<watts>, wallplug" in " ".join(
-        help_text.split()
+    assert (
+        "one of: auto, nvml, rapl, estimate, carbontracker, constant:<watts>, wallplug"
+        in " ".join(help_text.split())
     )
     result = pytester.runpytest("--co2-backend=wallplugg")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: --co2-backend: unknown backend 'wallplugg': expected one of auto, nvml, *, wallplug*"]
+        [
+            "ERROR: --co2-backend: unknown backend 'wallplugg': expected one of auto, nvml, *, wallplug*"
+        ]
     )

@@ -158,14 +158,21 @@ def test_the_xdist_controller_never_opens_a_backend(pytester: pytest.Pytester) -
         "import pytest\n\n@pytest.mark.parametrize('k', range(4))\n"
         "def test_x(co2_meter, k):\n    with co2_meter.measure('m'):\n        pass\n"
     )
-    result = pytester.runpytest("-n", "2", "--co2-backend=constant:10", "--co2-json=r.json", "--co2-idle=0.01")
+    result = pytester.runpytest(
+        "-n", "2", "--co2-backend=constant:10", "--co2-json=r.json", "--co2-idle=0.01"
+    )
     result.assert_outcomes(passed=4)
     opened = sorted(p.name.split("-")[1] for p in pytester.path.glob("opened-*"))
     assert opened == ["worker", "worker"]  # one backend per worker, none in the controller
     result.stdout.fnmatch_lines(
-        ["co2: backend constant:10, opened by each pytest-xdist worker*", "co2: workers measured with constant*"]
+        [
+            "co2: backend constant:10, opened by each pytest-xdist worker*",
+            "co2: workers measured with constant*",
+        ]
     )
     data = json.loads((pytester.path / "r.json").read_text())
     workers = data["session"]["workers"]
     assert sorted(workers) == ["gw0", "gw1"]
-    assert [w["idle_w"] for w in workers.values()] == [{"sim:0": pytest.approx(10.0, rel=0.01)}] * 2  # real clock
+    assert [w["idle_w"] for w in workers.values()] == [
+        {"sim:0": pytest.approx(10.0, rel=0.01)}
+    ] * 2  # real clock

@@ -105,7 +105,7 @@ class Backend(abc.ABC):
     def read_j(self) -> Sequence[float]:
         """Cumulative joules per device (same order as ``devices``) since the backend opened."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: most backends hold nothing)
         """Release handles and stop any poller thread. Idempotent."""
 
     @property

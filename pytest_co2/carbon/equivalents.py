@@ -27,9 +27,7 @@ class Factor:
 def _factors() -> tuple[Factor, ...]:
     from importlib.resources import files
 
-    text = (
-        files("pytest_co2").joinpath("data", "equivalence_factors.csv").read_text(encoding="utf-8")
-    )
+    text = files("pytest_co2").joinpath("data/equivalence_factors.csv").read_text(encoding="utf-8")
     return tuple(
         Factor(row["name"], float(row["value"]), row["unit"], row["source"])
         for row in csv.DictReader(text.splitlines())

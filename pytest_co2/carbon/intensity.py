@@ -128,7 +128,7 @@ class _Table:
 def _data_text(filename: str) -> str:
     from importlib.resources import files
 
-    return files("pytest_co2").joinpath("data", filename).read_text(encoding="utf-8")
+    return (files("pytest_co2") / "data" / filename).read_text(encoding="utf-8")
 
 
 @cache

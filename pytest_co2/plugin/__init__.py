@@ -31,12 +31,12 @@ from .options import Settings, add_options, resolve
 if TYPE_CHECKING:
     from ..reporting.baseline import Baseline, Comparison
     from ..reporting.json_report import Report
-    from ..reporting.model import Budget, BudgetVerdict, Result
+    from ..reporting.model import Budget, BudgetVerdict, Result  # noqa: F401 (stash key types)
     from .fixture import Co2Meter
 
 STATE_KEY = pytest.StashKey["Co2Plugin"]()
 METER_KEY = pytest.StashKey["Co2Meter"]()
-RESULTS_KEY = pytest.StashKey["list[Result]"]()  # every result of the item so far
+RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
 VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
 SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
 
@@ -80,7 +80,9 @@ def _list_backends_in_help(config: pytest.Config) -> None:
     optparser = getattr(getattr(config, "_parser", None), "optparser", None)
     for action in getattr(optparser, "_actions", ()):
         if "--co2-backend" in getattr(action, "option_strings", ()):
-            action.help = f"energy source, one of: {', '.join(backend_names(config))} (default auto)"
+            action.help = (
+                f"energy source, one of: {', '.join(backend_names(config))} (default auto)"
+            )
 
 
 @pytest.fixture

@@ -91,7 +91,9 @@ class BackendProvider:
         spec = self.settings.backend
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            backend = self.config.hook.pytest_co2_make_backend(config=self.config, spec=spec)
+            backend: Backend | None = self.config.hook.pytest_co2_make_backend(
+                config=self.config, spec=spec
+            )
             if backend is None:
                 try:
                     backend = make_backend(spec, cpu_tdp_w=self.settings.cpu_tdp)

@@ -247,7 +247,7 @@ def tests_from_dicts(items: Any, where: str = "tests") -> list[TestRecord]:
     return out
 
 
-_RESULT_FIELDS = {
+_RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "unit": str,
     "steps": int,
