@@ -8,11 +8,12 @@ parsed arguments and returns an exit code. Bad input is reported as one line,
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NoReturn
 
 from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh, parse_pue
-from .carbon.intensity import IntensityError, list_regions, lookup, parse_month
+from .carbon.intensity import IntensityError, list_regions, lookup, normalize_month
+from .plugin.options import argparse_type
 
 PROG = "pytest-co2"
 
@@ -28,32 +29,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {' '.join(message.split())}\n")
 
 
-def _arg_type(func: Callable[[str], object], name: str) -> Callable[[str], object]:
-    """Wrap a parser so argparse shows its own one-line message (not "invalid value")."""
-
-    def parse(text: str) -> object:
-        try:
-            return func(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    parse.__name__ = name
-    return parse
-
-
-def _month_arg(text: str) -> str:
-    year, month = parse_month(text)
-    return f"{year:04d}-{month:02d}"
-
-
 def _intensity_arg(text: str) -> float:
     return lookup(None, intensity_g_per_kwh=text).g_per_kwh  # type: ignore[arg-type]
 
 
-_ENERGY = _arg_type(parse_energy_kwh, "energy")
-_PUE = _arg_type(parse_pue, "pue")
-_MONTH = _arg_type(_month_arg, "month")
-_INTENSITY = _arg_type(_intensity_arg, "intensity")
+_ENERGY = argparse_type(parse_energy_kwh, "energy")
+_PUE = argparse_type(parse_pue, "pue")
+_MONTH = argparse_type(normalize_month, "month")
+_INTENSITY = argparse_type(_intensity_arg, "intensity")
 
 
 def _format_kg(kg: float) -> str:

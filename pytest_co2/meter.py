@@ -9,7 +9,7 @@ from .measure.idle import measure_idle_w
 from .measure.meter import GROUP_FACTOR, Meter, Window, group_windows
 from .measure.records import DeviceEnergy, Measurement, Projection
 from .measure.stats import Stats, t975
-from .units import J_PER_KWH
+from .constants import J_PER_KWH
 
 __all__ = [
     "GROUP_FACTOR",

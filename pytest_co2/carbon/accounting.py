@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from ..constants import DEFAULT_REGION
 from .emission import DEFAULT_PUE, Emission, emission
 from .intensity import Intensity, lookup
 
 if TYPE_CHECKING:
     from ..measure.records import Projection
-
-DEFAULT_REGION = "EU27"  # the paper's default region
 
 
 class Accounting:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..units import J_PER_KWH
+from ..constants import DEFAULT_PUE, J_PER_KWH
 
 if TYPE_CHECKING:
     from .intensity import Intensity
@@ -29,8 +29,6 @@ __all__ = [
     "parse_energy_kwh",
     "parse_pue",
 ]
-
-DEFAULT_PUE = 1.55  # Bouza et al., as used by the paper
 
 
 def j_to_kwh(energy_j: float) -> float:

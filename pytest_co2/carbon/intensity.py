@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
+from ..constants import DEFAULT_REGION
+
 __all__ = [
     "Intensity",
     "IntensityError",
@@ -32,7 +34,6 @@ __all__ = [
     "parse_month",
 ]
 
-DEFAULT_REGION = "EU27"
 _HINT = "Use an ISO code (SE, DE, US-CA) or a name; `pytest-co2 regions` lists them"
 # Extra spellings that resolve to a canonical code (keys are case-folded).
 _ALIASES = {
@@ -419,3 +420,9 @@ def monthly_coverage(*, csv_path: str | os.PathLike[str] | None = None) -> dict[
     return {
         code: _month_ranges((y, m) for (c, y, m) in table.monthly if c == code) for code in codes
     }
+
+
+def normalize_month(text: str) -> str:
+    """``"2022-3"`` or ``" 2022-03 "`` -> ``"2022-03"``; IntensityError (one line) otherwise."""
+    year, month = parse_month(str(text).strip())
+    return f"{year:04d}-{month:02d}"

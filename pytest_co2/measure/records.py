@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..backends.base import Device
-from ..units import J_PER_KWH
+from ..constants import J_PER_KWH
 from .stats import Stats, json_num, num, t975
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from ..constants import DEFAULT_PUE, DEFAULT_REGION
+
 DEFAULT_UNIT = "iteration"
 BUDGET_MODES = ("fail", "warn")
 REPORT_MODES = ("off", "summary", "full")
@@ -93,10 +95,9 @@ def parse_regions(text: str) -> tuple[str, ...]:
 
 
 def parse_month(text: str) -> str:
-    from ..carbon.intensity import parse_month as _parse_month
+    from ..carbon.intensity import normalize_month
 
-    year, month = _parse_month(text.strip())
-    return f"{year:04d}-{month:02d}"
+    return normalize_month(text)
 
 
 def parse_backend(text: str) -> str:
@@ -347,11 +348,11 @@ OPTIONS: tuple[Option, ...] = (
 class Settings:
     """Everything the plugin needs from the command line, environment and ini, checked."""
 
-    region: str = "EU27"
+    region: str = DEFAULT_REGION
     month: str | None = None
     intensity: float | None = None
     intensity_file: str | None = None
-    pue: float = 1.55
+    pue: float = DEFAULT_PUE
     extrapolate: dict[str, int] = field(default_factory=dict)
     backend: str = "auto"
     cpu_tdp: float | None = None
@@ -382,8 +383,9 @@ class Settings:
         return ", ".join(f"{n:,} {u}s" for u, n in self.extrapolate.items())
 
 
-def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Wrap a parser so argparse prints its one-line message as a usage error."""
+def argparse_type(parse: Callable[[str], Any], name: str | None = None) -> Callable[[str], Any]:
+    """Wrap a parser so argparse prints its one-line message as a usage error (not
+    "invalid value"); shared by the pytest options and the ``pytest-co2`` command."""
 
     def wrapped(text: str) -> Any:
         try:
@@ -391,7 +393,7 @@ def _argparse_type(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         except ValueError as exc:  # IntensityError and BackendError-as-ValueError included
             raise argparse.ArgumentTypeError(str(exc)) from None
 
-    wrapped.__name__ = getattr(parse, "__name__", "value")
+    wrapped.__name__ = name or str(getattr(parse, "__name__", "value"))
     return wrapped
 
 
@@ -418,7 +420,7 @@ def add_options(parser: pytest.Parser) -> None:
                 default=None,
                 nargs="?",
                 const=opt.const,
-                type=_argparse_type(opt.parse),
+                type=argparse_type(opt.parse),
                 metavar=opt.metavar,
                 help=cli_help,
             )
@@ -427,7 +429,7 @@ def add_options(parser: pytest.Parser) -> None:
                 opt.cli,
                 dest="co2_" + opt.dest,
                 default=None,
-                type=_argparse_type(opt.parse),
+                type=argparse_type(opt.parse),
                 metavar=opt.metavar,
                 help=cli_help,
             )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..carbon.accounting import DEFAULT_REGION
 from ..carbon.emission import DEFAULT_PUE, Emission, emission
 from ..carbon.intensity import Intensity, lookup
+from ..constants import DEFAULT_REGION
 from .budget import evaluate
 from .json_report import Report
 from .model import Result, TestRecord
