@@ -292,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print every fixed/skipped row")
     args = parser.parse_args(argv)
     rows, notes = build(args.source)
+    if any("," in v or '"' in v for row in rows for v in row.values()):
+        raise SystemExit("a field holds a comma or quote: the package reads the table unquoted")
     with args.out.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, FIELDS, lineterminator="\n")
         writer.writeheader()

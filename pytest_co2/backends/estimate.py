@@ -31,7 +31,6 @@ Apache-2.0). Memory: SPECpower watts include the tested server's memory, so the 
 
 from __future__ import annotations
 
-import csv
 import functools
 import math
 import os
@@ -160,21 +159,35 @@ def _row(d: Mapping[str, str]) -> PowerRow:
 
 
 def load_power_table(text: str) -> PowerTable:
-    """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row."""
+    """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row.
+
+    The builder writes no quoted fields (names are normalized, without commas), so lines are
+    split on commas: several times faster than :mod:`csv` at plugin start-up.
+    """
     recent = None
     archs: dict[str, PowerRow] = {}
     models: dict[str, PowerRow] = {}
-    for d in csv.DictReader(text.splitlines()):
-        row = _row(d)
+    vendors: dict[str, str] = {}
+    lines = text.splitlines()
+    header = lines[0].split(",") if lines else []
+    for line in lines[1:]:
+        kind, _, rest = line.partition(",")
+        if kind == "name":  # most rows: the model name's microarchitecture only
+            key, arch, vendor = [*rest.split(","), "", ""][:3]
+            models[key] = PowerRow(kind, key, arch, vendor)
+            vendors[key] = vendor
+            continue
+        row = _row(dict(zip(header, line.split(","), strict=False)))
         if row.kind == "recent":
             recent = row
         elif row.kind == "microarchitecture":
             archs[row.key] = row
-        elif row.kind in ("model", "name"):
+        elif row.kind == "model":
             models[row.key] = row
+            vendors[row.key] = row.vendor
     if recent is None:
         raise ValueError("CPU power table has no 'recent' row")
-    return PowerTable(recent, archs, models, {k: r.vendor for k, r in models.items()})
+    return PowerTable(recent, archs, models, vendors)
 
 
 @functools.lru_cache(maxsize=1)
