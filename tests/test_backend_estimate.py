@@ -499,3 +499,26 @@ def test_read_j_is_cheap() -> None:
             backend.read_j()
         costs.append((time.perf_counter() - t) / 100)
     assert statistics.median(costs) < 50e-6
+
+
+def test_cpu_tdp_on_bare_metal_divides_by_the_real_package_threads(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path,
+        cpuinfo_text(
+            96,
+            vendor="GenuineIntel",
+            family=6,
+            model=85,
+            stepping=7,
+            name="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz",
+            siblings=48,
+        ),
+        cpus_allowed="0-95",
+    )
+    backend, _, _ = backend_on(root, cpu_tdp_w=150.0)
+    assert (backend.full_w_per_thread, backend.idle_w_per_thread) == (3.125, 0.75)
+    assert backend.basis == (
+        "estimated: bare metal, Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz (Cascade Lake), user "
+        "--co2-cpu-tdp 150 W / 48 threads per package (/proc/cpuinfo siblings), idle 0.24 x "
+        "full: 0.75 W idle / 3.12 W full per thread, 96 threads held"
+    )

@@ -299,15 +299,16 @@ def _package_threads(
 ) -> tuple[float, str]:
     """Threads of one CPU package, for TDP / threads, and where the number comes from.
 
-    In a VM ``siblings`` counts the guest's vCPUs, not the host package's threads, so the
-    median package of SPECpower servers with that model (or microarchitecture) is used.
+    On bare metal: ``siblings`` of ``/proc/cpuinfo``. In a VM ``siblings`` counts the guest's
+    vCPUs, not the host package's threads, so the median package of SPECpower servers with
+    that model (or microarchitecture) is used.
     """
     if given is not None:
         return given, "given"
-    if model_row is not None and model_row.threads_per_chip > 0:
-        return model_row.threads_per_chip, "SPECpower servers with this CPU"
     if not vm.is_vm and cpu.siblings:
         return float(cpu.siblings), "/proc/cpuinfo siblings"
+    if model_row is not None and model_row.threads_per_chip > 0:
+        return model_row.threads_per_chip, "SPECpower servers with this CPU"
     if arch_row is not None and arch_row.threads_per_chip > 0:
         return arch_row.threads_per_chip, f"median of {arch_row.microarchitecture} servers"
     if vm.is_vm:
