@@ -53,8 +53,15 @@ def check_backend_spec(text: str) -> str:
     raise ValueError(f"unknown backend {text!r}: expected one of {', '.join(BACKEND_NAMES)}")
 
 
-def make_backend(spec: str = "auto", *, cpu_tdp_w: float | None = None) -> Backend:
+def make_backend(
+    spec: str = "auto",
+    *,
+    cpu_tdp_w: float | None = None,
+    cpu_watts_per_thread: tuple[float, float] | None = None,
+) -> Backend:
     """Open the backend named by ``spec`` (see :data:`BACKEND_NAMES`).
+
+    ``cpu_tdp_w`` and ``cpu_watts_per_thread`` (idle, full; it wins) go to the CPU estimate.
 
     ``auto``: NVML for the visible NVIDIA GPUs where present, plus RAPL for the CPU where
     readable, else the CPU-time estimate. Absent hardware is skipped with a note;
@@ -69,7 +76,7 @@ def make_backend(spec: str = "auto", *, cpu_tdp_w: float | None = None) -> Backe
     if spec == "estimate":
         from .estimate import EstimateBackend
 
-        return EstimateBackend(cpu_tdp_w=cpu_tdp_w)
+        return EstimateBackend(cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread)
     if spec == "rapl":
         from .rapl import RaplBackend
 
@@ -82,10 +89,12 @@ def make_backend(spec: str = "auto", *, cpu_tdp_w: float | None = None) -> Backe
         from .carbontracker_adapter import CarbontrackerBackend
 
         return CarbontrackerBackend()
-    return _make_auto(cpu_tdp_w)
+    return _make_auto(cpu_tdp_w, cpu_watts_per_thread)
 
 
-def _make_auto(cpu_tdp_w: float | None) -> Backend:
+def _make_auto(
+    cpu_tdp_w: float | None, cpu_watts_per_thread: tuple[float, float] | None = None
+) -> Backend:
     from .composite import CompositeBackend
     from .estimate import EstimateBackend
     from .nvml import NvmlBackend
@@ -106,7 +115,7 @@ def _make_auto(cpu_tdp_w: float | None) -> Backend:
         if not isinstance(exc, BackendUnavailable):
             warn(f"RAPL unavailable, falling back to the CPU-time estimate: {exc}")
         notes.append(f"no RAPL: {exc}; CPU energy is estimated")
-        parts.append(EstimateBackend(cpu_tdp_w=cpu_tdp_w))
+        parts.append(EstimateBackend(cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread))
     backend = parts[0] if len(parts) == 1 else CompositeBackend(parts, name="auto")
     backend.notes[:0] = notes
     if backend.name != "auto":

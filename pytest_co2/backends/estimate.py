@@ -1,19 +1,32 @@
-"""``estimate``: energy of this process from its CPU time and resident memory, no counters.
+"""``estimate``: energy of this process from its CPU time, per-thread server power and wall time.
 
-For machines without readable energy counters (VMs, containers, CI runners, laptops
-without RAPL access). Two devices, both labelled ``estimated``:
+For machines without readable energy counters (VMs, containers, CI runners). The model, per
+hardware thread (a vCPU in a VM), with watts measured by SPECpower_ssj2008 on whole servers
+at the wall (memory, fans and power supply included):
 
-- ``cpu:process``: process CPU time (all threads, plus children that have finished and
-  been waited for) x (CPU package TDP / logical CPUs of the package). A busy thread is
-  charged one thread's share of the TDP; an idle or sleeping process is charged nothing.
-  Idle power of the machine is deliberately not included.
-- ``memory:process``: resident set size x :data:`MEMORY_W_PER_GB` x wall time. The RSS
-  is sampled at most every :data:`RSS_REFRESH_S` seconds by :meth:`read_j` and
-  integrated piecewise (the power of a segment is the RSS at its start).
+    energy = CPU seconds x (full - idle) W/thread + idle W/thread x CPUs held x wall seconds
 
-The TDP comes from the user (``--co2-cpu-tdp``), else from the table shipped in
-``pytest_co2/data/cpu_power.csv`` (carbontracker's, MIT; see ``cpu_power.LICENSE.md``),
-else :data:`DEFAULT_TDP_W` with a note and a one-time warning. Never 0.
+CPU seconds: all threads of the process plus its finished, waited-for children. CPUs held:
+the CPUs the process may use, min(visible CPUs, affinity mask, cgroup CPU quota), possibly
+fractional; their idle power is the share of the machine the job occupies whether it is busy
+or not, so the figure means what a counter means (idle included) and ``--co2-subtract-idle``
+leaves the dynamic part. The same holds on bare metal: there the CPUs held are real threads.
+
+Where the watts per thread come from, first that applies:
+
+1. ``--co2-cpu-watts-per-thread=IDLE,FULL`` (:func:`parse_watts_per_thread`);
+2. ``--co2-cpu-tdp=W``: full = TDP / threads of one package, idle = :data:`TDP_IDLE_FRACTION`
+   x full (a package figure: memory and the rest of the server are not in it);
+3. the CPU model named in ``/proc/cpuinfo``, where SPECpower has results for it;
+4. its microarchitecture: from the model name, else from CPUID vendor/family/model(/stepping)
+   (:mod:`.cpuinfo`), which also works when a hypervisor masks the name;
+5. unknown CPU: the median of all results published since 2021, labelled so.
+
+The figures are medians over servers (``pytest_co2/data/cpu_power_per_thread.csv``, built by
+``tools/build_cpu_power.py`` from Cloud Carbon Footprint's collection of the results,
+Apache-2.0). Memory: SPECpower watts include the tested server's memory, so the old RSS x
+0.375 W/GB term is off by default (``memory_w_per_gb=0``) to avoid counting it twice; the
+``memory:process`` device stays, reading 0, unless a figure is passed.
 """
 
 from __future__ import annotations
@@ -22,176 +35,285 @@ import functools
 import math
 import os
 import platform
-import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
+from pathlib import Path
 
 from .base import Backend, BackendError, Device, Method, warn
+from .cpuinfo import (
+    DEFAULT_ROOT,
+    CpuAllowance,
+    CpuInfo,
+    Virtualization,
+    cpu_allowance,
+    detect_vm,
+    in_container,
+    match_cpu_model,
+    microarchitecture,
+    read_cpuinfo,
+)
 
 try:  # POSIX only; on Windows the children term comes from os.times (0 there)
     import resource as _resource
 except ImportError:  # pragma: no cover - Windows
     _resource = None  # type: ignore[assignment]
 
-# Memory power per GB of resident memory: 3 W per 8 GB of DDR3/DDR4 = 0.375 W/GB.
-# Source: Crucial, "How much power does memory use?" (support FAQ,
-# https://www.crucial.com/support/articles-faq-memory/how-much-power-does-memory-use),
-# the heuristic codecarbon used before its v3 (it applied it to installed RAM, in GiB;
-# we apply it to this process's RSS, GB = 2**30 bytes). Green Algorithms uses a close
-# 0.3725 W/GB. It is a rough data-sheet figure: real DRAM power depends far more on
-# access rate than on size, so this term is an order of magnitude, not a measurement.
-MEMORY_W_PER_GB = 0.375
 BYTES_PER_GB = 2**30
-MEMORY_SOURCE = "3 W per 8 GB of DDR3/DDR4 from Crucial's data, codecarbon's heuristic before v3"
+# Off by default: SPECpower's whole-server watts include memory. A figure such as 0.375 W/GB
+# (3 W per 8 GB of DDR3/DDR4, Crucial's data sheet heuristic) can still be passed.
+MEMORY_W_PER_GB = 0.0
+LEGACY_MEMORY_W_PER_GB = 0.375
 
-# TDP used when the CPU model is not in the table. 100 W sits between the median TDP of
-# the table's rows (65 W, mostly desktop parts) and the median of its server rows (Xeon
-# and EPYC, 115 W), and is a round number nobody mistakes for a measurement. The user
-# is told to set --co2-cpu-tdp.
-DEFAULT_TDP_W = 100.0
+# Idle power as a fraction of full load for --co2-cpu-tdp: the median idle / median full
+# watts per thread of the SPECpower results since 2021 (0.6875 / 2.8517 = 0.241), rounded.
+TDP_IDLE_FRACTION = 0.24
 
 # The RSS is re-read at most this often (a /proc read costs ~10 us; read_j must not).
 RSS_REFRESH_S = 0.1
 
-TDP_TABLE_SOURCE = "carbontracker TDP table"
-USER_TDP_SOURCE = "user --co2-cpu-tdp"
-DEFAULT_TDP_SOURCE = "default"
+TABLE_FILE = "data/cpu_power_per_thread.csv"
+WATTS_OPTION = "--co2-cpu-watts-per-thread"
+TDP_OPTION = "--co2-cpu-tdp"
+USER_WATTS_SOURCE = f"user {WATTS_OPTION}"
+USER_TDP_SOURCE = f"user {TDP_OPTION}"
+SPECPOWER_SOURCE = "SPECpower"
 
-_WARNED_MODELS: set[str] = set()  # warn once per process and CPU model
-
-
-# -- CPU model and thread count -------------------------------------------------------------
-def _cpuinfo_field(field: str) -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, sep, value = line.partition(":")
-                if sep and key.strip() == field:
-                    return value.strip() or None
-    except OSError:
-        pass
-    return None
+_WARNED: set[str] = set()  # warn once per process about an unknown CPU
 
 
-def cpu_model() -> str:
-    """The CPU model string: /proc/cpuinfo ``model name``, else ``platform.processor()``."""
-    return _cpuinfo_field("model name") or platform.processor().strip() or "unknown CPU"
+# -- the override --------------------------------------------------------------------------
+def parse_watts_per_thread(text: str) -> tuple[float, float]:
+    """``"IDLE,FULL"`` watts per hardware thread -> (idle, full); 0 <= idle <= full, full > 0.
 
-
-def threads_per_package() -> int:
-    """Logical CPUs of one package (/proc/cpuinfo ``siblings``), else ``os.cpu_count()``.
-
-    The TDP in the table is per package, so it is shared by that package's threads, not by
-    all the threads of a multi-socket machine.
+    Raises :class:`ValueError` with one line naming the value and the accepted form.
     """
-    siblings = _cpuinfo_field("siblings")
-    if siblings and siblings.isdigit() and int(siblings) > 0:
-        return int(siblings)
-    return os.cpu_count() or 1
-
-
-# -- the TDP table -----------------------------------------------------------------------
-_NOISE = [
-    re.compile(r"\((?:r|tm|c)\)|®|™"),
-    re.compile(r"@.*$"),  # "@ 2.30GHz"
-    re.compile(r"\b(?:with|w/)\s+radeon\b.*$"),  # "with Radeon Graphics"
-    re.compile(r"\b\d+-core\b"),
-    re.compile(r"\b(?:cpu|processor)\b"),
-]
-
-
-def normalize_cpu_name(name: str) -> str:
-    """Lower case, without trademarks, frequency, ``CPU``, ``Processor``, ``N-Core``."""
-    text = name.lower()
-    for pattern in _NOISE:
-        text = pattern.sub(" ", text)
-    return " ".join(text.split())
-
-
-def _parse_tdp(text: str) -> float | None:
-    text = text.strip()
-    parts = text.split(".")
-    if len(parts) == 3:  # "27.29.5": a range 27-29.5 W; take the upper bound
-        text = f"{parts[1]}.{parts[2]}"
+    form = f"expected {WATTS_OPTION}=IDLE,FULL in watts per thread, 0 <= IDLE <= FULL, e.g. 0.4,2"
+    parts = text.split(",")
     try:
-        value = float(text)
+        if len(parts) != 2:
+            raise ValueError
+        idle, full = float(parts[0]), float(parts[1])
     except ValueError:
-        return None
-    return value if math.isfinite(value) and value > 0 else None
+        raise ValueError(f"invalid watts per thread {text!r}: {form}") from None
+    if not (math.isfinite(idle) and math.isfinite(full) and 0 <= idle <= full and full > 0):
+        raise ValueError(f"invalid watts per thread {text!r}: {form}")
+    return idle, full
 
 
-@functools.lru_cache(maxsize=1)
-def _table_lines() -> tuple[list[str], list[str]]:
-    """The table's data lines ``name,tdp`` as shipped, and the same lines in lower case."""
-    raw = resources.files("pytest_co2").joinpath("data/cpu_power.csv").read_text("utf-8")
-    lines = raw.splitlines()[1:]  # no quoting in this file: one comma per line
-    return lines, raw.lower().splitlines()[1:]
+# -- the shipped table ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class PowerRow:
+    """One row of the table: medians (and quartiles) of watts per thread over ``n`` results."""
+
+    kind: str  # "recent" | "microarchitecture" | "model" | "name" (no figures)
+    key: str
+    microarchitecture: str
+    vendor: str
+    n: int = 0
+    idle_w: float = 0.0
+    full_w: float = 0.0
+    idle_q1: float = 0.0
+    idle_q3: float = 0.0
+    full_q1: float = 0.0
+    full_q3: float = 0.0
+    threads_per_chip: float = 0.0
+    years: str = ""
+
+    @property
+    def spread(self) -> str:
+        return (
+            f"IQR idle {self.idle_q1:.2f}-{self.idle_q3:.2f} W, "
+            f"full {self.full_q1:.2f}-{self.full_q3:.2f} W per thread, published {self.years}"
+        )
 
 
-def _rows(keep: Callable[[str], bool] | None = None) -> list[tuple[str, str, float]]:
-    """(name, lower-case name, TDP in W) of the usable rows whose lower-case line ``keep`` accepts."""
-    lines, lower = _table_lines()
-    rows = []
-    for line, low in zip(lines, lower, strict=False):
-        if keep is not None and not keep(low):
-            continue
-        name, _, tdp_text = line.rpartition(",")
-        tdp = _parse_tdp(tdp_text)
-        if name and tdp is not None:
-            rows.append((name.strip(), low.rpartition(",")[0], tdp))
-    return rows
+@dataclass(frozen=True)
+class PowerTable:
+    recent: PowerRow
+    architectures: Mapping[str, PowerRow]  # id -> row; the row's ``microarchitecture`` is its name
+    models: Mapping[str, PowerRow]  # normalized model name -> row (figures or a name row)
+    model_vendors: Mapping[str, str]  # normalized model name -> vendor, for matching
 
 
-def _normalized(rows: Iterable[tuple[str, str, float]]) -> dict[str, tuple[str, float]]:
-    table: dict[str, tuple[str, float]] = {}
-    for name, _, tdp in rows:
-        key = normalize_cpu_name(name)
-        if key and (key not in table or tdp > table[key][1]):
-            table[key] = (name, tdp)
-    return table
+def _row(d: Mapping[str, str]) -> PowerRow:
+    def num(k: str) -> float:
+        return float(d.get(k) or 0.0)
+
+    return PowerRow(
+        kind=d["kind"],
+        key=d["key"],
+        microarchitecture=d.get("microarchitecture", ""),
+        vendor=d.get("vendor", ""),
+        n=int(d.get("n") or 0),
+        idle_w=num("idle_w"),
+        full_w=num("full_w"),
+        idle_q1=num("idle_q1"),
+        idle_q3=num("idle_q3"),
+        full_q1=num("full_q1"),
+        full_q3=num("full_q3"),
+        threads_per_chip=num("threads_per_chip"),
+        years=d.get("years", ""),
+    )
 
 
-@functools.lru_cache(maxsize=1)
-def tdp_table() -> dict[str, tuple[str, float]]:
-    """Normalized name -> (name as in the table, TDP in W), from ``data/cpu_power.csv``."""
-    return _normalized(_rows())
+def load_power_table(text: str) -> PowerTable:
+    """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row.
 
-
-def lookup_tdp(model: str) -> tuple[float | None, str]:
-    """TDP (W) of ``model`` from the table, and how it was found (or why not).
-
-    Exact normalized match first, then the longest table name found as whole words in the
-    model string (a name must contain a digit: a bare family name identifies nothing).
-    Only rows that could match (they contain every word of the model, or one of its words
-    with a digit) are normalized, which keeps plugin start-up fast.
+    The builder writes no quoted fields (names are normalized, without commas), so lines are
+    split on commas: several times faster than :mod:`csv` at plugin start-up.
     """
-    key = normalize_cpu_name(model)
-    tokens = key.split()
-    digit_tokens = [t for t in tokens if any(c.isdigit() for c in t)]
+    recent = None
+    archs: dict[str, PowerRow] = {}
+    models: dict[str, PowerRow] = {}
+    vendors: dict[str, str] = {}
+    lines = text.splitlines()
+    header = lines[0].split(",") if lines else []
+    for line in lines[1:]:
+        kind, _, rest = line.partition(",")
+        if kind == "name":  # most rows: the model name's microarchitecture only
+            key, arch, vendor = [*rest.split(","), "", ""][:3]
+            models[key] = PowerRow(kind, key, arch, vendor)
+            vendors[key] = vendor
+            continue
+        row = _row(dict(zip(header, line.split(","), strict=False)))
+        if row.kind == "recent":
+            recent = row
+        elif row.kind == "microarchitecture":
+            archs[row.key] = row
+        elif row.kind == "model":
+            models[row.key] = row
+            vendors[row.key] = row.vendor
+    if recent is None:
+        raise ValueError("CPU power table has no 'recent' row")
+    return PowerTable(recent, archs, models, vendors)
 
-    def could_match(low: str) -> bool:
-        if any(t in low for t in digit_tokens):
-            return True
-        if not all(t in low for t in tokens):
-            return False
-        if digit_tokens:
-            return True
-        # a model without digits matches exactly only a table name without digits
-        name = _NOISE[3].sub(" ", low.rpartition(",")[0].split("@")[0])
-        return not any(c.isdigit() for c in name)
 
-    table = _normalized(_rows(could_match))
-    if key in table:
-        name, tdp = table[key]
-        return tdp, f"{TDP_TABLE_SOURCE}: {name!r}"
-    for length in range(len(tokens) - 1, 0, -1):
-        for start in range(len(tokens) - length + 1):
-            candidate = " ".join(tokens[start : start + length])
-            if candidate in table and any(c.isdigit() for c in candidate):
-                name, tdp = table[candidate]
-                return tdp, f"{TDP_TABLE_SOURCE}: {name!r} (contained in {model!r})"
-    return None, f"CPU model {model!r} is not in the TDP table"
+@functools.lru_cache(maxsize=1)
+def power_table() -> PowerTable:
+    """The shipped table (``pytest_co2/data/cpu_power_per_thread.csv``), parsed once."""
+    return load_power_table(resources.files("pytest_co2").joinpath(TABLE_FILE).read_text("utf-8"))
+
+
+# -- choosing the watts per thread ---------------------------------------------------------
+@dataclass(frozen=True)
+class PerThreadPower:
+    """Idle and full-load watts per hardware thread, and where they come from."""
+
+    idle_w: float
+    full_w: float
+    cpu: str  # what the CPU was identified as, e.g. "AMD Zen 5 (CPUID family 26)"
+    source: str  # e.g. "SPECpower median of 43 servers"
+    spread: str = ""  # the spread of the data behind a median
+    unknown: bool = False  # the CPU was not identified: the all-results fallback
+    threads_per_package: float | None = None  # TDP mode: the divisor used
+    notes: tuple[str, ...] = ()
+
+
+def _short(arch_name: str) -> str:
+    """``AMD Zen 3`` -> ``Zen 3``: the name without its vendor, after a model name."""
+    return arch_name.split(" ", 1)[1] if " " in arch_name else arch_name
+
+
+def identify(
+    cpu: CpuInfo, table: PowerTable
+) -> tuple[PowerRow | None, PowerRow | None, str, list[str]]:
+    """(model row with figures or None, microarchitecture row or None, CPU text, notes)."""
+    notes: list[str] = []
+    name = cpu.model_name
+    key = match_cpu_model(name, table.model_vendors) if name else None
+    model_row = table.models.get(key) if key else None
+    arch_id, how = microarchitecture(cpu)
+    if model_row is not None:
+        named_arch = model_row.microarchitecture
+        arch_row = table.architectures.get(named_arch)
+        if arch_id and arch_id != named_arch and arch_row is not None:
+            notes.append(f"model name {name!r} ({arch_row.microarchitecture}) wins over {how}")
+        if model_row.kind == "model":
+            label = f"{name} ({_short(arch_row.microarchitecture)})" if arch_row else name
+            return model_row, arch_row, label, notes
+        if arch_row is not None:
+            return None, arch_row, f"{name} ({_short(arch_row.microarchitecture)})", notes
+    if name:
+        notes.append(f"model name {name!r} is not a CPU model in the SPECpower table")
+    arch_row = table.architectures.get(arch_id) if arch_id else None
+    if arch_row is not None:
+        return None, arch_row, f"{arch_row.microarchitecture} ({how})", notes
+    if arch_id:
+        notes.append(f"{arch_id} ({how}) has no SPECpower results")
+    else:
+        notes.append(f"microarchitecture not identified ({how})")
+    vendor = f"vendor {cpu.vendor}" if cpu.vendor else "no vendor"
+    label = f"unknown CPU {name!r} ({vendor}, {how})" if name else f"unknown CPU ({vendor}, {how})"
+    return None, None, label, notes
+
+
+def resolve_power(
+    cpu: CpuInfo,
+    vm: Virtualization,
+    *,
+    watts_per_thread: tuple[float, float] | None = None,
+    tdp_w: float | None = None,
+    threads_per_package: float | None = None,
+    table: PowerTable | None = None,
+) -> PerThreadPower:
+    """The watts per thread for ``cpu`` (see the module docstring for the order)."""
+    table = table if table is not None else power_table()
+    model_row, arch_row, label, notes = identify(cpu, table)
+    if watts_per_thread is not None:
+        idle, full = watts_per_thread
+        return PerThreadPower(idle, full, label, USER_WATTS_SOURCE, notes=tuple(notes))
+    if tdp_w is not None:
+        threads, why = _package_threads(cpu, vm, model_row, arch_row, table, threads_per_package)
+        full = tdp_w / threads
+        source = (
+            f"{USER_TDP_SOURCE} {tdp_w:g} W / {threads:g} threads per package ({why}), "
+            f"idle {TDP_IDLE_FRACTION:g} x full"
+        )
+        return PerThreadPower(
+            full * TDP_IDLE_FRACTION, full, label, source, "", False, threads, tuple(notes)
+        )
+    row = model_row or arch_row
+    if row is not None:
+        with_cpu = " with this CPU" if row is model_row else ""
+        source = f"{SPECPOWER_SOURCE} median of {row.n} servers{with_cpu}"
+        return PerThreadPower(row.idle_w, row.full_w, label, source, row.spread, notes=tuple(notes))
+    recent = table.recent
+    source = (
+        f"{SPECPOWER_SOURCE} median of {recent.n} servers published {recent.key.split()[-1]} "
+        f"(CPU unknown: set {WATTS_OPTION}=IDLE,FULL)"
+    )
+    return PerThreadPower(
+        recent.idle_w, recent.full_w, label, source, recent.spread, True, notes=tuple(notes)
+    )
+
+
+def _package_threads(
+    cpu: CpuInfo,
+    vm: Virtualization,
+    model_row: PowerRow | None,
+    arch_row: PowerRow | None,
+    table: PowerTable,
+    given: float | None,
+) -> tuple[float, str]:
+    """Threads of one CPU package, for TDP / threads, and where the number comes from.
+
+    On bare metal: ``siblings`` of ``/proc/cpuinfo``. In a VM ``siblings`` counts the guest's
+    vCPUs, not the host package's threads, so the median package of SPECpower servers with
+    that model (or microarchitecture) is used.
+    """
+    if given is not None:
+        return given, "given"
+    if not vm.is_vm and cpu.siblings:
+        return float(cpu.siblings), "/proc/cpuinfo siblings"
+    if model_row is not None and model_row.threads_per_chip > 0:
+        return model_row.threads_per_chip, "SPECpower servers with this CPU"
+    if arch_row is not None and arch_row.threads_per_chip > 0:
+        return arch_row.threads_per_chip, f"median of {arch_row.microarchitecture} servers"
+    if vm.is_vm:
+        return table.recent.threads_per_chip, "VM: host package unknown, median of recent servers"
+    return float(os.cpu_count() or 1), "os.cpu_count()"
 
 
 # -- process CPU time and RSS ----------------------------------------------------------------
@@ -237,11 +359,17 @@ def rss_bytes_peak() -> int:
 
 
 class EstimateBackend(Backend):
-    """CPU energy from process CPU time x TDP per thread, memory energy from RSS x W/GB.
+    """Process energy from CPU time and the per-thread power of SPECpower servers.
 
-    ``process_times``, ``rss_bytes`` and ``clock`` replace the process's CPU seconds, RSS
-    in bytes and the wall clock (tests). ``n_cpus`` overrides the threads per package.
-    :meth:`read_j` takes no lock: call it from one thread (the meter does).
+    Devices: ``cpu:process`` (the model above) and ``memory:process`` (RSS x
+    ``memory_w_per_gb`` x wall time; 0 by default, see the module docstring).
+
+    ``watts_per_thread`` (idle, full) and ``cpu_tdp_w`` are the user's overrides;
+    ``n_cpus`` the threads of one package for the TDP mode; ``cpus_held`` replaces the CPUs
+    the process may use; ``root`` is where ``proc/`` and ``sys/`` are read (tests pass fake
+    trees). ``cpu_model`` replaces the model name read from ``/proc/cpuinfo``.
+    ``process_times``, ``rss_bytes`` and ``clock`` replace the process's CPU seconds, RSS in
+    bytes and the wall clock. :meth:`read_j` takes no lock: call it from one thread.
     """
 
     name = "estimate"
@@ -255,61 +383,64 @@ class EstimateBackend(Backend):
         rss_bytes: Callable[[], int] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         n_cpus: int | None = None,
+        *,
+        watts_per_thread: tuple[float, float] | None = None,
+        cpus_held: float | None = None,
+        root: str | Path = DEFAULT_ROOT,
     ) -> None:
         super().__init__()
-        if cpu_tdp_w is not None and not (math.isfinite(cpu_tdp_w) and cpu_tdp_w > 0):
-            raise BackendError(f"invalid CPU TDP {cpu_tdp_w!r}: expected watts > 0, e.g. 65")
-        if not (math.isfinite(memory_w_per_gb) and memory_w_per_gb >= 0):
-            raise BackendError(f"invalid memory power {memory_w_per_gb!r}: expected W/GB >= 0")
-        if n_cpus is not None and n_cpus < 1:
-            raise BackendError(f"invalid thread count {n_cpus!r}: expected >= 1")
-        self.cpu_model_name = cpu_model if cpu_model is not None else _detect_cpu_model()
-        self.n_cpus = int(n_cpus) if n_cpus is not None else threads_per_package()
-        if cpu_tdp_w is not None:
-            self.tdp_w, self.tdp_source = float(cpu_tdp_w), USER_TDP_SOURCE
-        else:
-            tdp, why = lookup_tdp(self.cpu_model_name)
-            if tdp is not None:
-                self.tdp_w, self.tdp_source = tdp, TDP_TABLE_SOURCE
-                self.notes.append(f"CPU TDP {tdp:g} W from the {why}")
-            else:
-                self.tdp_w, self.tdp_source = DEFAULT_TDP_W, DEFAULT_TDP_SOURCE
-                message = (
-                    f"{why}; using the default {DEFAULT_TDP_W:g} W: "
-                    "set --co2-cpu-tdp=WATTS for your CPU"
-                )
-                self.notes.append(message)
-                if self.cpu_model_name not in _WARNED_MODELS:
-                    _WARNED_MODELS.add(self.cpu_model_name)
-                    warn(message)
-        self.memory_w_per_gb = float(memory_w_per_gb)
-        # joules per CPU-second: one thread's share of the package TDP
-        self.cpu_w_per_thread = self.tdp_w / self.n_cpus
-
-        self._process_times = process_times or process_cpu_s
-        if rss_bytes is None:
-            rss_bytes = rss_bytes_proc
-            try:
-                rss_bytes()
-            except (OSError, ValueError, IndexError):
-                rss_bytes = rss_bytes_peak
-                self.notes.append("memory: /proc/self/statm is unreadable; using the peak RSS")
-        self._rss_bytes = rss_bytes
-        self._clock = clock
-        self.notes.append(
-            f"memory: process RSS x {self.memory_w_per_gb:g} W/GB"
-            + (f" ({MEMORY_SOURCE})" if self.memory_w_per_gb == MEMORY_W_PER_GB else "")
-            + f", RSS sampled at most every {RSS_REFRESH_S:g} s"
+        watts_per_thread = _check_arguments(
+            cpu_tdp_w, memory_w_per_gb, n_cpus, cpus_held, watts_per_thread
         )
+        self._root = root = Path(root)
+        cpu = read_cpuinfo(root / "proc" / "cpuinfo")
+        if cpu.problem:
+            self.notes.append(f"CPU identification: {cpu.problem}; using the next fallback")
+        if cpu_model is not None:
+            cpu = replace(cpu, model_name=" ".join(cpu_model.split()))
+        self.cpu_info = cpu
+        self.virtualization = vm = detect_vm(cpu, root / "sys" / "class" / "dmi" / "id")
+        self.allowance: CpuAllowance | None = None
+        if cpus_held is None:
+            self.allowance = cpu_allowance(root)
+            self.notes.extend(f"CPUs held: {n}; using the next limit" for n in self.allowance.notes)
+            cpus_held = self.allowance.cpus
+        self.cpus_held = float(cpus_held)
+        self.power = power = resolve_power(
+            cpu,
+            vm,
+            watts_per_thread=watts_per_thread,
+            tdp_w=cpu_tdp_w,
+            threads_per_package=float(n_cpus) if n_cpus is not None else None,
+        )
+        self.idle_w_per_thread = power.idle_w
+        self.full_w_per_thread = power.full_w
+        # joules per CPU-second above idle, and watts of the idle CPUs held
+        self.dynamic_w_per_thread = power.full_w - power.idle_w
+        self.idle_w_held = power.idle_w * self.cpus_held
+        self.cpu_w_per_thread = power.full_w  # what one busy thread draws in all
+        self._legacy_attributes(cpu, power, cpu_tdp_w, n_cpus)
 
+        self.basis = self._basis()
+        self.notes[:0] = [self.basis, *power.notes]
+        self.notes.append(f"machine: {vm.evidence}")
+        if power.spread:
+            self.notes.append(
+                f"SPECpower spread: {power.spread} (ssj2008, whole server at the wall)"
+            )
+        if power.unknown and power.cpu not in _WARNED:
+            _WARNED.add(power.cpu)
+            warn(f"CPU estimate for an {power.cpu}: {power.source}")
+
+        self.memory_w_per_gb = float(memory_w_per_gb)
+        self._process_times = process_times or process_cpu_s
+        self._rss_bytes = self._rss_reader(rss_bytes)
+        self._clock = clock
         self.devices = (
             Device(
                 id="cpu:process",
                 kind="cpu",
-                label=(
-                    f"{self.cpu_model_name} (TDP {self.tdp_w:g} W / {self.n_cpus} threads, "
-                    f"{self.tdp_source})"
-                ),
+                label=self.basis,
                 method=Method.ESTIMATED,
                 update_period_s=cpu_time_resolution_s() if process_times is None else 0.0,
                 shared=False,
@@ -317,7 +448,7 @@ class EstimateBackend(Backend):
             Device(
                 id="memory:process",
                 kind="memory",
-                label=f"process RSS x {self.memory_w_per_gb:g} W/GB",
+                label=self._memory_label(),
                 method=Method.ESTIMATED,
                 update_period_s=0.0,
                 shared=False,
@@ -325,16 +456,87 @@ class EstimateBackend(Backend):
         )
         self._cpu0_s = self._process_times()
         now = self._clock()
+        self._t0 = now
         self._mem_acc_j = 0.0  # memory energy up to the start of the current segment
         self._seg_t = now  # start of the current segment
         self._mem_power_w = self._rss_power_w()
 
+    def _legacy_attributes(
+        self, cpu: CpuInfo, power: PerThreadPower, cpu_tdp_w: float | None, n_cpus: int | None
+    ) -> None:
+        """``cpu_model_name``, ``n_cpus``, ``tdp_w``, ``tdp_source``: read by the plugin today.
+
+        Without ``--co2-cpu-tdp``, ``tdp_w`` is not a TDP but the full-load watts per thread
+        x ``n_cpus`` (the threads of one package where known, else the CPUs seen).
+        """
+        self.cpu_model_name = cpu.model_name or platform.processor().strip() or "unknown CPU"
+        if n_cpus is not None:
+            self.n_cpus = int(n_cpus)
+        elif power.threads_per_package:
+            self.n_cpus = max(round(power.threads_per_package), 1)
+        else:
+            self.n_cpus = cpu.siblings or cpu.logical_cpus or os.cpu_count() or 1
+        if cpu_tdp_w is not None:
+            self.tdp_w, self.tdp_source = float(cpu_tdp_w), USER_TDP_SOURCE
+        else:
+            self.tdp_w = power.full_w * self.n_cpus
+            self.tdp_source = f"{power.source} x {self.n_cpus} threads, not a TDP"
+
+    def _rss_reader(self, rss_bytes: Callable[[], int] | None) -> Callable[[], int]:
+        if rss_bytes is not None:
+            return rss_bytes
+        try:
+            rss_bytes_proc()
+        except (OSError, ValueError, IndexError):
+            self.notes.append("memory: /proc/self/statm is unreadable; using the peak RSS")
+            return rss_bytes_peak
+        return rss_bytes_proc
+
+    def _memory_label(self) -> str:
+        if self.memory_w_per_gb:
+            label = f"process RSS x {self.memory_w_per_gb:g} W/GB"
+            self.notes.append(f"memory: {label}, RSS sampled at most every {RSS_REFRESH_S:g} s")
+            return label
+        self.notes.append(
+            "memory: in the CPU figure (SPECpower watts are whole servers), not counted again"
+        )
+        return "process memory: in the CPU figure (SPECpower whole-server watts)"
+
+    def _held_text(self) -> str:
+        held = f"{self.cpus_held:g}"
+        a = self.allowance
+        if a is not None and a.limited_by == "quota":
+            return f"{held} CPUs held ({a.quota_source} of {a.visible} visible)"
+        if a is not None and a.limited_by == "affinity":
+            return f"{held} threads held (affinity mask of {a.visible} visible)"
+        unit = "vCPU" if self.virtualization.is_vm else "thread"
+        return f"{held} {unit}{'' if self.cpus_held == 1 else 's'} held"
+
+    def _basis(self) -> str:
+        vm, p = self.virtualization, self.power
+        where = vm.label
+        a = self.allowance
+        if (a is not None and a.limited_by == "quota") or in_container(self._root):
+            where = f"container, {where}"
+        return (
+            f"estimated: {where}, {p.cpu}, {p.source}: {_w(p.idle_w)} W idle / "
+            f"{_w(p.full_w)} W full per thread, {self._held_text()}"
+        )
+
+    def header_line(self) -> str:
+        """One line for the report header, e.g. ``CPU estimated: KVM guest, AMD Zen 5 ...``."""
+        return f"CPU {self.basis}"
+
     def _rss_power_w(self) -> float:
+        if not self.memory_w_per_gb:
+            return 0.0
         return self._rss_bytes() / BYTES_PER_GB * self.memory_w_per_gb
 
     def read_j(self) -> Sequence[float]:
         now = self._clock()
-        cpu_j = (self._process_times() - self._cpu0_s) * self.cpu_w_per_thread
+        cpu_j = (self._process_times() - self._cpu0_s) * self.dynamic_w_per_thread + (
+            self.idle_w_held * (now - self._t0)
+        )
         dt = now - self._seg_t
         if dt >= RSS_REFRESH_S:  # close the segment, start a new one at the current RSS
             self._mem_acc_j += self._mem_power_w * dt
@@ -344,4 +546,36 @@ class EstimateBackend(Backend):
         return (cpu_j, self._mem_acc_j + self._mem_power_w * dt)
 
 
-_detect_cpu_model = cpu_model  # the constructor's ``cpu_model`` argument shadows the function
+def _w(watts: float) -> str:
+    """Watts in a label: two decimals below 10 W (0.22, 1.18), else as given."""
+    return f"{watts:.2f}" if watts < 10 else f"{watts:g}"
+
+
+def _check_arguments(
+    cpu_tdp_w: float | None,
+    memory_w_per_gb: float,
+    n_cpus: int | None,
+    cpus_held: float | None,
+    watts_per_thread: tuple[float, float] | None,
+) -> tuple[float, float] | None:
+    """Raise :class:`BackendError` for a bad argument; return the checked watts per thread."""
+    if cpu_tdp_w is not None and not (math.isfinite(cpu_tdp_w) and cpu_tdp_w > 0):
+        raise BackendError(f"invalid CPU TDP {cpu_tdp_w!r}: expected watts > 0, e.g. 65")
+    if not (math.isfinite(memory_w_per_gb) and memory_w_per_gb >= 0):
+        raise BackendError(f"invalid memory power {memory_w_per_gb!r}: expected W/GB >= 0")
+    if n_cpus is not None and n_cpus < 1:
+        raise BackendError(f"invalid thread count {n_cpus!r}: expected >= 1")
+    if cpus_held is not None and not (math.isfinite(cpus_held) and cpus_held > 0):
+        raise BackendError(f"invalid CPUs held {cpus_held!r}: expected a number > 0")
+    if watts_per_thread is None:
+        return None
+    try:
+        return parse_watts_per_thread(",".join(map(str, watts_per_thread)))
+    except (ValueError, TypeError) as exc:
+        raise BackendError(str(exc)) from None
+
+
+def cpu_model(root: str | Path = DEFAULT_ROOT) -> str:
+    """The CPU model string: ``/proc/cpuinfo`` ``model name``, else ``platform.processor()``."""
+    name = read_cpuinfo(Path(root) / "proc" / "cpuinfo").model_name
+    return name or platform.processor().strip() or "unknown CPU"
