@@ -337,6 +337,10 @@ def test_unknown():
         ("--co2-compare-fail=time:10%", "*invalid --co2-compare-fail 'time:10%'*"),
         ("--co2-save=a/b", "*argument --co2-save: invalid --co2-save name 'a/b'*"),
         (
+            "--co2-cpu-watts-per-thread=2,1",
+            "*argument --co2-cpu-watts-per-thread: invalid watts per thread '2,1': expected*IDLE,FULL*",
+        ),
+        (
             "--co2-idle=-1",
             "*argument --co2-idle: invalid idle measurement time '-1': expected a number >= 0*",
         ),
@@ -630,3 +634,14 @@ def test_a_backend_registered_by_a_conftest_hook_is_selectable(pytester: pytest.
             "ERROR: --co2-backend: unknown backend 'wallplugg': expected one of auto, nvml, *, wallplug*"
         ]
     )
+
+
+def test_cpu_watts_per_thread_override_reaches_the_estimate(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(co2_meter):\n    with co2_meter.measure('m'):\n        pass\n")
+    result = pytester.runpytest(
+        "--co2-backend=estimate", "--co2-cpu-watts-per-thread=0.5,2", "--co2-json=r.json"
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["co2: CPU estimated: *0.50 W idle / 2.00 W full per thread*"])
+    est = json.loads((pytester.path / "r.json").read_text())["session"]["cpu_estimate"]
+    assert (est["idle_w_per_thread"], est["full_w_per_thread"]) == (0.5, 2.0)

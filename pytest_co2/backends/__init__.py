@@ -7,6 +7,8 @@ so ``import pytest_co2`` stays light.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from .base import (
     Backend,
     BackendError,
@@ -27,10 +29,12 @@ __all__ = [
     "Device",
     "Method",
     "check_backend_spec",
+    "find_part",
     "make_backend",
 ]
 
 BACKEND_NAMES = ("auto", "nvml", "rapl", "estimate", "carbontracker", "constant:<watts>")
+_B = TypeVar("_B", bound=Backend)
 BUILTIN_NAMES = tuple(n.split(":", 1)[0] for n in BACKEND_NAMES)
 
 
@@ -53,15 +57,27 @@ def check_backend_spec(text: str) -> str:
     raise ValueError(f"unknown backend {text!r}: expected one of {', '.join(BACKEND_NAMES)}")
 
 
+def find_part(backend: Backend | None, kind: type[_B]) -> _B | None:
+    """The backend, or the part of a composite backend, that is a ``kind``."""
+    if isinstance(backend, kind):
+        return backend
+    for part in getattr(backend, "parts", ()):
+        if isinstance(part, kind):
+            return part
+    return None
+
+
 def make_backend(
     spec: str = "auto",
     *,
     cpu_tdp_w: float | None = None,
     cpu_watts_per_thread: tuple[float, float] | None = None,
+    cpu_share: float = 1.0,
 ) -> Backend:
     """Open the backend named by ``spec`` (see :data:`BACKEND_NAMES`).
 
-    ``cpu_tdp_w`` and ``cpu_watts_per_thread`` (idle, full; it wins) go to the CPU estimate.
+    ``cpu_tdp_w`` and ``cpu_watts_per_thread`` (idle, full; it wins) go to the CPU estimate;
+    ``cpu_share`` is this process's share of the CPUs it may use (1/N of N xdist workers).
 
     ``auto``: NVML for the visible NVIDIA GPUs where present, plus RAPL for the CPU where
     readable, else the CPU-time estimate. Absent hardware is skipped with a note;
@@ -76,7 +92,9 @@ def make_backend(
     if spec == "estimate":
         from .estimate import EstimateBackend
 
-        return EstimateBackend(cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread)
+        return EstimateBackend(
+            cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread, cpu_share=cpu_share
+        )
     if spec == "rapl":
         from .rapl import RaplBackend
 
@@ -89,11 +107,13 @@ def make_backend(
         from .carbontracker_adapter import CarbontrackerBackend
 
         return CarbontrackerBackend()
-    return _make_auto(cpu_tdp_w, cpu_watts_per_thread)
+    return _make_auto(cpu_tdp_w, cpu_watts_per_thread, cpu_share)
 
 
 def _make_auto(
-    cpu_tdp_w: float | None, cpu_watts_per_thread: tuple[float, float] | None = None
+    cpu_tdp_w: float | None,
+    cpu_watts_per_thread: tuple[float, float] | None = None,
+    cpu_share: float = 1.0,
 ) -> Backend:
     from .composite import CompositeBackend
     from .estimate import EstimateBackend
@@ -115,7 +135,11 @@ def _make_auto(
         if not isinstance(exc, BackendUnavailable):
             warn(f"RAPL unavailable, falling back to the CPU-time estimate: {exc}")
         notes.append(f"no RAPL: {exc}; CPU energy is estimated")
-        parts.append(EstimateBackend(cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread))
+        parts.append(
+            EstimateBackend(
+                cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread, cpu_share=cpu_share
+            )
+        )
     backend = parts[0] if len(parts) == 1 else CompositeBackend(parts, name="auto")
     backend.notes[:0] = notes
     if backend.name != "auto":

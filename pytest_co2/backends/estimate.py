@@ -386,6 +386,7 @@ class EstimateBackend(Backend):
         *,
         watts_per_thread: tuple[float, float] | None = None,
         cpus_held: float | None = None,
+        cpu_share: float = 1.0,
         root: str | Path = DEFAULT_ROOT,
     ) -> None:
         super().__init__()
@@ -405,7 +406,10 @@ class EstimateBackend(Backend):
             self.allowance = cpu_allowance(root)
             self.notes.extend(f"CPUs held: {n}; using the next limit" for n in self.allowance.notes)
             cpus_held = self.allowance.cpus
-        self.cpus_held = float(cpus_held)
+        # Several processes of one run (pytest-xdist workers, DDP ranks) share the CPUs they
+        # may use: each is charged its share of their idle power, so the run counts it once.
+        self.cpu_share = float(cpu_share)
+        self.cpus_held = float(cpus_held) * self.cpu_share
         self.power = power = resolve_power(
             cpu,
             vm,
@@ -503,6 +507,9 @@ class EstimateBackend(Backend):
         return "process memory: in the CPU figure (SPECpower whole-server watts)"
 
     def _held_text(self) -> str:
+        if self.cpu_share != 1.0:
+            whole = self.cpus_held / self.cpu_share
+            return f"{self.cpus_held:.3g} of {whole:g} CPUs held (this process's share)"
         held = f"{self.cpus_held:g}"
         a = self.allowance
         if a is not None and a.limited_by == "quota":

@@ -276,7 +276,8 @@ class Co2Plugin:
 
     # -- reporting ---------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
-        from ..reporting.json_report import _find_part
+        from ..backends import find_part
+        from ..backends.estimate import EstimateBackend
 
         s, i = self.settings, self.accounting.intensity
         month = f" {s.month}" if s.month else ""
@@ -286,11 +287,9 @@ class Co2Plugin:
             f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
         ]
         if self.role != "controller":
-            est = _find_part(self.provider.backend, "tdp_w")
+            est = find_part(self.provider.backend, EstimateBackend)
             if est is not None:
-                lines.append(
-                    f"co2: CPU {est.cpu_model_name}, TDP {est.tdp_w:g} W ({est.tdp_source})"
-                )
+                lines.append("co2: " + est.header_line())
             if s.idle:
                 lines.append("co2: " + self.provider.idle_text())
             policy = self.provider.policy

@@ -81,6 +81,12 @@ def parse_pue(text: str) -> float:
     return _parse_pue(text)
 
 
+def parse_watts_per_thread(text: str) -> tuple[float, float]:
+    from ..backends.estimate import parse_watts_per_thread as _parse
+
+    return _parse(text)
+
+
 def parse_region(text: str) -> str:
     from ..carbon.intensity import lookup
 
@@ -262,6 +268,13 @@ OPTIONS: tuple[Option, ...] = (
         "WATTS",
     ),
     Option(
+        "cpu_watts_per_thread",
+        parse_watts_per_thread,
+        "the CPU estimate's idle and full-load watts per hardware thread, e.g. 0.4,1.9 (default: "
+        "SPECpower medians for the CPU model or microarchitecture)",
+        "IDLE,FULL",
+    ),
+    Option(
         "regions",
         parse_regions,
         "what-if columns in the summary for other regions, e.g. SE,DE,PL",
@@ -356,6 +369,7 @@ class Settings:
     extrapolate: dict[str, int] = field(default_factory=dict)
     backend: str = "auto"
     cpu_tdp: float | None = None
+    cpu_watts_per_thread: tuple[float, float] | None = None
     regions: tuple[str, ...] = ()
     all: bool = False
     json: str | None = None

@@ -95,8 +95,9 @@ class BackendProvider:
                 config=self.config, spec=spec
             )
             if backend is None:
+                cpu = self._cpu_options()
                 try:
-                    backend = make_backend(spec, cpu_tdp_w=self.settings.cpu_tdp)
+                    backend = make_backend(spec, **cpu)
                 except (BackendError, ValueError) as exc:
                     warnings.warn(
                         f"pytest-co2: backend {spec!r} is unusable here ({exc}); falling back to "
@@ -104,12 +105,21 @@ class BackendProvider:
                         BackendWarning,
                         stacklevel=1,
                     )
-                    backend = make_backend("estimate", cpu_tdp_w=self.settings.cpu_tdp)
+                    backend = make_backend("estimate", **cpu)
                     backend.notes.insert(0, f"requested backend {spec!r} failed: {exc}")
         # Shown when the first measurement is made (a run that measures nothing stays quiet);
         # they are also in the backend's notes, the report header and the JSON.
         self.pending_warnings.extend(w.message for w in caught if isinstance(w.message, Warning))
         return backend
+
+    def _cpu_options(self) -> dict[str, Any]:
+        """What the CPU estimate needs: the overrides, and this process's share of the CPUs
+        when several xdist workers measure at once (each is charged 1/N of their idle)."""
+        return {
+            "cpu_tdp_w": self.settings.cpu_tdp,
+            "cpu_watts_per_thread": self.settings.cpu_watts_per_thread,
+            "cpu_share": 1.0 / max(1, xdist.worker_count(self.config)),
+        }
 
     def _decide_policy(self, backend: Backend) -> None:
         from ..measure.locks import WindowGuard, decide

@@ -19,45 +19,41 @@ from .. import __version__
 from .model import SCHEMA_VERSION, ReportError, TestRecord, Totals, all_results, tests_from_dicts
 
 if TYPE_CHECKING:
+    from ..backends.base import Backend
     from .baseline import Comparison
 
 
 def session_info(
-    settings: Mapping[str, Any], backend: Any, started: _dt.datetime, accounting: Any
+    settings: Mapping[str, Any], backend: Backend | None, started: _dt.datetime, accounting: Any
 ) -> dict[str, Any]:
-    """The report's ``session`` block."""
-    cpu = (
-        getattr(_find_part(backend, "cpu_model_name"), "cpu_model_name", None)
-        or platform.processor()
-    )
-    est = _find_part(backend, "tdp_w")
+    """The report's ``session`` block (``backend`` None in an xdist controller)."""
+    from ..backends import find_part
+    from ..backends.estimate import EstimateBackend
+
+    est = find_part(backend, EstimateBackend)
     gpus = [d.label for d in getattr(backend, "devices", ()) if d.kind == "gpu"]
     return {
         "pytest_co2_version": __version__,
         "started": started.isoformat(timespec="seconds"),
         "host": socket.gethostname(),
         "python": platform.python_version(),
-        "cpu_model": cpu,
-        "cpu_tdp_w": getattr(est, "tdp_w", None),
-        "cpu_tdp_source": getattr(est, "tdp_source", None),
+        "cpu_model": (est.cpu_model_name if est is not None else None) or platform.processor(),
+        "cpu_estimate": None
+        if est is None
+        else {
+            "basis": est.basis,
+            "idle_w_per_thread": est.idle_w_per_thread,
+            "full_w_per_thread": est.full_w_per_thread,
+            "cpus_held": est.cpus_held,
+            "source": est.power.source,
+        },
+        "cpu_tdp_w": est.tdp_w if est is not None and est.tdp_source.startswith("user") else None,
         "gpus": gpus,
         "backend": backend.describe() if backend is not None else None,
         "backend_notes": list(getattr(backend, "notes", ())),
         "intensity": accounting.intensity.to_dict(),
         "settings": dict(settings),
     }
-
-
-def _find_part(backend: Any, attr: str) -> Any:
-    """The backend, or the part of a composite backend, that has ``attr``."""
-    if backend is None:
-        return None
-    if hasattr(backend, attr):
-        return backend
-    for part in getattr(backend, "parts", ()):
-        if hasattr(part, attr):
-            return part
-    return None
 
 
 @dataclass
