@@ -105,8 +105,22 @@ class Backend(abc.ABC):
     def read_j(self) -> Sequence[float]:
         """Cumulative joules per device (same order as ``devices``) since the backend opened."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional to override)
         """Release handles and stop any poller thread. Idempotent."""
+
+    def read_power_w(self) -> Sequence[float] | None:
+        """Instant power (W) per device (same order as ``devices``), NaN for a device that
+        has none; None when no device has instant power (the default).
+
+        Used for windows too short for a device's counter (see ``integrator``); not on the
+        per-step hot path.
+        """
+        return None
+
+    def refresh_devices(self) -> bool:
+        """Re-select the measured devices (e.g. GPUs that gained a CUDA context since the
+        backend opened); True when ``devices`` changed. Call between windows only."""
+        return False
 
     @property
     def methods(self) -> tuple[Method, ...]:
