@@ -697,3 +697,21 @@ def test_wsl2_is_a_gpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(BackendError, match=r"WSL2 GPU \(/dev/dxg\).*usr/lib/wsl/lib") as info:
         NvmlBackend(FakeNvml([], init_error=12))
     assert not isinstance(info.value, BackendUnavailable)  # a warning with the fix, not quiet
+
+
+def test_gpu_check_without_a_gpu_exits_0_with_the_message(tmp_path: Path) -> None:
+    import subprocess
+
+    if gpu_host_kind() is not None:
+        pytest.skip("this machine shows an NVIDIA driver")
+    script = Path(__file__).parent.parent / "tools" / "gpu_check.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no NVIDIA GPU here" in proc.stdout
+    assert "no NVIDIA GPU" in (tmp_path / "gpu_check.md").read_text()
