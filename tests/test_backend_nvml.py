@@ -7,12 +7,25 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from pytest_co2.backends import BackendError, BackendUnavailable, Method
-from pytest_co2.backends.nvml import NvmlBackend, select_visible
+from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method
+from pytest_co2.backends import cuda as cuda_helpers
+from pytest_co2.backends.integrator import (
+    short_window_devices_j,
+    short_window_energy_j,
+    use_power_x_time,
+)
+from pytest_co2.backends.nvml import (
+    GpuSelection,
+    NvmlBackend,
+    gpu_host_kind,
+    parse_gpu_devices,
+    select_visible,
+)
 
 
 class FakeNVMLError(Exception):
@@ -335,17 +348,6 @@ def test_real_pynvml_without_driver_is_unavailable() -> None:
 
 # -- issue 14: the GPU path on real nodes ------------------------------------------------------
 
-from types import SimpleNamespace  # noqa: E402
-
-from pytest_co2.backends import BackendWarning  # noqa: E402
-from pytest_co2.backends import cuda as cuda_helpers  # noqa: E402
-from pytest_co2.backends.integrator import (  # noqa: E402
-    short_window_energy_j,
-    short_window_devices_j,
-    use_power_x_time,
-)
-from pytest_co2.backends.nvml import GpuSelection, gpu_host_kind, parse_gpu_devices  # noqa: E402
-
 MY_PID = 4242
 
 
@@ -565,7 +567,7 @@ def test_cuda_helpers_do_nothing_without_torch(monkeypatch: pytest.MonkeyPatch) 
 
 def test_mig_via_nvidia_visible_devices_is_detected() -> None:
     nvml = node(1, g0={"mig": True})
-    with pytest.raises(BackendError, match="NVIDIA_VISIBLE_DEVICES=.*MIG instance") as info:
+    with pytest.raises(BackendError, match=r"NVIDIA_VISIBLE_DEVICES=.*MIG instance") as info:
         _open(nvml, nvidia_visible_devices="MIG-4b5f2a1c-0000-0000-0000-000000000000")
     assert not isinstance(info.value, BackendUnavailable)
     assert "whole GPU" in str(info.value) and "--co2-backend=estimate" in str(info.value)
