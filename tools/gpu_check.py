@@ -411,7 +411,8 @@ def check_selection(r: Results, nvml: Any, h: Any, device: int) -> None:
         with NvmlBackend(**kw) as b:
             return [d.id for d in b.devices]
 
-    with NvmlBackend(gpus=f"cuda:{device}") as b:
+    b = NvmlBackend(gpus=f"cuda:{device}")
+    with b:
         mine = [d.id for d in b.devices]
         r.add("select --co2-gpus=cuda:N", len(mine) == 1, mine, f"UUID {b.device_uuids[0]}")
     r.add("select GPU- UUID prefix", ids(gpus=uuid[:12]) == mine, uuid[:12])
@@ -439,7 +440,7 @@ def check_bleed(r: Results, nvml: Any, h: Any, device: int) -> None:
         e0, t0 = nvml.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter()
         time.sleep(seconds)
         e1, t1 = nvml.nvmlDeviceGetTotalEnergyConsumption(h), time.perf_counter()
-        return (e1 - e0) / 1000.0 / (t1 - t0)
+        return float(e1 - e0) / 1000.0 / (t1 - t0)
 
     idle_w = power_over(2.0)
     code = textwrap.dedent(
