@@ -518,8 +518,19 @@ class NvmlBackend(Backend):
             if entry.startswith("cuda:"):
                 k = int(entry[5:])
                 if order is None:
-                    order = self._cuda_visible(visible, len(self._handles)) if visible else None
-                    order = order if order is not None else list(range(len(self._handles)))
+                    order = (
+                        self._cuda_visible(visible, len(self._handles))
+                        if visible is not None
+                        else None
+                    )
+                    if order is None:
+                        order = list(range(len(self._handles)))
+                        if len(order) > 1 and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+                            self.notes.append(
+                                f"--co2-gpus {entry}: CUDA indices read in NVML (PCI bus) order "
+                                "(torch's CUDA is not initialized); set CUDA_DEVICE_ORDER="
+                                "PCI_BUS_ID so CUDA numbers the GPUs the same way"
+                            )
                 if k >= len(order):
                     raise BackendError(
                         f"--co2-gpus entry {entry!r}: this process sees {len(order)} CUDA device(s)"
