@@ -717,3 +717,17 @@ def test_gpu_check_without_a_gpu_exits_0_with_the_message(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "no NVIDIA GPU here" in proc.stdout
     assert "no NVIDIA GPU" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_idle_power_realigned_after_the_devices_changed() -> None:
+    from pytest_co2.backends.base import realign
+
+    nvml = node(3)
+    with pytest.warns(BackendWarning):
+        backend = _open(nvml)
+    with backend:
+        old = backend.devices
+        nvml.gpus[2].pids = (MY_PID,)
+        assert backend.refresh_devices()
+        assert realign((60.0, 61.0, 62.0), old, backend.devices) == (62.0,)
+        assert realign((60.0,), old[:1], backend.devices, missing=-1.0) == (-1.0,)

@@ -146,3 +146,13 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def realign(
+    values: Sequence[float], old: Sequence[Device], new: Sequence[Device], missing: float = 0.0
+) -> tuple[float, ...]:
+    """Per-device ``values`` (e.g. idle power) for ``old`` devices, re-ordered for ``new``
+    by device id (``missing`` where a new device had none): after
+    :meth:`Backend.refresh_devices` changed the devices."""
+    by_id = {d.id: v for d, v in zip(old, values, strict=False)}
+    return tuple(by_id.get(d.id, missing) for d in new)
