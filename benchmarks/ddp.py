@@ -2,16 +2,18 @@
 
 Each rank builds the same UNet, wraps it in ``DistributedDataParallel`` and trains on its own
 batch of the same size as the single-process run (as the paper did: 4 GPUs, "each processing
-the same batch size"). Every rank measures its steps with its own
-``Meter(make_backend(spec))`` and writes ``measurement.to_dict()`` to a file; the parent
-combines them.
+the same batch size"). Every rank measures its steps with its own meter on the backend the
+parent actually opened (``pytest_co2.distributed.open_rank_backend`` of the parent's
+``backend_spec``: its fallback, a hook's backend, its idle power; rank r measures ``cuda:r``),
+and writes ``measurement.to_dict()`` to a file; the parent combines them. When the parent
+locks windows (pytest-xdist), rank 0 holds the lock on every rank's shared devices for the job.
 
 One step of ``world_size`` ranks processes ``world_size`` batches, so each measured step counts
 ``world_size`` units ("iterations" of the single process): projected to 150,000 units, a DDP run
 and a single-process run have trained on the same data and their energies compare directly.
 
-CPU: gloo, each rank one thread (the single-process baseline uses all threads).
-CUDA: NCCL, one GPU per rank.
+CPU: gloo; CUDA: NCCL, one GPU per rank. Each rank gets cores / ranks threads
+(``threads_per_rank``), so ranks do not oversubscribe the CPU.
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ class DDPJob:
     scale: str
     steps: int  # measured steps
     warmup: int
-    meter_spec: str  # --co2-backend of the session
-    cpu_tdp_w: float | None
+    backend_spec: dict[str, Any]  # pytest_co2.distributed.backend_spec of the parent's backend
     threads_per_rank: int
     name: str
     extrapolate: int | None
@@ -59,7 +60,7 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from pytest_co2.backends import make_backend
+    from pytest_co2.distributed import job_lock, open_rank_backend, rank_idle_w
     from pytest_co2.meter import Meter
 
     torch.set_num_threads(job.threads_per_rank)
@@ -69,6 +70,7 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         rank=rank,
         world_size=job.world_size,
     )
+    lock = None
     try:
         if job.backend == "nccl":
             torch.cuda.set_device(rank)
@@ -79,7 +81,21 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         model = DistributedDataParallel(unet, device_ids=[rank] if job.backend == "nccl" else None)
         latent = w.latent_shape(w.IMAGE_SIZES[job.image_key], job.scale)
         step = w.TrainStep(model, latent, device=device, seed=rank)
-        meter = Meter(make_backend(job.meter_spec, cpu_tdp_w=job.cpu_tdp_w))
+        backend = open_rank_backend(
+            job.backend_spec, gpu=f"cuda:{rank}" if job.backend == "nccl" else None
+        )
+        idle_w, notes = rank_idle_w(job.backend_spec, backend)
+        meter = Meter(backend, idle_w=idle_w)
+        shared: list[Any] = [None] * job.world_size
+        dist.all_gather_object(shared, [d.id for d in backend.devices if d.shared])
+        lock = job_lock(job.backend_spec, shared) if rank == 0 else None
+        if lock is not None:
+            waited = lock.acquire()
+            notes.append(
+                f"exclusive: rank 0 held the lock on {', '.join(sorted({i for s in shared for i in s}))} "
+                f"for the whole job (waited {waited:.2f} s for it)"
+            )
+        dist.barrier()  # every rank starts measuring once the devices are locked
         with meter.measure(
             job.name, unit="iteration", warmup=job.warmup, extrapolate=job.extrapolate
         ) as win:
@@ -91,6 +107,7 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         data = win.measurement.to_dict()
         data["notes"] = [
             *list(data.get("notes", ())),
+            *notes,
             f"rank {rank} of {job.world_size} ({job.backend}, {job.threads_per_rank} thread(s) per rank)",
         ]
         path = os.path.join(tmp, f"rank{rank}.json")
@@ -98,6 +115,8 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
             json.dump(data, fh)
         os.replace(path + ".tmp", path)
     finally:
+        if lock is not None:
+            lock.release()
         dist.destroy_process_group()
 
 

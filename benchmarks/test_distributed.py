@@ -44,6 +44,7 @@ def _cuda_ranks() -> int:
 @pytest.mark.paper_budget(ddp_budget(IMAGE))
 @pytest.mark.parametrize("backend", ["gloo", "nccl"])
 def test_train_ddp(bench, co2_meter, backend):
+    from pytest_co2.distributed import spec_from_meter, threads_per_rank
     from pytest_co2.meter import Measurement
 
     from . import ddp
@@ -52,14 +53,13 @@ def test_train_ddp(bench, co2_meter, backend):
         world = _cuda_ranks()
         if world < 2:
             pytest.skip("NCCL needs at least 2 CUDA GPUs (the paper used 4)")
-        threads = bench.options.threads
     else:
         if bench.device != "cpu":
             pytest.skip(
                 "gloo on CPU stands in for GPUs only on CPU machines: the single-process run used CUDA"
             )
         world = 2
-        threads = max(1, bench.options.threads // world)
+    threads = threads_per_rank(world, bench.options.threads)  # cores / ranks, never all each
     baseline = bench.registry.get(SINGLE)
     steps = baseline.steps if baseline is not None else bench.options.min_steps
     label = w.IMAGE_SIZES[IMAGE].label
@@ -71,8 +71,7 @@ def test_train_ddp(bench, co2_meter, backend):
         scale=bench.scale,
         steps=steps,
         warmup=bench.options.warmup,
-        meter_spec=co2_meter.backend_spec,
-        cpu_tdp_w=co2_meter.settings.cpu_tdp,
+        backend_spec=spec_from_meter(co2_meter),  # the backend the parent opened
         threads_per_rank=threads,
         name=f"train {MODEL} {label} DDP {backend} x{world} (1 unit = 1 batch; a step = {world})",
         extrapolate=bench.target(co2_meter, "iteration"),
@@ -82,6 +81,9 @@ def test_train_ddp(bench, co2_meter, backend):
     co2_meter.record(m)
     bench.registry.add(_ddp_key(backend, world), m)
     assert m.ranks == world and m.complete and m.energy_j > 0
+    # every rank measured with the parent's backend: same name, same (fallback) label
+    assert {p.backend for p in parts} == {co2_meter.backend.name}
+    assert all(set(co2_meter.backend.notes) <= set(p.notes) for p in parts)
 
 
 def test_distributed_training_does_not_save_energy(bench_registry, bench_scale):

@@ -6,12 +6,26 @@ import math
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from pytest_co2.backends import BackendError, BackendUnavailable, Method
-from pytest_co2.backends.nvml import NvmlBackend, select_visible
+from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method
+from pytest_co2.backends import cuda as cuda_helpers
+from pytest_co2.backends.integrator import (
+    short_window_devices_j,
+    short_window_energy_j,
+    use_power_x_time,
+)
+from pytest_co2.backends.nvml import (
+    GpuSelection,
+    NvmlBackend,
+    gpu_host_kind,
+    parse_gpu_devices,
+    select_visible,
+)
 
 
 class FakeNVMLError(Exception):
@@ -330,3 +344,390 @@ def test_real_pynvml_without_driver_is_unavailable() -> None:
         pytest.skip("an NVIDIA driver is present")
     with pytest.raises(BackendUnavailable, match="nvmlInit failed"):
         NvmlBackend()
+
+
+# -- issue 14: the GPU path on real nodes ------------------------------------------------------
+
+MY_PID = 4242
+
+
+class NodeGpu(FakeGpu):
+    """A fake GPU with what real nodes add: processes, MIG mode, power field, access."""
+
+    def __init__(
+        self,
+        index: int,
+        *,
+        pids: tuple[int, ...] = (),
+        denied: bool = False,
+        mig: bool = False,
+        field_mw: float | Callable[[], float] | None = None,
+        arch: int | None = None,
+        **kw: Any,
+    ) -> None:
+        kw.setdefault("energy_mj", 1_000_000 * (index + 1))
+        super().__init__(kw.pop("name", f"NVIDIA H100 {index}"), _uuid(index), **kw)
+        self.pids, self.denied, self.mig, self.field_mw, self.arch = (
+            pids,
+            denied,
+            mig,
+            field_mw,
+            arch,
+        )
+
+
+def _uuid(i: int) -> str:
+    return f"GPU-{i:x}{i:x}{i:x}00000-1111-2222-3333-44444444444{i % 10}"
+
+
+class NodeNvml(FakeNvml):
+    NVML_FI_DEV_POWER_INSTANT = 186
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        gpu = self.gpus[index]
+        if getattr(gpu, "denied", False):
+            raise FakeNVMLError(4)  # NVML_ERROR_NO_PERMISSION
+        return gpu
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: NodeGpu) -> list[Any]:
+        return [SimpleNamespace(pid=p, usedGpuMemory=1 << 20) for p in handle.pids]
+
+    def nvmlDeviceGetMigMode(self, handle: NodeGpu) -> list[int]:
+        return [int(handle.mig), int(handle.mig)]
+
+    def nvmlDeviceGetArchitecture(self, handle: NodeGpu) -> int:
+        if handle.arch is None:
+            raise FakeNotSupported()
+        return handle.arch
+
+    def nvmlDeviceGetFieldValues(self, handle: NodeGpu, field_ids: list[int]) -> list[Any]:
+        assert field_ids == [186]
+        value = handle.field_mw
+        if value is None:
+            return [SimpleNamespace(nvmlReturn=3, valueType=1, value=SimpleNamespace(uiVal=0))]
+        mw = value() if callable(value) else value
+        return [SimpleNamespace(nvmlReturn=0, valueType=1, value=SimpleNamespace(uiVal=int(mw)))]
+
+
+def node(n: int = 8, **per_gpu: dict[str, Any]) -> NodeNvml:
+    return NodeNvml([NodeGpu(i, **per_gpu.get(f"g{i}", {})) for i in range(n)])
+
+
+def _open(nvml: Any, **kw: Any) -> NvmlBackend:
+    kw.setdefault("visible_devices", None)
+    kw.setdefault("nvidia_visible_devices", None)
+    return NvmlBackend(nvml, pid=MY_PID, **kw)
+
+
+# 1. only the GPUs the test uses
+
+
+def test_eight_gpus_one_in_use_measures_that_one(recwarn: pytest.WarningsRecorder) -> None:
+    nvml = node(8, g5={"pids": (17, MY_PID)}, g2={"pids": (17,)})  # gpu 2: another process
+    with _open(nvml) as backend:
+        assert [d.id for d in backend.devices] == ["gpu:5"]
+        assert backend.device_uuids == (_uuid(5),)
+        nvml.gpus[5].energy_mj = 6_000_000 + 42_000
+        assert list(backend.read_j()) == [42.0]
+        assert any("holding a CUDA context of this process: gpu:5" in n for n in backend.notes)
+    assert not [w for w in recwarn if issubclass(w.category, BackendWarning)]
+
+
+def test_implicit_gpus_without_a_context_warn_then_narrow() -> None:
+    nvml = node(8)
+    with pytest.warns(BackendWarning, match="8 GPUs are measured .* --co2-gpus"):
+        backend = _open(nvml)
+    with backend:
+        assert len(backend.devices) == 8
+        assert backend.refresh_devices() is False  # still no context: nothing changes
+        nvml.gpus[3].pids = (MY_PID,)  # the test created its CUDA context on GPU 3
+        assert backend.refresh_devices() is True
+        assert [d.id for d in backend.devices] == ["gpu:3"]
+        nvml.gpus[3].energy_mj = 4_000_000 + 500
+        assert list(backend.read_j()) == [0.5]
+        assert backend.refresh_devices() is False
+
+
+def test_visible_devices_narrow_to_the_one_in_use() -> None:
+    nvml = node(8, g6={"pids": (MY_PID,)})
+    with _open(nvml, visible_devices="4,6", nvidia_visible_devices=None) as backend:
+        assert [d.id for d in backend.devices] == ["gpu:6"]
+
+
+def test_explicit_gpus_are_measured_as_named(recwarn: pytest.WarningsRecorder) -> None:
+    nvml = node(8, g1={"pids": (MY_PID,)})
+    with _open(nvml, gpus="GPU-777,cuda:2") as backend:  # not narrowed to the GPU in use
+        assert [d.id for d in backend.devices] == ["gpu:7", "gpu:2"]
+    assert not [w for w in recwarn if issubclass(w.category, BackendWarning)]
+    with _open(nvml, gpus=parse_gpu_devices("all")) as backend:
+        assert len(backend.devices) == 8
+    with pytest.raises(BackendError, match=r"'GPU-999' matches no GPU here"):
+        _open(nvml, gpus="GPU-999")
+    with pytest.raises(BackendError, match=r"'cuda:9': this process sees 8 CUDA device"):
+        _open(nvml, gpus="cuda:9")
+    with pytest.raises(BackendUnavailable, match="--co2-gpus selects no GPU"):
+        _open(nvml, gpus="none")
+
+
+@pytest.mark.parametrize(
+    "text, parsed",
+    [
+        ("auto", GpuSelection("auto")),
+        (" ALL ", GpuSelection("all")),
+        ("none", GpuSelection("list", ())),
+        ("0, cuda:3,1,0", GpuSelection("list", ("cuda:0", "cuda:3", "cuda:1"))),
+        ("gpu-8932f937", GpuSelection("list", ("GPU-8932f937",))),
+        ("MIG-4b5f2a1c-0000", GpuSelection("list", ("MIG-4b5f2a1c-0000",))),
+    ],
+)
+def test_parse_gpu_devices(text: str, parsed: GpuSelection) -> None:
+    assert parse_gpu_devices(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "0,,1", "gpu:0", "cuda:x", "-1", "GPU-", "GPU-xyz", "first"])
+def test_parse_gpu_devices_rejects_with_one_line(text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_gpu_devices(text)
+    message = str(info.value)
+    assert "\n" not in message and repr(text) in message and "CUDA indices" in message
+
+
+def test_nvidia_visible_devices_select_by_uuid_or_none() -> None:
+    nvml = node(4, g2={"pids": (MY_PID,)})
+    with _open(nvml, nvidia_visible_devices=_uuid(1)[:9]) as backend:
+        assert [d.id for d in backend.devices] == ["gpu:1"]
+    with pytest.raises(BackendUnavailable, match="NVIDIA_VISIBLE_DEVICES='none' selects no GPU"):
+        _open(nvml, nvidia_visible_devices="none")
+    with _open(nvml, nvidia_visible_devices="all") as backend:  # narrowed to the one in use
+        assert [d.id for d in backend.devices] == ["gpu:2"]
+
+
+# 3. a GPU that cannot be opened
+
+
+def test_gpu_without_permission_is_skipped_with_a_note() -> None:
+    nvml = node(3, g1={"denied": True})
+    with _open(nvml, gpus="all") as backend:
+        assert [d.id for d in backend.devices] == ["gpu:0", "gpu:2"]
+        assert any(
+            n.startswith("GPU 1 is not measured: NVML may not open it (fake NVML error 4")
+            and "cgroup" in n
+            for n in backend.notes
+        )
+    with _open(node(3, g1={"denied": True, "pids": (MY_PID,)})) as backend:  # auto mode too
+        assert [d.id for d in backend.devices] == ["gpu:0", "gpu:2"]
+    only_denied = node(1, g0={"denied": True})
+    with pytest.raises(BackendError, match="may not open any"):
+        _open(only_denied)
+
+
+# 4. NVML order != CUDA order: matched by UUID
+
+
+class FakeTorch:
+    """``torch`` as the CUDA helpers see it: initialized CUDA, UUIDs in CUDA order."""
+
+    def __init__(self, uuids: list[str], contexts: set[int]) -> None:
+        self.synced: list[int] = []
+        props = [SimpleNamespace(uuid=u.removeprefix("GPU-")) for u in uuids]  # torch: bare
+        self.cuda = SimpleNamespace(
+            is_initialized=lambda: True,
+            device_count=lambda: len(uuids),
+            get_device_properties=lambda i: props[i],
+            current_device=lambda: 0,
+            synchronize=self.synced.append,
+        )
+        self._C = SimpleNamespace(_cuda_hasPrimaryContext=lambda i: i in contexts)
+
+
+def test_cuda_order_differs_from_nvml_order_matched_by_uuid(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # CUDA (fastest first) puts NVML's GPU 2 first: cuda:0 is gpu:2, cuda:1 is gpu:0
+    torch = FakeTorch([_uuid(2), _uuid(0)], contexts={0})
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    nvml = node(3)
+    with _open(nvml, visible_devices="0,2") as backend:  # CUDA's numbering, not NVML's
+        assert [d.id for d in backend.devices] == ["gpu:2"]  # the one with our context
+    with _open(nvml, gpus="cuda:1") as backend:
+        assert [d.id for d in backend.devices] == ["gpu:0"]
+    with _open(nvml) as backend:  # no env: the torch context alone picks the GPU
+        assert [d.id for d in backend.devices] == ["gpu:2"]
+
+
+def test_cuda_helpers_do_nothing_without_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    assert cuda_helpers.synchronize_all() == 0
+    assert cuda_helpers.visible_device_uuids() is None
+    assert cuda_helpers.context_device_indices() == []
+
+
+# 5. MIG
+
+
+def test_mig_via_nvidia_visible_devices_is_detected() -> None:
+    nvml = node(1, g0={"mig": True})
+    with pytest.raises(BackendError, match=r"NVIDIA_VISIBLE_DEVICES=.*MIG instance") as info:
+        _open(nvml, nvidia_visible_devices="MIG-4b5f2a1c-0000-0000-0000-000000000000")
+    assert not isinstance(info.value, BackendUnavailable)
+    assert "whole GPU" in str(info.value) and "--co2-backend=estimate" in str(info.value)
+    # the container shows the parent GPU only: its MIG mode alone says it is a slice
+    with pytest.raises(BackendError, match="GPU 0 is in MIG mode"):
+        _open(nvml)
+    assert nvml.shutdown_calls == 2
+
+
+def test_mig_mode_gpu_not_in_use_is_left_out_with_a_note() -> None:
+    nvml = node(2, g0={"mig": True})
+    with _open(nvml) as backend:
+        assert [d.id for d in backend.devices] == ["gpu:1"]
+        assert all(d.method is Method.COUNTER for d in backend.devices)
+        assert any("MIG mode not measured" in n for n in backend.notes)
+
+
+# 6. short windows: a counter that updates every 20 ms, instant power
+
+
+def test_20ms_counter_short_window_uses_instant_power() -> None:
+    t0 = time.perf_counter()
+    period_s, power_w = 0.020, 300.0
+
+    def counter_mj() -> int:  # advances in 20 ms jumps at 300 W
+        return int(math.floor((time.perf_counter() - t0) / period_s) * power_w * period_s * 1000)
+
+    nvml = node(1, g0={"energy_mj": counter_mj, "field_mw": power_w * 1000})
+    with _open(nvml) as backend:
+        (p0,) = backend.read_power_w() or [math.nan]
+        assert p0 == 300.0
+        # a 5 ms window: the counter reads 0 or a whole 6 J jump, never 1.5 J
+        e, used = short_window_devices_j([0.0], [300.0], [300.0], 0.005, [0.2])
+        assert (e, used) == ([1.5], [0])
+    assert short_window_energy_j(200.0, 300.0, 0.01) == 2.5
+    assert use_power_x_time(0.5, 0.1) and not use_power_x_time(1.0, 0.1)
+    assert not use_power_x_time(0.001, 0.0)  # a continuous source needs no power x time
+    kept, none = short_window_devices_j([7.0], [math.nan], [300.0], 0.005, [0.1])
+    assert (kept, none) == ([7.0], [])  # no instant power: the counter stays
+    with pytest.raises(ValueError, match="invalid duration_s -1"):
+        short_window_energy_j(1.0, 1.0, -1)
+
+
+def test_read_power_w_is_nan_where_only_a_1s_average_exists() -> None:
+    nvml = node(2, g0={"field_mw": 150_000}, g1={"power_mw": 90_000, "arch": 9})
+    with _open(nvml, gpus="all") as backend:
+        p = backend.read_power_w()
+        assert p is not None and p[0] == 150.0 and math.isnan(p[1])
+    with _open(node(1, g0={"arch": 9}), gpus="all") as backend:
+        assert backend.read_power_w() is None
+
+
+# 7. the polled fallback follows the GPU
+
+
+def test_polled_fallback_reads_the_instant_field() -> None:
+    nvml = node(1, g0={"energy_mj": None, "field_mw": 120_000, "power_mw": 50_000})
+    with _open(nvml, poll_interval_s=0.005) as backend:
+        (device,) = backend.devices
+        assert device.method is Method.POLLED and device.update_period_s == 0.005
+        assert any(
+            "NVML_FI_DEV_POWER_INSTANT" in n and "instant readings" in n for n in backend.notes
+        )
+        t_a = time.perf_counter()
+        (e_a,) = backend.read_j()
+        time.sleep(0.05)
+        (e_b,) = backend.read_j()
+        t_b = time.perf_counter()
+    assert e_b - e_a == pytest.approx(120.0 * (t_b - t_a), rel=0.05)  # not 50 W
+
+
+@pytest.mark.parametrize(
+    "name, arch, period_s, what",
+    [
+        ("Tesla P100", 4, 0.005, "instant on this GPU"),  # Pascal: instant
+        ("NVIDIA A100-SXM4-40GB", 7, 0.005, "instant on this GPU"),  # GA100: instant
+        ("NVIDIA A10G", 7, 1.0, "1 s moving average"),  # other Ampere: averaged
+    ],
+)
+def test_polled_power_usage_note_follows_the_gpu(
+    name: str, arch: int, period_s: float, what: str
+) -> None:
+    nvml = node(1, g0={"energy_mj": None, "name": name, "arch": arch})
+    with _open(nvml, poll_interval_s=0.005) as backend:
+        assert backend.devices[0].update_period_s == period_s
+        assert any(what in n for n in backend.notes)
+
+
+# 8. every device with a context is synchronized
+
+
+def test_synchronize_all_syncs_every_device_with_a_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch = FakeTorch([_uuid(0), _uuid(1), _uuid(2)], contexts={0, 2})
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    assert cuda_helpers.synchronize_all() == 2
+    assert torch.synced == [0, 2]  # never device 1: syncing it would create a context
+    assert cuda_helpers.visible_device_uuids() == [_uuid(i)[4:] for i in range(3)]
+    torch.cuda.is_initialized = lambda: False
+    assert cuda_helpers.synchronize_all() == 0
+
+
+# 9. a counter that goes backwards; WSL2
+
+
+def test_counter_reset_ends_the_device_with_a_note() -> None:
+    nvml = node(2, g0={"energy_mj": 5_000}, g1={"energy_mj": 10_000})
+    with _open(nvml, gpus="all") as backend:
+        nvml.gpus[0].energy_mj = 7_000
+        assert list(backend.read_j()) == [2.0, 0.0]
+        nvml.gpus[0].energy_mj = 1_000  # driver reload / GPU reset
+        nvml.gpus[1].energy_mj = 13_000
+        with pytest.warns(BackendWarning, match="GPU 0's energy counter went backwards"):
+            assert list(backend.read_j()) == [2.0, 3.0]
+        nvml.gpus[0].energy_mj = 900_000  # counting again from the reset: still ended
+        assert list(backend.read_j()) == [2.0, 3.0]
+        assert sum("went backwards" in n for n in backend.notes) == 1
+
+
+def test_wsl2_is_a_gpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dev").mkdir()
+    assert gpu_host_kind(str(tmp_path)) is None
+    (tmp_path / "dev" / "dxg").touch()
+    assert gpu_host_kind(str(tmp_path)) == "wsl2"
+    (tmp_path / "dev" / "nvidiactl").touch()
+    assert gpu_host_kind(str(tmp_path)) == "linux"
+    import pytest_co2.backends.nvml as nvml_mod
+
+    monkeypatch.setattr(nvml_mod, "gpu_host_kind", lambda root="/": "wsl2")
+    with pytest.raises(BackendError, match=r"WSL2 GPU \(/dev/dxg\).*usr/lib/wsl/lib") as info:
+        NvmlBackend(FakeNvml([], init_error=12))
+    assert not isinstance(info.value, BackendUnavailable)  # a warning with the fix, not quiet
+
+
+def test_gpu_check_without_a_gpu_exits_0_with_the_message(tmp_path: Path) -> None:
+    import subprocess
+
+    if gpu_host_kind() is not None:
+        pytest.skip("this machine shows an NVIDIA driver")
+    script = Path(__file__).parent.parent / "tools" / "gpu_check.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "no NVIDIA GPU here" in proc.stdout
+    assert "no NVIDIA GPU" in (tmp_path / "gpu_check.md").read_text()
+
+
+def test_idle_power_realigned_after_the_devices_changed() -> None:
+    from pytest_co2.backends.base import realign
+
+    nvml = node(3)
+    with pytest.warns(BackendWarning):
+        backend = _open(nvml)
+    with backend:
+        old = backend.devices
+        nvml.gpus[2].pids = (MY_PID,)
+        assert backend.refresh_devices()
+        assert realign((60.0, 61.0, 62.0), old, backend.devices) == (62.0,)
+        assert realign((60.0,), old[:1], backend.devices, missing=-1.0) == (-1.0,)

@@ -187,3 +187,155 @@ def test_single_rank_is_unchanged_in_energy() -> None:
     m = _rank("gpu:0", 100.0)
     job = combine_parts([m], [os.uname().nodename])
     assert job.energy_j == m.energy_j and (job.ranks, job.nodes) == (1, 1)
+
+
+# -- the parent's backend in every rank (backend spec) ---------------------------------------
+
+from collections.abc import Sequence  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+from pytest_co2.backends.base import Backend, BackendError  # noqa: E402
+from pytest_co2.distributed import (  # noqa: E402
+    backend_spec,
+    job_lock,
+    open_rank_backend,
+    rank_idle_w,
+    spec_from_meter,
+    threads_per_rank,
+)
+
+
+class HookBackend(Backend):
+    """A backend a conftest returns from pytest_co2_make_backend (a wall-plug meter, say)."""
+
+    name = "wallplug"
+
+    def __init__(self, outlet: str, watts: float) -> None:
+        super().__init__()
+        self.outlet, self.watts = outlet, watts
+        self.devices = (Device(f"plug:{outlet}", "simulated", "plug", Method.SIMULATED),)
+
+    def read_j(self) -> Sequence[float]:
+        return (0.0,)
+
+    def rank_kwargs(self) -> dict[str, object]:
+        return {"outlet": self.outlet, "watts": self.watts}
+
+
+class NoKwargsBackend(HookBackend):
+    rank_kwargs = None  # type: ignore[assignment]  # cannot say how to rebuild it: cls()
+
+
+def test_the_parents_fallback_is_rebuilt_with_its_label() -> None:
+    from pytest_co2.backends import make_backend
+
+    parent = make_backend("estimate", cpu_tdp_w=64.0)  # what the plugin falls back to
+    parent.notes.insert(0, "requested backend 'nvml' failed: no usable NVIDIA driver")
+    spec = backend_spec(parent)
+    assert spec["parts"] == [
+        {
+            "type": "estimate",
+            "cpu_tdp_w": 64.0,
+            "memory_w_per_gb": 0.0,
+            "watts_per_thread": None,
+            "cpu_share": 1.0,
+        }
+    ]
+    rank = open_rank_backend(json.dumps(spec))  # JSON-safe: an env var or spawn arg
+    try:
+        assert rank.name == parent.name == "estimate"
+        assert rank.notes == parent.notes
+        assert rank.devices == parent.devices
+    finally:
+        rank.close()
+        parent.close()
+
+
+def test_a_hook_backend_and_a_composite_are_rebuilt() -> None:
+    from pytest_co2.backends.composite import CompositeBackend
+    from pytest_co2.backends.constant import ConstantBackend
+
+    parent = CompositeBackend([HookBackend("A3", 12.5), ConstantBackend(40.0)], name="lab")
+    rank = open_rank_backend(backend_spec(parent))
+    assert rank.name == "lab" and isinstance(rank, CompositeBackend)
+    plug, const = rank.parts
+    assert isinstance(plug, HookBackend) and (plug.outlet, plug.watts) == ("A3", 12.5)
+    assert isinstance(const, ConstantBackend) and const.power_w == 40.0
+    with pytest.raises(BackendError, match=r"cannot rebuild .*NoKwargsBackend.*rank_kwargs\(\)"):
+        open_rank_backend(backend_spec(NoKwargsBackend("B1", 1.0)))
+
+
+def test_rank_r_measures_its_own_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytest_co2.backends.nvml as nvml_mod
+
+    opened: list[dict[str, object]] = []
+
+    class FakeNvmlBackend(HookBackend):
+        def __init__(self, **kw: object) -> None:
+            opened.append(kw)
+            super().__init__("gpu", 0.0)
+
+    spec = {
+        "version": 1,
+        "name": "nvml",
+        "composite": False,
+        "parts": [{"type": "nvml", "poll_interval_s": 0.02, "gpus": ["auto", []]}],
+        "notes": [],
+        "idle": None,
+        "lock": None,
+    }
+    monkeypatch.setattr(nvml_mod, "NvmlBackend", FakeNvmlBackend)
+    open_rank_backend(spec, gpu="cuda:1")
+    open_rank_backend(spec)
+    assert opened == [
+        {"poll_interval_s": 0.02, "gpus": nvml_mod.GpuSelection("list", ("cuda:1",))},
+        {"poll_interval_s": 0.02, "gpus": nvml_mod.GpuSelection("auto", ())},
+    ]
+
+
+def test_ranks_subtract_the_parents_idle_power_by_device_id() -> None:
+    from pytest_co2.backends.constant import ConstantBackend
+
+    parent = ConstantBackend(100.0)
+    spec = backend_spec(parent, idle_w=[30.0], idle_s=2.0)
+    assert spec["idle"] == {"w": {parent.devices[0].id: 30.0}, "seconds": 2.0}
+    same, notes = rank_idle_w(spec, ConstantBackend(100.0))
+    assert same == (30.0,) and notes == []
+    other = HookBackend("C", 0.0)  # a device the parent did not measure: measured in the rank
+    calls: list[float] = []
+    idle, notes = rank_idle_w(spec, other, measure=lambda b, s: calls.append(s) or (7.5,))
+    assert idle == (7.5,) and calls == [2.0]
+    assert notes == ["idle power of plug:C measured in the rank over 2 s"]
+    assert rank_idle_w(backend_spec(parent), other) == (None, [])
+
+
+def test_rank_zero_locks_every_ranks_shared_devices() -> None:
+    policy = SimpleNamespace(mode="lock", lock_dir="/tmp/x-locks", reason="auto: pytest-xdist")
+    spec = backend_spec(HookBackend("D", 0.0), policy=policy)
+    lock = job_lock(spec, [["gpu:0", "cpu:package-0"], ["gpu:1", "cpu:package-0"]])
+    assert [p.rsplit("/", 1)[-1] for p in lock.paths] == [
+        "cpu_package-0.lock",
+        "gpu_0.lock",
+        "gpu_1.lock",
+    ]
+    assert job_lock(backend_spec(HookBackend("D", 0.0)), [["gpu:0"]]) is None
+
+
+def test_spec_from_a_co2_meter() -> None:
+    policy = SimpleNamespace(mode="lock", lock_dir=None, reason="--co2-exclusive")
+    guard = SimpleNamespace(policy=policy)
+    guard.enter = lambda window: None
+    meter = SimpleNamespace(
+        backend=HookBackend("E", 1.0),
+        idle_w=(3.0,),
+        settings=SimpleNamespace(idle=1.5),
+        on_window_enter=SimpleNamespace(__self__=guard),
+    )
+    spec = spec_from_meter(meter)
+    assert spec["idle"] == {"w": {"plug:E": 3.0}, "seconds": 1.5}
+    assert spec["lock"] == {"lock_dir": None, "reason": "--co2-exclusive"}
+
+
+@pytest.mark.parametrize("world, cpus, threads", [(4, 16, 4), (2, 2, 1), (3, 2, 1), (1, 8, 8)])
+def test_threads_per_rank_share_the_cores(world: int, cpus: int, threads: int) -> None:
+    assert threads_per_rank(world, cpus) == threads

@@ -645,3 +645,37 @@ def test_cpu_watts_per_thread_override_reaches_the_estimate(pytester: pytest.Pyt
     result.stdout.fnmatch_lines(["co2: CPU estimated: *0.50 W idle / 2.00 W full per thread*"])
     est = json.loads((pytester.path / "r.json").read_text())["session"]["cpu_estimate"]
     assert (est["idle_w_per_thread"], est["full_w_per_thread"]) == (0.5, 2.0)
+
+
+def test_a_test_raising_inside_steps_keeps_its_own_partial_record(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    fake_clock_pytester.makepyfile(
+        """
+def test_raises(co2_meter, clock):
+    for k in co2_meter.steps(10, name="loop"):
+        clock.advance(1.0)
+        if k == 3:
+            raise RuntimeError("boom")
+
+def test_next(co2_meter, clock):
+    with co2_meter.measure("next"):
+        clock.advance(2.0)
+"""
+    )
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
+    result.assert_outcomes(passed=1, failed=1)
+    data = json.loads((fake_clock_pytester.path / "r.json").read_text())
+    by_test = {t["nodeid"].split("::")[1]: t for t in data["tests"]}
+    (loop,) = by_test["test_raises"]["measurements"]
+    assert (loop["name"], loop["steps"], loop["complete"], loop["energy_j"]) == (
+        "loop",
+        3,
+        False,
+        300.0,
+    )
+    assert (
+        "partial: the test ended before this measurement did (it raised inside it)" in loop["notes"]
+    )
+    assert [m["name"] for m in by_test["test_next"]["measurements"]] == ["next"]
+    assert by_test["test_raises"]["outcome"] == "failed"

@@ -7,7 +7,7 @@ so ``import pytest_co2`` stays light.
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .base import (
     Backend,
@@ -73,11 +73,13 @@ def make_backend(
     cpu_tdp_w: float | None = None,
     cpu_watts_per_thread: tuple[float, float] | None = None,
     cpu_share: float = 1.0,
+    gpus: Any = None,
 ) -> Backend:
     """Open the backend named by ``spec`` (see :data:`BACKEND_NAMES`).
 
     ``cpu_tdp_w`` and ``cpu_watts_per_thread`` (idle, full; it wins) go to the CPU estimate;
-    ``cpu_share`` is this process's share of the CPUs it may use (1/N of N xdist workers).
+    ``cpu_share`` is this process's share of the CPUs it may use (1/N of N xdist workers);
+    ``gpus`` a ``nvml.parse_gpu_devices`` selection (``--co2-gpus``), None: automatic.
 
     ``auto``: NVML for the visible NVIDIA GPUs where present, plus RAPL for the CPU where
     readable, else the CPU-time estimate. Absent hardware is skipped with a note;
@@ -102,18 +104,19 @@ def make_backend(
     if spec == "nvml":
         from .nvml import NvmlBackend
 
-        return NvmlBackend()
+        return NvmlBackend(gpus=gpus)
     if spec == "carbontracker":
         from .carbontracker_adapter import CarbontrackerBackend
 
         return CarbontrackerBackend()
-    return _make_auto(cpu_tdp_w, cpu_watts_per_thread, cpu_share)
+    return _make_auto(cpu_tdp_w, cpu_watts_per_thread, cpu_share, gpus)
 
 
 def _make_auto(
     cpu_tdp_w: float | None,
     cpu_watts_per_thread: tuple[float, float] | None = None,
     cpu_share: float = 1.0,
+    gpus: Any = None,
 ) -> Backend:
     from .composite import CompositeBackend
     from .estimate import EstimateBackend
@@ -123,7 +126,7 @@ def _make_auto(
     notes: list[str] = []
     parts: list[Backend] = []
     try:
-        parts.append(NvmlBackend())
+        parts.append(NvmlBackend(gpus=gpus))
     except BackendUnavailable as exc:
         notes.append(f"no NVML GPU: {exc}")
     except BackendError as exc:

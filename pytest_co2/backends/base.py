@@ -108,6 +108,20 @@ class Backend(abc.ABC):
     def close(self) -> None:  # noqa: B027 (optional: most backends hold nothing)
         """Release handles and stop any poller thread. Idempotent."""
 
+    def read_power_w(self) -> Sequence[float] | None:
+        """Instant power (W) per device (same order as ``devices``), NaN for a device that
+        has none; None when no device has instant power (the default).
+
+        Used for windows too short for a device's counter (see ``integrator``); not on the
+        per-step hot path.
+        """
+        return None
+
+    def refresh_devices(self) -> bool:
+        """Re-select the measured devices (e.g. GPUs that gained a CUDA context since the
+        backend opened); True when ``devices`` changed. Call between windows only."""
+        return False
+
     @property
     def methods(self) -> tuple[Method, ...]:
         return tuple(dict.fromkeys(d.method for d in self.devices))
@@ -132,3 +146,13 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def realign(
+    values: Sequence[float], old: Sequence[Device], new: Sequence[Device], missing: float = 0.0
+) -> tuple[float, ...]:
+    """Per-device ``values`` (e.g. idle power) for ``old`` devices, re-ordered for ``new``
+    by device id (``missing`` where a new device had none): after
+    :meth:`Backend.refresh_devices` changed the devices."""
+    by_id = {d.id: v for d, v in zip(old, values, strict=False)}
+    return tuple(by_id.get(d.id, missing) for d in new)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from .base import Backend
@@ -27,6 +28,22 @@ class CompositeBackend(Backend):
         for p in self.parts:
             out.extend(p.read_j())
         return out
+
+    def read_power_w(self) -> Sequence[float] | None:
+        """The parts' instant power, NaN for the devices of a part that has none."""
+        powers = [p.read_power_w() for p in self.parts]
+        if all(x is None for x in powers):
+            return None
+        out: list[float] = []
+        for p, x in zip(self.parts, powers, strict=True):
+            out.extend([math.nan] * len(p.devices) if x is None else x)
+        return out
+
+    def refresh_devices(self) -> bool:
+        changed = [p.refresh_devices() for p in self.parts]  # every part, no short cut
+        if any(changed):
+            self.devices = tuple(d for p in self.parts for d in p.devices)
+        return any(changed)
 
     def describe(self) -> str:
         return f"{self.name}: " + "; ".join(p.describe() for p in self.parts)

@@ -393,6 +393,7 @@ class EstimateBackend(Backend):
         watts_per_thread = _check_arguments(
             cpu_tdp_w, memory_w_per_gb, n_cpus, cpus_held, watts_per_thread
         )
+        self.watts_override = watts_per_thread  # the user's IDLE,FULL, if given
         self._root = root = Path(root)
         cpu = read_cpuinfo(root / "proc" / "cpuinfo")
         if cpu.problem:

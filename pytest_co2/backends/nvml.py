@@ -1,63 +1,145 @@
-"""``nvml``: energy of the NVIDIA GPUs this process may use, through NVML (``pynvml``).
+"""``nvml``: energy of the NVIDIA GPUs the tests use, through NVML (``pynvml``).
 
 Per GPU, the total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``, millijoules
 since the driver loaded, Volta and newer) is read at every :meth:`read_j`: a hardware
 counter, labelled ``counter``. It updates roughly every 20-100 ms, so shorter windows
-read 0 or a jump; the device says so through ``update_period_s``.
+read 0 or a jump; the device says so through ``update_period_s``, and
+:meth:`read_power_w` gives instant power for the meter's power x time on short windows.
+A counter that goes backwards (driver reload, GPU reset) ends that GPU's contribution with
+a note; it never yields negative energy.
 
-Where the counter is not supported (pre-Volta GPUs), a daemon thread samples
-``nvmlDeviceGetPowerUsage`` (milliwatts) every ``poll_interval_s`` and integrates it with
-the trapezoid rule, labelled ``polled``. On recent GPUs that reading is a 1 s moving
-average, so it smears short work; windows shorter than about a second are not trusted.
+Where the counter is not supported (pre-Volta GPUs), a daemon thread samples power every
+``poll_interval_s`` and integrates it with the trapezoid rule, labelled ``polled``: the
+instant power field (``NVML_FI_DEV_POWER_INSTANT``) where the GPU has it, else
+``nvmlDeviceGetPowerUsage``, which is instant up to Turing and on GA100 but a 1 s moving
+average on later GPUs (then windows under about a second are not trusted).
 
-Only the GPUs in ``CUDA_VISIBLE_DEVICES`` are counted: indices, ``GPU-`` UUIDs or unique
-UUID prefixes, as CUDA reads it (the list ends at the first invalid entry). Devices are
-identified by their NVML (PCI bus order) index, so two processes that see the same GPU
-under different CUDA indices still name it the same (``gpu:<nvml index>``).
+Which GPUs (all matched by UUID, so NVML's PCI order and CUDA's order cannot be confused):
+
+- ``gpus`` (the ``--co2-gpus`` option, :func:`parse_gpu_devices`): exactly those;
+- else ``CUDA_VISIBLE_DEVICES`` (indices, ``GPU-`` UUIDs or unique prefixes); with torch's
+  CUDA initialized its device UUIDs give the exact CUDA order;
+- else ``NVIDIA_VISIBLE_DEVICES`` (the container runtime's: UUIDs, ``MIG-`` ids, ``none``);
+- else every GPU; and when that (or the visible list) is more than one GPU, only those
+  holding a CUDA context of this process (NVML's running processes, torch's primary
+  contexts; nothing creates a context). Without any, all are measured with a warning, and
+  :meth:`refresh_devices` narrows the set once the tests have created a context.
+
+A GPU that NVML may not open (``NO_PERMISSION``, e.g. a cgroup-restricted container) is
+skipped with a note. MIG slices (``MIG-`` ids, or a GPU in MIG mode) are not measured:
+NVML's energy is the whole GPU's, other tenants included (:class:`BackendError` with the fix).
+Device ids are ``gpu:<nvml index>``, the same in every process of the node.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import sys
 import threading
 import time
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from .base import Backend, BackendError, BackendUnavailable, Device, Method
+from . import cuda as _cuda
+from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .integrator import trapezoid_j
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
 COUNTER_UPDATE_PERIOD_S = 0.1
-# nvmlDeviceGetPowerUsage is a 1 s moving average on Ampere and newer: the shortest
-# window a polled figure can resolve.
+# nvmlDeviceGetPowerUsage is a 1 s moving average on Ampere and newer (except GA100).
 POWER_AVERAGING_S = 1.0
+
+# NVML constants (values from nvml.h), so a minimal or fake module works too.
+NVML_FI_DEV_POWER_INSTANT = 186
+NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_FUNCTION_NOT_FOUND = 13
+NVML_DEVICE_MIG_ENABLE = 1
+NVML_DEVICE_ARCH_AMPERE = 7
+
+MIG_ADVICE = (
+    "NVML reports energy for the whole GPU, not for a MIG slice (other tenants included), "
+    "so pytest-co2 cannot measure it; use --co2-backend=estimate (or constant:<watts>) on "
+    "MIG instances"
+)
 
 
 class _FromEnv:
-    """Default of ``visible_devices``: read ``CUDA_VISIBLE_DEVICES`` when the backend opens."""
+    """Default of ``visible_devices``: read the environment when the backend opens."""
 
     def __repr__(self) -> str:
-        return "<env CUDA_VISIBLE_DEVICES>"
+        return "<from the environment>"
 
 
 FROM_ENV: Any = _FromEnv()
+
+
+class GpuSelection(NamedTuple):
+    """A parsed ``--co2-gpus`` value: ``auto``, ``all``, or an explicit list of entries."""
+
+    mode: str  # "auto" | "all" | "list"
+    entries: tuple[str, ...] = ()  # "cuda:<i>", "GPU-<uuid prefix>", "MIG-<id>"
+
+
+GPU_DEVICES_HELP = (
+    "auto, all, none, or a comma-separated list of CUDA indices (0, cuda:1), GPU- UUIDs "
+    "or unique prefixes, MIG- ids"
+)
+
+
+def parse_gpu_devices(text: str) -> GpuSelection:
+    """Parse a ``--co2-gpus`` value (see :data:`GPU_DEVICES_HELP`); ValueError on bad input."""
+    raw = str(text).strip()
+    low = raw.lower()
+    if low == "auto":
+        return GpuSelection("auto")
+    if low == "all":
+        return GpuSelection("all")
+    if low == "none":
+        return GpuSelection("list")
+    entries: list[str] = []
+    for tok in (t.strip() for t in raw.split(",")):
+        t = tok.lower()
+        if t.isdigit():
+            entry = f"cuda:{int(t)}"
+        elif t.startswith("cuda:") and t[5:].isdigit():
+            entry = f"cuda:{int(t[5:])}"
+        elif t.startswith(("gpu-", "mig-")) and len(t) > 4 and _uuid_chars(t[4:]):
+            entry = tok[:3].upper() + tok[3:]
+        else:
+            raise ValueError(
+                f"invalid --co2-gpus value {text!r} (entry {tok!r}): expected {GPU_DEVICES_HELP}"
+            )
+        if entry not in entries:
+            entries.append(entry)
+    return GpuSelection("list", tuple(entries))
+
+
+def _uuid_chars(text: str) -> bool:
+    return all(c in "0123456789abcdef-/" for c in text.lower())
 
 
 def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
+def _code(exc: BaseException) -> int | None:
+    value = getattr(exc, "value", None)
+    return value if isinstance(value, int) else None
+
+
 def select_visible(
-    spec: str | None, count: int, uuids: Sequence[str] | None = None
+    spec: str | None, count: int, uuids: Sequence[str | None] | None = None
 ) -> tuple[list[int], list[str]]:
     """NVML indices selected by a ``CUDA_VISIBLE_DEVICES`` value, and notes.
 
     ``None`` (unset): all ``count`` GPUs. ``""``: none. Otherwise comma-separated indices
-    or ``GPU-`` UUIDs (a unique prefix is enough); like CUDA, the list ends at the first
-    entry that is invalid. ``MIG-`` entries raise :class:`BackendError`. ``uuids`` (the
-    UUID of each NVML index) is needed only when the value names UUIDs.
+    (read in NVML's PCI order) or ``GPU-`` UUIDs (a unique prefix is enough); like CUDA,
+    the list ends at the first entry that is invalid. ``MIG-`` entries raise
+    :class:`BackendError`. ``uuids`` (per NVML index) is needed only for UUID entries.
     """
     if spec is None:
         return list(range(count)), []
@@ -70,14 +152,12 @@ def select_visible(
         index: int | None = None
         if tok.upper().startswith("MIG-"):
             raise BackendError(
-                f"CUDA_VISIBLE_DEVICES={spec!r} names a MIG instance ({tok}): NVML reports "
-                "energy for the whole GPU, not for a MIG slice, so pytest-co2 cannot measure "
-                "it; use --co2-backend=estimate (or constant:<watts>) on MIG instances"
+                f"CUDA_VISIBLE_DEVICES={spec!r} names a MIG instance ({tok}): {MIG_ADVICE}"
             )
         if tok.upper().startswith("GPU-"):
             if uuids is None:
                 raise ValueError("uuids are needed to resolve a GPU- entry")
-            matches = [i for i, u in enumerate(uuids) if u.lower().startswith(tok.lower())]
+            matches = [i for i, u in enumerate(uuids) if u and u.lower().startswith(tok.lower())]
             index = matches[0] if len(matches) == 1 else None
         else:
             try:
@@ -99,19 +179,96 @@ def select_visible(
     return selected, notes
 
 
+def gpu_host_kind(root: str = "/") -> str | None:
+    """``"linux"`` (NVIDIA driver in /proc or /dev), ``"wsl2"`` (``/dev/dxg`` without
+    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU)."""
+    join = os.path.join
+    if os.path.exists(join(root, "proc/driver/nvidia/version")) or os.path.exists(
+        join(root, "dev/nvidiactl")
+    ):
+        return "linux"
+    if os.path.exists(join(root, "dev/dxg")):
+        return "wsl2"
+    return None
+
+
+def _driver_present() -> bool:
+    """Cheap check before importing pynvml (which costs ~15 ms): on Linux the driver shows in
+    /proc and /dev (/dev/dxg on WSL2); elsewhere we cannot tell and let nvmlInit decide."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return gpu_host_kind() is not None
+
+
+class _PowerSource(NamedTuple):
+    read_w: Callable[[], float]
+    instant: bool  # False: a 1 s moving average
+    what: str  # for notes
+
+
+def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
+    """A reader of the instant power field, or None when this GPU or driver lacks it."""
+    get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
+    if get is None:
+        return None
+    field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", NVML_FI_DEV_POWER_INSTANT)
+
+    def read() -> float:
+        (value,) = get(handle, [field])
+        if int(getattr(value, "nvmlReturn", 0)) != 0:
+            raise nvml.NVMLError(int(value.nvmlReturn))
+        v = value.value
+        kind = int(getattr(value, "valueType", 1))
+        raw = {0: "dVal", 2: "ulVal", 3: "ullVal", 5: "sllVal", 6: "usVal"}.get(kind, "uiVal")
+        return float(getattr(v, raw)) * 1e-3
+
+    try:
+        read()
+    except Exception:  # not supported, unknown field, old driver: use the other source
+        return None
+    return read
+
+
+def _usage_is_instant(nvml: Any, handle: Any, name: str) -> bool:
+    """``nvmlDeviceGetPowerUsage`` is instant up to Turing and on GA100 (A100, A30)."""
+    get_arch = getattr(nvml, "nvmlDeviceGetArchitecture", None)
+    try:
+        arch = int(get_arch(handle)) if get_arch is not None else None
+    except Exception:
+        arch = None
+    if arch is None:
+        return False
+    if arch < NVML_DEVICE_ARCH_AMPERE:
+        return True
+    return arch == NVML_DEVICE_ARCH_AMPERE and any(k in name for k in ("A100", "A30"))
+
+
+def _power_source(nvml: Any, handle: Any, name: str) -> _PowerSource:
+    field = _field_reader(nvml, handle)
+    if field is not None:
+        return _PowerSource(field, True, "the instant power field (NVML_FI_DEV_POWER_INSTANT)")
+
+    def usage() -> float:
+        return float(nvml.nvmlDeviceGetPowerUsage(handle)) * 1e-3
+
+    if _usage_is_instant(nvml, handle, name):
+        return _PowerSource(usage, True, "nvmlDeviceGetPowerUsage (instant on this GPU)")
+    return _PowerSource(usage, False, "nvmlDeviceGetPowerUsage (a 1 s moving average)")
+
+
 class _GpuPoller:
     """Trapezoid integration of sampled power (W) for the GPUs without an energy counter."""
 
-    def __init__(self, nvml: Any, handles: Sequence[Any], interval_s: float) -> None:
+    def __init__(self, nvml: Any, sources: Sequence[_PowerSource], interval_s: float) -> None:
         self.nvml = nvml
-        self.handles = list(handles)
+        self.sources = list(sources)
         self.interval_s = interval_s
         self.lock = threading.Lock()
         self.error: str | None = None
         now = time.perf_counter()
         self.t_last = now
-        self.power_w = [self._sample(h) for h in self.handles]
-        self.energy_j = [0.0] * len(self.handles)
+        self.power_w = [s.read_w() for s in self.sources]
+        self.energy_j = [0.0] * len(self.sources)
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=_poll_loop,
@@ -120,20 +277,17 @@ class _GpuPoller:
             daemon=True,
         )
 
-    def _sample(self, handle: Any) -> float:
-        return float(self.nvml.nvmlDeviceGetPowerUsage(handle)) * 1e-3
-
     def poll_once(self) -> None:
         try:
-            powers = [self._sample(h) for h in self.handles]
+            powers = [s.read_w() for s in self.sources]
         except self.nvml.NVMLError as exc:
-            self.error = f"nvmlDeviceGetPowerUsage failed: {exc}"
+            self.error = f"reading GPU power failed: {exc}"
             return
         now = time.perf_counter()
         with self.lock:
             dt = now - self.t_last
             for i, p in enumerate(powers):
-                self.energy_j[i] += 0.5 * (self.power_w[i] + p) * dt
+                self.energy_j[i] += trapezoid_j(self.power_w[i], p, dt)
             self.power_w = powers
             self.t_last = now
 
@@ -154,16 +308,8 @@ def _poll_loop(ref: weakref.ref[_GpuPoller], stop: threading.Event, interval_s: 
         del poller
 
 
-def _driver_present() -> bool:
-    """Cheap check before importing pynvml (which costs ~15 ms): on Linux the driver shows in
-    /proc and /dev; elsewhere we cannot tell and let nvmlInit decide."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidiactl")
-
-
 class NvmlBackend(Backend):
-    """Joules per visible NVIDIA GPU since the backend opened: counter, or polled power."""
+    """Joules per measured NVIDIA GPU since the backend opened: counter, or polled power."""
 
     name = "nvml"
 
@@ -172,12 +318,16 @@ class NvmlBackend(Backend):
         nvml: Any | None = None,
         visible_devices: str | None = FROM_ENV,
         poll_interval_s: float = 0.02,
+        *,
+        gpus: GpuSelection | str | None = None,
+        nvidia_visible_devices: str | None = FROM_ENV,
+        pid: int | None = None,
     ) -> None:
         super().__init__()
         if nvml is None:
             if "pynvml" not in sys.modules and not _driver_present():
                 raise BackendUnavailable(
-                    "no NVIDIA driver (no /proc/driver/nvidia, no /dev/nvidiactl)"
+                    "no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)"
                 )
             try:
                 import pynvml  # the nvidia-ml-py distribution
@@ -192,100 +342,382 @@ class NvmlBackend(Backend):
             )
         if visible_devices is FROM_ENV:
             visible_devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if nvidia_visible_devices is FROM_ENV:
+            nvidia_visible_devices = os.environ.get("NVIDIA_VISIBLE_DEVICES")
+        if isinstance(gpus, str):
+            try:
+                gpus = parse_gpu_devices(gpus)
+            except ValueError as exc:
+                raise BackendError(str(exc)) from None
+        self.selection: GpuSelection = GpuSelection("auto") if gpus is None else gpus
+        self.poll_interval_s = poll_interval_s
         self._nvml = nvml
+        self._pid = os.getpid() if pid is None else pid
         self._initialized = False
         self._poller: _GpuPoller | None = None
+        self._counter_handles: list[Any] = []
+        self._refreshable = False
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
+            if gpu_host_kind() == "wsl2":  # a GPU is there: say how to fix it (a warning)
+                raise BackendError(
+                    f"a WSL2 GPU (/dev/dxg) is present but nvmlInit failed ({exc}): NVML is "
+                    "/usr/lib/wsl/lib/libnvidia-ml.so.1; put /usr/lib/wsl/lib on the library "
+                    "path (ldconfig or LD_LIBRARY_PATH)"
+                ) from None
             raise BackendUnavailable(f"no usable NVIDIA driver (nvmlInit failed: {exc})") from None
         self._initialized = True
         try:
-            self._open(nvml, visible_devices, poll_interval_s)
+            self._open(visible_devices, nvidia_visible_devices)
         except BaseException:
             self.close()
             raise
 
-    def _open(self, nvml: Any, visible: str | None, poll_interval_s: float) -> None:
+    # -- selection ---------------------------------------------------------------------------
+    def _open(self, visible: str | None, nvidia_visible: str | None) -> None:
+        nvml = self._nvml
         try:
             count = int(nvml.nvmlDeviceGetCount())
-            handles_all = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
-            uuids = None
-            if visible and "gpu-" in visible.lower():
-                uuids = [_text(nvml.nvmlDeviceGetUUID(h)) for h in handles_all]
-            indices, notes = select_visible(visible, count, uuids)
-            self.notes.extend(notes)
-            if not indices:
-                why = (
-                    f"CUDA_VISIBLE_DEVICES={visible!r} selects no GPU"
-                    if visible is not None
-                    else "NVML reports no GPU"
-                )
-                raise BackendUnavailable(why)
-            if (
-                count > 1
-                and visible
-                and "gpu-" not in visible.lower()
-                and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID"
-            ):
-                self.notes.append(
-                    "CUDA_VISIBLE_DEVICES indices are read in NVML (PCI bus) order; set "
-                    "CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA numbers the GPUs the same way"
-                )
-            counters: list[tuple[int, Any, int]] = []  # (index, handle, initial mJ)
-            polled: list[tuple[int, Any]] = []
-            not_supported = tuple(
-                getattr(nvml, name)
-                for name in ("NVMLError_NotSupported", "NVMLError_FunctionNotFound")
-                if hasattr(nvml, name)
-            )
-            for i in indices:
-                h = handles_all[i]
+            self._handles: list[Any] = []
+            self._denied: dict[int, str] = {}
+            for i in range(count):
                 try:
-                    counters.append((i, h, int(nvml.nvmlDeviceGetTotalEnergyConsumption(h))))
-                except not_supported:
-                    polled.append((i, h))
-            names = {i: _text(nvml.nvmlDeviceGetName(handles_all[i])) for i in indices}
-            if polled:
-                self._poller = _GpuPoller(nvml, [h for _, h in polled], poll_interval_s)
+                    self._handles.append(nvml.nvmlDeviceGetHandleByIndex(i))
+                except nvml.NVMLError as exc:
+                    if _code(exc) != NVML_ERROR_NO_PERMISSION:
+                        raise
+                    self._handles.append(None)
+                    self._denied[i] = str(exc)
+            self.uuids: list[str | None] = [
+                self._uuid(h) if h is not None else None for h in self._handles
+            ]
+            indices, implicit = self._candidates(count, visible, nvidia_visible)
+            indices = self._drop_denied(indices)
+            indices = self._drop_mig(indices, implicit)
+            if not indices:
+                raise BackendUnavailable(self._why_none(visible, nvidia_visible, count))
+            self._candidates_all = list(indices)
+            if implicit and len(indices) > 1:
+                self._refreshable = True
+                in_use = self._in_use(indices)
+                if in_use:
+                    indices = in_use
+                    self.notes.append(
+                        "measuring the GPUs holding a CUDA context of this process: "
+                        + ", ".join(f"gpu:{i}" for i in in_use)
+                    )
+                else:
+                    message = (
+                        f"{len(indices)} GPUs are measured ({', '.join(f'gpu:{i}' for i in indices)}) "
+                        "because none holds a CUDA context of this process yet: a test that uses "
+                        "one is charged the others' idle power; name the GPUs with --co2-gpus "
+                        "or CUDA_VISIBLE_DEVICES"
+                    )
+                    self.notes.append(message)
+                    warn(message)
+            self._build(indices)
         except nvml.NVMLError as exc:
             raise BackendError(f"NVML query failed: {exc}") from None
+
+    def _uuid(self, handle: Any) -> str | None:
+        try:
+            return _text(self._nvml.nvmlDeviceGetUUID(handle))
+        except self._nvml.NVMLError:
+            return None
+
+    def _by_uuid(self, uuid: str) -> int | None:
+        """The NVML index whose UUID equals ``uuid`` (torch's bare form or NVML's)."""
+        for i, u in enumerate(self.uuids):
+            if u is not None and _cuda.same_uuid(u, uuid):
+                return i
+        return None
+
+    def _by_prefix(self, prefix: str) -> list[int]:
+        p = prefix.lower()
+        return [i for i, u in enumerate(self.uuids) if u is not None and u.lower().startswith(p)]
+
+    def _candidates(
+        self, count: int, visible: str | None, nvidia_visible: str | None
+    ) -> tuple[list[int], bool]:
+        """NVML indices to measure before in-use narrowing, and whether they were implicit."""
+        sel = self.selection
+        if sel.mode == "all":
+            return list(range(count)), False
+        if sel.mode == "list":
+            return self._explicit(sel.entries, visible), False
+        if visible is not None:
+            return self._cuda_visible(visible, count), True
+        if nvidia_visible is not None:
+            return self._nvidia_visible(nvidia_visible, count), True
+        return list(range(count)), True
+
+    def _cuda_order(self) -> list[int] | None:
+        """NVML index of each CUDA device of this process, from torch's UUIDs (None: unknown)."""
+        uuids = _cuda.visible_device_uuids()
+        if uuids is None:
+            return None
+        order = [self._by_uuid(u) for u in uuids]
+        return None if any(i is None for i in order) else [i for i in order if i is not None]
+
+    def _cuda_visible(self, visible: str, count: int) -> list[int]:
+        order = self._cuda_order()
+        if order is not None:
+            self.notes.append(
+                f"CUDA_VISIBLE_DEVICES={visible!r}: GPUs matched to CUDA's by UUID (torch)"
+            )
+            return order
+        if "mig-" in visible.lower():
+            select_visible(visible, count, self.uuids)  # raises with the MIG advice
+        indices, notes = select_visible(visible, count, self.uuids)
+        self.notes.extend(notes)
+        if (
+            count > 1
+            and visible.strip()
+            and "gpu-" not in visible.lower()
+            and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID"
+        ):
+            self.notes.append(
+                "CUDA_VISIBLE_DEVICES indices are read in NVML (PCI bus) order; set "
+                "CUDA_DEVICE_ORDER=PCI_BUS_ID so CUDA numbers the GPUs the same way"
+            )
+        return indices
+
+    def _nvidia_visible(self, value: str, count: int) -> list[int]:
+        """``NVIDIA_VISIBLE_DEVICES`` (container runtime): ``all``, ``none``/``void``,
+        UUIDs, ``MIG-`` ids, or host indices (used only where NVML shows more GPUs)."""
+        tokens = [t.strip() for t in value.split(",") if t.strip()]
+        low = [t.lower() for t in tokens]
+        if not tokens or low == ["all"]:
+            return list(range(count))
+        if low[0] in ("none", "void"):
+            return []
+        mig = [t for t in tokens if t.lower().startswith("mig-")]
+        if mig:
+            raise BackendError(
+                f"NVIDIA_VISIBLE_DEVICES={value!r} names a MIG instance ({mig[0]}): {MIG_ADVICE}"
+            )
+        out: list[int] = []
+        for t in tokens:
+            if t.lower().startswith("gpu-"):
+                matches = self._by_prefix(t)
+                if len(matches) == 1 and matches[0] not in out:
+                    out.append(matches[0])
+        if out or any(t.lower().startswith("gpu-") for t in tokens):
+            return out
+        if count <= len(tokens):  # the runtime already mounted only these GPUs
+            return list(range(count))
+        return [int(t) for t in tokens if t.isdigit() and int(t) < count]
+
+    def _explicit(self, entries: Sequence[str], visible: str | None) -> list[int]:
+        out: list[int] = []
+        order = self._cuda_order()
+        for entry in entries:
+            if entry.upper().startswith("MIG-"):
+                raise BackendError(f"--co2-gpus names a MIG instance ({entry}): {MIG_ADVICE}")
+            if entry.startswith("cuda:"):
+                k = int(entry[5:])
+                if order is None:
+                    order = (
+                        self._cuda_visible(visible, len(self._handles))
+                        if visible is not None
+                        else None
+                    )
+                    if order is None:
+                        order = list(range(len(self._handles)))
+                        if len(order) > 1 and os.environ.get("CUDA_DEVICE_ORDER") != "PCI_BUS_ID":
+                            self.notes.append(
+                                f"--co2-gpus {entry}: CUDA indices read in NVML (PCI bus) order "
+                                "(torch's CUDA is not initialized); set CUDA_DEVICE_ORDER="
+                                "PCI_BUS_ID so CUDA numbers the GPUs the same way"
+                            )
+                if k >= len(order):
+                    raise BackendError(
+                        f"--co2-gpus entry {entry!r}: this process sees {len(order)} CUDA device(s)"
+                    )
+                index = order[k]
+            else:
+                matches = self._by_prefix(entry)
+                if len(matches) != 1:
+                    known = ", ".join(u for u in self.uuids if u) or "none readable"
+                    what = "matches no GPU" if not matches else "is ambiguous"
+                    raise BackendError(f"--co2-gpus entry {entry!r} {what} here (GPUs: {known})")
+                index = matches[0]
+            if index not in out:
+                out.append(index)
+        return out
+
+    def _drop_denied(self, indices: list[int]) -> list[int]:
+        kept = []
+        for i in indices:
+            if i in self._denied:
+                self.notes.append(
+                    f"GPU {i} is not measured: NVML may not open it ({self._denied[i]}; a "
+                    "cgroup-restricted container?)"
+                )
+            else:
+                kept.append(i)
+        if indices and not kept:
+            raise BackendError(
+                "NVML may not open any of the selected GPUs (Insufficient Permissions): run "
+                "where the GPU device files are accessible, or use --co2-backend=estimate"
+            )
+        return kept
+
+    def _mig_enabled(self, i: int) -> bool:
+        get = getattr(self._nvml, "nvmlDeviceGetMigMode", None)
+        if get is None:
+            return False
+        try:
+            current = get(self._handles[i])[0]
+        except self._nvml.NVMLError:
+            return False
+        return int(current) == NVML_DEVICE_MIG_ENABLE
+
+    def _drop_mig(self, indices: list[int], implicit: bool) -> list[int]:
+        mig = [i for i in indices if self._mig_enabled(i)]
+        if not mig:
+            return indices
+        if implicit and len(mig) < len(indices):
+            self.notes.append(
+                f"GPU(s) {', '.join(map(str, mig))} in MIG mode not measured: {MIG_ADVICE}"
+            )
+            return [i for i in indices if i not in mig]
+        raise BackendError(f"GPU {mig[0]} is in MIG mode: {MIG_ADVICE}")
+
+    def _why_none(self, visible: str | None, nvidia_visible: str | None, count: int) -> str:
+        if self.selection.mode == "list":
+            return "--co2-gpus selects no GPU"
+        if visible is not None:
+            return f"CUDA_VISIBLE_DEVICES={visible!r} selects no GPU"
+        if nvidia_visible is not None and count:
+            return f"NVIDIA_VISIBLE_DEVICES={nvidia_visible!r} selects no GPU"
+        return "NVML reports no GPU"
+
+    def _in_use(self, indices: Sequence[int]) -> list[int]:
+        """Those of ``indices`` holding a CUDA context of this process (no context created)."""
+        used: set[int] = set()
+        query = getattr(self._nvml, "nvmlDeviceGetComputeRunningProcesses", None)
+        if query is not None:
+            for i in indices:
+                try:
+                    procs = query(self._handles[i])
+                except self._nvml.NVMLError:
+                    continue
+                if any(int(getattr(p, "pid", -1)) == self._pid for p in procs or ()):
+                    used.add(i)
+        for k in _cuda.context_device_indices():
+            uuid = _cuda.device_uuid(k)
+            index = self._by_uuid(uuid) if uuid else None
+            if index is not None:
+                used.add(index)
+        return [i for i in indices if i in used]
+
+    # -- devices -----------------------------------------------------------------------------
+    def _build(self, indices: Sequence[int]) -> None:
+        """Open the counters (or the poller) of ``indices`` and set ``devices``."""
+        nvml = self._nvml
+        counters: list[tuple[int, Any, int]] = []  # (index, handle, initial mJ)
+        polled: list[int] = []
+        for i in indices:
+            h = self._handles[i]
+            try:
+                counters.append((i, h, int(nvml.nvmlDeviceGetTotalEnergyConsumption(h))))
+            except nvml.NVMLError as exc:
+                code = _code(exc)
+                if code == NVML_ERROR_NO_PERMISSION:
+                    self.notes.append(
+                        f"GPU {i} is not measured: reading its energy is denied ({exc})"
+                    )
+                    continue
+                if code not in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND):
+                    raise
+                polled.append(i)
+        if not counters and not polled:
+            raise BackendError("NVML may read the energy of none of the selected GPUs")
+        names = {i: _text(nvml.nvmlDeviceGetName(self._handles[i])) for i in indices}
+        self._power = {i: _power_source(nvml, self._handles[i], names[i]) for i in indices}
+        self._counter_index = [i for i, _, _ in counters]
         self._counter_handles = [h for _, h, _ in counters]
         self._counter_start_mj = [mj for _, _, mj in counters]
+        self._counter_last_mj = list(self._counter_start_mj)
+        self._counter_ended = [False] * len(counters)
+        self._polled_index = polled
+        poller = (
+            _GpuPoller(nvml, [self._power[i] for i in polled], self.poll_interval_s)
+            if polled
+            else None
+        )
         devices = [
             Device(f"gpu:{i}", "gpu", names[i], Method.COUNTER, COUNTER_UPDATE_PERIOD_S, True)
-            for i, _, _ in counters
-        ] + [
-            Device(
-                f"gpu:{i}",
-                "gpu",
-                names[i],
-                Method.POLLED,
-                max(POWER_AVERAGING_S, poll_interval_s),
-                True,
-            )
-            for i, _ in polled
+            for i in self._counter_index
         ]
-        # read_j returns counters first, then polled GPUs; keep devices in that order
-        self.devices = tuple(devices)
-        for i, _ in polled:
-            self.notes.append(
-                f"GPU {i} ({names[i]}) has no total-energy counter (pre-Volta?): its power is "
-                f"polled every {poll_interval_s * 1e3:g} ms and integrated; on recent GPUs the "
-                "power reading is a 1 s moving average, so short steps are smeared"
+        for i in polled:
+            src = self._power[i]
+            period = (
+                self.poll_interval_s
+                if src.instant
+                else max(POWER_AVERAGING_S, self.poll_interval_s)
             )
-        if self._poller is not None:
-            self._poller.thread.start()
+            devices.append(Device(f"gpu:{i}", "gpu", names[i], Method.POLLED, period, True))
+            smear = (
+                "instant readings, so steps longer than the poll interval are resolved"
+                if src.instant
+                else "a 1 s moving average, so steps shorter than a second are smeared"
+            )
+            self.notes.append(
+                f"GPU {i} ({names[i]}) has no total-energy counter (pre-Volta?): its power "
+                f"({src.what}) is polled every {self.poll_interval_s * 1e3:g} ms and "
+                f"integrated; {smear}"
+            )
+        # read_j returns counters first, then polled GPUs; devices are in that order
+        self.devices = tuple(devices)
+        self.device_uuids: tuple[str | None, ...] = tuple(
+            self.uuids[i] for i in (*self._counter_index, *polled)
+        )
+        self._poller = poller
+        if poller is not None:
+            poller.thread.start()
 
+    def refresh_devices(self) -> bool:
+        """Narrow (or widen) an implicit multi-GPU selection to the GPUs now holding a CUDA
+        context of this process; True when ``devices`` changed. Between windows only."""
+        if not self._refreshable or not self._initialized:
+            return False
+        try:
+            in_use = self._in_use(self._candidates_all)
+        except self._nvml.NVMLError:
+            return False
+        current = [*self._counter_index, *self._polled_index]
+        if not in_use or sorted(in_use) == sorted(current):
+            return False
+        self._stop_poller()
+        try:
+            self._build(in_use)
+        except self._nvml.NVMLError as exc:
+            raise BackendError(f"NVML query failed: {exc}") from None
+        self.notes.append(
+            "GPUs re-selected: now measuring those holding a CUDA context of this process: "
+            + ", ".join(f"gpu:{i}" for i in in_use)
+        )
+        return True
+
+    # -- reading -----------------------------------------------------------------------------
     def read_j(self) -> Sequence[float]:
         if not self._initialized:
             raise BackendError("the NVML backend is closed")
         nvml = self._nvml
+        out: list[float] = []
+        last = self._counter_last_mj
         try:
-            out = [
-                (nvml.nvmlDeviceGetTotalEnergyConsumption(h) - start) / 1000.0
-                for h, start in zip(self._counter_handles, self._counter_start_mj, strict=False)
-            ]
+            for k, h in enumerate(self._counter_handles):
+                if not self._counter_ended[k]:
+                    mj = nvml.nvmlDeviceGetTotalEnergyConsumption(h)
+                    if mj >= last[k]:
+                        last[k] = mj
+                    else:
+                        self._counter_went_back(k, mj)
+                out.append((last[k] - self._counter_start_mj[k]) / 1000.0)
         except nvml.NVMLError as exc:
             raise BackendError(f"reading the NVML energy counter failed: {exc}") from None
         if self._poller is not None:
@@ -294,15 +726,49 @@ class NvmlBackend(Backend):
             out.extend(self._poller.read_j())
         return out
 
-    def close(self) -> None:
+    def _counter_went_back(self, k: int, mj: int) -> None:
+        self._counter_ended[k] = True
+        i = self._counter_index[k]
+        message = (
+            f"GPU {i}'s energy counter went backwards ({_j_text(self._counter_last_mj[k])} "
+            f"-> {_j_text(mj)}: driver reload or GPU reset?): its energy after that is "
+            "not counted"
+        )
+        self.notes.append(message)
+        warn(message)
+
+    def read_power_w(self) -> Sequence[float] | None:
+        """Instant power (W) per device; NaN where the GPU reports only a 1 s average."""
+        if not self._initialized:
+            raise BackendError("the NVML backend is closed")
+        out: list[float] = []
+        any_instant = False
+        for i in (*self._counter_index, *self._polled_index):
+            src = self._power[i]
+            if not src.instant:
+                out.append(math.nan)
+                continue
+            try:
+                out.append(src.read_w())
+                any_instant = True
+            except Exception:
+                out.append(math.nan)
+        return out if any_instant else None
+
+    def _stop_poller(self) -> None:
         poller, self._poller = getattr(self, "_poller", None), None
         if poller is not None:
             poller.stop.set()
             if poller.thread.is_alive() and poller.thread is not threading.current_thread():
                 poller.thread.join(timeout=5.0)
+
+    def close(self) -> None:
+        self._stop_poller()
         if getattr(self, "_initialized", False):
             self._initialized = False
-            try:
+            with contextlib.suppress(Exception):  # shutting down must not raise
                 self._nvml.nvmlShutdown()
-            except Exception:  # shutting down must not raise
-                pass
+
+
+def _j_text(mj: float) -> str:
+    return f"{mj / 1000.0:.3f} J"

@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 import sys
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ..backends.base import Backend
+from ..backends.base import Backend, realign
 from .records import DeviceEnergy, Measurement, Projection
 from .stats import Stats
 
@@ -49,17 +50,71 @@ def group_windows(
 
 
 def _cuda_synchronize() -> None:
-    """Wait for queued CUDA work, only if torch is already imported and CUDA initialized."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return
-    cuda = getattr(torch, "cuda", None)
-    if cuda is not None and cuda.is_initialized():
-        cuda.synchronize()
+    """Wait for queued CUDA work on every device with a context (only if torch is imported
+    and CUDA initialized: see :func:`pytest_co2.backends.cuda.synchronize_all`)."""
+    if "torch" in sys.modules:
+        from ..backends.cuda import synchronize_all
+
+        synchronize_all()
+
+
+class WindowError(RuntimeError):
+    """A window used out of order (step outside its block, nested windows)."""
+
+
+def _check_units(units: float) -> None:
+    if not (
+        isinstance(units, (int, float)) and not isinstance(units, bool) and 0 < units < math.inf
+    ):
+        raise ValueError(
+            f"invalid units {units!r} for step(): expected a finite number > 0 (e.g. a batch size)"
+        )
+
+
+def _monotone(
+    readings: list[Sequence[float]], devices: Sequence[Any]
+) -> tuple[list[Sequence[float]], list[str]]:
+    """Readings whose per-device values never go backwards: a counter that decreases (a
+    driver reset, a GPU lost) or reads NaN ends that device's contribution at its last good
+    value, with a note. Never negative energy, never an exception."""
+    notes: list[str] = []
+    if not readings:
+        return readings, notes
+    n_dev = len(readings[0])
+    frozen: dict[int, float] = {}
+    last = list(readings[0])
+    for i, v in enumerate(last):
+        if not math.isfinite(v):
+            frozen[i], last[i] = 0.0, 0.0
+    out: list[Sequence[float]] = [tuple(last)]
+    for k in range(1, len(readings)):
+        row = list(readings[k])
+        for i in range(n_dev):
+            if i in frozen:
+                row[i] = frozen[i]
+                continue
+            v = row[i]
+            if not math.isfinite(v) or v < last[i]:
+                frozen[i] = last[i]
+                label = devices[i].label if i < len(devices) else f"device {i}"
+                notes.append(
+                    f"{label}: its counter went from {last[i]:.6g} J to {v:.6g} J (reset or lost "
+                    f"device) after {k - 1} steps; its energy from then on is not counted"
+                )
+                row[i] = last[i]
+        last = row
+        out.append(tuple(row))
+    return out, notes
 
 
 class Window:
-    """One measured region. Use as a context manager; call :meth:`step` after each unit of work."""
+    """One measured region. Use as a context manager; call :meth:`step` after each unit of work.
+
+    A window is entered once and exited once; :meth:`step` outside the block, or a window
+    entered while another of the same meter is open (nested: its energy would be counted
+    twice), raises :class:`WindowError`. A backend that fails during the window ends it
+    early: the steps measured before are kept and the record says ``partial`` and why.
+    """
 
     def __init__(
         self,
@@ -82,16 +137,39 @@ class Window:
         self._seen = 0  # step() calls, warm-up included
         self._start_t = 0.0
         self._start_reading: Sequence[float] = ()
+        self._start_power: Sequence[float] | None = None
         self._last_progress_t = 0.0
+        self._state = "new"  # new -> open -> closed
+        self.failure: str | None = None  # why the backend stopped being read
+        self.abort_reason: str | None = None  # why the plugin closed the window
+        self.stop_reason: str | None = None  # why a steps() loop ended (precision, time)
+        self.left_early = False  # the caller left the steps() loop (break or exception)
         self.measurement: Measurement | None = None
+        self._loop: weakref.ref[Any] | None = None  # the steps() generator driving this window
+
+    @property
+    def is_open(self) -> bool:
+        return self._state == "open"
 
     # -- hot path ---------------------------------------------------------------------
     def step(self, units: float = 1) -> None:
-        """Mark the end of one step of ``units`` units (default 1)."""
+        """Mark the end of one step of ``units`` units (default 1; e.g. a batch size)."""
+        if self._state != "open":
+            raise WindowError(
+                f"step() on measurement {self.name!r} outside its with-block ({self._state})"
+            )
+        if units != 1 or units is True:
+            _check_units(units)
+        if self.failure is not None:
+            return
         meter = self._meter
         meter._sync()
         t = meter._clock()
-        reading = meter.backend.read_j()
+        try:
+            reading = meter.backend.read_j()
+        except Exception as exc:  # a device that fails mid-run ends the window's readings
+            self._fail(exc)
+            return
         self._seen += 1
         if self._seen <= self.warmup:
             # the measured part starts where the last warm-up step ends
@@ -104,6 +182,13 @@ class Window:
         if meter._progress is not None and t - self._last_progress_t >= meter.progress_every_s:
             self._last_progress_t = t
             meter._progress(self)
+
+    def _fail(self, exc: BaseException) -> None:
+        self.failure = f"{type(exc).__name__}: {exc}"
+        self._meter._warn(
+            f"pytest-co2: the energy backend failed during measurement {self.name!r} "
+            f"({self.failure}); the steps measured before are kept, marked partial"
+        )
 
     # -- progress helpers (cheap, for live display) -------------------------------------
     @property
@@ -125,15 +210,42 @@ class Window:
             return 0.0
         return math.fsum(self._readings[-1]) - math.fsum(self._readings[0])
 
+    @property
+    def unit_energies_so_far_j(self) -> list[float]:
+        """Per-unit energy of each measured step so far (for stopping rules)."""
+        totals = [math.fsum(r) for r in self._readings]
+        return [(totals[k + 1] - totals[k]) / self._units[k] for k in range(len(self._units))]
+
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> Window:
         meter = self._meter
+        if self._state != "new":
+            raise WindowError(f"measurement {self.name!r} was already entered once")
+        open_ = meter._open
+        if open_:
+            raise WindowError(
+                f"measurement {self.name!r} started inside {open_[-1].name!r}: windows of one "
+                "meter cannot nest (the inner energy would be counted twice); measure them one "
+                "after the other"
+            )
+        backend = meter.backend
+        old = backend.devices
+        if backend.refresh_devices() and meter.idle_w:
+            meter.idle_w = realign(meter.idle_w, old, backend.devices)
         if meter.on_window_enter is not None:
             meter.on_window_enter(self)  # e.g. take a cross-process device lock
         try:
             meter._sync()
             self._start_t = meter._clock()
-            self._start_reading = meter.backend.read_j()
+            self._start_reading = backend.read_j()
+            self._start_power = backend.read_power_w()
+        except Exception as exc:
+            if meter.on_window_exit is not None:
+                meter.on_window_exit(self)
+            self._fail(exc)
+            self._state = "open"  # a no-op window: the block runs, nothing is recorded
+            meter._open.append(self)
+            return self
         except BaseException:
             if meter.on_window_exit is not None:
                 meter.on_window_exit(self)
@@ -141,38 +253,71 @@ class Window:
         self._last_progress_t = self._start_t
         self._times = [self._start_t]
         self._readings = [self._start_reading]
+        self._state = "open"
+        meter._open.append(self)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
         meter = self._meter
-        complete = exc_type is None or issubclass(exc_type, GeneratorExit)
+        if self._state != "open":
+            return
+        self._state = "closed"
+        if self in meter._open:
+            meter._open.remove(self)
+        if not self._readings:  # the backend failed at the start: nothing to record
+            return
+        user_ok = exc_type is None or issubclass(exc_type, GeneratorExit)
+        complete = user_ok and self.failure is None and self.abort_reason is None
         notes: list[str] = []
+        end_power: Sequence[float] | None = None
         try:
-            meter._sync()
-            if not self._units:
-                # No (post warm-up) step() call: the whole block is one unit.
-                t = meter._clock()
-                reading = meter.backend.read_j()
-                if self._seen and self._seen <= self.warmup:
-                    notes.append(
-                        "every step() was a warm-up step: the block after them is one unit"
-                    )
-                self._times.append(t)
-                self._readings.append(reading)
-                self._units.append(1)
+            if self.failure is None:
+                end_power = self._last_reading(notes)
+        except Exception as err:
+            self._fail(err)
+            complete = False
         finally:
             if meter.on_window_exit is not None:
                 notes.extend(meter.on_window_exit(self) or ())  # after the last reading
-        self.measurement = self._finish(complete, notes)
+        if not self._units:  # failed before any step: nothing measured
+            return
+        if self.failure is not None:
+            notes.append(f"partial: the energy backend failed ({self.failure})")
+        if self.abort_reason is not None:
+            notes.append(f"partial: {self.abort_reason}")
+        if self.stop_reason is not None:
+            notes.append(self.stop_reason)
+        self.measurement = self._finish(complete, notes, end_power)
+        if self.left_early:
+            meter.left_early.append(self.measurement)
         meter._record(self.measurement)
 
-    def _finish(self, complete: bool, notes: list[str]) -> Measurement:
+    def _last_reading(self, notes: list[str]) -> Sequence[float] | None:
+        """The end of the block; returns the instant power there (None without any)."""
+        meter = self._meter
+        meter._sync()
+        if not self._units:
+            # No (post warm-up) step() call: the whole block is one unit.
+            t = meter._clock()
+            reading = meter.backend.read_j()
+            if self._seen and self._seen <= self.warmup:
+                notes.append("every step() was a warm-up step: the block after them is one unit")
+            self._times.append(t)
+            self._readings.append(reading)
+            self._units.append(1)
+        return None if self._start_power is None else meter.backend.read_power_w()
+
+    def _finish(
+        self, complete: bool, notes: list[str], end_power: Sequence[float] | None = None
+    ) -> Measurement:
         meter = self._meter
         backend = meter.backend
+        devices = backend.devices
         times = self._times
-        readings = self._readings
+        readings, bad = _monotone(self._readings, devices)
+        notes.extend(bad)
         units = self._units
         totals = [math.fsum(r) for r in readings]
         period = backend.update_period_s
@@ -183,7 +328,33 @@ class Window:
                 f"were grouped: statistics rest on {len(groups)} windows of {len(units)} steps"
             )
         duration_s = times[-1] - times[0]
-        if period > 0 and duration_s < GROUP_FACTOR * period:
+        dev_j = [readings[-1][i] - readings[0][i] for i in range(len(devices))]
+        short: list[int] = []
+        if (
+            period > 0
+            and duration_s < GROUP_FACTOR * period
+            and self._start_power is not None
+            and end_power is not None
+        ):  # too short for the counter: instant power x time where a device has it
+            from ..backends.integrator import short_window_devices_j
+
+            dev_j, short = short_window_devices_j(
+                dev_j, self._start_power, end_power, duration_s,
+                [d.update_period_s for d in devices],
+            )  # fmt: skip
+        if short:
+            from ..backends.integrator import POWER_X_TIME_NOTE
+
+            notes.append(
+                POWER_X_TIME_NOTE.format(periods=GROUP_FACTOR, period_ms=period * 1e3)
+                + " for "
+                + ", ".join(devices[i].label for i in short)
+            )
+            totals = [totals[0], totals[0] + math.fsum(dev_j)]  # one window
+            groups = [(0, 1)]
+            times = [times[0], times[-1]]
+            units = [math.fsum(units)]
+        elif period > 0 and duration_s < GROUP_FACTOR * period:
             notes.append(
                 f"measured {duration_s * 1e3:.1f} ms is short for a counter that updates every "
                 f"{period * 1e3:g} ms: up to {period / max(duration_s, 1e-12):.0%} quantization error"
@@ -197,10 +368,8 @@ class Window:
         energy_j = totals[-1] - totals[0] - idle_total_w * duration_s
         total_units = math.fsum(units)
         dev_energy = tuple(
-            DeviceEnergy(
-                d, readings[-1][i] - readings[0][i] - (idle_w[i] * duration_s if idle_w else 0.0)
-            )
-            for i, d in enumerate(backend.devices)
+            DeviceEnergy(d, dev_j[i] - (idle_w[i] * duration_s if idle_w else 0.0))
+            for i, d in enumerate(devices)
         )
         if idle_w:
             notes.append(
@@ -213,14 +382,14 @@ class Window:
                 )
                 energy_j = max(energy_j, 0.0)
                 unit_energies = tuple(max(x, 0.0) for x in unit_energies)
-        if not complete:
+        if not complete and self.failure is None and self.abort_reason is None:
             notes.append(
                 "incomplete: the measured block raised or was interrupted; partial steps only"
             )
         return Measurement(
             name=self.name,
             unit=self.unit,
-            steps=len(units),
+            steps=len(self._units),
             units=total_units,
             warmup=min(self._seen, self.warmup),
             duration_s=duration_s,
@@ -301,6 +470,11 @@ class Meter:
         self.idle_w: tuple[float, ...] | None = tuple(idle_w) if idle_w else None
         self.measurements: list[Measurement] = []
         self._names: dict[str, int] = {}
+        self._open: list[Window] = []  # entered, not yet exited (at most one: no nesting)
+        # steps() loops the caller left before their end: a `break`, or an exception that
+        # unwound the loop (Python cannot tell them apart; the plugin knows if the test raised)
+        self.left_early: list[Measurement] = []
+        self.warn: Callable[[str], None] | None = None  # how backend failures are reported
 
     def measure(
         self,
@@ -338,18 +512,55 @@ class Meter:
         With ``time_budget_s``, stop early once at least ``min_steps`` steps were measured
         and the measured steps took that long (the record says how many were measured).
         """
-        if not isinstance(n, int) or n < 1:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"invalid number of steps {n!r}: expected an integer >= 1")
-        with self.measure(name, unit=unit, warmup=warmup, extrapolate=extrapolate, total=n) as w:
-            for i in range(warmup + n):
-                yield i
-                w.step()
-                if (
-                    time_budget_s is not None
-                    and w.steps_done >= min_steps
-                    and w.measured_s >= time_budget_s
-                ):
-                    break
+        window = self.measure(name, unit=unit, warmup=warmup, extrapolate=extrapolate, total=n)
+        loop = self._steps_loop(window, n, time_budget_s, min_steps)
+        # a weak reference, so that a `break` still closes the loop at once (refcount)
+        window._loop = weakref.ref(loop)  # for close_open()
+        return loop
+
+    def _steps_loop(
+        self, w: Window, n: int, time_budget_s: float | None, min_steps: int
+    ) -> Iterator[int]:
+        with w:
+            try:
+                for i in range(w.warmup + n):
+                    yield i
+                    w.step()
+                    if (
+                        time_budget_s is not None
+                        and w.steps_done >= min_steps
+                        and w.measured_s >= time_budget_s
+                    ):
+                        break
+            except GeneratorExit:  # a `break` in the caller, or an exception unwinding it
+                w.left_early = True
+                raise
+
+    def close_open(self, reason: str) -> int:
+        """End every window still open (a ``steps()`` loop the test left by raising, a block
+        entered and never exited): each is recorded as partial with ``reason``. The plugin
+        calls this when the test's call phase ends, so a measurement is never credited to
+        the next test. Returns how many were closed."""
+        closed = 0
+        for w in list(self._open):
+            w.abort_reason = reason
+            loop = None if w._loop is None else w._loop()
+            if loop is not None:
+                loop.close()  # GeneratorExit at its yield: the with-block records the window
+            if w.is_open:
+                w.__exit__(None, None, None)
+            closed += 1
+        return closed
+
+    def _warn(self, message: str) -> None:
+        if self.warn is not None:
+            self.warn(message)
+        else:
+            import warnings
+
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def projection_of(self, m: Measurement) -> Projection:
         return m.project(

@@ -150,6 +150,7 @@ class Co2Plugin:
         self.writer = ReportWriter()
         self.baseline_path, self.baseline = self._load_baseline()
         self.comparison: Comparison | None = None
+        self._warned: set[str] = set()
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -192,11 +193,18 @@ class Co2Plugin:
             progress=self.progress.update if self.progress.enabled() else None,
             idle_w=self.provider.idle_w if self.settings.subtract_idle else None,
         )
+        meter.warn = self._warn_once
         policy, guard = self.provider.policy, self.provider.guard
         if policy is not None and guard is not None and (policy.mode == "lock" or policy.warning):
             meter.on_window_enter = guard.enter
             meter.on_window_exit = guard.exit
         return meter
+
+    def _warn_once(self, message: str) -> None:
+        """A warning per cause per session (not per test or per window)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
 
     # -- running tests -----------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
@@ -220,9 +228,14 @@ class Co2Plugin:
         except BaseException as exc:
             if window is not None:
                 window.__exit__(type(exc), exc, exc.__traceback__)
+            if meter is not None:  # loops the exception unwound are partial, not complete
+                self.collector.mark_partial(meter.left_early, _RAISED)
             raise
         finally:
             self.progress.clear()
+            if meter is not None:  # a steps() loop the test left by raising ends here
+                meter.close_open(_RAISED)
+                meter.left_early.clear()
         if window is not None:
             window.__exit__(None, None, None)
         if budget is not None and meter is not None:
@@ -452,3 +465,4 @@ class Co2Plugin:
 
 
 _SENT_KEY = pytest.StashKey[int]()
+_RAISED = "the test ended before this measurement did (it raised inside it)"

@@ -10,6 +10,7 @@ records either way, serialized only at that boundary.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,6 +33,16 @@ class Collector:
     def on_record(self, m: Measurement) -> None:
         """The meters' ``on_record`` callback."""
         self.pending.append(m)
+
+    def mark_partial(self, measurements: Sequence[Measurement], reason: str) -> None:
+        """Mark pending ``measurements`` partial with ``reason`` (the test raised in them)."""
+        ids = {id(m) for m in measurements}
+        self.pending[:] = [
+            replace(m, complete=False, notes=(f"partial: {reason}", *m.notes))
+            if id(m) in ids
+            else m
+            for m in self.pending
+        ]
 
     def drain(self, to_result: Any) -> list[Result]:
         """The pending measurements as results (``to_result``: the test's meter.result_of)."""

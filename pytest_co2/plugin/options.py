@@ -87,6 +87,12 @@ def parse_watts_per_thread(text: str) -> tuple[float, float]:
     return _parse(text)
 
 
+def parse_gpus(text: str) -> Any:
+    from ..backends.nvml import parse_gpu_devices
+
+    return parse_gpu_devices(text)
+
+
 def parse_region(text: str) -> str:
     from ..carbon.intensity import lookup
 
@@ -275,6 +281,14 @@ OPTIONS: tuple[Option, ...] = (
         "IDLE,FULL",
     ),
     Option(
+        "gpus",
+        parse_gpus,
+        "the NVIDIA GPUs to measure: auto (default: those holding this process's CUDA context, "
+        "else CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES), all, none, or a list of indices, "
+        "cuda:N, GPU-<uuid prefix>",
+        "GPUS",
+    ),
+    Option(
         "regions",
         parse_regions,
         "what-if columns in the summary for other regions, e.g. SE,DE,PL",
@@ -370,6 +384,7 @@ class Settings:
     backend: str = "auto"
     cpu_tdp: float | None = None
     cpu_watts_per_thread: tuple[float, float] | None = None
+    gpus: Any = None  # backends.nvml.GpuSelection
     regions: tuple[str, ...] = ()
     all: bool = False
     json: str | None = None
@@ -389,6 +404,8 @@ class Settings:
         d = asdict(self)
         d["regions"] = list(self.regions)
         d["compare_fail"] = [str(spec) for spec in self.compare_fail]
+        g = self.gpus
+        d["gpus"] = None if g is None else (",".join(g.entries) if g.entries else g.mode)
         return d
 
     def extrapolate_text(self) -> str:

@@ -119,6 +119,7 @@ class BackendProvider:
             "cpu_tdp_w": self.settings.cpu_tdp,
             "cpu_watts_per_thread": self.settings.cpu_watts_per_thread,
             "cpu_share": 1.0 / max(1, xdist.worker_count(self.config)),
+            "gpus": self.settings.gpus,
         }
 
     def _decide_policy(self, backend: Backend) -> None:
