@@ -388,3 +388,21 @@ def test_a_window_whose_domain_fails_finishes_with_the_note(
         assert any(
             n.startswith("RAPL package-0: reading failed (Input/output error)") for n in m.notes
         )
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_an_energy_file_that_vanishes_is_a_fault(tree: dict[str, Path], how: str) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=0.002) as backend:
+        set_uj(tree["pkg1"], 3_000_000 + 1_000_000)
+        path = tree["pkg1"] / "energy_uj"
+        time.sleep(0.01)
+        path.unlink()
+        if how == "replaced":
+            path.write_text("99000000\n")  # a new file: the open fd still reads the old one
+        deadline = time.perf_counter() + 5
+        while not backend.failed and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        what = "vanished" if how == "removed" else "was replaced by another file"
+        assert backend.failed == {"cpu:package-1": f"{path} {what}"}
+        with pytest.warns(BackendWarning, match=what):
+            assert list(backend.read_j()) == [0.0, 1.0, 0.0]

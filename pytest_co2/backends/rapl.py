@@ -20,7 +20,8 @@ wrap period (computed from ``max_energy_range_uj`` at :data:`MAX_POWER_W`). A co
 that goes down by more than a wrap can explain (a glitch, a reset) adds 0 J, with a note.
 
 Hardware faults never raise from :meth:`RaplBackend.read_j`: a domain whose read fails
-(EIO, ENODEV, permission revoked) or keeps giving something other than digits is frozen at
+(EIO, ENODEV, permission revoked), whose file vanishes (seen by the poller) or that keeps
+giving something other than digits is frozen at
 its last good value; the fault goes to ``notes`` and a warning once, to ``faults`` every
 time, and the domain to :attr:`RaplBackend.failed`. The other domains go on.
 """
@@ -299,7 +300,25 @@ class RaplBackend(Backend):
     def _poll_once(self) -> None:
         with contextlib.suppress(Exception), self._lock:  # the poller only keeps up
             if self._fds:
+                self._check_present_locked()
                 self._update_locked()
+
+    def _check_present_locked(self) -> None:
+        """Fail a domain whose ``energy_uj`` vanished or was replaced: an open fd would keep
+        reading the old file, a silent constant (the poller checks; ``read_j`` stays cheap)."""
+        for i, d in enumerate(self.domains):
+            if self._failed[i] is not None:
+                continue
+            path = d.path / "energy_uj"
+            try:
+                now, opened = os.stat(path), os.fstat(self._fds[i])
+            except FileNotFoundError:
+                self._fail(i, f"{path} vanished")
+                continue
+            except OSError:
+                continue  # a read of it will say what is wrong
+            if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+                self._fail(i, f"{path} was replaced by another file")
 
     @property
     def failed(self) -> dict[str, str]:
