@@ -275,18 +275,25 @@ def _unknown_region(region: str, extra: dict[str, str] | None = None) -> Intensi
 
 
 _CACHE_SIZE = 4
-_user_cache: dict[tuple[str, int, int, int, int], _Table] = {}
+_user_cache: dict[tuple[str, int, int, int, int, int], _Table] = {}
 _cache_lock = threading.Lock()
 
 
 def _read_user_csv(path: str | os.PathLike[str]) -> _Table:
-    """The parsed user CSV, read once per file version (path, inode, size, mtime)."""
+    """The parsed user CSV, read once per file version (path, inode, size, mtime, ctime)."""
     where = os.fspath(path)
     try:
         st = os.stat(where)
     except OSError as exc:
         raise IntensityError(f"cannot read intensity file {where!r}: {exc.strerror}") from None
-    key = (os.path.realpath(where), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    key = (
+        os.path.realpath(where),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,  # a file system with coarse mtimes still changes ctime on a rewrite
+    )
     with _cache_lock:
         hit = _user_cache.get(key)
         if hit is not None:
