@@ -239,9 +239,18 @@ def _open_lock_file(dir_fd: int, name: str, where: str) -> int:
         raise LockDirError(
             f"lock file {os.path.join(where, name)!r} cannot be opened ({exc.strerror}): refused"
         ) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    st = os.fstat(fd)
+    uid = _uid()
+    problem = (
+        "is not a regular file"
+        if not stat.S_ISREG(st.st_mode)
+        else f"belongs to uid {st.st_uid}, not to you: refused"
+        if uid is not None and st.st_uid != uid
+        else None
+    )
+    if problem is not None:
         os.close(fd)
-        raise LockDirError(f"lock file {os.path.join(where, name)!r} is not a regular file")
+        raise LockDirError(f"lock file {os.path.join(where, name)!r} {problem}")
     return fd
 
 

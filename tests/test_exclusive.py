@@ -500,3 +500,32 @@ def test_parse_lock_timeout_rejects(text: str) -> None:
     assert str(info.value) == (
         f"invalid lock timeout {text!r}: expected seconds >= 0 (e.g. 30; 0: do not wait)"
     )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_lock_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    from pytest_co2 import exclusive
+    from pytest_co2.exclusive import LockDirError, open_lock_dir
+
+    locks = _private_dir(tmp_path / "locks")
+    (locks / "gpu_0.lock").write_text("")
+    fd = open_lock_dir(str(locks))  # the folder is ours
+    os.close(fd)
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:  # the file (only) looks like another user's
+        st = real_fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            fields = list(st)
+            fields[stat.ST_UID] = st.st_uid + 1
+            return os.stat_result(fields)
+        return st
+
+    monkeypatch.setattr(exclusive.os, "fstat", fstat)
+    with pytest.raises(LockDirError, match=r"gpu_0.lock' belongs to uid \d+, not to you"):
+        DeviceLock(["gpu:0"], str(locks)).acquire(1.0)
