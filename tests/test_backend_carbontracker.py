@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +144,15 @@ def test_rapl_permission_error_is_explained() -> None:
     assert cpu.shutdowns == 1
 
 
-def test_a_failing_poller_makes_read_j_raise() -> None:
+def _wait_for_error(backend: CarbontrackerBackend, index: int = 0) -> None:
+    deadline = time.perf_counter() + 2.0
+    while backend._pollers[index].error is None and time.perf_counter() < deadline:
+        time.sleep(0.005)
+    assert backend._pollers[index].error is not None
+
+
+def test_a_component_that_fails_mid_run_freezes_with_a_note() -> None:
+    """Issue 12: was a BackendError from every later read_j (every later test failed)."""
     gpu = FakeHandler(["Fake GPU"], [100.0])
     cpu = FakeHandler(["cpu:0"], [10.0])
     with CarbontrackerBackend(
@@ -150,12 +160,41 @@ def test_a_failing_poller_makes_read_j_raise() -> None:
     ) as backend:
         from carbontracker.exceptions import GPUPowerUsageRetrievalError
 
+        time.sleep(0.02)
+        before = backend.read_j()
         gpu.fail = GPUPowerUsageRetrievalError()
-        deadline = time.perf_counter() + 2.0
-        while backend._pollers[0].error is None and time.perf_counter() < deadline:
-            time.sleep(0.005)
-        with pytest.raises(BackendError, match="cannot read the GPU power"):
-            backend.read_j()
+        _wait_for_error(backend)
+        with pytest.warns(BackendWarning) as caught:
+            after = backend.read_j()
+        note = (
+            "carbontracker cannot read the GPU power through NVML (not supported here): its "
+            "devices (gpu:0) are frozen at their last reading and not counted after that"
+        )
+        assert [str(w.message) for w in caught] == [f"pytest-co2: {note}"]
+        assert after[0] >= before[0] and after[1] > before[1]  # the CPU goes on
+        time.sleep(0.02)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # warned once
+            later = backend.read_j()
+        assert later[0] == after[0] and later[1] > after[1]
+        assert backend.notes[-1] == note and backend.faults == [note]
+        assert backend.failed == {
+            "gpu:0": "carbontracker cannot read the GPU power through NVML (not supported here)"
+        }
+
+
+@pytest.mark.parametrize("bad", [[math.nan], [-5.0], [math.inf], [1.0, 2.0]])
+def test_unusable_power_readings_are_a_fault_not_energy(bad: list[float]) -> None:
+    gpu = FakeHandler(["Fake GPU"], [100.0])
+    cpu = FakeHandler(["cpu:0"], [10.0])
+    with CarbontrackerBackend(
+        poll_interval_s=0.005, handlers=[("gpu", gpu), ("cpu", cpu)]
+    ) as backend:
+        gpu.power_w = bad
+        _wait_for_error(backend)
+        with pytest.warns(BackendWarning, match="returned unusable power readings"):
+            values = backend.read_j()
+        assert all(math.isfinite(v) and v >= 0 for v in values)
 
 
 def test_carbontracker_missing(monkeypatch: pytest.MonkeyPatch) -> None:

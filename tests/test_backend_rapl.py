@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 
-from pytest_co2.backends import BackendError, BackendUnavailable, Method
+from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method, rapl
 from pytest_co2.backends.rapl import (
     MAX_POLL_INTERVAL_S,
     RaplBackend,
@@ -165,6 +167,7 @@ def test_permission_denied_on_open_gives_the_fix(
 def test_permission_denied_on_read_gives_the_fix(
     tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Permissions revoked mid-run: a fault like any other (frozen, noted, warned once)."""
     backend = RaplBackend(tree["root"], poll_interval_s=3600)
     try:
 
@@ -172,11 +175,121 @@ def test_permission_denied_on_read_gives_the_fix(
             raise PermissionError(13, "Permission denied")
 
         monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(deny))
-        with pytest.raises(BackendError, match=r"sudo chmod -R a\+r"):
-            backend.read_j()
+        with pytest.warns(BackendWarning, match=r"sudo chmod -R a\+r"):
+            assert list(backend.read_j()) == [0.0, 0.0, 0.0]
+        assert set(backend.failed) == {"cpu:package-0", "cpu:package-1", "dram:0"}
+        assert all("run as root" in n for n in backend.notes[-3:])
     finally:
         monkeypatch.undo()
         backend.close()
+
+
+# -- issue 12: hardware faults mid-run -----------------------------------------------------
+
+
+def break_fds(monkeypatch: pytest.MonkeyPatch, broken: dict[int, BaseException]) -> None:
+    """Make ``_read_uj`` raise for some fds (a device that fails), read the others."""
+    real = RaplBackend._read_uj
+
+    def read(fd: int) -> int:
+        if fd in broken:
+            raise broken[fd]
+        return real(fd)
+
+    monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(read))
+
+
+@pytest.mark.parametrize(
+    "error, why",
+    [
+        (OSError(errno.EIO, "Input/output error"), "reading failed (Input/output error)"),
+        (OSError(errno.ENODEV, "No such device"), "reading failed (No such device)"),
+    ],
+)
+def test_a_read_that_fails_mid_run_freezes_that_domain_only(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch, error: OSError, why: str
+) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        set_uj(tree["pkg0"], 1_000_000 + 5_000_000)
+        set_uj(tree["pkg1"], 3_000_000 + 7_000_000)
+        assert list(backend.read_j()) == [5.0, 7.0, 0.0]
+        break_fds(monkeypatch, {backend._fds[0]: error})
+        set_uj(tree["pkg0"], 1_000_000 + 9_000_000)  # not seen any more
+        set_uj(tree["pkg1"], 3_000_000 + 8_000_000)
+        with pytest.warns(BackendWarning) as caught:
+            assert list(backend.read_j()) == [5.0, 8.0, 0.0]
+        note = (
+            f"RAPL package-0: {why}; its energy is frozen at the last good reading (5 J) "
+            "and not counted after that"
+        )
+        assert [str(w.message) for w in caught] == [f"pytest-co2: {note}"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once: no second warning
+            set_uj(tree["dram0"], 200_000 + 2_000_000)
+            assert list(backend.read_j()) == [5.0, 8.0, 2.0]
+            assert list(backend.read_j()) == [5.0, 8.0, 2.0]
+        assert backend.failed == {"cpu:package-0": why}
+        assert backend.notes == [note] and backend.faults == [note]
+
+
+@pytest.mark.parametrize("garbage", ["garbage", "-5", "1_000", "", "12 34"])
+def test_an_unparsable_reading_is_a_fault_never_a_silent_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, garbage: str
+) -> None:
+    monkeypatch.setattr(rapl, "UNPARSABLE_RETRY_S", 0.005)
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 4_000_000)
+        assert list(backend.read_j()) == [3.0]
+        (dom / "energy_uj").write_text(garbage + "\n")
+        with pytest.warns(BackendWarning, match="unparsable reading"):
+            assert list(backend.read_j()) == [3.0]
+        (why,) = backend.failed.values()
+        assert why == f"unparsable reading {(garbage + chr(10)).encode()!r} for 5 ms"
+    (dom / "energy_uj").write_text(garbage + "\n")
+    with pytest.raises(BackendError, match="could not be read: unparsable reading"):
+        RaplBackend(tmp_path, poll_interval_s=3600)
+
+
+def test_a_counter_that_goes_backwards_without_a_wrap_adds_nothing(
+    tmp_path: Path,
+) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 6_000_000)
+        assert list(backend.read_j()) == [5.0]
+        set_uj(dom, 5_999_000)  # 1 mJ down, right away: not a 262 kJ wrap
+        with pytest.warns(BackendWarning, match="went backwards"):
+            assert list(backend.read_j()) == [5.0]
+        set_uj(dom, 7_999_000)  # counted again from the new value
+        assert list(backend.read_j()) == [7.0]
+        assert backend.notes == [
+            "RAPL package-0: the counter went backwards (6000000 -> 5999000 uJ) without a "
+            "plausible wrap; no energy is counted for that interval"
+        ]
+        assert backend.failed == {}  # a glitch, not the end of the device
+
+
+def test_a_counter_without_a_range_that_goes_backwards_adds_nothing(tmp_path: Path) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 9_000_000, max_uj=None)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 8_000_000)  # 8 J since a restart within microseconds: implausible
+        with pytest.warns(BackendWarning, match=r"went backwards \(9000000 -> 8000000 uJ\)"):
+            assert list(backend.read_j()) == [0.0]
+
+
+def test_a_fault_seen_by_the_poller_is_warned_from_the_next_read(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=0.002) as backend:
+        break_fds(monkeypatch, {backend._fds[1]: OSError(errno.EIO, "Input/output error")})
+        deadline = time.perf_counter() + 5
+        while not backend.failed and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        assert backend.failed == {"cpu:package-1": "reading failed (Input/output error)"}
+        with pytest.warns(BackendWarning, match="RAPL package-1: reading failed"):
+            assert list(backend.read_j()) == [0.0, 0.0, 0.0]
+        assert backend._thread is not None and backend._thread.is_alive()
 
 
 def test_close_stops_the_poller_and_is_idempotent(tree: dict[str, Path]) -> None:
@@ -256,3 +369,41 @@ def test_file_rewritten_every_1ms_by_a_thread_reads_consistently(tmp_path: Path)
     assert all(b >= a for a, b in itertools.pairwise(readings))
     assert readings[-1] > 0
     assert final == 1000 * step_uj / 1e6
+
+
+def test_a_window_whose_domain_fails_finishes_with_the_note(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_co2.meter import Meter
+
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        meter = Meter(backend)
+        with pytest.warns(BackendWarning), meter.measure("work"):
+            set_uj(tree["pkg0"], 1_000_000 + 2_000_000)
+            backend.read_j()
+            break_fds(monkeypatch, {backend._fds[0]: OSError(errno.EIO, "Input/output error")})
+            set_uj(tree["pkg1"], 3_000_000 + 4_000_000)
+        (m,) = meter.measurements
+        assert m.energy_j == 6.0 and not m.complete  # the meter marks the window partial
+        assert any(
+            n.startswith("partial: RAPL package-0: reading failed (Input/output error)")
+            for n in m.notes
+        )
+
+
+@pytest.mark.parametrize("how", ["removed", "replaced"])
+def test_an_energy_file_that_vanishes_is_a_fault(tree: dict[str, Path], how: str) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=0.002) as backend:
+        set_uj(tree["pkg1"], 3_000_000 + 1_000_000)
+        path = tree["pkg1"] / "energy_uj"
+        time.sleep(0.01)
+        path.unlink()
+        if how == "replaced":
+            path.write_text("99000000\n")  # a new file: the open fd still reads the old one
+        deadline = time.perf_counter() + 5
+        while not backend.failed and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        what = "vanished" if how == "removed" else "was replaced by another file"
+        assert backend.failed == {"cpu:package-1": f"{path} {what}"}
+        with pytest.warns(BackendWarning, match=what):
+            assert list(backend.read_j()) == [0.0, 1.0, 0.0]

@@ -268,3 +268,264 @@ def test_exclusive_option_resolution(
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*PYTEST_CO2_EXCLUSIVE: invalid boolean 'maybe'*"])
+
+
+# -- issue 12: bounded waits, a private lock folder, no links followed -----------------------
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def hold_lock():
+    """Start a process that holds the flock on a path until the test ends (or it is killed)."""
+    procs: list[subprocess.Popen[str]] = []
+
+    def hold(path: Path) -> subprocess.Popen[str]:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE, text=True
+        )
+        procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        return proc
+
+    yield hold
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_lock_held_elsewhere_costs_one_timeout_and_is_said(tmp_path: Path, hold_lock) -> None:
+    import time
+
+    from pytest_co2.backends.constant import ConstantBackend
+    from pytest_co2.meter import Meter
+
+    locks = _private_dir(tmp_path / "locks")
+    holder = hold_lock(locks / "gpu_0.lock")
+    policy = decide(True, (GPU,), concurrent=False, lock_dir=str(locks), lock_timeout_s=0.4)
+    assert policy.to_dict()["lock_timeout_s"] == 0.4
+    events: list[tuple[bool, bool]] = []
+    guard = WindowGuard(policy, on_wait=lambda w: events.append((w.done, w.acquired)))
+    meter = Meter(ConstantBackend(10.0), on_window_enter=guard.enter, on_window_exit=guard.exit)
+    t0 = time.perf_counter()
+    with (
+        pytest.warns(UserWarning, match="held by another process for 0.4 s"),
+        meter.measure("first"),
+    ):
+        assert guard.waiting is None
+    assert 0.4 <= time.perf_counter() - t0 < 0.4 + 1.0  # the timeout plus its own time
+    assert events[0] == (False, False) and events[-1] == (True, False)
+    t1 = time.perf_counter()
+    with meter.measure("second"):  # the lock is still busy: no second wait
+        pass
+    assert time.perf_counter() - t1 < 0.2
+    first, second = meter.measurements
+    (n1,) = [n for n in first.notes if n.startswith("exclusive")]
+    assert n1.startswith("exclusive: NOT locked: waited 0.4 s (the lock timeout) for ")
+    assert n1.endswith(
+        "held by another process; measured without the lock, so it may include "
+        "other processes' energy on gpu:0"
+    )
+    assert any(n.startswith("exclusive: NOT locked: ") and "still held" in n for n in second.notes)
+    assert (guard.unlocked_windows, guard.timed_out) == (2, 1)
+    assert guard.summary() == (
+        "2 measured windows ran without the exclusive lock: another process held it for longer "
+        "than the lock timeout (0.4 s); their figures may include other processes' energy"
+    )
+    assert not guard.lock or not guard.lock.held
+    holder.kill()
+    holder.wait()
+    with meter.measure("third"):  # the holder is gone: locked again
+        assert guard.lock is not None and guard.lock.held
+    assert any("held the lock on gpu:0" in n for n in meter.measurements[2].notes)
+    assert guard.unlocked_windows == 2 and guard.to_dict()["timed_out"] == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_run_with_a_lock_held_elsewhere_finishes_and_says_so(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, hold_lock
+) -> None:
+    import time
+
+    pytester.makeconftest(
+        "from pytest_co2.backends.base import Backend, Device, Method\n"
+        "class Shared(Backend):\n"
+        "    name = 'fake-shared'\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.devices = (Device('gpu:7', 'gpu', 'GPU', Method.COUNTER, 0.0, True),)\n"
+        "    def read_j(self):\n"
+        "        return (0.0,)\n"
+        "def pytest_co2_make_backend(config, spec):\n"
+        "    return Shared()\n"
+    )
+    pytester.makepyfile(
+        "def test_a(co2_meter):\n    with co2_meter.measure('a'):\n        pass\n"
+        "def test_b(co2_meter):\n    with co2_meter.measure('b'):\n        pass\n"
+    )
+    locks = _private_dir(pytester.path / "locks")
+    hold_lock(locks / "gpu_7.lock")
+    t0 = time.perf_counter()
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--co2-exclusive", f"--co2-lock-dir={locks}",
+        "--co2-lock-timeout=0.5", "--co2-json=r.json",
+    )  # fmt: skip
+    assert time.perf_counter() - t0 < 0.5 + 8.0  # before the fix: it never ended
+    result.assert_outcomes(passed=2)
+    data = json.loads((pytester.path / "r.json").read_text())
+    notes = [n for t in data["tests"] for m in t["measurements"] for n in m["notes"]]
+    assert sum(n.startswith("exclusive: NOT locked: waited 0.5 s") for n in notes) == 1
+    assert sum(n.startswith("exclusive: NOT locked:") for n in notes) == 2
+    result.stdout.fnmatch_lines(["*held by another process for 0.5 s*"])
+    windows = data["session"]["exclusive"]["windows"]
+    assert (windows["unlocked_windows"], windows["timed_out"]) == (2, 1)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_the_default_lock_folder_is_per_user_and_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+    import tempfile
+
+    from pytest_co2.measure.locks import default_lock_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = tmp_path / f"pytest-co2-locks-{os.getuid()}"
+    assert default_lock_dir() == str(folder)
+    lock = DeviceLock(["gpu:0"], default_lock_dir())
+    lock.acquire(1.0)
+    lock.release()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "gpu_0.lock").stat().st_mode) == 0o600
+    folder.chmod(0o1777)  # an old world-writable default folder of ours is made private
+    lock.acquire(1.0)
+    lock.release()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+
+
+def _guard_for(lock_dir: Path) -> WindowGuard:
+    return WindowGuard(decide(True, (GPU,), concurrent=False, lock_dir=str(lock_dir)))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_lock_folder_that_is_a_link_is_refused(tmp_path: Path) -> None:
+    target = _private_dir(tmp_path / "elsewhere")
+    link = tmp_path / "locks"
+    link.symlink_to(target)
+    guard = _guard_for(link)
+    with pytest.warns(UserWarning, match="is a symbolic link: refused"):
+        guard.enter("w")
+    (note,) = guard.exit("w")
+    assert note == (
+        f"exclusive lock failed: cannot lock (lock folder {str(link)!r} is a symbolic link: "
+        "refused (give --co2-lock-dir a real folder of yours)); windows are not serialized"
+    )
+    assert list(target.iterdir()) == []
+    guard.enter("w2")  # no second warning, the same note
+    assert guard.exit("w2") == [note] and guard.unlocked_windows == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_lock_folder_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from pytest_co2.measure import locks as exclusive
+
+    locks = _private_dir(tmp_path / "locks")
+    monkeypatch.setattr(exclusive, "_uid", lambda: os.getuid() + 1)
+    guard = _guard_for(locks)
+    with pytest.warns(UserWarning, match="not to you"):
+        guard.enter("w")
+    assert guard.failure is not None and f"belongs to uid {os.getuid()}" in guard.failure
+    assert list(locks.iterdir()) == []
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_planted_link_as_lock_file_is_not_followed(tmp_path: Path) -> None:
+    from pytest_co2.measure.locks import LockDirError
+
+    locks = _private_dir(tmp_path / "locks")
+    target = tmp_path / "victim"
+    (locks / "gpu_0.lock").symlink_to(target)
+    lock = DeviceLock(["gpu:0"], str(locks))
+    with pytest.raises(LockDirError, match=r"gpu_0.lock' cannot be opened .*: refused"):
+        lock.acquire(1.0)
+    assert not target.exists() and not lock.held
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_timeout_on_the_second_file_releases_the_first(tmp_path: Path, hold_lock) -> None:
+    from pytest_co2.measure.locks import LockTimeout
+
+    locks = _private_dir(tmp_path / "locks")
+    hold_lock(locks / "gpu_1.lock")
+    lock = DeviceLock(["gpu:1", "cpu:package-0"], str(locks))  # cpu_... is locked first
+    with pytest.raises(LockTimeout) as info:
+        lock.acquire(0.2)
+    assert info.value.path == str(locks / "gpu_1.lock") and info.value.waited_s >= 0.2
+    assert not lock.held and _held_elsewhere(locks / "cpu_package-0.lock") == "free"
+
+
+@pytest.mark.parametrize(
+    "text, seconds", [("30", 30.0), ("0", 0.0), (" 2.5 ", 2.5), ("-0", 0.0), ("1e1", 10.0)]
+)
+def test_parse_lock_timeout(text: str, seconds: float) -> None:
+    from pytest_co2.measure.locks import parse_lock_timeout
+
+    assert parse_lock_timeout(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["-1", "nan", "inf", "", "soon"])
+def test_parse_lock_timeout_rejects(text: str) -> None:
+    from pytest_co2.measure.locks import parse_lock_timeout
+
+    with pytest.raises(ValueError) as info:
+        parse_lock_timeout(text)
+    assert str(info.value) == (
+        f"invalid lock timeout {text!r}: expected seconds >= 0 (e.g. 30; 0: do not wait)"
+    )
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
+def test_a_lock_file_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    from pytest_co2.measure import locks as exclusive
+    from pytest_co2.measure.locks import LockDirError, open_lock_dir
+
+    locks = _private_dir(tmp_path / "locks")
+    (locks / "gpu_0.lock").write_text("")
+    fd = open_lock_dir(str(locks))  # the folder is ours
+    os.close(fd)
+    real_fstat = os.fstat
+
+    def fstat(fd: int) -> os.stat_result:  # the file (only) looks like another user's
+        st = real_fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            fields = list(st)
+            fields[stat.ST_UID] = st.st_uid + 1
+            return os.stat_result(fields)
+        return st
+
+    monkeypatch.setattr(exclusive.os, "fstat", fstat)
+    with pytest.raises(LockDirError, match=r"gpu_0.lock' belongs to uid \d+, not to you"):
+        DeviceLock(["gpu:0"], str(locks)).acquire(1.0)

@@ -172,7 +172,7 @@ def test_several_suggestions() -> None:
 
 
 def test_empty_region() -> None:
-    with pytest.raises(IntensityError, match="^empty region"):
+    with pytest.raises(IntensityError, match=r"^empty region"):
         lookup("  ")
 
 
@@ -255,7 +255,7 @@ def test_custom_intensity() -> None:
 
 @pytest.mark.parametrize("bad", [-1, math.nan, math.inf, "abc"])
 def test_custom_intensity_rejects(bad: object) -> None:
-    with pytest.raises(IntensityError, match="^invalid intensity .*a number >= 0$"):
+    with pytest.raises(IntensityError, match=r"^invalid intensity .*a number >= 0$"):
         lookup(None, intensity_g_per_kwh=bad)  # type: ignore[arg-type]
 
 
@@ -412,3 +412,137 @@ def test_user_csv_quoted_fields_and_line_numbers(tmp_path: Path) -> None:
     assert str(exc.value) == f"{path}, line 4: g_co2e_per_kwh '?' is not a number >= 0"
     path = _write(tmp_path, 'region,year,g_co2e_per_kwh,source\nSE,2023,9,"two\nlines, quoted"\n')
     assert lookup("SE", csv_path=path).source == "two\nlines, quoted"
+
+
+# ------------------------------------------------------ issue 12: user regions, large files
+
+
+def test_parse_region_defers_regions_the_file_may_define(tmp_path: Path) -> None:
+    from pytest_co2.carbon.intensity import parse_region, resolve_region
+
+    assert parse_region("sweden") == "SE" and parse_region(" eu ") == "EU27"
+    assert parse_region("My  DC") == "My DC"  # unknown to the shipped data: kept for the file
+    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh,name\nMYDC,2024,,42,My DC\n")
+    assert lookup(parse_region("My DC"), csv_path=path).g_per_kwh == 42.0
+    assert lookup(parse_region("mydc"), csv_path=path).region == "MYDC"
+    assert resolve_region("my dc", csv_path=path) == "MYDC"
+    assert resolve_region("Sweden") == "SE"
+    with pytest.raises(IntensityError) as exc:
+        resolve_region("Swedn")
+    assert str(exc.value) == f"unknown region 'Swedn': did you mean SE (Sweden)? {HINT}"
+    with pytest.raises(IntensityError, match="unknown region 'MYDC'"):
+        resolve_region("MYDC")  # without the file
+
+
+@pytest.mark.parametrize("bad", ["", "  ", "a,b", "x\ty" + "\x00", "z" * 81])
+def test_parse_region_rejects(bad: str) -> None:
+    from pytest_co2.carbon.intensity import parse_region
+
+    with pytest.raises(IntensityError, match=r"^(empty region|invalid region)"):
+        parse_region(bad)
+
+
+def test_a_region_only_in_the_intensity_file_is_the_session_region(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makefile(".csv", ci="region,year,month,g_co2e_per_kwh\nMYDC,2024,,42\n")
+    pytester.makepyfile("def test_x(): pass")
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--co2-backend=constant:1",
+        "--co2-json=r.json",
+        "--co2-intensity-file=ci.csv",
+        "--co2-region=mydc",
+        "--co2-regions=MYDC,SE",
+    )
+    assert result.ret == 0, result.stderr.str()
+    session = json.loads((pytester.path / "r.json").read_text())["session"]
+    assert session["intensity"]["region"] == "MYDC"
+
+
+def test_a_user_file_is_parsed_once_per_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_co2.carbon import intensity
+
+    calls: list[str] = []
+    real = intensity._parse_user_csv
+
+    def counting(where: str) -> object:
+        calls.append(where)
+        return real(where)
+
+    monkeypatch.setattr(intensity, "_parse_user_csv", counting)
+    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh\nMYDC,2024,,42\n")
+    for _ in range(3):  # the option check, the session, a what-if: one parse
+        assert lookup("MYDC", csv_path=path).g_per_kwh == 42.0
+    list_regions(csv_path=path)
+    monthly_coverage(csv_path=path)
+    assert len(calls) == 1
+    path.write_text("region,year,month,g_co2e_per_kwh\nMYDC,2024,,43.5\n", encoding="utf-8")
+    assert lookup("MYDC", csv_path=path).g_per_kwh == 43.5  # a new version is read again
+    assert len(calls) == 2
+
+
+def test_blank_lines_january_zeros_bom_and_the_latest_yearly_row(tmp_path: Path) -> None:
+    path = tmp_path / "ci.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbf\r\n"  # a byte-order mark, then a blank line before the header
+        b"Region , Year , Month , G_CO2E_PER_KWH\r\n"
+        b"\r\n"
+        b"MYDC,2022,,100\r\n"
+        b"MYDC,2024,,300\r\n"
+        b"MYDC,2023,,200\r\n"  # an older year after a newer one: the newer stays
+        b"MYDC,2024,,301\r\n"  # the same year again: the later row wins
+        b",,,\r\n"
+        b"MYDC,2024,01,0\r\n"  # January, written 01; zero intensity is allowed
+        b"MYDC,2024,1,-0\r\n"  # January again: the later row wins; -0 is 0
+        b"MYDC,2024,2, 7.5 \r\n"
+        b"\r\n"
+    )
+    it = lookup("mydc", csv_path=path)
+    assert (it.g_per_kwh, it.year, it.month) == (301.0, 2024, None)
+    jan = lookup("MYDC", "2024-01", csv_path=path)
+    assert jan == Intensity("MYDC", "MYDC", 0.0, 2024, 1, "user file ci.csv")
+    assert math.copysign(1.0, jan.g_per_kwh) == 1.0
+    assert lookup("MYDC", "2024-02", csv_path=path).g_per_kwh == 7.5
+    assert monthly_coverage(csv_path=path)["MYDC"] == "2024-01 to 2024-02"
+    assert [i.region for i in list_regions("2024-01", csv_path=path)] == ["MYDC"]
+
+
+def _big_csv(path: Path, regions: int) -> int:
+    rows = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("region,year,month,g_co2e_per_kwh,source\n")
+        for r in range(regions):
+            for y in range(1979, 2025):
+                for m in ["", *map(str, range(1, 13))]:
+                    f.write(f"ZZ{r:04d},{y},{m},{(r * 7 + y + len(m)) % 900}.25,grid data v1\n")
+                    rows += 1
+    return rows
+
+
+def test_a_large_user_file_is_parsed_streaming_and_compactly(tmp_path: Path) -> None:
+    """Issue 12: a 27 MB file took 18 s and 936 MB (read whole, an object per row, twice)."""
+    import time
+    import tracemalloc
+
+    from pytest_co2.carbon import intensity
+
+    path = tmp_path / "big.csv"
+    rows = _big_csv(path, 100)  # 59,800 rows, 2.3 MB
+    intensity._shipped()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        assert (
+            lookup("ZZ0042", "2003-04", csv_path=path).g_per_kwh == (42 * 7 + 2003 + 1) % 900 + 0.25
+        )
+        elapsed = time.perf_counter() - t0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak / rows < 250, f"{peak / rows:.0f} bytes per row"  # was ~550 here, ~60 now
+    assert elapsed < 10.0  # generous for a loaded machine; ~0.3 s alone under tracemalloc
+    assert lookup("ZZ0099", csv_path=path).year == 2024

@@ -317,7 +317,7 @@ def test_unknown():
 @pytest.mark.parametrize(
     "arg, message",
     [
-        ("--co2-region=Atlantis", "*argument --co2-region: unknown region 'Atlantis'*"),
+        ("--co2-region=Atlantis", "*--co2-region: unknown region 'Atlantis'*"),
         ("--co2-pue=0", "*argument --co2-pue: invalid PUE '0'*>= 1.0*"),
         (
             "--co2-extrapolate=-5",

@@ -16,11 +16,16 @@ whatever the load) is not used: where no RAPL handler is usable, CPU energy come
 pytest-co2's own :class:`~pytest_co2.backends.estimate.EstimateBackend` (CPU time x TDP
 per thread), with a note and a warning; where no component at all is usable, the whole
 backend is that estimate.
+
+A component that fails mid-run (an exception from ``power_usage``, or readings that are not
+one finite number >= 0 per device) stops being sampled: its devices freeze at their last
+reading, with a note, a warning once and ``failed``/``faults``; ``read_j`` does not raise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -65,6 +70,8 @@ class _HandlerPoller:
         self.t_last = time.perf_counter()
         self.power_w: list[float] | None = list(first_power_w) if first_power_w else None
         self.energy_j = [0.0] * n_devices
+        self.last_read_j = [0.0] * n_devices  # what read_j last returned
+        self.frozen_j: list[float] | None = None  # set when sampling failed for good
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=_poll_loop,
@@ -77,14 +84,21 @@ class _HandlerPoller:
         try:
             powers = [float(p) for p in self.handler.power_usage()]
         except Exception as exc:  # carbontracker raises its own exception classes
-            self.error = self._describe_error(exc)
-            self.stop.set()
+            self._fail(self._describe_error(exc))
+            return
+        if len(powers) != len(self.energy_j) or not all(
+            math.isfinite(p) and p >= 0 for p in powers
+        ):
+            self._fail(
+                f"carbontracker {self.kind} component returned unusable power readings "
+                f"{powers!r} (expected {len(self.energy_j)} numbers >= 0 in W)"
+            )
             return
         now = time.perf_counter()
         with self.lock:
             dt = now - self.t_last
             prev = self.power_w
-            for i in range(min(len(powers), len(self.energy_j))):
+            for i in range(len(self.energy_j)):
                 if self.mode == INSTANT and prev is not None:
                     self.energy_j[i] += 0.5 * (prev[i] + powers[i]) * dt
                 else:  # a mean over the interval (or the first sample: assume it held since open)
@@ -92,14 +106,28 @@ class _HandlerPoller:
             self.power_w = powers
             self.t_last = now
 
+    def _fail(self, why: str) -> None:
+        """Stop sampling; the readings freeze where they are (never below a value returned)."""
+        with self.lock:
+            self.frozen_j = [
+                max(a, b) for a, b in zip(self.energy_j, self.last_read_j, strict=False)
+            ]
+            self.error = why
+        self.stop.set()
+
     def read_j(self) -> list[float]:
-        """Integrated energy, extended to now with the last sampled power."""
+        """Integrated energy, extended to now with the last sampled power (frozen after a fault)."""
         now = time.perf_counter()
         with self.lock:
+            if self.frozen_j is not None:
+                return list(self.frozen_j)
             if self.power_w is None:
-                return list(self.energy_j)
-            dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=False)]
+                out = list(self.energy_j)
+            else:
+                dt = now - self.t_last
+                out = [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=False)]
+            self.last_read_j = out
+            return out
 
     def close(self) -> None:
         self.stop.set()
@@ -179,6 +207,9 @@ class CarbontrackerBackend(Backend):
         self._pollers: list[_HandlerPoller] = []
         self._estimate: EstimateBackend | None = None
         self._closed = False
+        self._reported: set[_HandlerPoller] = set()
+        self.failed: dict[str, str] = {}  # device id -> why its readings are frozen
+        self.faults: list[str] = []  # every fault, in order
         if handlers is None:
             handlers, missing = default_handlers()
         else:
@@ -276,13 +307,28 @@ class CarbontrackerBackend(Backend):
         ]
 
     def read_j(self) -> Sequence[float]:
+        """Joules per device. A component that fails mid-run does not raise: its devices
+        freeze at their last reading, with a note and a warning once (see :attr:`failed`)."""
         if self._closed:
             raise BackendError("the carbontracker backend is closed")
         out: list[float] = []
+        offset = 0
         for poller in self._pollers:
-            if poller.error is not None:
-                raise BackendError(poller.error)
-            out.extend(poller.read_j())
+            values = poller.read_j()
+            if poller.error is not None and poller not in self._reported:
+                self._reported.add(poller)
+                ids = ", ".join(d.id for d in self.devices[offset : offset + len(values)])
+                message = (
+                    f"{poller.error}: its devices ({ids}) are frozen at their last reading "
+                    "and not counted after that"
+                )
+                self.notes.append(message)
+                self.faults.append(message)
+                for d in self.devices[offset : offset + len(values)]:
+                    self.failed[d.id] = poller.error
+                warn(f"pytest-co2: {message}")
+            offset += len(values)
+            out.extend(values)
         if self._estimate is not None:
             out.extend(self._estimate.read_j())
         return out

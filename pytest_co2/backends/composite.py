@@ -45,6 +45,11 @@ class CompositeBackend(Backend):
             self.devices = tuple(d for p in self.parts for d in p.devices)
         return any(changed)
 
+    @property
+    def faults(self) -> list[str]:
+        """The parts' hardware faults, in part order (see ``rapl`` and the NVML backend)."""
+        return [f for p in self.parts for f in getattr(p, "faults", ())]
+
     def describe(self) -> str:
         return f"{self.name}: " + "; ".join(p.describe() for p in self.parts)
 

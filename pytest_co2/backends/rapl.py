@@ -16,7 +16,14 @@ on some laptops) contains the packages and is skipped too.
 The backend keeps the last raw value per domain and adds ``max_range - last + new``
 when the counter went down. A single wrap between two reads is recovered this way; two
 are not, so a daemon thread re-reads all domains more often than the shortest possible
-wrap period (computed from ``max_energy_range_uj`` at :data:`MAX_POWER_W`).
+wrap period (computed from ``max_energy_range_uj`` at :data:`MAX_POWER_W`). A counter
+that goes down by more than a wrap can explain (a glitch, a reset) adds 0 J, with a note.
+
+Hardware faults never raise from :meth:`RaplBackend.read_j`: a domain whose read fails
+(EIO, ENODEV, permission revoked), whose file vanishes (seen by the poller) or that keeps
+giving something other than digits is frozen at
+its last good value; the fault goes to ``notes`` and a warning once, to ``faults`` every
+time, and the domain to :attr:`RaplBackend.failed`. The other domains go on.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Backend, BackendError, BackendUnavailable, Device, Method
+from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
 
 DEFAULT_ROOT = "/sys/class/powercap"
 
@@ -44,6 +51,10 @@ MAX_POLL_INTERVAL_S = 10.0
 MIN_POLL_INTERVAL_S = 0.001
 # RAPL counters update about every millisecond.
 RAPL_UPDATE_PERIOD_S = 0.001
+# Unparsable reads are retried (0.5 ms apart) for this long before they count as a fault
+# (a torn read of a file being rewritten, in fake trees; sysfs gives whole values).
+UNPARSABLE_RETRIES = 4  # at open
+UNPARSABLE_RETRY_S = 0.05  # later
 
 _TOP = re.compile(r"^intel-rapl:(\d+)$")
 _SUB = re.compile(r"^intel-rapl:(\d+):(\d+)$")
@@ -157,7 +168,12 @@ class RaplBackend(Backend):
                 f"RAPL counters under {self.root} could not be read: {exc}"
             ) from None
         self._last_uj = first
+        self._last_t = [time.perf_counter()] * len(first)
         self._total_uj = [0] * len(first)
+        self._failed: list[str | None] = [None] * len(first)
+        self.faults: list[str] = []  # every fault, in order (a window can take its own)
+        self._noted: set[tuple[int, str]] = set()
+        self._pending_warnings: list[str] = []
         self._max_uj = [d.max_range_uj for d in self.domains]
         self.devices = tuple(
             Device(
@@ -188,15 +204,22 @@ class RaplBackend(Backend):
     # -- I/O, kept small so tests can replace them -------------------------------------
     @staticmethod
     def _open_uj(path: Path) -> int:
-        return os.open(path, os.O_RDONLY)
+        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
 
     @staticmethod
     def _read_uj(fd: int) -> int:
-        """One raw counter value. ``pread`` at offset 0 re-reads the sysfs attribute."""
-        return int(os.pread(fd, 32, 0))
+        """One raw counter value. ``pread`` at offset 0 re-reads the sysfs attribute.
+
+        Raises ValueError for anything but ASCII digits (an empty or torn read, garbage).
+        """
+        raw = os.pread(fd, 32, 0)
+        text = raw.strip()
+        if not text.isdigit():  # bytes.isdigit: ASCII digits only, no sign, no "1_000"
+            raise ValueError(f"unparsable reading {raw[:24]!r}")
+        return int(text)
 
     def _first_read(self, fd: int) -> int:
-        for _ in range(4):  # a file being rewritten can read empty (fake trees only)
+        for _ in range(UNPARSABLE_RETRIES):  # a file being rewritten can read empty (fake trees)
             try:
                 return self._read_uj(fd)
             except ValueError:
@@ -204,42 +227,118 @@ class RaplBackend(Backend):
         return self._read_uj(fd)
 
     # -- accounting ----------------------------------------------------------------------
-    def _update_locked(self) -> None:
-        last, total, max_uj = self._last_uj, self._total_uj, self._max_uj
-        for i, fd in enumerate(self._fds):
+    def _read_domain(self, i: int) -> int | str:
+        """The raw value of domain ``i``, or why it cannot be read (a hardware fault)."""
+        deadline = time.perf_counter() + UNPARSABLE_RETRY_S
+        while True:
             try:
-                raw = self._read_uj(fd)
-            except ValueError:  # a torn read of a file being rewritten (fake trees only)
+                return self._read_uj(self._fds[i])
+            except PermissionError:
+                return "reading failed (permission denied): " + permission_fix(self.root)
+            except OSError as exc:  # EIO, ENODEV (the device went away), ...
+                return f"reading failed ({exc.strerror or exc})"
+            except ValueError as exc:  # a torn read is retried, lasting garbage is a fault
+                if time.perf_counter() >= deadline:
+                    return f"{exc} for {UNPARSABLE_RETRY_S * 1e3:g} ms"
+                time.sleep(0.0005)
+
+    def _update_locked(self) -> None:
+        last, total, last_t = self._last_uj, self._total_uj, self._last_t
+        for i in range(len(self._fds)):
+            if self._failed[i] is not None:
+                continue  # frozen at its last good reading
+            raw = self._read_domain(i)
+            now = time.perf_counter()
+            if isinstance(raw, str):
+                self._fail(i, raw)
                 continue
             delta = raw - last[i]
             if delta < 0:
-                # wrapped once (the poller makes sure it cannot wrap twice unseen)
-                # (with no known range, assume a reset to 0)
-                delta = max_uj[i] - last[i] + raw if max_uj[i] > 0 else raw
+                delta = self._backwards(i, last[i], raw, now - last_t[i])
             total[i] += delta
-            last[i] = raw
+            last[i], last_t[i] = raw, now
+
+    def _backwards(self, i: int, last: int, raw: int, elapsed_s: float) -> int:
+        """The energy behind a counter that went down: one wrap, or 0 J (and a note) if implausible."""
+        max_uj = self._max_uj[i]
+        possible_uj = MAX_POWER_W * elapsed_s * 1e6  # the most the domain can use meanwhile
+        if max_uj > 0 and raw <= max_uj and last <= max_uj:
+            wrapped = max_uj - last + raw
+            # the poller reads at least 4x per wrap period: a real wrap adds well under half
+            if wrapped <= max_uj // 2 or wrapped <= possible_uj:
+                return wrapped
+        elif max_uj <= 0 and raw <= possible_uj:
+            return raw  # no known range: a restart from 0 counts what it shows since
+        self._fault(
+            i,
+            f"the counter went backwards ({last} -> {raw} uJ) without a plausible wrap; "
+            "no energy is counted for that interval",
+            once_key="backwards",
+        )
+        return 0
+
+    def _fail(self, i: int, why: str) -> None:
+        self._failed[i] = why
+        self._fault(
+            i,
+            f"{why}; its energy is frozen at the last good reading "
+            f"({self._total_uj[i] / 1e6:.6g} J) and not counted after that",
+            once_key="failed",
+        )
+
+    def _fault(self, i: int, what: str, once_key: str) -> None:
+        """Record a fault of domain ``i``: every event in ``faults``, the first of a kind in
+        ``notes`` and as a warning (given from the next ``read_j``, on the caller's thread)."""
+        label = self.devices[i].label if i < len(self.devices) else self.domains[i].name
+        message = f"{label}: {what}"
+        self.faults.append(message)
+        if (i, once_key) not in self._noted:
+            self._noted.add((i, once_key))
+            self.notes.append(message)
+            self._pending_warnings.append(f"pytest-co2: {message}")
 
     def _poll_once(self) -> None:
-        try:
-            with self._lock:
-                if self._fds:
-                    self._update_locked()
-        except OSError:
-            pass  # read_j reports persistent failures; the poller only keeps up
+        with contextlib.suppress(Exception), self._lock:  # the poller only keeps up
+            if self._fds:
+                self._check_present_locked()
+                self._update_locked()
+
+    def _check_present_locked(self) -> None:
+        """Fail a domain whose ``energy_uj`` vanished or was replaced: an open fd would keep
+        reading the old file, a silent constant (the poller checks; ``read_j`` stays cheap)."""
+        for i, d in enumerate(self.domains):
+            if self._failed[i] is not None:
+                continue
+            path = d.path / "energy_uj"
+            try:
+                now, opened = os.stat(path), os.fstat(self._fds[i])
+            except FileNotFoundError:
+                self._fail(i, f"{path} vanished")
+                continue
+            except OSError:
+                continue  # a read of it will say what is wrong
+            if (now.st_dev, now.st_ino) != (opened.st_dev, opened.st_ino):
+                self._fail(i, f"{path} was replaced by another file")
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Device id -> why, for the devices whose readings are frozen after a fault."""
+        return {
+            d.id: why for d, why in zip(self.devices, self._failed, strict=True) if why is not None
+        }
 
     def read_j(self) -> Sequence[float]:
+        """Cumulative joules per domain. Never raises for a hardware fault: the domain's
+        reading freezes (see :attr:`failed`, ``notes``, ``faults``) and the others go on."""
         with self._lock:
             if not self._fds:
                 raise BackendError("the RAPL backend is closed")
-            try:
-                self._update_locked()
-            except PermissionError:
-                raise BackendError(permission_fix(self.root)) from None
-            except OSError as exc:
-                raise BackendError(
-                    f"reading RAPL counters under {self.root} failed: {exc}"
-                ) from None
-            return [t / 1e6 for t in self._total_uj]  # division: whole joules stay exact
+            self._update_locked()
+            out = [t / 1e6 for t in self._total_uj]  # division: whole joules stay exact
+            pending, self._pending_warnings = self._pending_warnings, []
+        for message in pending:
+            warn(message)
+        return out
 
     def _close_fds(self) -> None:
         for fd in self._fds:

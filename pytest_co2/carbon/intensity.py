@@ -8,7 +8,8 @@ Shipped data (see ``data/DATA_LICENSES.md``):
   (Electricity Maps, ODbL).
 
 Regions are selected by code (``SE``, ``eu27``, ``US-CA``) or English name (``sweden``), in any
-case. The tables are read lazily, once, with the csv module.
+case. The tables are read lazily, once, with the csv module; a user file
+(``--co2-intensity-file``) is read once per version of the file (path, size, mtime), streaming.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import io
 import math
 import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -32,6 +34,8 @@ __all__ = [
     "lookup",
     "monthly_coverage",
     "parse_month",
+    "parse_region",
+    "resolve_region",
 ]
 
 _HINT = "Use an ISO code (SE, DE, US-CA) or a name; `pytest-co2 regions` lists them"
@@ -119,17 +123,78 @@ def parse_month(text: str) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------- tables
 
 
-@dataclass
+def _ym(year: int, month: int) -> int:
+    return year * 12 + month - 1
+
+
 class _Table:
-    yearly: dict[str, Intensity]  # code -> yearly value
-    monthly: dict[tuple[str, int, int], Intensity]  # (code, year, month) -> value
-    names: dict[str, str]  # code -> display name
+    """Yearly values, monthly values and names. Monthly values are kept compactly (a float
+    per month, the source once per region) so that a large user file stays small in memory."""
+
+    def __init__(
+        self,
+        yearly: dict[str, Intensity],
+        monthly: dict[str, dict[int, float]],  # code -> {year*12 + month-1: g/kWh}
+        monthly_source: dict[str, str],  # code -> the source of its months
+        names: dict[str, str],  # code -> display name
+        source_exceptions: dict[tuple[str, int], str] | None = None,  # months of another source
+    ) -> None:
+        self.yearly = yearly
+        self.monthly = monthly
+        self.monthly_source = monthly_source
+        self.names = names
+        self.source_exceptions = source_exceptions or {}
+
+    def month(self, code: str, year: int, month: int) -> Intensity | None:
+        values = self.monthly.get(code)
+        key = _ym(year, month)
+        if values is None or key not in values:
+            return None
+        source = self.source_exceptions.get((code, key)) or self.monthly_source[code]
+        return Intensity(code, self.names.get(code, code), values[key], year, month, source)
+
+    def months_of(self, code: str) -> list[tuple[int, int]]:
+        return [(k // 12, k % 12 + 1) for k in self.monthly.get(code, {})]
+
+    def monthly_codes(self) -> list[str]:
+        return sorted(c for c, v in self.monthly.items() if v)
+
+    def at(self, year: int, month: int) -> list[Intensity]:
+        out = []
+        for code in self.monthly_codes():
+            it = self.month(code, year, month)
+            if it is not None:
+                out.append(it)
+        return out
+
+
+class _Overlay(_Table):
+    """A user table over the shipped one: the user's rows win, key by key."""
+
+    def __init__(self, user: _Table, shipped: _Table) -> None:
+        names = {**shipped.names, **user.names}
+        super().__init__({**shipped.yearly, **user.yearly}, {}, {}, names)
+        self.user, self.shipped = user, shipped
+
+    def month(self, code: str, year: int, month: int) -> Intensity | None:
+        hit = self.user.month(code, year, month)
+        if hit is None:
+            hit = self.shipped.month(code, year, month)
+            if hit is not None and code in self.user.names:
+                hit = Intensity(code, self.names[code], hit.g_per_kwh, year, month, hit.source)
+        return hit
+
+    def months_of(self, code: str) -> list[tuple[int, int]]:
+        return sorted(set(self.user.months_of(code)) | set(self.shipped.months_of(code)))
+
+    def monthly_codes(self) -> list[str]:
+        return sorted(set(self.user.monthly_codes()) | set(self.shipped.monthly_codes()))
 
 
 def _data_text(filename: str) -> str:
     from importlib.resources import files
 
-    return (files("pytest_co2") / "data" / filename).read_text(encoding="utf-8")
+    return files("pytest_co2").joinpath(f"data/{filename}").read_text(encoding="utf-8")
 
 
 @cache
@@ -141,22 +206,20 @@ def _shipped() -> _Table:
             code, row["name"], float(row["g_co2e_per_kwh"]), int(row["year"]), None, row["source"]
         )
     names = {code: it.name for code, it in yearly.items()}
-    monthly: dict[tuple[str, int, int], Intensity] = {}
+    monthly: dict[str, dict[int, float]] = {}
+    sources: dict[str, str] = {}
+    exceptions: dict[tuple[str, int], str] = {}
     for row in csv.DictReader(
         io.StringIO(_data_text("de_monthly_intensity_2022_2023.csv"), newline="")
     ):
         if not row["month"].isdigit():  # "year", "year_EEA", ...: comparison rows, not months
             continue
-        code, year, month = row["region"], int(row["year"]), int(row["month"])
-        monthly[(code, year, month)] = Intensity(
-            code,
-            names.get(code, code),
-            float(row["g_co2e_per_kwh_lifecycle"]),
-            year,
-            month,
-            f"{row['source']}; lifecycle value",
-        )
-    return _Table(yearly, monthly, names)
+        code, key = row["region"], _ym(int(row["year"]), int(row["month"]))
+        monthly.setdefault(code, {})[key] = float(row["g_co2e_per_kwh_lifecycle"])
+        source = f"{row['source']}; lifecycle value"
+        if sources.setdefault(code, source) != source:
+            exceptions[(code, key)] = source
+    return _Table(yearly, monthly, sources, names, exceptions)
 
 
 @cache
@@ -212,102 +275,214 @@ def _unknown_region(region: str, extra: dict[str, str] | None = None) -> Intensi
 # ------------------------------------------------------------------------------- user file
 
 
+_CACHE_SIZE = 4
+_user_cache: dict[tuple[str, int, int, int, int, int], _Table] = {}
+_cache_lock = threading.Lock()
+
+
 def _read_user_csv(path: str | os.PathLike[str]) -> _Table:
-    """Parse a user CSV ``region,year,month,g_co2e_per_kwh[,source][,name]``."""
+    """The parsed user CSV, read once per file version (path, inode, size, mtime, ctime)."""
     where = os.fspath(path)
     try:
-        with open(where, newline="", encoding="utf-8") as fh:
-            text = fh.read()
+        st = os.stat(where)
+    except OSError as exc:
+        raise IntensityError(f"cannot read intensity file {where!r}: {exc.strerror}") from None
+    key = (
+        os.path.realpath(where),
+        st.st_dev,
+        st.st_ino,
+        st.st_size,
+        st.st_mtime_ns,
+        st.st_ctime_ns,  # a file system with coarse mtimes still changes ctime on a rewrite
+    )
+    with _cache_lock:
+        hit = _user_cache.get(key)
+        if hit is not None:
+            return hit
+        table = _parse_user_csv(where)
+        if len(_user_cache) >= _CACHE_SIZE:
+            _user_cache.pop(next(iter(_user_cache)))
+        _user_cache[key] = table
+        return table
+
+
+def _parse_user_csv(where: str) -> _Table:
+    """Parse a user CSV ``region,year,month,g_co2e_per_kwh[,source][,name]``, streaming.
+
+    Blank lines are skipped; a UTF-8 byte-order mark is allowed; of several yearly rows for
+    one region the latest year wins (the later row on a tie); a later monthly row for the
+    same month wins.
+    """
+    try:
+        with open(where, newline="", encoding="utf-8-sig") as fh:
+            return _parse_rows(csv.reader(fh), where)
     except OSError as exc:
         raise IntensityError(f"cannot read intensity file {where!r}: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise IntensityError(f"intensity file {where!r} is not UTF-8 text") from None
 
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader, [])]
-    except csv.Error as exc:
-        raise IntensityError(f"{where}, line 1: {exc}") from None
-    required = ["region", "year", "g_co2e_per_kwh"]
-    missing = [h for h in required if h not in header]
-    if missing:
-        raise IntensityError(
-            f"{where}, line 1: header lacks {', '.join(missing)}; expected "
-            "region,year,month,g_co2e_per_kwh (month and source optional)"
-        )
-    col = {h: i for i, h in enumerate(header)}
-    shipped = _shipped()
-    yearly: dict[str, Intensity] = {}
-    monthly: dict[tuple[str, int, int], Intensity] = {}
-    names: dict[str, str] = {}
 
+def _parse_rows(reader: Any, where: str) -> _Table:  # noqa: PLR0912, PLR0915
     def bad(line: int, problem: str) -> IntensityError:
         return IntensityError(f"{where}, line {line}: {problem}")
 
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise bad(reader.line_num, str(exc)) from None
-        line_no = reader.line_num
-        if not fields or all(not f.strip() for f in fields):
-            continue
-        if len(fields) > len(header):
-            raise bad(line_no, f"{len(fields)} fields but the header has {len(header)}")
+    header: list[str] = []
+    try:
+        for first in reader:
+            if first and any(f.strip() for f in first):
+                header = [h.strip().lower() for h in first]
+                break
+    except csv.Error as exc:
+        raise bad(reader.line_num, str(exc)) from None
+    required = ["region", "year", "g_co2e_per_kwh"]
+    missing = [h for h in required if h not in header]
+    if missing:
+        raise bad(
+            max(reader.line_num, 1),
+            f"header lacks {', '.join(missing)}; expected "
+            "region,year,month,g_co2e_per_kwh (month and source optional)",
+        )
+    n_cols = len(header)
+    col = {h: i for i, h in enumerate(header)}
+    i_region, i_year, i_value = col["region"], col["year"], col["g_co2e_per_kwh"]
+    i_month, i_source, i_name = col.get("month"), col.get("source"), col.get("name")
+    shipped = _shipped()
+    default_source = f"user file {os.path.basename(where)}"
+    yearly: dict[str, tuple[int | None, float, str]] = {}
+    monthly: dict[str, dict[int, float]] = {}
+    monthly_source: dict[str, str] = {}
+    exceptions: dict[tuple[str, int], str] = {}
+    names: dict[str, str] = {}
+    codes: dict[str, str] = {}  # region text as written -> code
+    years: dict[str, int | None] = {}  # year text -> year (checked once per distinct text)
+    months: dict[str, int] = {}
+    keys: dict[int, int] = {}  # one int object per month key
 
-        def get(name: str) -> str:
-            i = col.get(name)
-            return fields[i].strip() if i is not None and i < len(fields) else ""
-
-        region = get("region")
-        if not region:
-            raise bad(line_no, "empty region")
-        code = _resolve(region) or region.upper()
-        year_text, month_text, value_text = get("year"), get("month"), get("g_co2e_per_kwh")
-        try:
-            value = float(value_text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise bad(line_no, f"g_co2e_per_kwh {value_text!r} is not a number >= 0")
-        year: int | None = None
-        if year_text:
-            if not year_text.isdigit():
-                raise bad(line_no, f"year {year_text!r} is not a year such as 2022")
-            year = int(year_text)
-        month: int | None = None
-        if month_text:
-            if not month_text.isdigit() or not 1 <= int(month_text) <= 12:
-                raise bad(line_no, f"month {month_text!r} is not a month 1..12 (or empty)")
+    stripped: dict[str, str] = {}  # name and source texts as written -> stripped
+    try:
+        for row in reader:
+            fields = row
+            n = len(fields)
+            if n < n_cols:
+                if not fields or not any(f.strip() for f in fields):
+                    continue  # a blank line
+                fields = [*row, *[""] * (n_cols - n)]
+            elif n > n_cols:
+                if not any(f.strip() for f in fields):
+                    continue
+                raise bad(reader.line_num, f"{n} fields but the header has {n_cols}")
+            region = fields[i_region]
+            code = codes.get(region)
+            if code is None:
+                text = region.strip()
+                if not text:
+                    if not any(f.strip() for f in fields):
+                        continue
+                    raise bad(reader.line_num, "empty region")
+                code = codes[region] = _resolve(text) or text.upper()
+                names.setdefault(code, shipped.names.get(code) or text)
+            value_text = fields[i_value]
+            try:
+                value = float(value_text)
+            except ValueError:
+                value = math.nan
+            if not (value >= 0 and value != math.inf):  # NaN fails the first test
+                raise bad(
+                    reader.line_num, f"g_co2e_per_kwh {value_text.strip()!r} is not a number >= 0"
+                )
+            value += 0.0  # -0.0 -> 0.0
+            year_text = fields[i_year]
+            year = years.get(year_text)
+            if year is None and year_text not in years:
+                t = year_text.strip()
+                if t and not (t.isascii() and t.isdigit()):
+                    raise bad(reader.line_num, f"year {t!r} is not a year such as 2022")
+                year = int(t) if t else None
+                years[year_text] = year
+            month_text = fields[i_month] if i_month is not None else ""
+            if i_name is not None:
+                name = stripped.get(fields[i_name]) or stripped.setdefault(
+                    fields[i_name], fields[i_name].strip()
+                )
+                if name:
+                    names[code] = name
+            source = default_source
+            if i_source is not None:
+                raw = fields[i_source]
+                source = (
+                    stripped.get(raw) or stripped.setdefault(raw, raw.strip()) or default_source
+                )
+            if not month_text or not month_text.strip():
+                previous = yearly.get(code)
+                if previous is None or (year or 0) >= (previous[0] or 0):
+                    yearly[code] = (year, value, source)
+                continue
+            month = months.get(month_text)
+            if month is None:
+                t = month_text.strip()
+                if not (t.isascii() and t.isdigit() and 1 <= int(t) <= 12):
+                    raise bad(reader.line_num, f"month {t!r} is not a month 1..12 (or empty)")
+                month = months[month_text] = int(t)
             if year is None:
-                raise bad(line_no, "a month needs a year")
-            month = int(month_text)
-        name = get("name") or shipped.names.get(code) or names.get(code) or region
-        names[code] = name
-        source = get("source") or f"user file {os.path.basename(where)}"
-        item = Intensity(code, name, value, year, month, source)
-        if month is None:
-            previous = yearly.get(code)
-            if previous is None or (year or 0) >= (previous.year or 0):
-                yearly[code] = item
-        else:
-            assert year is not None
-            monthly[(code, year, month)] = item
-    return _Table(yearly, monthly, names)
+                raise bad(reader.line_num, "a month needs a year")
+            key = year * 12 + month - 1
+            key = keys.setdefault(key, key)
+            values = monthly.get(code)
+            if values is None:
+                values = monthly[code] = {}
+                monthly_source[code] = source
+            values[key] = value
+            if source != monthly_source[code]:
+                exceptions[(code, key)] = source
+            elif exceptions:
+                exceptions.pop((code, key), None)
+    except csv.Error as exc:
+        raise bad(reader.line_num, str(exc)) from None
+    table_yearly = {
+        code: Intensity(code, names[code], value, year, None, source)
+        for code, (year, value, source) in yearly.items()
+    }
+    return _Table(table_yearly, monthly, monthly_source, names, exceptions)
 
 
 def _merged(csv_path: str | os.PathLike[str] | None) -> _Table:
     shipped = _shipped()
     if csv_path is None:
         return shipped
-    user = _read_user_csv(csv_path)
-    return _Table(
-        {**shipped.yearly, **user.yearly},
-        {**shipped.monthly, **user.monthly},
-        {**shipped.names, **user.names},
-    )
+    return _Overlay(_read_user_csv(csv_path), shipped)
+
+
+_REGION_TEXT = re.compile(r"^[^\x00-\x1f,;=]{1,80}$")
+
+
+def parse_region(text: str) -> str:
+    """A region as given in an option, checked before the intensity file is known.
+
+    A shipped code, name or alias gives its code (``"sweden"`` -> ``"SE"``); any other
+    well-formed text is kept as written (stripped), so that a region defined only in
+    ``--co2-intensity-file`` can be selected: :func:`lookup` with ``csv_path`` resolves it
+    (or rejects it, with suggestions) once the file is known.
+    """
+    region = " ".join(str(text).split())
+    if not region:
+        raise IntensityError(f"empty region: {_HINT[0].lower()}{_HINT[1:]}")
+    if not _REGION_TEXT.match(region):
+        raise IntensityError(
+            f"invalid region {str(text)!r}: expected a code or name of at most 80 characters, "
+            f"without commas; {_HINT[0].lower()}{_HINT[1:]}"
+        )
+    return _resolve(region) or region
+
+
+def resolve_region(text: str, *, csv_path: str | os.PathLike[str] | None = None) -> str:
+    """The canonical code of a region, shipped or defined in ``csv_path``; IntensityError if
+    neither knows it (the message suggests the closest)."""
+    region = parse_region(text)
+    table = _merged(csv_path)
+    code = _resolve(region, table.names)
+    if code is None:
+        raise _unknown_region(region, table.names if csv_path is not None else None)
+    return code
 
 
 # ------------------------------------------------------------------------------- look-ups
@@ -372,19 +547,19 @@ def lookup(
 
     if ym is None:
         if code not in table.yearly:
-            months = _month_ranges((y, m) for (c, y, m) in table.monthly if c == code)
+            months = _month_ranges(table.months_of(code))
             raise IntensityError(
                 f"no yearly value for {code}: only monthly data ({months}); give a month"
             )
         return table.yearly[code]
 
-    hit = table.monthly.get((code, ym[0], ym[1]))
+    hit = table.month(code, ym[0], ym[1])
     if hit is not None:
         return hit
-    available = [(y, m) for (c, y, m) in table.monthly if c == code]
+    available = table.months_of(code)
     name = table.names.get(code, code)
     if not available:
-        with_months = sorted({c for (c, _, _) in table.monthly})
+        with_months = table.monthly_codes()
         raise IntensityError(
             f"no monthly data for {code} ({name}): monthly intensities exist for "
             f"{', '.join(with_months) or 'no region'}; drop the month to use the yearly value"
@@ -408,18 +583,13 @@ def list_regions(
     if month in (None, ""):
         return sorted(table.yearly.values(), key=order)
     year, mon = parse_month(month)
-    return sorted(
-        (it for (c, y, m), it in table.monthly.items() if (y, m) == (year, mon)), key=order
-    )
+    return sorted(table.at(year, mon), key=order)
 
 
 def monthly_coverage(*, csv_path: str | os.PathLike[str] | None = None) -> dict[str, str]:
     """Regions with monthly data and their months: ``{"DE": "2022-01 to 2023-12"}``."""
     table = _merged(csv_path)
-    codes = sorted({c for (c, _, _) in table.monthly})
-    return {
-        code: _month_ranges((y, m) for (c, y, m) in table.monthly if c == code) for code in codes
-    }
+    return {code: _month_ranges(table.months_of(code)) for code in table.monthly_codes()}
 
 
 def normalize_month(text: str) -> str:

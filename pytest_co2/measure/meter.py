@@ -146,6 +146,7 @@ class Window:
         self.left_early = False  # the caller left the steps() loop (break or exception)
         self.measurement: Measurement | None = None
         self._loop: weakref.ref[Any] | None = None  # the steps() generator driving this window
+        self._faults0 = 0  # the backend's hardware faults before this window
 
     @property
     def is_open(self) -> bool:
@@ -232,6 +233,7 @@ class Window:
         old = backend.devices
         if backend.refresh_devices() and meter.idle_w:
             meter.idle_w = realign(meter.idle_w, old, backend.devices)
+        self._faults0 = len(getattr(backend, "faults", ()))
         if meter.on_window_enter is not None:
             meter.on_window_enter(self)  # e.g. take a cross-process device lock
         try:
@@ -283,6 +285,10 @@ class Window:
                 notes.extend(meter.on_window_exit(self) or ())  # after the last reading
         if not self._units:  # failed before any step: nothing measured
             return
+        faults = list(getattr(meter.backend, "faults", ()))[self._faults0 :]
+        if faults:  # a device that failed during the window (its reading frozen): partial
+            complete = False
+            notes.extend(f"partial: {f}" for f in faults)
         if self.failure is not None:
             notes.append(f"partial: the energy backend failed ({self.failure})")
         if self.abort_reason is not None:

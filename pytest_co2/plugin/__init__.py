@@ -98,7 +98,10 @@ def _budget_of(item: pytest.Item) -> Budget | None:
     from ..reporting.budget import budget_from_marker
 
     mark = item.get_closest_marker("co2_budget")
-    return None if mark is None else budget_from_marker(mark.args, mark.kwargs)
+    if mark is None:
+        return None
+    csv = item.config.stash[STATE_KEY].settings.intensity_file
+    return budget_from_marker(mark.args, mark.kwargs, csv_path=csv)
 
 
 class _XdistHooks:
@@ -147,6 +150,7 @@ class Co2Plugin:
         self.provider = BackendProvider(config, settings)
         self.collector = Collector()
         self.progress = ProgressLine(config)
+        self.provider.on_lock_wait = self.progress.lock_wait
         self.writer = ReportWriter()
         self.baseline_path, self.baseline = self._load_baseline()
         self.comparison: Comparison | None = None
@@ -351,6 +355,9 @@ class Co2Plugin:
         )
         for line in self._worker_lines():
             tr.write_line(line)
+        lock_line = None if self.provider.guard is None else self.provider.guard.summary()
+        if lock_line:
+            tr.write_line("co2: " + lock_line)
         for line in render_summary(
             tests,
             budget_mode=s.budget_mode,
@@ -379,7 +386,8 @@ class Co2Plugin:
         backends = dict.fromkeys(f["backend"] for f in facts if f.get("backend"))
         policies = dict.fromkeys(f["exclusive"]["description"] for f in facts if f.get("exclusive"))
         lines = [f"co2: workers measured with {b}" for b in backends]
-        return lines + [f"co2: {p}" for p in policies]
+        locks = [f"co2: {f['lock_summary']}" for f in facts if f.get("lock_summary")]
+        return lines + [f"co2: {p}" for p in policies] + locks
 
     def _saved_path(self) -> str | None:
         from ..reporting.baseline import saved_path
@@ -406,8 +414,7 @@ class Co2Plugin:
                 policies[0] if policies else None
             )  # the same decision in every worker
         else:
-            policy = self.provider.policy
-            info["exclusive"] = None if policy is None else policy.to_dict()
+            info["exclusive"] = self.provider.exclusive_dict()
             if s.idle:
                 info["idle"] = {
                     "seconds": s.idle,

@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -94,9 +94,17 @@ def parse_gpus(text: str) -> Any:
 
 
 def parse_region(text: str) -> str:
-    from ..carbon.intensity import lookup
+    """A shipped region's code, or a well-formed name that --co2-intensity-file may define
+    (checked with the file in :func:`resolve`)."""
+    from ..carbon.intensity import parse_region as _parse
 
-    return lookup(text.strip()).region
+    return _parse(text)
+
+
+def parse_lock_timeout(text: str) -> float:
+    from ..measure.locks import parse_lock_timeout as _parse
+
+    return _parse(text)
 
 
 def parse_regions(text: str) -> tuple[str, ...]:
@@ -328,8 +336,16 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "lock_dir",
         parse_path,
-        "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks)",
+        "directory of the --co2-exclusive lock files (default <tempdir>/pytest-co2-locks-<uid>, "
+        "created 0700; a folder that is a link or another user's is refused)",
         "DIR",
+    ),
+    Option(
+        "lock_timeout",
+        parse_lock_timeout,
+        "seconds a measured window waits for a --co2-exclusive lock held by another process; "
+        "then it is measured without the lock, noted on the record (default 30)",
+        "SECONDS",
     ),
     Option(
         "save",
@@ -392,6 +408,7 @@ class Settings:
     report: str = "summary"
     exclusive: bool | None = None  # None: automatic (on under pytest-xdist with a counter backend)
     lock_dir: str | None = None
+    lock_timeout: float | None = None
     save: str | None = None
     compare: str | None = None
     compare_fail: tuple[Any, ...] = ()  # compare.FailSpec
@@ -488,21 +505,31 @@ def resolve(config: pytest.Config, environ: dict[str, str] | None = None) -> Set
             sources[opt.dest] = where
             break
     settings = Settings(**values, sources=sources)
-    _check_combination(settings)
-    return settings
+    return _check_combination(settings)
 
 
-def _check_combination(s: Settings) -> None:
-    """Cross-option checks: the region/month pair and the intensity file must resolve."""
-    from ..carbon.intensity import lookup
+def _check_combination(s: Settings) -> Settings:
+    """Cross-option checks: the regions and month must resolve, with the intensity file
+    (a region it defines is selectable); returns the settings with canonical region codes."""
+    from ..carbon.intensity import lookup, resolve_region
 
+    csv = s.intensity_file
     try:
-        lookup(s.region, s.month, intensity_g_per_kwh=s.intensity, csv_path=s.intensity_file)
-        for r in s.regions:
-            lookup(r, None, csv_path=s.intensity_file)  # what-ifs use yearly values
+        region = resolve_region(s.region, csv_path=csv)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--co2-region: {exc}") from None
+    try:
+        regions = tuple(resolve_region(r, csv_path=csv) for r in s.regions)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--co2-regions: {exc}") from None
+    try:
+        lookup(region, s.month, intensity_g_per_kwh=s.intensity, csv_path=csv)
+        for r in regions:
+            lookup(r, None, csv_path=csv)  # what-ifs use yearly values
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if s.subtract_idle and not s.idle:
         raise pytest.UsageError(
             "--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS (e.g. 2)"
         )
+    return replace(s, region=region, regions=regions)

@@ -39,6 +39,16 @@ class ProgressLine:
         )
         self._shown = True
 
+    def lock_wait(self, state: Any) -> None:
+        """The device lock's ``on_wait`` callback: say that the window waits, and for how long."""
+        if not self.enabled():
+            return
+        if state.done:
+            self.clear()
+        else:
+            self._write(" co2 " + state.describe())
+            self._shown = True
+
     def clear(self) -> None:
         """Blank the progress text, keep pytest's line."""
         if self._shown:

@@ -66,6 +66,7 @@ class BackendProvider:
             getattr(config, "workerinput", {}).get(WORKER_FACTS_KEY) or {}
         )
         self.worker_facts: dict[str, dict[str, Any]] = {}  # controller: what each worker opened
+        self.on_lock_wait: Any = None  # progress callback while a window waits for a lock
 
     @property
     def opened(self) -> bool:
@@ -132,8 +133,9 @@ class BackendProvider:
             concurrent=bool(self.handed.get("concurrent")) or xdist.under_xdist(self.config),
             source=s.sources.get("exclusive"),
             lock_dir=self.handed.get("lock_dir") or s.lock_dir,
+            lock_timeout_s=s.lock_timeout,
         )
-        self.guard = WindowGuard(self.policy)
+        self.guard = WindowGuard(self.policy, on_wait=self.on_lock_wait)
         if self.policy.warning:
             self.pending_warnings.append(UserWarning(self.policy.warning))
 
@@ -158,8 +160,18 @@ class BackendProvider:
             "notes": list(b.notes),
             "devices": [d.to_dict() for d in b.devices],
             "idle_w": {d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
-            "exclusive": None if self.policy is None else self.policy.to_dict(),
+            "exclusive": self.exclusive_dict(),
+            "lock_summary": None if self.guard is None else self.guard.summary(),
         }
+
+    def exclusive_dict(self) -> dict[str, Any] | None:
+        """The lock policy and what the windows met (waits, timeouts), for the JSON."""
+        if self.policy is None:
+            return None
+        d = self.policy.to_dict()
+        if self.guard is not None and self.policy.mode == "lock":
+            d["windows"] = self.guard.to_dict()
+        return d
 
     # -- texts -----------------------------------------------------------------------------
     def describe(self) -> str:

@@ -22,7 +22,9 @@ class BudgetError(ValueError):
     """Bad marker arguments: the message names the bad value and what is accepted."""
 
 
-def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Budget:
+def budget_from_marker(
+    args: tuple[Any, ...], kwargs: Mapping[str, Any], *, csv_path: str | None = None
+) -> Budget:
     """The :class:`Budget` of ``@pytest.mark.co2_budget(...)``; BudgetError (one line) if bad."""
     if args:
         if len(args) > 1 or "kg" in kwargs:
@@ -51,10 +53,10 @@ def budget_from_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Budg
         )
     region = kwargs.get("region")
     if region is not None:
-        from ..carbon.intensity import lookup
+        from ..carbon.intensity import resolve_region
 
         try:
-            region = lookup(str(region)).region
+            region = resolve_region(str(region), csv_path=csv_path)
         except ValueError as exc:
             raise BudgetError(f"{MARKER}: {exc}") from None
     return Budget(kg=kg, kwh=kwh, extrapolate=n, unit=unit, region=region)
