@@ -8,6 +8,8 @@ parsed arguments and returns an exit code. Bad input is reported as one line,
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -129,11 +131,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
     import json
 
+    from .plugin.writer import JOURNAL_SUFFIX, journal_path_for, read_journal
     from .reporting.json_report import load_report
     from .reporting.rerender import rerender
 
+    path = args.file
+    journal = path if path.endswith(JOURNAL_SUFFIX) else journal_path_for(path)
     try:
-        report = load_report(args.file)
+        if path.endswith(JOURNAL_SUFFIX) or (not os.path.exists(path) and os.path.exists(journal)):
+            report = read_journal(journal)  # a killed run: its finished tests
+            print(
+                f"{PROG}: {path} recovered from the journal {journal} of a killed run",
+                file=sys.stderr,
+            )
+        else:
+            report = load_report(path)
     except ValueError as exc:  # unreadable, not JSON, another schema, a bad field: one line
         raise UsageError(" ".join(str(exc).split())) from None
     out = rerender(

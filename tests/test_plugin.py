@@ -341,6 +341,19 @@ def test_unknown():
             "*argument --co2-cpu-watts-per-thread: invalid watts per thread '2,1': expected*IDLE,FULL*",
         ),
         (
+            "--co2-extrapolate==5",
+            "*argument --co2-extrapolate: invalid unit '' in --co2-extrapolate='=5'*",
+        ),
+        (
+            "--co2-extrapolate=sample=10,sample=20",
+            "*unit 'sample' given twice in --co2-extrapolate='sample=10,sample=20'*",
+        ),
+        (
+            "--co2-idle=1e9",
+            "*invalid idle measurement time '1e9': expected a number >= 0 and <= 600*",
+        ),
+        ("--co2-lock-timeout=-1", "*argument --co2-lock-timeout: *-1*"),
+        (
             "--co2-idle=-1",
             "*argument --co2-idle: invalid idle measurement time '-1': expected a number >= 0*",
         ),

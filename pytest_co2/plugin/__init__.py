@@ -155,6 +155,35 @@ class Co2Plugin:
         self.baseline_path, self.baseline = self._load_baseline()
         self.comparison: Comparison | None = None
         self._warned: set[str] = set()
+        self.journal = None if self.is_worker else self._open_journal()
+        self._sigterm = _install_sigterm() if not self.is_worker else None
+
+    # -- journal ----------------------------------------------------------------------------
+    def _open_journal(self) -> Any:
+        """The journal beside the report (``--co2-json``, else the baseline being saved); a
+        journal a killed run left there is recovered first, into ``<report>.recovered.json``."""
+        from .writer import Journal, journal_path_for, read_journal
+
+        target = self.settings.json or self._saved_path()
+        if target is None:
+            return None
+        path = journal_path_for(target)
+        self.recovered: str | None = None
+        if os.path.exists(path):
+            try:
+                old = read_journal(path)
+            except ValueError as exc:
+                self.recovery_note = f"co2: a journal of an earlier run could not be read: {exc}"
+            else:
+                out = target[: -len(".json")] if target.endswith(".json") else target
+                self.recovered = out + ".recovered.json"
+                self.writer.json(self.recovered, old.to_dict())
+                self.recovery_note = (
+                    f"co2: an earlier run was killed: its {len(old.tests)} finished tests were "
+                    f"recovered from {path} into {self.recovered}"
+                )
+                os.unlink(path)
+        return Journal(path)
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -290,6 +319,13 @@ class Co2Plugin:
         if self.role == "controller":
             self.collector.receive(report)
         self.collector.outcome(report)
+        if report.when == "teardown" and self.journal is not None:
+            record = self.collector.tests.get(report.nodeid)
+            if record is not None and (record.results or record.budget is not None):
+                self.journal.append(record.to_dict(), self._journal_session)
+
+    def _journal_session(self) -> dict[str, Any]:
+        return self._report(None, False).session
 
     # -- reporting ---------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -312,6 +348,9 @@ class Co2Plugin:
             policy = self.provider.policy
             if policy is not None and (policy.mode != "not needed" or self.role != "single"):
                 lines.append("co2: " + policy.describe())
+        note = getattr(self, "recovery_note", None)
+        if note:
+            lines.append(note)
         if self.baseline_path is not None:
             fail = (
                 f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
@@ -459,16 +498,53 @@ class Co2Plugin:
             return
         report = self._report(status, interrupted)
         data = self._json_dict(report)
+        written = True
         if s.json:
-            self.writer.json(s.json, data)
+            written = self.writer.json(s.json, data)
         saved = self._saved_path()
-        if saved and not interrupted:
-            self.writer.json(saved, data)
+        if saved and not interrupted and not self.writer.json(saved, data):
+            written = written and not s.json  # the journal still holds the run
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = (
+                    pytest.ExitCode.TESTS_FAILED
+                )  # a baseline not saved is an error
         if s.markdown:
             self.writer.markdown(s.markdown, report)
+        if self.journal is not None:
+            self.journal.close(remove=written)
+            if self.journal.error:
+                self.writer.errors.append(self.journal.error)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self.provider.close()
+        if self._sigterm is not None:
+            _restore_sigterm(self._sigterm)
+
+
+def _install_sigterm() -> Any:
+    """SIGTERM (a CI timeout, ``kill``) ends the run like Ctrl-C: pytest stops, the summary
+    and the reports are written. Only where nobody else handles SIGTERM already."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return None
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, previous)
+    except (ValueError, TypeError):  # not the main thread any more: leave it
+        pass
 
 
 _SENT_KEY = pytest.StashKey[int]()

@@ -36,8 +36,8 @@ def parse_extrapolate(text: str) -> dict[str, int]:
         part = raw.strip()
         if not part:
             continue
-        unit, _, value = part.rpartition("=")
-        unit = unit.strip() or DEFAULT_UNIT
+        unit, eq, value = part.rpartition("=")
+        unit = unit.strip() if eq else DEFAULT_UNIT
         if not re.fullmatch(r"[A-Za-z_][\w\-]*", unit):
             raise ValueError(
                 f"invalid unit {unit!r} in --co2-extrapolate={text!r}: expected N or unit=N, "
@@ -52,6 +52,10 @@ def parse_extrapolate(text: str) -> dict[str, int]:
                 f"invalid count {value.strip()!r} in --co2-extrapolate={text!r}: expected a whole "
                 "number >= 1, as N or unit=N (e.g. 150000,sample=10000)"
             )
+        if unit in out:
+            raise ValueError(
+                f"unit {unit!r} given twice in --co2-extrapolate={text!r}: expected each unit once"
+            )
         out[unit] = n
     if not out:
         raise ValueError(f"empty --co2-extrapolate={text!r}: expected N or unit=N pairs")
@@ -59,16 +63,18 @@ def parse_extrapolate(text: str) -> dict[str, int]:
 
 
 def parse_positive_float(
-    what: str, minimum: float = 0.0, inclusive: bool = False
+    what: str, minimum: float = 0.0, inclusive: bool = False, maximum: float = math.inf
 ) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             x = float(text)
         except (TypeError, ValueError):
             x = math.nan
-        ok = math.isfinite(x) and (x >= minimum if inclusive else x > minimum)
+        ok = math.isfinite(x) and (x >= minimum if inclusive else x > minimum) and x <= maximum
         if not ok:
             bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            if math.isfinite(maximum):
+                bound += f" and <= {maximum:g}"
             raise ValueError(f"invalid {what} {text!r}: expected a number {bound}")
         return x
 
@@ -374,8 +380,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "idle",
-        parse_positive_float("idle measurement time", 0.0, inclusive=True),
-        "measure each device's idle power for SECONDS before the first measurement and report it (header, JSON); 0 (default): off",
+        parse_positive_float("idle measurement time", 0.0, inclusive=True, maximum=600.0),
+        "measure each device's idle power for SECONDS (at most 600) before the first measurement and report it (header, JSON); 0 (default): off",
         "SECONDS",
     ),
     Option(

@@ -68,6 +68,7 @@ class Journal:
 
         try:
             if self._fd is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
                 flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
                 self._fd = os.open(self.path, flags, 0o644)
                 head = {"journal": JOURNAL_VERSION, "session": session()}
