@@ -285,20 +285,26 @@ class Window:
                 notes.extend(meter.on_window_exit(self) or ())  # after the last reading
         if not self._units:  # failed before any step: nothing measured
             return
-        faults = list(getattr(meter.backend, "faults", ()))[self._faults0 :]
-        if faults:  # a device that failed during the window (its reading frozen): partial
-            complete = False
-            notes.extend(f"partial: {f}" for f in faults)
-        if self.failure is not None:
-            notes.append(f"partial: the energy backend failed ({self.failure})")
-        if self.abort_reason is not None:
-            notes.append(f"partial: {self.abort_reason}")
+        partial = self._partial_notes()
+        complete = complete and not partial
+        notes.extend(partial)
         if self.stop_reason is not None:
             notes.append(self.stop_reason)
         self.measurement = self._finish(complete, notes, end_power)
         if self.left_early:
             meter.left_early.append(self.measurement)
         meter._record(self.measurement)
+
+    def _partial_notes(self) -> list[str]:
+        """Why the record is partial: device faults during the window (their readings were
+        frozen), a failed backend, a window the plugin had to close."""
+        faults = list(getattr(self._meter.backend, "faults", ()))[self._faults0 :]
+        notes = [f"partial: {f}" for f in faults]
+        if self.failure is not None:
+            notes.append(f"partial: the energy backend failed ({self.failure})")
+        if self.abort_reason is not None:
+            notes.append(f"partial: {self.abort_reason}")
+        return notes
 
     def _last_reading(self, notes: list[str]) -> Sequence[float] | None:
         """The end of the block; returns the instant power there (None without any)."""

@@ -539,12 +539,11 @@ def _install_sigterm() -> Any:
 
 
 def _restore_sigterm(previous: Any) -> None:
+    import contextlib
     import signal
 
-    try:
+    with contextlib.suppress(ValueError, TypeError):  # not the main thread any more: leave it
         signal.signal(signal.SIGTERM, previous)
-    except (ValueError, TypeError):  # not the main thread any more: leave it
-        pass
 
 
 _SENT_KEY = pytest.StashKey[int]()
