@@ -87,7 +87,7 @@ def test_train(co2_meter, clock):
 
 def test_summary_table(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(STEADY_TEST)
-    result = fake_clock_pytester.runpytest(*BASE, "--co2-regions=PL,DE")
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-regions=PL,DE", "--co2-report=full")
     result.stdout.fnmatch_lines(
         [
             "*co2 emissions summary*",
@@ -692,3 +692,35 @@ def test_next(co2_meter, clock):
     )
     assert [m["name"] for m in by_test["test_next"]["measurements"]] == ["next"]
     assert by_test["test_raises"]["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("columns", [80, 100, 200])
+def test_the_summary_fits_the_terminal(
+    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, columns: int
+) -> None:
+    fake_clock_pytester.makepyfile(
+        """
+import pytest
+
+@pytest.mark.parametrize("i", range(3))
+def test_a_test_with_a_rather_long_name_that_would_wrap_a_narrow_terminal(co2_meter, clock, i):
+    for _ in co2_meter.steps(4, name="training loop"):
+        clock.advance(0.25 * (i + 1))
+"""
+    )
+    monkeypatch.setenv("COLUMNS", str(columns))
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-regions=PL,DE")
+    out = result.stdout.str()
+    lines = out[out.index("co2 emissions summary") :].splitlines()[1:]
+    summary = lines[: next(i for i, x in enumerate(lines) if x.startswith("=="))]
+    assert len(summary) >= 7 and max(len(line) for line in summary) <= columns
+    result.stdout.fnmatch_lines(["*kWh*kg CO2e ± std*method*", "TOTAL*0.0417*0.000292 ± 0*"])
+    if columns >= 200:  # room for every column
+        result.stdout.fnmatch_lines(
+            ["*measurement*projected to*steps*J/unit (mean ± std)*time s*kg PL*kg DE*"]
+        )
+    else:
+        assert "J/unit" not in out  # no room: the compact columns only
+        result.stdout.fnmatch_lines(
+            ["test_the_summ*…*terminal[[]2[]] [[]training loop[]]  0.0208 *"]
+        )

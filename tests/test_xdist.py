@@ -82,7 +82,7 @@ def test_report_serialization_carries_co2_attributes() -> None:
 def test_twenty_tests_on_two_workers(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(TWENTY_TESTS)
     result = fake_clock_pytester.runpytest(
-        *BASE, "-n", "2", "--co2-json=r.json", "--junitxml=junit.xml", "-rf"
+        *BASE, "-n", "2", "--co2-json=r.json", "--junitxml=junit.xml", "-rf", "--co2-report=full"
     )
     result.assert_outcomes(passed=19, failed=1)
     data = json.loads((fake_clock_pytester.path / "r.json").read_text())

@@ -380,18 +380,21 @@ class Co2Plugin:
         from ..carbon.equivalents import format_equivalents
         from ..reporting.baseline import render_comparison
         from ..reporting.model import Totals, all_results
-        from ..reporting.terminal import render_summary
+        from ..reporting.terminal import render_summary, wrap
 
         tests = self.collector.records()
         if not tests:
             return  # nothing measured: stay quiet in suites that do not use the plugin
         tr.write_sep("=", "co2 emissions summary")
         i, s = self.accounting.intensity, self.settings
-        tr.write_line(
+        width = _terminal_width(tr)
+        for line in wrap(
             f"region {i.region}{' ' + s.month if s.month else ''} "
             f"{i.g_per_kwh:g} g CO2e/kWh, PUE {s.pue:g}; ± is the per-unit spread scaled "
-            "to the projection (the paper's convention); method says how energy was obtained"
-        )
+            "to the projection (the paper's convention); method says how energy was obtained",
+            width,
+        ):
+            tr.write_line(line)
         for line in self._worker_lines():
             tr.write_line(line)
         lock_line = None if self.provider.guard is None else self.provider.guard.summary()
@@ -403,9 +406,13 @@ class Co2Plugin:
             full=s.report == "full",
             whatif=tuple(self.accounting.whatif),
             max_rows=None if s.report == "full" else SUMMARY_ROWS,
+            width=width,
         ):
             tr.write_line(line)
-        tr.write_line("total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg))
+        for line in wrap(
+            "total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg), width
+        ):
+            tr.write_line(line)
         if self.comparison is not None:
             tr.write_line(
                 f"co2 compared with {self.comparison.baseline} (Δ: change over the baseline)"
@@ -519,6 +526,12 @@ class Co2Plugin:
         self.provider.close()
         if self._sigterm is not None:
             _restore_sigterm(self._sigterm)
+
+
+def _terminal_width(tr: Any) -> int:
+    """The terminal's width as pytest sees it (``COLUMNS`` included), 100 when unknown."""
+    width = getattr(getattr(tr, "_tw", None), "fullwidth", None)
+    return int(width) if isinstance(width, int) and width > 0 else 100
 
 
 def _install_sigterm() -> Any:

@@ -59,3 +59,15 @@ def shorten_middle(text: str, width: int) -> str:
     keep = width - 1
     head = keep // 2
     return text[:head] + "…" + text[len(text) - (keep - head) :]
+
+
+def shorten_nodeid(nodeid: str, width: int) -> str:
+    """A test id cut to ``width``: the file part is shortened first, so that the test's own
+    name (after ``::``) stays whole while it can."""
+    if len(nodeid) <= width:
+        return nodeid
+    path, sep, name = nodeid.partition("::")
+    room = width - len(sep) - len(name)
+    if sep and room >= 8:
+        return shorten_middle(path, room) + sep + name
+    return shorten_middle(nodeid, width)

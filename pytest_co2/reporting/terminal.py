@@ -1,12 +1,23 @@
-"""The terminal emissions summary (pure: test records in, lines out)."""
+"""The terminal emissions summary (pure: test records in, lines out), fitted to a width.
+
+The default is compact: test, projected kWh, kg CO2e ± std, method and verdict fit 100
+columns; a wider terminal gets more columns (measurement, steps, projection target, J/unit,
+time, budget, what-if regions), ``full`` gets every column whatever the width. Long test ids
+are shortened in the middle, never wrapped.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 
 from .budget import budget_text, verdict_text
-from .fmt import fmt_count, fmt_num, fmt_pm
+from .fmt import fmt_count, fmt_num, fmt_pm, shorten_nodeid
 from .model import Result, TestRecord, Totals, all_results, ranked
+
+DEFAULT_WIDTH = 100
+MIN_TEST_WIDTH = 24
+GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
 def projected_to(r: Result) -> str:
@@ -19,6 +30,72 @@ def measurement_name(r: Result) -> str:
     return r.measurement.name + ("" if r.measurement.complete else " (partial)")
 
 
+def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    """A long line of prose as lines of at most ``width`` columns."""
+    return textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent) or [""]
+
+
+Row = tuple[TestRecord | None, Result | None]
+Column = tuple[str, Callable[[TestRecord, Result], str], Callable[[Totals], str]]
+
+
+def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], list[Column]]:
+    """(the compact columns, the optional ones in the order they are added)."""
+
+    def blank(_: Totals) -> str:
+        return ""
+
+    compact: list[Column] = [
+        ("kWh", lambda t, r: fmt_num(r.projection.energy_kwh), lambda x: fmt_num(x.energy_kwh)),
+        (
+            "kg CO2e ± std",
+            lambda t, r: fmt_pm(r.emission.co2e_kg, r.emission.std_kg),
+            lambda x: fmt_pm(x.co2e_kg, x.std_kg),
+        ),
+        ("method", lambda t, r: r.measurement.method, blank),
+        ("verdict", lambda t, r: verdict_text(t.budget, budget_mode), blank),
+    ]
+    optional: list[Column] = [
+        (
+            "measurement",
+            lambda t, r: measurement_name(r),
+            lambda x: f"{x.measurements} measurements",
+        ),
+        ("projected to", lambda t, r: projected_to(r), blank),
+        (
+            "steps",
+            lambda t, r: (
+                f"{r.measurement.steps}"
+                + (f"+{r.measurement.warmup}w" if r.measurement.warmup else "")
+            ),
+            blank,
+        ),
+        (
+            "J/unit (mean ± std)",
+            lambda t, r: fmt_pm(
+                r.measurement.energy_per_unit_j.mean, r.measurement.energy_per_unit_j.std
+            ),
+            blank,
+        ),
+        ("time s", lambda t, r: fmt_num(r.measurement.duration_s), lambda x: fmt_num(x.duration_s)),
+        ("budget", lambda t, r: budget_text(t.budget), blank),
+    ]
+    for w in whatif:
+        optional.append(
+            (
+                f"kg {w}",
+                lambda t, r, w=w: fmt_num(r.whatif_co2e_kg.get(w)),  # type: ignore[misc]
+                lambda x, w=w: fmt_num(x.whatif_co2e_kg.get(w)),  # type: ignore[misc]
+            )
+        )
+    return compact, optional
+
+
+def _width(cells: Sequence[Sequence[str]]) -> list[int]:
+    """Column widths as tabulate's "simple" format makes them (a header gets 2 spaces more)."""
+    return [max(len(col[0]) + 2, *(len(c) for c in col[1:])) for col in zip(*cells, strict=True)]
+
+
 def render_summary(
     tests: Sequence[TestRecord],
     *,
@@ -26,6 +103,7 @@ def render_summary(
     full: bool = False,
     whatif: Sequence[str] = (),
     max_rows: int | None = None,
+    width: int = DEFAULT_WIDTH,
 ) -> list[str]:
     """The summary table's lines (tabulate), a total row, and notes when ``full``.
 
@@ -34,46 +112,58 @@ def render_summary(
     """
     from tabulate import tabulate
 
-    headers = [
-        "test", "measurement", "time s", "steps", "J/unit (mean ± std)", "projected to",
-        "kWh", "kg CO2e ± std", "method", "budget", "verdict",
-    ] + [f"kg {r}" for r in whatif]  # fmt: skip
     pairs = ranked(tests)
     left_out = 0
     if max_rows is not None and len(pairs) > max_rows:
         over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
         left_out = len(pairs) - max_rows - len(over)
         pairs = pairs[:max_rows] + over
-    rows = []
-    for t, r in pairs:
-        m, s = r.measurement, r.measurement.energy_per_unit_j
-        rows.append(
-            [
-                t.nodeid,
-                measurement_name(r),
-                fmt_num(m.duration_s),
-                f"{m.steps}" + (f"+{m.warmup}w" if m.warmup else ""),
-                fmt_pm(s.mean, s.std),
-                projected_to(r),
-                fmt_num(r.projection.energy_kwh),
-                fmt_pm(r.emission.co2e_kg, r.emission.std_kg),
-                m.method,
-                budget_text(t.budget),
-                verdict_text(t.budget, budget_mode),
-            ]
-            + [fmt_num(r.whatif_co2e_kg.get(w)) for w in whatif]
-        )
     tot = Totals.of(all_results(tests))
-    rows.append(
-        ["TOTAL", f"{tot.measurements} measurements", fmt_num(tot.duration_s), "", "", "",
-         fmt_num(tot.energy_kwh), fmt_pm(tot.co2e_kg, tot.std_kg), "", "", ""]
-        + [fmt_num(tot.whatif_co2e_kg.get(w)) for w in whatif]
-    )  # fmt: skip
+    compact, optional = _columns(budget_mode, whatif)
+    if not any(t.budget is not None for t, _ in pairs):
+        compact = [c for c in compact if c[0] != "verdict"]
+        optional = [c for c in optional if c[0] != "budget"]
+
+    def cells(cols: list[Column]) -> list[list[str]]:
+        body = [[get(t, r) for _, get, _ in cols] for t, r in pairs]
+        return [[h for h, _, _ in cols], *body, [total(tot) for _, _, total in cols]]
+
+    ids_width = max((len(t.nodeid) + len(r.name) + 3 for t, r in pairs), default=4)
+    keep_test = max(MIN_TEST_WIDTH, min(ids_width, 48))  # the test column comes first
+    chosen = list(compact)
+    if full:
+        order = ["measurement", "time s", "steps", "J/unit (mean ± std)", "projected to", "kWh",
+                 "kg CO2e ± std", "method", "budget", "verdict"]  # fmt: skip
+        by_name = {c[0]: c for c in compact + optional}
+        chosen = [by_name[h] for h in order if h in by_name]
+        chosen += [c for c in optional if c[0].startswith("kg ")]
+    else:
+        for col in optional:  # add columns while the table still fits
+            trial = [*chosen, col]
+            if sum(_width(cells(trial))) + GAP * len(trial) + keep_test <= width:
+                chosen = trial
+    table = cells(chosen)
+    named = any(h == "measurement" for h, _, _ in chosen)
+    ids = [
+        t.nodeid + ("" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]")
+        for t, r in pairs
+    ]
+    if full:
+        names = ids
+    else:
+        test_width = max(MIN_TEST_WIDTH, width - sum(_width(table)) - GAP * len(chosen))
+        test_width = max(test_width, len("TOTAL (0 measurements)") + 4)
+        names = [shorten_nodeid(n, test_width) for n in ids]
+    rows = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
+    rows.append(["TOTAL" if named else f"TOTAL ({tot.measurements} measurements)", *table[-1]])
+    headers = ["test", *table[0]]
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
+    lines = [line.rstrip() for line in lines]
     if left_out:
-        lines.append(
+        lines += wrap(
             f"... and {left_out} smaller measurements, in the total "
-            "(--co2-report=full or --co2-json lists every one)"
+            "(--co2-report=full or --co2-json lists every one)",
+            width,
         )
     if full:
         for t, r in ranked(tests):
