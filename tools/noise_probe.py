@@ -71,6 +71,14 @@ CONFIGS: dict[str, tuple[int, dict[str, str]]] = {
         2,
         {"MALLOC_MMAP_THRESHOLD_": str(2**30), "MALLOC_TRIM_THRESHOLD_": str(2**30)},
     ),
+    "2thr+PASSIVE+malloc1G": (
+        2,
+        {
+            "OMP_WAIT_POLICY": "PASSIVE",
+            "MALLOC_MMAP_THRESHOLD_": str(2**30),
+            "MALLOC_TRIM_THRESHOLD_": str(2**30),
+        },
+    ),
 }
 
 
