@@ -81,13 +81,25 @@ TESTS = {"numpy": NUMPY_TEST, "torch": TORCH_TEST}
 
 #: What the plugin could do in-process before a test imports torch (``--quiet-runtime``):
 #: OpenMP threads that sleep instead of spinning at barriers (libgomp reads the variable
-#: when torch loads it), and glibc thresholds high enough that freed tensor memory is kept
-#: instead of being unmapped and faulted in again every step (mallopt works at any time).
+#: when torch loads it), numpy's OpenBLAS on one thread (its threads spin too, and numpy is
+#: already imported, so only its own setter works), and glibc thresholds high enough that
+#: freed tensor memory is kept instead of being unmapped and faulted in again every step
+#: (mallopt works at any time).
 QUIET_CONFTEST = """
 import ctypes
+import glob
 import os
 
+import numpy
+
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+_libs = os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*")
+for _path in glob.glob(_libs):
+    _blas = ctypes.CDLL(_path)
+    for _name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+        if hasattr(_blas, _name):
+            getattr(_blas, _name)(1)
+            break
 _libc = ctypes.CDLL(None)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 _libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
@@ -176,6 +188,7 @@ def check_workload(
         "name": name,
         "base_j": b_mean,
         "base_windows": base["entry"].get("windows"),
+        "base_unit_energies_j": base["entry"].get("unit_energies_j"),
     }
     for work in (1.0, 1.25):
         rs = [r for w, r in runs if w == work and r["entry"]]
@@ -190,6 +203,7 @@ def check_workload(
             "deltas": deltas,
             "outcomes": [d.outcome for d in decisions],
             "lines": [d.describe() for d in decisions],
+            "unit_energies_j": [r["entry"].get("unit_energies_j") for r in rs],
             "wall_s": statistics.fmean(r["wall_s"] for r in rs),
             "measured_s": statistics.fmean(float(r["entry"]["duration_s"]) for r in rs),
             "steps": statistics.fmean(int(r["entry"]["steps"]) for r in rs),
