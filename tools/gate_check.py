@@ -42,6 +42,23 @@ from pytest_co2.decisions import compare_decision, estimate_of_entry  # noqa: E4
 
 WORK_ENV = "GATE_CHECK_WORK"  # 1.0 unchanged, 1.25 for +25% work per step
 
+REFERENCE_ENV = "GATE_CHECK_REFERENCE"  # 1: each test first measures a fixed reference
+
+#: A short fixed numpy workload measured in every run (``--reference``): its change between
+#: runs is the machine's drift, divided out by the offline decisions.
+REFERENCE = f'''
+
+def reference(co2_meter):
+    if os.environ.get("{REFERENCE_ENV}") != "1":
+        return
+    import numpy as np
+
+    a = np.random.default_rng(1).standard_normal((192, 192)) * 0.1
+    for _ in co2_meter.steps(20, warmup=3, name="reference"):
+        for _ in range(6):
+            a = np.tanh(a @ a)
+'''
+
 NUMPY_TEST = f'''
 import os
 
@@ -50,7 +67,10 @@ import numpy as np
 WORK = float(os.environ.get("{WORK_ENV}", "1"))
 
 
+{REFERENCE}
+
 def test_numpy_train(co2_meter):
+    reference(co2_meter)
     rng = np.random.default_rng(0)
     rows = round(512 * WORK)
     x, y = rng.standard_normal((rows, 1024)), rng.standard_normal((rows, 256))
@@ -67,7 +87,10 @@ WORK = float(os.environ.get("{WORK_ENV}", "1"))
 THREADS = int(os.environ.get("GATE_CHECK_TORCH_THREADS", "0"))
 
 
+{REFERENCE}
+
 def test_torch_train(co2_meter):
+    reference(co2_meter)
     if THREADS:
         torch.set_num_threads(THREADS)
     net, opt, x, y = make_net()
@@ -137,16 +160,20 @@ def run_pytest(
     )
     wall = time.perf_counter() - t0
     entry: dict[str, Any] = {}
+    ref: dict[str, Any] = {}
     if report.is_file():
         data = json.loads(report.read_text(encoding="utf-8"))
         for t in data.get("tests", ()):
             for m in t.get("measurements", ()):
-                entry = m
+                if m["name"] == "reference":
+                    ref = m
+                else:
+                    entry = m
     if not entry:
         sys.stderr.write(
             f"{tag}: no measurement in the report\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}\n"
         )
-    return {"rc": proc.returncode, "wall_s": wall, "entry": entry, "tag": tag}
+    return {"rc": proc.returncode, "wall_s": wall, "entry": entry, "reference": ref, "tag": tag}
 
 
 def per_unit(entry: dict[str, Any]) -> float:
@@ -189,6 +216,7 @@ def check_workload(
         "base_j": b_mean,
         "base_windows": base["entry"].get("windows"),
         "base_unit_energies_j": base["entry"].get("unit_energies_j"),
+        "base_reference_j": base["reference"].get("unit_energies_j"),
     }
     for work in (1.0, 1.25):
         rs = [r for w, r in runs if w == work and r["entry"]]
@@ -197,7 +225,22 @@ def check_workload(
             compare_decision(b_est, estimate_of_entry(r["entry"]), threshold, between_run_cv=cv)  # type: ignore[arg-type]
             for r in rs
         ]
+        with_ref = [
+            compare_decision(
+                b_est,  # type: ignore[arg-type]
+                estimate_of_entry(r["entry"]),  # type: ignore[arg-type]
+                threshold,
+                between_run_cv=cv,
+                reference_base=base["reference"]["unit_energies_j"],
+                reference_current=r["reference"]["unit_energies_j"],
+            )
+            for r in rs
+            if base["reference"] and r["reference"]
+        ]
         out[str(work)] = {
+            "outcomes_ref": [d.outcome for d in with_ref],
+            "reference_changes": [d.reference_change for d in with_ref],
+            "reference_j": [r["reference"].get("unit_energies_j") for r in rs],
             "failed": sum(r["rc"] != 0 for r in rs),
             "runs": len(rs),
             "deltas": deltas,
@@ -209,6 +252,36 @@ def check_workload(
             "steps": statistics.fmean(int(r["entry"]["steps"]) for r in rs),
         }
     return out
+
+
+def rejudge(path: Path, threshold: float, cv: float) -> int:
+    """Offline: the three-outcome decisions on the samples a previous run saved."""
+    from pytest_co2.decisions import estimate
+
+    for r in json.loads(path.read_text(encoding="utf-8")):
+        if not r.get("base_unit_energies_j"):
+            print(f"{r['name']}: no samples saved in {path}")
+            continue
+        base = estimate(r["base_unit_energies_j"])
+        for work in ("1.0", "1.25"):
+            refs = r[work].get("reference_j") or [None] * len(r[work]["unit_energies_j"])
+            ref_base = r.get("base_reference_j")
+            outcomes = [
+                compare_decision(
+                    base,
+                    estimate(xs),
+                    threshold,
+                    between_run_cv=cv,
+                    reference_base=ref_base if ref_base and rx else None,
+                    reference_current=rx if ref_base and rx else None,
+                ).outcome
+                for xs, rx in zip(r[work]["unit_energies_j"], refs, strict=True)
+            ]
+            counts = {o: outcomes.count(o) for o in sorted(set(outcomes))}
+            label = "unchanged" if work == "1.0" else "+25%"
+            scaled = " (scaled by the reference)" if ref_base else ""
+            print(f"{r['name']:6} {label:9} between-run cv {cv:g}{scaled}: {counts}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,14 +314,28 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a conftest sets OMP_WAIT_POLICY=PASSIVE and glibc malloc thresholds (see QUIET_CONFTEST)",
     )
+    ap.add_argument(
+        "--rejudge",
+        default="",
+        help="no runs: judge the samples of a --json file again (with --between-run-cv, --threshold)",
+    )
+    ap.add_argument(
+        "--reference",
+        action="store_true",
+        help="each test first measures a fixed numpy reference; decisions also scaled by it",
+    )
     ap.add_argument("--json", default="", help="write the results here")
     args = ap.parse_args(argv)
+    if args.rejudge:
+        return rejudge(Path(args.rejudge), args.threshold / 100, args.between_run_cv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     bad = [n for n in names if n not in TESTS]
     if bad or args.k < 1:
         ap.error(f"workloads {bad} / k {args.k}: expected workloads from {list(TESTS)} and k >= 1")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    if args.reference:
+        env[REFERENCE_ENV] = "1"
     if args.torch_threads:
         env["GATE_CHECK_TORCH_THREADS"] = str(args.torch_threads)
     for kv in args.env:
@@ -279,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:9} changes: " + ", ".join(f"{d * 100:+.1f}%" for d in part["deltas"]))
             counts = {o: part["outcomes"].count(o) for o in sorted(set(part["outcomes"]))}
             print(f"  {label:9} decisions.py (between-run cv {args.between_run_cv:g}): {counts}")
+            if part["outcomes_ref"]:
+                refs = ", ".join(f"{d * 100:+.1f}%" for d in part["reference_changes"])
+                counts = {
+                    o: part["outcomes_ref"].count(o) for o in sorted(set(part["outcomes_ref"]))
+                }
+                print(f"  {label:9} reference changes: {refs}")
+                print(f"  {label:9} decisions.py scaled by the reference: {counts}")
         print(
             f"  time per test: {same['wall_s']:.1f} s wall for the pytest run, "
             f"{same['measured_s']:.2f} s measured over {same['steps']:.0f} steps (unchanged runs)"

@@ -15,6 +15,31 @@ Prints, per configuration: CPU ms per step, the within-run spread (median over r
 per-step coefficient of variation, and of the 20-step mean's relative standard error), the
 between-run spread (coefficient of variation of the run means, and max/min), the system-time
 share, page faults per step, CPU/wall (above 1: more than one thread busy, spinning included).
+
+Findings on the project's 2-core VM (torch 2.13 CPU, libgomp, glibc 2.36), 2026-12-03, while
+other agents shared the machine (1-min load 2.4-6.6 in the first pass of 6 runs x 7
+configurations, 6.7-8.8 in the rerun of 5 runs x 5; between-run CV = CV of the 20-step means):
+
+- Two torch threads with libgomp's default spin-waiting are the source: 160-180 ms of CPU
+  per step against 30-34 ms with one thread, between-run CV 31-62%, run means 3-6x apart.
+  A thread waiting at a barrier spins while the other one waits for a core the other
+  agents hold; the estimate charges the spinning as energy. ``KMP_BLOCKTIME=0`` does
+  nothing (Intel OpenMP's knob; torch ships libgomp).
+- ``OMP_WAIT_POLICY=PASSIVE`` removes it: 39 ms, between-run CV 3.2-3.5% (4.8-6.1% in the
+  heavier rerun), within-run CV 8-11%. ``GOMP_SPINCOUNT=0`` is close (40 ms, 5-10%).
+- The allocator is the next source: ~2,700 minor page faults per step (glibc unmaps freed
+  tensor buffers and faults them in again), 11-15% of the CPU time in the kernel. With
+  ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` at 1 GiB (or mallopt in-process):
+  0-120 faults per step, 0-3% system time, within-run CV 3-6%, between-run CV 2.1-2.5%
+  with one thread (4.4-5.1% under load 7-9); PASSIVE + malloc with two threads: 36 ms,
+  within 5.6-5.8%, between 4.8-6.3% under load 7-9.
+- Warm-up is not a between-run source: the first step costs 1.3-2.3x the steady state,
+  from the second on steps are within a few % of it; 3 or 10 warm-up steps change the
+  between-run CV by less than the run-to-run scatter of the figure itself.
+- What remains (2-6% between runs, growing with the machine's load) is contention: CPU/wall
+  0.6-0.85 for a single thread means the process waited for a core; more windows in one
+  run do not shrink it, which is why a compare needs a between-run term or a reference.
+- numpy's OpenBLAS (2 threads) spins the same way (tools/gate_check.py shows it).
 """
 
 from __future__ import annotations
