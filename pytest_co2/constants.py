@@ -5,3 +5,5 @@ from __future__ import annotations
 J_PER_KWH = 3.6e6  # joules per kilowatt-hour
 DEFAULT_PUE = 1.55  # power usage effectiveness: Bouza et al., as used by the paper
 DEFAULT_REGION = "EU27"  # the paper's default grid region
+DEFAULT_PRECISION = 0.05  # steps(): the 95% interval of the per-unit energy within +-5%
+DEFAULT_MAX_TIME_S = 10.0  # steps(): at most this many measured seconds to get there

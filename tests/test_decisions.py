@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from pytest_co2.decisions import (
+from pytest_co2.measure.decisions import (
     INCONCLUSIVE,
     MIN_WINDOWS,
     NO_REGRESSION,

@@ -9,7 +9,7 @@ unchanged ones) are compared with it through the plugin's CLI
 exits non-zero. Printed: false fails of the unchanged runs, detections of the +25% runs,
 the per-unit changes, and the time per test.
 
-The same saved runs are also judged offline by :func:`pytest_co2.decisions.compare_decision`
+The same saved runs are also judged offline by :func:`pytest_co2.measure.decisions.compare_decision`
 on their per-window samples (``unit_energies_j``), so the three-outcome rule can be read
 beside today's point compare before it is wired in.
 
@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from noise_probe import TORCH_NET  # noqa: E402
 
-from pytest_co2.decisions import compare_decision, estimate_of_entry  # noqa: E402
+from pytest_co2.measure.decisions import compare_decision, estimate_of_entry  # noqa: E402
 
 WORK_ENV = "GATE_CHECK_WORK"  # 1.0 unchanged, 1.25 for +25% work per step
 
@@ -264,7 +264,7 @@ def check_workload(
 
 def rejudge(path: Path, threshold: float, cv: float) -> int:
     """Offline: the three-outcome decisions on the samples a previous run saved."""
-    from pytest_co2.decisions import estimate
+    from pytest_co2.measure.decisions import estimate
 
     for r in json.loads(path.read_text(encoding="utf-8")):
         if not r.get("base_unit_energies_j"):

@@ -211,11 +211,13 @@ class Window:
             return 0.0
         return math.fsum(self._readings[-1]) - math.fsum(self._readings[0])
 
-    @property
-    def unit_energies_so_far_j(self) -> list[float]:
-        """Per-unit energy of each measured step so far (for stopping rules)."""
+    def grouped_unit_energies_j(self) -> list[float]:
+        """Per-unit energy of the windows so far, grouped as the record will group them
+        (steps shorter than the counter can resolve are merged): what a stopping rule reads."""
         totals = [math.fsum(r) for r in self._readings]
-        return [(totals[k + 1] - totals[k]) / self._units[k] for k in range(len(self._units))]
+        period = self._meter.backend.update_period_s
+        groups = group_windows(self._times, self._units, GROUP_FACTOR * period)
+        return [(totals[b] - totals[a]) / math.fsum(self._units[a:b]) for a, b in groups]
 
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> Window:
@@ -462,6 +464,8 @@ class Meter:
         on_window_enter: Callable[[Window], None] | None = None,
         on_window_exit: Callable[[Window], Sequence[str] | None] | None = None,
         idle_w: Sequence[float] | None = None,
+        precision: float | None = None,
+        max_time_s: float | None = 10.0,
     ) -> None:
         self.backend = backend
         self.on_window_enter = on_window_enter
@@ -483,6 +487,8 @@ class Meter:
         self.measurements: list[Measurement] = []
         self._names: dict[str, int] = {}
         self._open: list[Window] = []  # entered, not yet exited (at most one: no nesting)
+        self.precision: float | None = precision  # steps(): the 95% interval to reach
+        self.max_time_s: float | None = max_time_s  # steps(): measured seconds at most
         # steps() loops the caller left before their end: a `break`, or an exception that
         # unwound the loop (Python cannot tell them apart; the plugin knows if the test raised)
         self.left_early: list[Measurement] = []
@@ -518,33 +524,78 @@ class Meter:
         extrapolate: int | None = None,
         time_budget_s: float | None = None,
         min_steps: int = 2,
+        precision: float | str | None = "default",
+        max_time_s: float | None = None,
     ) -> Iterator[int]:
-        """Iterate ``warmup + n`` times; each iteration after the warm-up is one measured step.
+        """Iterate ``warmup`` + at least ``n`` times; each iteration after the warm-up is one
+        measured step.
 
-        With ``time_budget_s``, stop early once at least ``min_steps`` steps were measured
-        and the measured steps took that long (the record says how many were measured).
+        With a ``precision`` (a fraction: 0.05 is +-5%; default: the meter's, i.e.
+        ``--co2-precision`` under pytest; None: exactly ``n`` steps), measuring goes on after
+        ``n`` steps until the 95% interval of the per-unit energy is that tight or
+        ``max_time_s`` measured seconds have passed (default: the meter's, ``--co2-max-time``);
+        the record says which ended it. With ``time_budget_s``, stop once at least
+        ``min_steps`` steps were measured and the measured steps took that long.
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"invalid number of steps {n!r}: expected an integer >= 1")
+        target = self.precision if precision == "default" else precision
+        if target is not None and not (isinstance(target, float | int) and 0 < target < 1):
+            raise ValueError(
+                f"invalid precision {target!r}: expected a fraction in (0, 1), e.g. 0.05"
+            )
+        cap = time_budget_s if time_budget_s is not None else max_time_s or self.max_time_s
         window = self.measure(name, unit=unit, warmup=warmup, extrapolate=extrapolate, total=n)
-        loop = self._steps_loop(window, n, time_budget_s, min_steps)
+        loop = self._steps_loop(window, n, time_budget_s, min_steps, target, cap)
         # a weak reference, so that a `break` still closes the loop at once (refcount)
         window._loop = weakref.ref(loop)  # for close_open()
         return loop
 
     def _steps_loop(
-        self, w: Window, n: int, time_budget_s: float | None, min_steps: int
+        self,
+        w: Window,
+        n: int,
+        time_budget_s: float | None,
+        min_steps: int,
+        precision: float | None,
+        cap_s: float | None,
     ) -> Iterator[int]:
+        from .decisions import StopRule
+
+        rule = None if precision is None else StopRule(precision=float(precision), max_time_s=cap_s)
+        next_check_s = 0.0
         with w:
             try:
-                for i in range(w.warmup + n):
+                i = 0
+                while True:
+                    if rule is None and i >= w.warmup + n:
+                        break
                     yield i
+                    i += 1
                     w.step()
-                    if (
-                        time_budget_s is not None
-                        and w.steps_done >= min_steps
-                        and w.measured_s >= time_budget_s
-                    ):
+                    done = w.steps_done
+                    if done < n:
+                        if (
+                            time_budget_s is not None
+                            and done >= min_steps
+                            and w.measured_s >= time_budget_s
+                        ):
+                            break
+                        continue
+                    if rule is None or w.failure is not None or not done:
+                        if rule is not None:
+                            break
+                        continue
+                    if w.measured_s < next_check_s and done > n:
+                        continue  # check about 20 times a second, not at every fast step
+                    next_check_s = w.measured_s + 0.05
+                    windows = w.grouped_unit_energies_j()
+                    if len(windows) >= 2 and max(windows) == min(windows):
+                        w.stop_reason = f"no spread: {len(windows)} identical windows"
+                        break  # a simulated or constant device: exact, nothing to gain
+                    decision = rule.check(windows, w.measured_s, steps=done)
+                    if decision.stop:
+                        w.stop_reason = decision.describe()
                         break
             except GeneratorExit:  # a `break` in the caller, or an exception unwinding it
                 w.left_early = True

@@ -38,6 +38,7 @@ STATE_KEY = pytest.StashKey["Co2Plugin"]()
 METER_KEY = pytest.StashKey["Co2Meter"]()
 RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
 VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
+RUNTIME_KEY = pytest.StashKey[str]()
 SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
 
 
@@ -47,6 +48,15 @@ class Co2BudgetWarning(UserWarning):
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Before any conftest imports torch: the quiet runtime (see ``runtime``)."""
+    from . import runtime
+
+    if runtime.wanted(args, os.environ):
+        early_config.stash[RUNTIME_KEY] = runtime.apply()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -351,6 +361,9 @@ class Co2Plugin:
         note = getattr(self, "recovery_note", None)
         if note:
             lines.append(note)
+        runtime_note = config.stash.get(RUNTIME_KEY, None)
+        if runtime_note:
+            lines.append("co2: " + runtime_note)
         if self.baseline_path is not None:
             fail = (
                 f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
@@ -467,6 +480,7 @@ class Co2Plugin:
                     "power_w": self.provider.facts()["idle_w"],
                     "subtracted": s.subtract_idle,
                 }
+        info["runtime"] = self.config.stash.get(RUNTIME_KEY, None)
         info["xdist_workers"] = (
             xdist.worker_count(self.config) if self.role == "controller" else None
         )

@@ -42,6 +42,8 @@ class Co2Meter(Meter):
             progress=progress,
             on_record=on_record,
             idle_w=idle_w,
+            precision=settings.precision,
+            max_time_s=settings.max_time,
         )
         self.accounting = accounting
         self.settings = settings

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from ..constants import DEFAULT_PUE, DEFAULT_REGION
+from ..constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION
 
 DEFAULT_UNIT = "iteration"
 BUDGET_MODES = ("fail", "warn")
@@ -103,6 +103,19 @@ def parse_region(text: str) -> str:
     """A shipped region's code, or a well-formed name that --co2-intensity-file may define
     (checked with the file in :func:`resolve`)."""
     from ..carbon.intensity import parse_region as _parse
+
+    return _parse(text)
+
+
+def parse_precision(text: str) -> float | None:
+    """``5%`` or ``0.05``; ``off`` measures exactly the steps asked for."""
+    if str(text).strip().lower() in ("off", "none", "0"):
+        if str(text).strip() == "0":
+            from ..measure.decisions import parse_precision as _p
+
+            return _p(text)  # 0 is not a precision: the one-line error says what is
+        return None
+    from ..measure.decisions import parse_precision as _parse
 
     return _parse(text)
 
@@ -276,6 +289,36 @@ OPTIONS: tuple[Option, ...] = (
         "N[,UNIT=N]",
     ),
     Option(
+        "precision",
+        parse_precision,
+        "steps(n) measures at least n steps, then goes on until the 95% interval of the "
+        "per-unit energy is within this of the mean (default 5%; off: exactly n steps) or "
+        "--co2-max-time is reached",
+        "PCT%",
+    ),
+    Option(
+        "max_time",
+        parse_positive_float("maximum measuring time", maximum=3600.0),
+        "measured seconds at most for steps() to reach --co2-precision (default 10)",
+        "SECONDS",
+    ),
+    Option(
+        "compare_strict",
+        parse_bool,
+        "with --co2-compare-fail, an inconclusive comparison (too noisy to tell) fails too; "
+        "by default it is a warning that says what precision would decide it",
+        flag=True,
+    ),
+    Option(
+        "quiet_runtime",
+        parse_bool,
+        "set OMP_WAIT_POLICY=PASSIVE before torch/numpy load (unless set): idle OpenMP threads "
+        "then sleep instead of spinning, which the CPU estimate would charge as work (default "
+        "on; --co2-no-quiet-runtime keeps the runtime's default)",
+        flag=True,
+        negatable=True,
+    ),
+    Option(
         "backend",
         parse_backend,
         "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>",
@@ -403,6 +446,10 @@ class Settings:
     intensity_file: str | None = None
     pue: float = DEFAULT_PUE
     extrapolate: dict[str, int] = field(default_factory=dict)
+    precision: float | None = DEFAULT_PRECISION
+    max_time: float = DEFAULT_MAX_TIME_S
+    compare_strict: bool = False
+    quiet_runtime: bool | None = None  # None: on (see quiet_runtime.py)
     backend: str = "auto"
     cpu_tdp: float | None = None
     cpu_watts_per_thread: tuple[float, float] | None = None

@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..constants import DEFAULT_MAX_TIME_S
+
 LEVEL = 0.95  # every interval here is a two-sided 95% interval
 Z975 = statistics.NormalDist().inv_cdf(0.975)  # 1.959964...
 
@@ -43,7 +45,6 @@ Z975 = statistics.NormalDist().inv_cdf(0.975)  # 1.959964...
 #: the time with a minimum of 2 windows, 90.8% with 3, 92.5% with 5, 93.3% with 8, at a
 #: median of 8-9 windows in each case (sequential stopping always costs a little coverage).
 MIN_WINDOWS = 5
-DEFAULT_MAX_TIME_S = 10.0
 TRIM = 0.2  # fraction cut from each end by the trimmed mean (Yuen's 20%)
 METHODS = ("mean", "trimmed")
 
