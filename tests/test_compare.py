@@ -58,7 +58,9 @@ TRAIN_KWH = 12.5 * 1000 / 3.6e6  # 12.5 J per iteration, projected to 1,000 iter
 
 def run(pytester: pytest.Pytester, factor: float, *args: str) -> pytest.RunResult:
     (pytester.path / "factor.txt").write_text(repr(factor))
-    return pytester.runpytest(*BASE, *args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "160")  # room for whole test ids in the comparison table
+        return pytester.runpytest(*BASE, *args)
 
 
 @pytest.fixture
@@ -82,10 +84,11 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
             "co2: comparing with *base.json; fail on energy:10%",
             "*co2 compared with *base.json*",
             "*test_train*train*0.00347*0.00417*+20.0%*+20.0%",
-            "*test_steady*sample*+0.0%*+0.0%",
+            "*test_steady*sample*+0.0%*+0.0%*",
             "*co2 regressions*",
             "co2 regression: test_a_20_percent_regression_fails_the_session.py::test_train [train]: energy +20.0% "
-            "(0.00347 -> 0.00417 kWh) exceeds --co2-compare-fail=energy:10%",
+            "(0.00347 -> 0.00417 kWh) exceeds --co2-compare-fail=energy:10%: regression: +20.0% "
+            "(95% +20.0% to +20.0%) > 10%",
         ]
     )
     assert "test_steady [sample]" not in result.stdout.str().split("co2 regressions")[1]
@@ -100,7 +103,7 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
 def test_a_5_percent_change_passes(saved: pytest.Pytester) -> None:
     result = run(saved, 1.05, "--co2-compare-fail=energy:10%,co2e:10%")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_train*train*+5.0%*+5.0%"])
+    result.stdout.fnmatch_lines(["*test_train*train*+5.0%*+5.0%*no regression*"])
     assert "co2 regression" not in result.stdout.str()
 
 
@@ -109,10 +112,10 @@ def test_compare_by_name_and_path_latest_and_co2e(saved: pytest.Pytester) -> Non
     # no value: the latest saved (double), so 1.2 is a 40% improvement
     result = run(saved, 1.2, "--co2-compare", "--co2-compare-fail=co2e:1%")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_train*train*-40.0%*-40.0%"])
+    result.stdout.fnmatch_lines(["*test_train*train*-40.0%*-40.0%*"])
     result = run(saved, 1.2, "--co2-compare=base", "--co2-compare-fail=co2e:19%")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%"])
+    result.stdout.fnmatch_lines(["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%: regression*"])
     result = run(saved, 1.2, f"--co2-compare={saved.path / '.co2' / 'double.json'}")
     result.stdout.fnmatch_lines(["*test_train*train*-40.0%*"])
 
@@ -208,10 +211,11 @@ def test_parse_fail_specs() -> None:
 
 def _result(name: str, kwh: float, kg: float, n: int = 1000, measured: bool = False) -> Result:
     device = Device("cpu:process", "cpu", "cpu", Method.ESTIMATED, 0.0, False)
+    per_unit_j = kwh * 3.6e6 / n  # three windows without spread
     m = Measurement(
-        name=name, unit="call", steps=1, units=1.0, warmup=0, duration_s=1.0, energy_j=1.0,
-        energy_per_unit_j=Stats(1.0, math.nan, math.nan, 1), unit_energies_j=(1.0,),
-        method="estimated", devices=(DeviceEnergy(device, 1.0),), backend="estimate",
+        name=name, unit="call", steps=3, units=3.0, warmup=0, duration_s=1.0, energy_j=3 * per_unit_j,
+        energy_per_unit_j=Stats(per_unit_j, 0.0, 0.0, 3), unit_energies_j=(per_unit_j,) * 3,
+        method="estimated", devices=(DeviceEnergy(device, 3 * per_unit_j),), backend="estimate",
     )  # fmt: skip
     p = Projection(
         n=n, unit="call", energy_kwh=kwh, std_kwh=math.nan, ci95_kwh=math.nan, measured=measured
@@ -246,7 +250,8 @@ def test_compare_tests_and_checks() -> None:
     assert check(d["t::a"], FailSpec("energy", 10.0)) is None  # not more than 10%
     assert (
         check(d["t::a"], FailSpec("energy", 9.9))
-        == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%"
+        == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%: "
+        "regression: +10.0% (95% +10.0% to +10.0%) > 9.9%"
     )
     zero = Delta("t::z", "m", 1.0, 1.0, 0.0, 0.0)
     assert math.isinf(zero.percent("energy")) and check(zero, FailSpec("energy", 1000)) is not None
@@ -274,7 +279,7 @@ def test_markdown_escapes_cells() -> None:
     )
     md = render_markdown(report)
     assert (
-        "| `t.py::test[a\\|b]` | m | 1 | 1 call (measured) | 0.500 | 0.100 | estimated |  |  |"
+        "| `t.py::test[a\\|b]` | m | 3 | 1 call (measured) | 0.500 | 0.100 | estimated |  |  |"
         in md
     )
 

@@ -430,8 +430,11 @@ class Co2Plugin:
             tr.write_line(
                 f"co2 compared with {self.comparison.baseline} (Δ: change over the baseline)"
             )
-            for line in render_comparison(self.comparison):
+            for line in render_comparison(self.comparison, width):
                 tr.write_line(line)
+            for line in self.comparison.inconclusive:
+                what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
+                tr.write_line(f"co2 inconclusive ({what}): {line}", yellow=True)
         if s.json and not self.writer.failed(s.json):
             tr.write_line(f"co2 report written to {s.json}")
         if s.save and not self.writer.failed(self._saved_path()):
@@ -511,6 +514,7 @@ class Co2Plugin:
                 self.baseline,
                 self.collector.records(),
                 self.settings.compare_fail,
+                strict=self.settings.compare_strict,
             )
             if self.comparison.failures and status == pytest.ExitCode.OK:
                 session.exitstatus = status = pytest.ExitCode.TESTS_FAILED

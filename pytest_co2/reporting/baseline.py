@@ -18,10 +18,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..constants import J_PER_KWH
 from .fmt import fmt_num, fmt_pct
 from .model import Result, TestRecord
+
+if TYPE_CHECKING:
+    from ..measure.decisions import CompareDecision
 
 STORAGE_DIR = ".co2"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
@@ -149,6 +153,14 @@ class Delta:
     base_energy_kwh: float | None
     base_co2e_kg: float | None
     per_unit: bool = False  # the baseline was rescaled to this run's projection target
+    # per-unit samples (J per unit, per window) of each run, and CO2e per J of each run
+    samples: tuple[float, ...] = ()
+    base_samples: tuple[float, ...] = ()
+    base_mean_j: float | None = None  # a baseline without samples: its mean only
+    mean_j: float | None = None
+    kg_per_j: float = 0.0
+    base_kg_per_j: float = 0.0
+    decisions: tuple[tuple[str, CompareDecision], ...] = ()  # (fail spec, decision)
 
     @property
     def is_new(self) -> bool:
@@ -180,7 +192,32 @@ class Delta:
             "base_co2e_kg": self.base_co2e_kg,
             "co2e_pct": _json_pct(self.percent("co2e")),
             "per_unit": self.per_unit,
+            "decisions": {spec: d.to_dict() for spec, d in self.decisions},
         }
+
+    def decide(self, spec: FailSpec) -> CompareDecision | None:
+        """Regression, no regression or inconclusive for ``spec``, from both runs' per-window
+        per-unit samples (the 20% trimmed mean; CO2e scales them by each run's kg per J)."""
+        if self.is_new:
+            return None
+        from ..measure.decisions import compare_decision
+
+        base: Sequence[float] | float
+        cur: Sequence[float] | float = self.samples or (self.mean_j or 0.0)
+        base = self.base_samples or (self.base_mean_j if self.base_mean_j is not None else 0.0)
+        if spec.field == "co2e":
+            cur = [x * self.kg_per_j for x in cur] if not isinstance(cur, float) else cur
+            base = (
+                [x * self.base_kg_per_j for x in base]
+                if not isinstance(base, float)
+                else base * self.base_kg_per_j
+            )
+        # one window without spread: the point change decides only when clearly off the
+        # threshold (below half of it, or above 1.5 times it); else inconclusive. A change
+        # equal to the threshold (up to float noise) is no regression.
+        return compare_decision(
+            base, cur, spec.percent / 100.0 + 1e-12, method="trimmed", point_guard=0.5
+        )
 
 
 def _json_pct(x: float | None) -> float | str | None:
@@ -216,9 +253,21 @@ def compare_tests(tests: Iterable[TestRecord], baseline_tests: Iterable[TestReco
                 bp.energy_kwh * scale,
                 b.emission.co2e_kg * scale,
                 per_unit,
+                samples=r.measurement.unit_energies_j,
+                base_samples=b.measurement.unit_energies_j,
+                base_mean_j=b.measurement.energy_per_unit_j.mean,
+                mean_j=r.measurement.energy_per_unit_j.mean,
+                kg_per_j=_kg_per_j(r),
+                base_kg_per_j=_kg_per_j(b),
             )
         )
     return out
+
+
+def _kg_per_j(r: Result) -> float:
+    """CO2e per joule of a result (its intensity x PUE), to turn J samples into kg."""
+    j = r.projection.energy_kwh * J_PER_KWH
+    return r.emission.co2e_kg / j if j > 0 else 0.0
 
 
 def missing_from(
@@ -230,22 +279,51 @@ def missing_from(
 
 
 def check(delta: Delta, spec: FailSpec) -> str | None:
-    """None when ``delta`` is within ``spec``, else a line naming the test and its delta."""
-    pct = delta.percent(spec.field)
-    if pct is None or pct <= spec.percent + 1e-9:  # float noise at the boundary is no regression
+    """None unless ``delta`` is a confident regression for ``spec``: then a line naming the
+    test, its change with the 95% interval, and the spec."""
+    decision = dict(delta.decisions).get(str(spec)) or delta.decide(spec)
+    if decision is None or not decision.failed:
         return None
+    return _line(delta, spec, decision, "exceeds")
+
+
+def _line(delta: Delta, spec: FailSpec, decision: CompareDecision, verb: str) -> str:
     now, base = delta.values(spec.field)
     unit = "kWh" if spec.field == "energy" else "kg CO2e"
     return (
-        f"{delta.nodeid} [{delta.name}]: {FIELDS[spec.field]} {fmt_pct(pct)} "
+        f"{delta.nodeid} [{delta.name}]: {FIELDS[spec.field]} {fmt_pct(delta.percent(spec.field))} "
         f"({fmt_num(base)} -> {fmt_num(now)} {unit}{', per unit' if delta.per_unit else ''}) "
-        f"exceeds --co2-compare-fail={spec}"
+        f"{verb} --co2-compare-fail={spec}: {decision.describe()}"
     )
 
 
+def decided(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[Delta]:
+    """The deltas with their decisions for every spec (one place decides)."""
+    from dataclasses import replace
+
+    out = []
+    for d in deltas:
+        pairs = tuple((str(s), dec) for s in specs if (dec := d.decide(s)) is not None)
+        out.append(replace(d, decisions=pairs))
+    return out
+
+
 def failures(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[str]:
-    """Every failing check, one line each."""
+    """Every confident regression, one line each."""
     return [msg for d in deltas for s in specs if (msg := check(d, s)) is not None]
+
+
+def inconclusive(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[str]:
+    """Every comparison too noisy to decide, one line each (with the precision it needs)."""
+    from ..measure.decisions import INCONCLUSIVE
+
+    lines = []
+    for d in deltas:
+        for spec in specs:
+            decision = dict(d.decisions).get(str(spec)) or d.decide(spec)
+            if decision is not None and decision.outcome == INCONCLUSIVE:
+                lines.append(_line(d, spec, decision, "is too noisy to judge against"))
+    return lines
 
 
 # -- the comparison ------------------------------------------------------------------------
@@ -262,6 +340,7 @@ class Comparison:
     missing: tuple[tuple[str, str], ...]
     fail_specs: tuple[FailSpec, ...]
     failures: tuple[str, ...]
+    inconclusive: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +353,7 @@ class Comparison:
             "missing": [{"nodeid": n, "name": m} for n, m in self.missing],
             "fail_specs": [str(s) for s in self.fail_specs],
             "failures": list(self.failures),
+            "inconclusive": list(self.inconclusive),
         }
 
 
@@ -282,9 +362,12 @@ def compare(
     baseline: Baseline,
     tests: Sequence[TestRecord],
     specs: Sequence[FailSpec] = (),
+    *,
+    strict: bool = False,
 ) -> Comparison:
     """Compare ``tests`` with a loaded baseline and apply the fail specs."""
-    deltas = compare_tests(tests, baseline.tests)
+    deltas = decided(compare_tests(tests, baseline.tests), specs)
+    unsure = inconclusive(deltas, specs)
     return Comparison(
         baseline=os.fspath(baseline_path),
         baseline_started=baseline.session.get("started"),
@@ -292,41 +375,53 @@ def compare(
         deltas=tuple(deltas),
         missing=tuple(missing_from(tests, baseline.tests)),
         fail_specs=tuple(specs),
-        failures=tuple(failures(deltas, specs)),
+        failures=tuple(failures(deltas, specs)) + (tuple(unsure) if strict else ()),
+        inconclusive=tuple(unsure),
     )
 
 
-def render_comparison(c: Comparison) -> list[str]:
-    """The summary's comparison lines: one row per measurement (tabulate)."""
+def _short(d: CompareDecision) -> str:
+    """``regression, 95% +18.2% to +32.0%`` or ``no regression (no interval)``."""
+    if math.isnan(d.low):
+        return f"{d.outcome} (no interval)"
+    return f"{d.outcome}, 95% {fmt_pct(d.low * 100)} to {fmt_pct(d.high * 100)}"
+
+
+def render_comparison(c: Comparison, width: int = 100) -> list[str]:
+    """The summary's comparison lines: one row per measurement, with the decision of the
+    first fail spec (change and 95% interval) when there is one."""
     from tabulate import tabulate
 
-    def opt(x: float | None) -> str:
-        return "-" if x is None else fmt_num(x)
+    from .fmt import shorten_nodeid
 
-    rows = [
-        [
-            d.nodeid,
-            d.name,
-            opt(d.base_energy_kwh),
-            fmt_num(d.energy_kwh),
-            fmt_pct(d.percent("energy")),
-            opt(d.base_co2e_kg),
-            fmt_num(d.co2e_kg),
-            fmt_pct(d.percent("co2e")) + (" (per unit)" if d.per_unit else ""),
-        ]
-        for d in c.deltas
-    ]
+    rows = []
+    for d in c.deltas:
+        decision = d.decisions[0][1] if d.decisions else None
+        verdict = "" if decision is None else _short(decision)
+        rows.append(
+            [
+                f"{d.nodeid} [{d.name}]",
+                "-" if d.base_energy_kwh is None else fmt_num(d.base_energy_kwh),
+                fmt_num(d.energy_kwh),
+                fmt_pct(d.percent("energy")),
+                fmt_pct(d.percent("co2e")) + (" (per unit)" if d.per_unit else ""),
+                verdict,
+            ]
+        )
     headers = [
         "test",
-        "measurement",
         "kWh before",
         "kWh now",
         "Δ energy",
-        "kg before",
-        "kg now",
         "Δ CO2e",
+        "decision" + (f" ({c.fail_specs[0]})" if c.fail_specs else ""),
     ]
+    widths = [max([len(h) + 2, *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    room = max(24, width - sum(widths[1:]) - 2 * (len(headers) - 1))
+    for r in rows:
+        r[0] = shorten_nodeid(r[0], room)
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
+    lines = [line.rstrip() for line in lines]
     if c.missing:
         lines.append(f"not measured in this run: {len(c.missing)} measurement(s) of the baseline")
     return lines
