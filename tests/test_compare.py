@@ -115,7 +115,9 @@ def test_compare_by_name_and_path_latest_and_co2e(saved: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["*test_train*train*-40.0%*-40.0%*"])
     result = run(saved, 1.2, "--co2-compare=base", "--co2-compare-fail=co2e:19%")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%: regression*"])
+    result.stdout.fnmatch_lines(
+        ["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%: regression*"]
+    )
     result = run(saved, 1.2, f"--co2-compare={saved.path / '.co2' / 'double.json'}")
     result.stdout.fnmatch_lines(["*test_train*train*-40.0%*"])
 
@@ -253,7 +255,7 @@ def test_compare_tests_and_checks() -> None:
         == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%: "
         "regression: +10.0% (95% +10.0% to +10.0%) > 9.9%"
     )
-    zero = Delta("t::z", "m", 1.0, 1.0, 0.0, 0.0)
+    zero = Delta("t::z", "m", 1.0, 1.0, 0.0, 0.0, samples=(5.0,) * 3, base_samples=(0.0,) * 3)
     assert math.isinf(zero.percent("energy")) and check(zero, FailSpec("energy", 1000)) is not None
 
 

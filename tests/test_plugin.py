@@ -721,6 +721,4 @@ def test_a_test_with_a_rather_long_name_that_would_wrap_a_narrow_terminal(co2_me
         )
     else:
         assert "J/unit" not in out  # no room: the compact columns only
-        result.stdout.fnmatch_lines(
-            ["test_the_summ*…*[[]2[]] [[]training loop[]]  0.0208 *"]
-        )
+        result.stdout.fnmatch_lines(["test_the_summ*…*[[]2[]] [[]training loop[]]  0.0208 *"])

@@ -222,7 +222,7 @@ class Co2Plugin:
 
         backend = self.provider.backend
         for message in self.provider.take_warnings():
-            warnings.warn(message, stacklevel=2)
+            _warn_at(item, message)
         try:
             budget = _budget_of(item)
         except ValueError:
@@ -294,9 +294,9 @@ class Co2Plugin:
         verdict = evaluate(budget, results)
         item.stash[VERDICT_KEY] = verdict
         if verdict.message is not None:
-            if self.settings.budget_mode == "fail":
+            if not verdict.passed and self.settings.budget_mode == "fail":
                 pytest.fail(verdict.message, pytrace=False)
-            warnings.warn(Co2BudgetWarning(verdict.message), stacklevel=2)
+            _warn_at(item, Co2BudgetWarning(verdict.message))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -544,6 +544,14 @@ class Co2Plugin:
         self.provider.close()
         if self._sigterm is not None:
             _restore_sigterm(self._sigterm)
+
+
+def _warn_at(item: pytest.Item, warning: Warning) -> None:
+    """A warning attributed to the user's test (its file and line), not to the plugin."""
+    path, lineno, _ = item.location
+    filename = str(item.config.rootpath / path)
+    module = getattr(getattr(item, "module", None), "__name__", None) or path.rsplit("/", 1)[-1]
+    warnings.warn_explicit(warning, type(warning), filename, (lineno or 0) + 1, module=module)
 
 
 def _terminal_width(tr: Any) -> int:

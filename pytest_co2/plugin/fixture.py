@@ -42,7 +42,7 @@ class Co2Meter(Meter):
             progress=progress,
             on_record=on_record,
             idle_w=idle_w,
-            precision=settings.precision,
+            precision=settings.precision or None,
             max_time_s=settings.max_time,
         )
         self.accounting = accounting

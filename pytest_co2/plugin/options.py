@@ -107,14 +107,10 @@ def parse_region(text: str) -> str:
     return _parse(text)
 
 
-def parse_precision(text: str) -> float | None:
-    """``5%`` or ``0.05``; ``off`` measures exactly the steps asked for."""
-    if str(text).strip().lower() in ("off", "none", "0"):
-        if str(text).strip() == "0":
-            from ..measure.decisions import parse_precision as _p
-
-            return _p(text)  # 0 is not a precision: the one-line error says what is
-        return None
+def parse_precision(text: str) -> float:
+    """``5%`` or ``0.05``; ``off`` (0.0 here) measures exactly the steps asked for."""
+    if str(text).strip().lower() in ("off", "none"):
+        return 0.0
     from ..measure.decisions import parse_precision as _parse
 
     return _parse(text)
@@ -446,7 +442,7 @@ class Settings:
     intensity_file: str | None = None
     pue: float = DEFAULT_PUE
     extrapolate: dict[str, int] = field(default_factory=dict)
-    precision: float | None = DEFAULT_PRECISION
+    precision: float = DEFAULT_PRECISION  # 0.0: off
     max_time: float = DEFAULT_MAX_TIME_S
     compare_strict: bool = False
     quiet_runtime: bool | None = None  # None: on (see quiet_runtime.py)

@@ -98,47 +98,75 @@ def how_measured(results: Sequence[Result]) -> str:
 
 
 def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
-    """The test's projected total (all its measurements) against ``budget``."""
+    """The test's projected total (all its measurements) against ``budget``, decided with
+    the projection's 95% interval: over (the interval lies above the budget: fails), under,
+    or too close to call (the budget is inside the interval: a warning, not a failure)."""
     if not results:
         return BudgetVerdict(
             budget, 0.0, math.nan, 0.0, math.nan, passed=False,
             message="no measurement was recorded, so the budget cannot be checked",
         )  # fmt: skip
+    from ..measure.decisions import OVER, TOO_CLOSE, budget_verdict
+
     energy = math.fsum(r.projection.energy_kwh for r in results)
     co2e = math.fsum(r.emission.co2e_kg for r in results)
     std_e = rss(r.projection.std_kwh for r in results)
     std_c = rss(r.emission.std_kg for r in results)
+    ci_e = rss(r.projection.ci95_kwh for r in results)
+    ci_c = rss(r.emission.ci95_kg for r in results)
     targets = dict.fromkeys(
         f"{fmt_count(r.projection.n)} {plural(r.measurement.unit, r.projection.n)}" for r in results
     )
     first = results[0].emission
     what = f"for {' + '.join(targets)} in {region_text(first.region, first.month)}"
-    message = _message(budget, energy, std_e, co2e, std_c, what, how_measured(results))
-    return BudgetVerdict(budget, energy, std_e, co2e, std_c, message is None, message)
+    how = how_measured(results)
+    checks = []
+    if budget.kg is not None:
+        checks.append(("kg", budget_verdict(co2e, ci_c, budget.kg, quantity="kg CO2e")))
+    if budget.kwh is not None:
+        checks.append(("kwh", budget_verdict(energy, ci_e, budget.kwh, quantity="kWh")))
+    over = [(k, v) for k, v in checks if v.verdict == OVER]
+    close = [(k, v) for k, v in checks if v.verdict == TOO_CLOSE]
+    if over:
+        kind, v = over[0]
+        message = _over_message(budget, kind, energy, std_e, co2e, std_c, what, how)
+        if v.low != v.high and not math.isnan(v.low):
+            message += f"; 95% interval {fmt_num(v.low)} to {fmt_num(v.high)}"
+        return BudgetVerdict(budget, energy, std_e, co2e, std_c, False, message, "over")
+    if close:
+        kind, v = close[0]
+        limit = budget.kg if kind == "kg" else budget.kwh
+        unit = "kg CO2e" if kind == "kg" else "kWh"
+        message = (
+            f"too close to call: projected {fmt_num(v.value)} {unit} {what} has a 95% interval "
+            f"of {fmt_num(v.low)} to {fmt_num(v.high)}, which holds the budget of {limit:g} "
+            f"{unit.split(maxsplit=1)[0]} ({how}); measure more precisely (--co2-precision) to decide"
+        )
+        return BudgetVerdict(budget, energy, std_e, co2e, std_c, True, message, "close")
+    return BudgetVerdict(budget, energy, std_e, co2e, std_c, True, None, "under")
 
 
-def _message(
-    budget: Budget, energy_kwh: float, std_kwh: float, co2e_kg: float, std_kg: float,
-    what: str, how: str,
-) -> str | None:  # fmt: skip
-    """None when within budget, else the failure message."""
-    if budget.kg is not None and co2e_kg > budget.kg:
+def _over_message(
+    budget: Budget, kind: str, energy_kwh: float, std_kwh: float, co2e_kg: float,
+    std_kg: float, what: str, how: str,
+) -> str:  # fmt: skip
+    if kind == "kg":
         return (
             f"projected {fmt_pm(co2e_kg, std_kg, '+-')} kg CO2e {what} exceeds the budget of "
             f"{budget.kg:g} kg ({fmt_num(energy_kwh)} kWh, {how})"
         )
-    if budget.kwh is not None and energy_kwh > budget.kwh:
-        return (
-            f"projected {fmt_pm(energy_kwh, std_kwh, '+-')} kWh {what} exceeds the budget of "
-            f"{budget.kwh:g} kWh ({fmt_num(co2e_kg)} kg CO2e, {how})"
-        )
-    return None
+    return (
+        f"projected {fmt_pm(energy_kwh, std_kwh, '+-')} kWh {what} exceeds the budget of "
+        f"{budget.kwh:g} kWh ({fmt_num(co2e_kg)} kg CO2e, {how})"
+    )
 
 
 def verdict_text(verdict: BudgetVerdict | None, mode: str) -> str:
     """The summary's verdict cell: ok, OVER or OVER (warn)."""
     if verdict is None:
         return ""
+    if verdict.outcome == "close":
+        return "too close"
     if verdict.passed:
         return "ok"
     return "OVER (warn)" if mode == "warn" else "OVER"

@@ -111,10 +111,12 @@ class BudgetVerdict:
     std_kg: float
     passed: bool
     message: str | None = None
+    outcome: str = ""  # "under", "over", "close" (too close to call: a warning)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.budget.to_dict(),
+            "outcome": self.outcome or ("under" if self.passed else "over"),
             "energy_kwh": self.energy_kwh,
             "std_kwh": json_num(self.std_kwh),
             "co2e_kg": self.co2e_kg,
@@ -133,6 +135,7 @@ class BudgetVerdict:
             std_kg=num(d.get("std_kg")),
             passed=bool(d["passed"]),
             message=None if d.get("message") is None else str(d["message"]),
+            outcome=str(d.get("outcome") or ("under" if d["passed"] else "over")),
         )
 
 
