@@ -435,12 +435,19 @@ class Co2Plugin:
             for line in self.comparison.inconclusive:
                 what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
                 tr.write_line(f"co2 inconclusive ({what}): {line}", yellow=True)
+        for line in self._output_lines():
+            tr.write_line(line)
+
+    def _output_lines(self) -> list[str]:
+        """Which files were written (a failed write says so among the errors instead)."""
+        s, lines = self.settings, []
         if s.json and not self.writer.failed(s.json):
-            tr.write_line(f"co2 report written to {s.json}")
+            lines.append(f"co2 report written to {s.json}")
         if s.save and not self.writer.failed(self._saved_path()):
-            tr.write_line(f"co2 baseline saved to {self._saved_path()}")
+            lines.append(f"co2 baseline saved to {self._saved_path()}")
         if s.markdown and not self.writer.failed(s.markdown):
-            tr.write_line(f"co2 markdown written to {s.markdown}")
+            lines.append(f"co2 markdown written to {s.markdown}")
+        return lines
 
     def _worker_lines(self) -> list[str]:
         """Under xdist, what the workers measured with (the controller opens nothing)."""
