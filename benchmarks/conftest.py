@@ -264,16 +264,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def outputs_line(out: str | None, written: list[str]) -> str | None:
-    """``co2 outputs in co2-out/: co2.json, co2.md, paper.md, paper-fig1.png ...``"""
+    """``co2 outputs in co2-out/: co2.json, co2.md, paper.md, 4 charts (paper-fig*.png)``
+
+    Files outside ``out`` (given with --co2-json ...) are named by their path."""
     files = [p for p in written if os.path.isfile(p)]
     if not files:
         return None
-    folders = {os.path.dirname(p) for p in files}
-    if out is not None and folders <= {os.path.normpath(out)}:
-        return f"co2 outputs in {out.rstrip('/')}/: " + ", ".join(
-            os.path.basename(p) for p in files
-        )
-    return "co2 outputs: " + ", ".join(files)
+    folder = os.path.normpath(out) if out is not None else None
+    inside = [os.path.basename(p) for p in files if os.path.dirname(p) == folder]
+    outside = [p for p in files if os.path.dirname(p) != folder]
+    charts = [n for n in inside if n.endswith(".png")]
+    names = [n for n in inside if not n.endswith(".png")]
+    if charts:
+        stem = os.path.commonprefix(charts)  # noqa: RUF071 - file names, not paths
+        names.append(f"{len(charts)} chart{'s' * (len(charts) > 1)} ({stem}*.png)")
+    if not inside:
+        return "co2 outputs: " + ", ".join(outside)
+    return f"co2 outputs in {folder}/: " + ", ".join(names + outside)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -297,7 +297,13 @@ def _bar(
     ax.bar(x, acc.kg, width, yerr=err, color=color, capsize=3, label=label)
 
 
-def _charts(
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend where the axes have labelled artists (none when nothing was measured)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
+def _charts(  # noqa: PLR0915 - one block per figure
     path_stem: str, registry: Registry, f1: dict, f2: dict, f3: dict, f4: dict
 ) -> list[str]:
     import matplotlib
@@ -356,7 +362,7 @@ def _charts(
             "right", functions=(lambda kg: kg * 1000 / car_g, lambda km: km * car_g / 1000)
         )
         sec.set_ylabel("km by car")
-        ax.legend(loc="upper left")
+        _legend(ax, loc="upper left")
     save(fig, "fig1")
 
     # Fig. 2: small/medium/large per dimensionality.
@@ -383,7 +389,7 @@ def _charts(
         ax.set_yscale("log")
         ax.set_ylabel("kg CO2e (EU27, PUE 1.55)")
         ax.set_title(PHASE_TITLE[phase])
-        ax.legend()
+        _legend(ax)
     save(fig, "fig2")
 
     # Fig. 3: regions (log) and German months.
@@ -407,7 +413,7 @@ def _charts(
         axes[0].set_yscale("log")
         axes[0].set_ylabel("kg CO2e")
         axes[0].set_title("(a) regions (yearly intensity, Table 1)")
-        axes[0].legend()
+        _legend(axes[0])
         months = list(f3["months"])
         vals = [f3["months"][m] for m in months]
         axes[1].bar(

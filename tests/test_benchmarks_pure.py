@@ -428,11 +428,15 @@ def test_outputs_line_names_the_folder(tmp_path):
 
     out = tmp_path / "co2-out"
     out.mkdir()
-    files = [str(out / n) for n in ("co2.json", "paper.md", "paper-fig1.png")]
-    for f in files[:2]:
+    names = ("co2.json", "paper.md", "paper-fig1.png", "paper-fig2.png", "missing.md")
+    files = [str(out / n) for n in names]
+    for f in files[:4]:
         open(f, "w").close()
-    assert outputs_line(str(out), files) == f"co2 outputs in {out}/: co2.json, paper.md"
+    assert outputs_line(str(out), files) == (
+        f"co2 outputs in {out}/: co2.json, paper.md, 2 charts (paper-fig*.png)"
+    )
     other = str(tmp_path / "elsewhere.json")
     open(other, "w").close()
-    assert outputs_line(str(out), [files[0], other]) == f"co2 outputs: {files[0]}, {other}"
-    assert outputs_line(None, []) is None
+    assert outputs_line(str(out), [other, files[1]]) == f"co2 outputs in {out}/: paper.md, {other}"
+    assert outputs_line(None, [other]) == f"co2 outputs: {other}"
+    assert outputs_line(str(out), [files[4]]) is None
