@@ -137,7 +137,7 @@ def _fig1(registry: Registry, smoke: bool) -> list[Finding]:
             (_, lo), (_, hi) = P.FIG1[(phase, dims)]
             paper_f = hi.kg / lo.kg
             first, last = w.IMAGE_SIZES[keys[0]].label, w.IMAGE_SIZES[keys[-1]].label
-            claim = f"size, {dims}D {title}"
+            claim = f"{dims}D {title}"
             paper = f"{_x(paper_f)} {first}-{last}"
             series = _series(registry, [make(model, k) for k in keys], keys)
             if series is None:
@@ -165,7 +165,7 @@ def _fig2(registry: Registry, smoke: bool) -> list[Finding]:
     out = []
     for phase, title in (("train", "train"), ("synth", "synth")):
         lo, hi = P.FIG2_GROWTH[phase]
-        claim = f"model, {title}"
+        claim = title
         paper = f"+{lo:.0%} to +{hi:.0%}/size"
         growths: list[float] = []
         statuses = []
@@ -201,7 +201,7 @@ def _fig3(registry: Registry) -> list[Finding]:
     if not fig3:
         return [
             Finding("Fig. 3", "region", paper_region, "", NOT_RUN),
-            Finding("Fig. 3", "month, DE 2022", paper_month, "", NOT_RUN),
+            Finding("Fig. 3", "month DE", paper_month, "", NOT_RUN),
         ]
     syn = fig3["regions"]["synth"]
     ratio = syn["PL"][0] / syn["SE"][0]
@@ -219,7 +219,7 @@ def _fig3(registry: Registry) -> list[Finding]:
     ok = abs(variation - P.FIG3_MONTH_VARIATION) <= MONTH_TOLERANCE
     month = Finding(
         "Fig. 3",
-        "month, DE 2022",
+        "month DE",
         paper_month,
         f"+{variation:.0%} max/min",
         HELD if ok else NOT_HELD,
@@ -230,7 +230,7 @@ def _fig3(registry: Registry) -> list[Finding]:
 
 def _fig4a(registry: Registry, smoke: bool) -> Finding:
     model, image = w.DISTRIBUTED_CONFIG
-    claim = "DDP, same batch"
+    claim = "DDP"
     paper = f"{P.FIG4A_GPUS} GPUs: no cut"
     single = registry.paper(train_key(model, image, "single-process"))
     ddp = [
@@ -258,8 +258,8 @@ def _fig4a(registry: Registry, smoke: bool) -> Finding:
 def _fig4b(registry: Registry) -> Finding:
     model, image = w.INFERENCE_CONFIG
     expected = 1.0 - P.FIG4B_REDUCTION_AT_200
-    claim = "DDIM 200/DDPM 1000"
-    paper = f"{expected:.2f}"
+    claim = "DDIM 200"
+    paper = f"{expected:.2f} x DDPM 1000"
     ddpm = registry.paper(synth_key(model, image, "ddpm", 1000, "samplers"))
     ddim = registry.paper(synth_key(model, image, "ddim", 200, "samplers"))
     if ddpm is None or ddim is None:
@@ -377,6 +377,14 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _fit_middle(text: str, width: int) -> str:
+    """Shortened in the middle, so that both ends (config and sampler) stay readable."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
+
+
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     import textwrap
 
@@ -396,12 +404,12 @@ def render_terminal(fs: list[Finding], rs: list[Ratio], width: int = WIDTH) -> l
         lines.append(
             _fit("vs paper: ours / the paper's kg CO2e (EU27, PUE 1.55, the paper's N)", width)
         )
-        name_w = min(max(len(r.label) for r in rs), width - 40)
+        name_w = min(max(len(r.label) for r in rs), width - 31)
         for r in rs:
             bound = " " if r.published else "≤"
             lines.append(
                 _fit(
-                    f"  {_fit(r.label, name_w):<{name_w}} {_kg(r.ours_kg):>9} / "
+                    f"  {_fit_middle(r.label, name_w):<{name_w}} {_kg(r.ours_kg):>9} / "
                     f"{bound}{_kg(r.paper_kg):<8} {_x(r.ratio) if math.isfinite(r.ratio) else '':>6}",
                     width,
                 )
@@ -419,12 +427,9 @@ def render_terminal(fs: list[Finding], rs: list[Ratio], width: int = WIDTH) -> l
             mark = f" ({n})"
         rows.append((f"{f.figure} {f.claim}", f.paper, f.ours or "-", f.status + mark))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    spare = width - sum(widths) - 6 - max(len(r[3]) for r in rows)
-    if spare < 0:  # shorten the claim column first, then the paper's
-        widths[0] = max(16, widths[0] + spare)
-        spare = width - sum(widths) - 6 - max(len(r[3]) for r in rows)
-        if spare < 0:
-            widths[1] = max(12, widths[1] + spare)
+    avail = width - 6 - max(len(r[3]) for r in rows)
+    while sum(widths) > avail and max(widths) > 8:  # shorten the widest column first
+        widths[widths.index(max(widths))] -= 1
     lines.append(
         _fit(
             f"{'finding':<{widths[0]}}  {'paper':<{widths[1]}}  {'ours':<{widths[2]}}  verdict",

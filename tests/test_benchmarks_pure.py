@@ -273,16 +273,16 @@ def table(fs: list[V.Finding]) -> list[tuple[str, str, str, str]]:
 def test_verdict_at_paper_scale():
     fs = V.findings(paper_like())
     assert table(fs) == [
-        ("Fig. 1 size, 2D train", "x2.0 192²-512²", "x7.7", V.HARDWARE),
-        ("Fig. 1 size, 3D train", "x12 64³-256²×192", "x68", V.HARDWARE),
-        ("Fig. 1 size, 2D synth", "x4.8 192²-512²", "x7.7", V.HELD),
-        ("Fig. 1 size, 3D synth", "x61 64³-256²×192", "x61", V.HELD),
-        ("Fig. 2 model, train", "+30% to +40%/size", "+212% to +430%", V.HARDWARE),
-        ("Fig. 2 model, synth", "+60% to +80%/size", "+202% to +405%", V.HARDWARE),
+        ("Fig. 1 2D train", "x2.0 192²-512²", "x7.7", V.HARDWARE),
+        ("Fig. 1 3D train", "x12 64³-256²×192", "x68", V.HARDWARE),
+        ("Fig. 1 2D synth", "x4.8 192²-512²", "x7.7", V.HELD),
+        ("Fig. 1 3D synth", "x61 64³-256²×192", "x61", V.HELD),
+        ("Fig. 2 train", "+30% to +40%/size", "+212% to +430%", V.HARDWARE),
+        ("Fig. 2 synth", "+60% to +80%/size", "+202% to +405%", V.HARDWARE),
         ("Fig. 3 region", "PL/SE x94", "PL/SE x95 (666/7)", V.HELD),
-        ("Fig. 3 month, DE 2022", "up to +50%", "+44% max/min", V.HELD),
-        ("Fig. 4a DDP, same batch", "4 GPUs: no cut", "2 procs: x1.18", V.HELD),
-        ("Fig. 4b DDIM 200/DDPM 1000", "0.20", "0.200 ± 0.000", V.HELD),
+        ("Fig. 3 month DE", "up to +50%", "+44% max/min", V.HELD),
+        ("Fig. 4a DDP", "4 GPUs: no cut", "2 procs: x1.18", V.HELD),
+        ("Fig. 4b DDIM 200", "0.20 x DDPM 1000", "0.200 ± 0.000", V.HELD),
         ("Sec. 3.1 synth > train", "at every size", "8/8, x19-x21", V.HELD),
     ]
     assert fs[0].reason == V.REASON_COMPUTE and fs[2].reason == ""
@@ -303,9 +303,9 @@ def test_verdict_contradictions_and_noise():
         measurement([1.0, 31999.0], unit="sample"),
     )
     by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
-    assert by["Fig. 1 size, 3D synth"].status == V.NOT_HELD
-    assert by["Fig. 4a DDP, same batch"].status == V.NOT_HELD
-    assert by["Fig. 4b DDIM 200/DDPM 1000"].status == V.INCONCLUSIVE
+    assert by["Fig. 1 3D synth"].status == V.NOT_HELD
+    assert by["Fig. 4a DDP"].status == V.NOT_HELD
+    assert by["Fig. 4b DDIM 200"].status == V.INCONCLUSIVE
     assert by["Sec. 3.1 synth > train"].ours == "7/8, x0.0096-x21"
     assert by["Sec. 3.1 synth > train"].status == V.NOT_HELD
 
@@ -386,13 +386,16 @@ def test_terminal_verdict_fits_100_columns():
     assert max(len(line) for line in lines) <= 100
     assert len(lines) == 1 + 31 + 1 + 1 + 11 + 4 + 1
     assert lines[1] == "  train 2d-small 256²                 0.486 / ≤0.99      x0.49"
-    assert (
-        lines[34]
-        == "Fig. 1 size, 2D train       x2.0 192²-512²     x7.7               hardware-dependent (1)"
+    assert lines[34] == (
+        "Fig. 1 2D train         x2.0 192²-512²     x7.7               hardware-dependent (1)"
     )
     assert lines[-1] == "verdict: 4 hardware-dependent, 7 held"
-    narrow = V.render_terminal(V.findings(r), V.ratios(r), width=70)
-    assert max(len(line) for line in narrow) <= 70
+    narrow = V.render_terminal(V.findings(r), V.ratios(r), width=80)
+    assert max(len(line) for line in narrow) == 80
+    assert narrow[44] == "Sec. 3.1 synth > …  at every size      8/8, x19-x21       held"
+    tiny = V.render_terminal(V.findings(r), V.ratios(r), width=60)
+    assert max(len(line) for line in tiny) <= 60
+    assert tiny[9] == "  train 3d-mediu…4³ DDP gloo x2      1.95 / ≤0.96       x2.0"
 
 
 def test_verdict_json_and_markdown():
@@ -401,8 +404,8 @@ def test_verdict_json_and_markdown():
     assert data["scale"] == "paper" and len(data["findings"]) == 11 and len(data["vs_paper"]) == 31
     assert data["findings"][9] == {
         "figure": "Fig. 4b",
-        "claim": "DDIM 200/DDPM 1000",
-        "paper": "0.20",
+        "claim": "DDIM 200",
+        "paper": "0.20 x DDPM 1000",
         "ours": "0.200 ± 0.000",
         "status": "held",
         "reason": "",
@@ -410,8 +413,7 @@ def test_verdict_json_and_markdown():
     assert data["vs_paper"][1]["paper_kg"] == 0.40 and data["vs_paper"][1]["published"] is True
     md = V.render_markdown(V.findings(r), V.ratios(r))
     assert md[0] == "## Verdict" and md[4] == (
-        "| Fig. 1 size, 2D train | x2.0 192²-512² | x7.7 | hardware-dependent | "
-        f"{V.REASON_COMPUTE} |"
+        f"| Fig. 1 2D train | x2.0 192²-512² | x7.7 | hardware-dependent | {V.REASON_COMPUTE} |"
     )
 
 
