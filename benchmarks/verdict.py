@@ -114,11 +114,13 @@ def _x(f: float) -> str:
     return f"x{f:.0f}" if f >= 10 else f"x{f:.1f}" if f >= 1 else f"x{f:.2g}"
 
 
-def _series(registry: Registry, keys: list[Key], labels: list[str]) -> list | None:
+def _series(
+    registry: Registry, keys: list[Key], labels: list[str]
+) -> list[tuple[str, PaperAccounting]] | None:
     accs = [registry.paper(k) for k in keys]
     if any(a is None for a in accs):
         return None
-    return list(zip(labels, accs, strict=True))
+    return [(label, a) for label, a in zip(labels, accs, strict=True) if a is not None]
 
 
 def _direction(series: list[tuple[str, PaperAccounting]]) -> str | None:
@@ -436,9 +438,9 @@ def render_terminal(fs: list[Finding], rs: list[Ratio], width: int = WIDTH) -> l
             width,
         )
     )
-    for r in rows:
-        cells = [_fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(r[:3])]
-        lines.append(_fit("  ".join([*cells, r[3]]), width))
+    for row in rows:
+        cells = [_fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row[:3])]
+        lines.append(_fit("  ".join([*cells, row[3]]), width))
     for reason, n in reasons.items():
         lines += _wrap(f"({n}) {reason}", width, "")
     counts = {s: sum(f.status == s for f in fs) for s in SEVERITY}
