@@ -26,7 +26,7 @@ from . import workloads as w
 from .registry import Key, Registry, synth_key, train_key
 
 #: A round-robin sampler window runs at least this long (several steps where steps are tiny).
-MIN_SAMPLER_WINDOW_S = 0.05
+MIN_SAMPLER_WINDOW_S = 0.1
 
 
 @dataclass(frozen=True)
