@@ -166,6 +166,20 @@ def default_outputs(config: pytest.Config) -> dict[str, str]:
     return written
 
 
+def _stage(item: pytest.Item) -> int:
+    """0: measures; 1: renders an earlier measurement (Fig. 3); 2: a relation check."""
+    names = getattr(item, "fixturenames", ())
+    if "bench_registry" not in names:
+        return 0
+    return 1 if "bench" in names else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Relation checks after every measurement they read, whatever the order (pytest-randomly
+    shuffles before this hook; a stable sort keeps its order within each stage)."""
+    items.sort(key=_stage)
+
+
 # -- fixtures -------------------------------------------------------------------------------------
 
 
