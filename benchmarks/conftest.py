@@ -299,8 +299,8 @@ def outputs_line(out: str | None, written: list[str]) -> str | None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Name the output folder on the last line of the run (after pytest's own summary)."""
-    if hasattr(config, "workeroutput") or REGISTRY_KEY not in config.stash:
-        return
+    if hasattr(config, "workeroutput") or not config.stash.get(REGISTRY_KEY, Registry()).results:
+        return  # a worker, or nothing measured (e.g. --collect-only)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     report = config.stash.get(WRITTEN_KEY, [])
     errors = [p for p in report if p.startswith("could not write")]
