@@ -25,6 +25,9 @@ from pytest_co2.meter import Measurement, Meter, Stats
 from . import workloads as w
 from .registry import Key, Registry, synth_key, train_key
 
+#: A round-robin sampler window runs at least this long (several steps where steps are tiny).
+MIN_SAMPLER_WINDOW_S = 0.1
+
 
 @dataclass(frozen=True)
 class BenchOptions:
@@ -132,7 +135,16 @@ class Bench:
 
     # -- building -------------------------------------------------------------------------------
     def unet(self, model_key: str) -> Any:
+        """The UNet of ``model_key``; the previous model is released when another is asked for.
+
+        Keeping one model at a time bounds the session's memory to its largest workload
+        (all six paper-scale UNets together hold about 2 GB). A rebuilt model has the same
+        weights (same seed); building is outside every measured window.
+        """
         if model_key not in self._unets:
+            if self._unets:
+                self._unets.clear()
+                w.release_memory()
             self._unets[model_key] = w.build_unet(
                 w.MODELS[model_key], self.scale, device=self.device
             )
@@ -190,7 +202,7 @@ class Bench:
         self.note_session(meter)
         image = w.IMAGE_SIZES[image_key]
         step = w.TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
-        name = f"train {model_key} {image.label}"
+        name = f"train {model_key} {w.scaled_label(image, self.scale)}"
         try:
             for _ in meter.steps(
                 steps or self.options.max_steps,
@@ -202,6 +214,8 @@ class Bench:
                 step()
         finally:
             step.close()
+            del step
+            w.release_memory()  # the iteration's activations and Adam state, back to the OS
         m = meter.measurements[-1]
         self.registry.add(key or train_key(model_key, image_key), m)
         return m
@@ -240,9 +254,18 @@ class Bench:
                 s: w.DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
                 for s in samplers
             }
+            seconds = dict.fromkeys(samplers, 0.0)
             for _ in range(o.warmup):
-                for step in steppers.values():
+                for s, step in steppers.items():
+                    t = time.perf_counter()
                     step()
+                    seconds[s] = time.perf_counter() - t
+            # Tiny (smoke) steps take milliseconds: several per window, so that a window is
+            # not mostly the meter's own reading and the threads' spin-wait between steps.
+            per_window = {
+                s: max(1, math.ceil(MIN_SAMPLER_WINDOW_S / max(dt, 1e-6)))
+                for s, dt in seconds.items()
+            }
             meter = Meter(backend)
             windows: dict[tuple[str, int], list[Measurement]] = {s: [] for s in samplers}
             start, rounds = time.perf_counter(), 0
@@ -252,13 +275,16 @@ class Bench:
             ):
                 for s, step in steppers.items():
                     with meter.measure(f"{s[0]} step", unit="step") as win:
-                        step()
-                        win.step()
+                        for _ in range(per_window[s]):
+                            step()
+                        win.step(per_window[s])
                     windows[s].append(win.measurement)
                 rounds += 1
+            k = max(per_window.values())
             note = (
                 f"steps measured round-robin with {len(samplers) - 1} other samplers "
-                f"({rounds} rounds after {o.warmup} warm-up round)"
+                f"({rounds} rounds after {o.warmup} warm-up round"
+                + (f", up to {k} steps per window)" if k > 1 else ")")
             )
             self._interleaved[key] = {
                 s: concat(ms, name=f"{s[0]} step", warmup=o.warmup, note=note)
@@ -277,7 +303,7 @@ class Bench:
             o = self.options
             for _ in meter.steps(
                 o.max_steps,
-                name=f"decode {image.label}",
+                name=f"decode {w.scaled_label(image, self.scale)}",
                 unit="decode",
                 warmup=o.warmup,
                 time_budget_s=o.time_budget_s / 2,
@@ -314,7 +340,7 @@ class Bench:
         decode_here = image_key not in self._decodes
         decode_m = self.decode(meter.backend, image_key)
         name = (
-            f"sample {model_key} {image.label}: {inference_steps} {kind.upper()} steps + decode "
+            f"sample {model_key} {w.scaled_label(image, self.scale)}: {inference_steps} {kind.upper()} steps + decode "
             f"(projected from {step_m.steps} steps)"
         )
         m = sample_measurement(

@@ -71,6 +71,16 @@ def _at_run(registry: Registry, acc: PaperAccounting) -> float:
     return acc.energy_kwh * s.get("pue", P.PAPER_PUE) * g / 1000.0
 
 
+def _differs_from_paper(registry: Registry) -> bool:
+    """Does the run account differently from the paper (region, month or PUE)?"""
+    s = registry.session
+    return (
+        s.get("region", "EU27") != "EU27"
+        or bool(s.get("month"))
+        or s.get("pue", P.PAPER_PUE) != P.PAPER_PUE
+    )
+
+
 def _run_label(registry: Registry) -> str:
     s = registry.session
     month = f" {s['month']}" if s.get("month") else ""
@@ -94,6 +104,7 @@ def _cpu_name() -> str:
 def _fig1(registry: Registry) -> tuple[list[str], dict[str, Any]]:
     lines = ["## Fig. 1: image size (medium model)", ""]
     rows, data = [], {}
+    run_column = _differs_from_paper(registry)
     for phase in ("train", "synth"):
         for key, image in w.IMAGE_SIZES.items():
             model = w.model_for(image.dims, w.IMAGE_SIZE_MODEL).key
@@ -101,29 +112,18 @@ def _fig1(registry: Registry) -> tuple[list[str], dict[str, Any]]:
             acc = registry.paper(k)
             fig = P.fig1_figure(phase, key)
             data[(phase, key)] = (acc, fig)
-            rows.append(
-                [
-                    phase,
-                    f"{image.dims}D {image.label}",
-                    model,
-                    _ours(acc),
-                    _kg(_at_run(registry, acc)) if acc else "",
-                    fig.text() if fig else "(in the range below)",
-                    f"{acc.kg / fig.kg:.2g}x" if acc and fig else "",
-                ]
-            )
-    lines += _table(
-        [
-            "phase",
-            "image",
-            "model",
-            "ours, kg CO2e (EU27, PUE 1.55)",
-            f"ours, {_run_label(registry)}",
-            "paper, kg CO2e",
-            "ours / paper",
-        ],
-        rows,
-    )
+            row = [phase, f"{image.dims}D {image.label}", model, _ours(acc)]
+            if run_column:
+                row.append(_kg(_at_run(registry, acc)) if acc else "")
+            row += [
+                fig.text() if fig else "(in the range below)",
+                f"{acc.kg / fig.kg:.2g}x" if acc and fig else "",
+            ]
+            rows.append(row)
+    headers = ["phase", "image", "model", "ours, kg CO2e (EU27, PUE 1.55)"]
+    if run_column:
+        headers.append(f"ours, {_run_label(registry)}")
+    lines += _table([*headers, "paper, kg CO2e", "ours / paper"], rows)
     if any(a and a.disturbed for a, _ in data.values()):
         lines += [DISTURBED_NOTE, ""]
     lines.append(
@@ -297,7 +297,13 @@ def _bar(
     ax.bar(x, acc.kg, width, yerr=err, color=color, capsize=3, label=label)
 
 
-def _charts(
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend where the axes have labelled artists (none when nothing was measured)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
+def _charts(  # noqa: PLR0915 - one block per figure
     path_stem: str, registry: Registry, f1: dict, f2: dict, f3: dict, f4: dict
 ) -> list[str]:
     import matplotlib
@@ -356,7 +362,7 @@ def _charts(
             "right", functions=(lambda kg: kg * 1000 / car_g, lambda km: km * car_g / 1000)
         )
         sec.set_ylabel("km by car")
-        ax.legend(loc="upper left")
+        _legend(ax, loc="upper left")
     save(fig, "fig1")
 
     # Fig. 2: small/medium/large per dimensionality.
@@ -383,7 +389,7 @@ def _charts(
         ax.set_yscale("log")
         ax.set_ylabel("kg CO2e (EU27, PUE 1.55)")
         ax.set_title(PHASE_TITLE[phase])
-        ax.legend()
+        _legend(ax)
     save(fig, "fig2")
 
     # Fig. 3: regions (log) and German months.
@@ -407,7 +413,7 @@ def _charts(
         axes[0].set_yscale("log")
         axes[0].set_ylabel("kg CO2e")
         axes[0].set_title("(a) regions (yearly intensity, Table 1)")
-        axes[0].legend()
+        _legend(axes[0])
         months = list(f3["months"])
         vals = [f3["months"][m] for m in months]
         axes[1].bar(
@@ -458,7 +464,11 @@ def render(registry: Registry) -> tuple[list[str], tuple[dict, dict, dict, dict]
         f"steps + one decode, batch {w.BATCH_SIZE}) and accounted like the paper: CI_EU27 "
         f"{P.CI_EU27_G_PER_KWH:g} g/kWh, PUE {P.PAPER_PUE:g}. ± is the per-unit spread scaled to N (the "
         "paper's convention). Synthesis is projected from a few measured denoising steps (see README).",
-        f"- Run accounting for the second column: {_run_label(registry)}.",
+        (
+            f"- This run's accounting (Fig. 1's extra column): {_run_label(registry)}."
+            if _differs_from_paper(registry)
+            else "- This run used the paper's accounting (EU27, PUE 1.55)."
+        ),
         "",
     ]
     if s.get("scale") == "smoke":
@@ -466,6 +476,10 @@ def render(registry: Registry) -> tuple[list[str], tuple[dict, dict, dict, dict]
             "**Smoke scale: tiny shapes and widths; these numbers check the pipeline, not the paper.**",
             "",
         ]
+    from .verdict import findings, ratios
+    from .verdict import render_markdown as verdict_markdown
+
+    lines += verdict_markdown(findings(registry), ratios(registry))
     l1, f1 = _fig1(registry)
     l2, f2 = _fig2(registry)
     l3, f3 = _fig3(registry)
@@ -478,7 +492,7 @@ def write_report(registry: Registry, path: str) -> list[str]:
     lines, figs = render(registry)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    stem = os.path.splitext(os.path.abspath(path))[0]
+    stem = os.path.splitext(path)[0]
     charts: list[str] = []
     try:
         charts = _charts(stem, registry, *figs)

@@ -68,7 +68,8 @@ def test_emissions_grow_with_image_size(bench_registry, bench_scale, phase, dims
     bad, unsure = growth_check(series)
     if unsure:
         warnings.warn(
-            f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}"
+            f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}",
+            stacklevel=1,
         )
     assert not bad, f"{dims}D {phase} does not grow with image size: {'; '.join(bad)}"
 

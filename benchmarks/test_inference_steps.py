@@ -8,11 +8,14 @@ change of the machine's load during the run affects them alike and their ratios 
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from . import workloads as w
 from .paper import DDIM_RATIO_TOLERANCE, FIG4B_REDUCTION_AT_200, sampler_budget
 from .registry import synth_key
+from .verdict import INCONCLUSIVE, NOT_HELD, ratio_check
 
 MODEL, IMAGE = w.INFERENCE_CONFIG
 VARIANT = "samplers"
@@ -31,7 +34,10 @@ def test_sampler(bench, co2_meter, kind, steps):
 
 
 def test_ddim_200_costs_a_fifth_of_ddpm_1000(bench_registry):
-    """Section 3.4: 200 inference steps instead of 1000 cut emissions by 80%."""
+    """Section 3.4: 200 inference steps instead of 1000 cut emissions by 80%.
+
+    Fails only when the ratio misses 0.20 ± 0.05 by more than its 95% interval; a smaller
+    miss (a few noisy windows on a loaded machine) is an inconclusive warning."""
     ddpm, ddim = (
         synth_key(MODEL, IMAGE, "ddpm", 1000, VARIANT),
         synth_key(MODEL, IMAGE, "ddim", 200, VARIANT),
@@ -39,8 +45,14 @@ def test_ddim_200_costs_a_fifth_of_ddpm_1000(bench_registry):
     missing = bench_registry.require([ddpm, ddim])
     if missing:
         pytest.skip(f"needs this session's results for {', '.join(k.id for k in missing)}")
-    ratio = bench_registry.paper(ddim).energy_kwh / bench_registry.paper(ddpm).energy_kwh
     expected = 1.0 - FIG4B_REDUCTION_AT_200
-    assert abs(ratio - expected) <= DDIM_RATIO_TOLERANCE, (
-        f"DDIM 200 / DDPM 1000 = {ratio:.3f}, expected {expected:.2f} ± {DDIM_RATIO_TOLERANCE:.2f}"
+    status, ratio, half = ratio_check(
+        bench_registry.paper(ddim), bench_registry.paper(ddpm), expected, DDIM_RATIO_TOLERANCE
     )
+    text = (
+        f"DDIM 200 / DDPM 1000 = {ratio:.3f} ± {half:.3g} (95%), "
+        f"expected {expected:.2f} ± {DDIM_RATIO_TOLERANCE:.2f}"
+    )
+    if status == INCONCLUSIVE:  # off by less than our uncertainty: too noisy to tell
+        warnings.warn(f"inconclusive: {text}", stacklevel=1)
+    assert status != NOT_HELD, text

@@ -86,6 +86,7 @@ def test_emissions_grow_with_model_size(bench_registry, bench_scale, phase, dims
     )
     if unsure:
         warnings.warn(
-            f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}"
+            f"{dims}D {phase}: inconclusive, the measurements are too noisy: {'; '.join(unsure)}",
+            stacklevel=1,
         )
     assert not bad, f"{dims}D {phase} does not grow with model size: {'; '.join(bad)}"

@@ -4,9 +4,9 @@ Everything here is plain PyTorch/MONAI and knows nothing about pytest or energy,
 can be timed standalone (``python -m benchmarks.workloads``).
 
 The paper (Seyfarth et al., "Latent Pollution Model") does not publish its architectures,
-batch size or autoencoder; the configs below are the reference proposals of
-``/work/shared/notes/monai-ldm-on-cpu.md`` (MONAI's LDM tutorials and Pinaya et al.'s brain
-LDM widths). Parameter counts are counted, not copied: ``test_model_size.py::test_param_counts``
+batch size or autoencoder; the configs below follow MONAI's 2D and 3D latent diffusion
+tutorials (and the MONAI 3d_ldm training config) and Pinaya et al.'s brain LDM widths, with
+small and medium proposals in between. Parameter counts are counted, not copied: ``test_model_size.py::test_param_counts``
 rebuilds every model on the meta device and checks the ``params`` column.
 
 Scales
@@ -156,10 +156,7 @@ class ImageSize:
     @property
     def label(self) -> str:
         """``256²``, ``192³``, ``256²×192`` as the paper writes them."""
-        s = self.shape
-        if len(set(s)) == 1:
-            return f"{s[0]}{'²' if len(s) == 2 else '³'}"
-        return f"{s[0]}²×{s[2]}"
+        return shape_label(self.shape)
 
 
 IMAGE_SIZES: dict[str, ImageSize] = {
@@ -229,6 +226,22 @@ def latent_shape(image: ImageSize, scale: str = "paper") -> tuple[int, ...]:
     return shape
 
 
+def shape_label(shape: tuple[int, ...]) -> str:
+    """``256²``, ``192³``, ``256²×192`` as the paper writes image sizes."""
+    if len(set(shape)) == 1:
+        return f"{shape[0]}{'²' if len(shape) == 2 else '³'}"
+    return f"{shape[0]}²×{shape[2]}"
+
+
+def scaled_label(image: ImageSize, scale: str = "paper") -> str:
+    """The image as run at ``scale``: ``192³``, or ``smoke 48³ (192³/4, w/8)`` (dims / 4,
+    widths / 8), so that smoke rows do not carry the paper's shapes as their own."""
+    if check_scale(scale) == "paper":
+        return image.label
+    small = shape_label(image_shape(image, scale))
+    return f"smoke {small} ({image.label}/{SMOKE_LATENT_DIVISOR}, w/{SMOKE_WIDTH_DIVISOR})"
+
+
 def image_shape(image: ImageSize, scale: str = "paper") -> tuple[int, ...]:
     """The decoded image's spatial shape at ``scale`` (latent x 4)."""
     return tuple(s * LATENT_FACTOR for s in latent_shape(image, scale))
@@ -245,8 +258,8 @@ def unet_at(model: UNetConfig, scale: str = "paper") -> UNetConfig:
         return model
     channels = tuple(_smoke_width(c) for c in model.channels)
     heads = []
-    for c, h in zip(channels, model.num_head_channels, strict=False):
-        h = _smoke_width(h) if h else 0
+    for c, paper_h in zip(channels, model.num_head_channels, strict=False):
+        h = _smoke_width(paper_h) if paper_h else 0
         heads.append(h if h == 0 or c % h == 0 else c)
     return replace(
         model,
@@ -310,6 +323,21 @@ def build_decoder(dims: int, scale: str = "paper", *, device: Any = "cpu", seed:
             num_embeddings=cfg.num_embeddings,
             embedding_dim=LATENT_CHANNELS,
         ).eval()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap memory back to the system (glibc ``malloc_trim``).
+
+    Freed tensors below glibc's mmap threshold stay in the heap; without the trim the peak
+    RSS of a session is its largest workload plus what earlier ones left there.
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def count_params(module: Any) -> int:

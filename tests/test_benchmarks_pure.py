@@ -1,5 +1,5 @@
 """The pure parts of ``benchmarks/``: shapes, budgets, the per-sample projection, relation
-checks, result transport and DDP combination. No torch needed; everything is exact."""
+checks, the verdict against the paper, result transport and DDP combination. No torch needed; everything is exact."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: `benchmarks`
 
 from benchmarks import paper as P
+from benchmarks import verdict as V
 from benchmarks import workloads as w
 from benchmarks.harness import concat, sample_measurement
 from benchmarks.registry import PaperAccounting, Registry, growth_check, synth_key, train_key
@@ -212,3 +213,232 @@ def test_ddp_combine_sums_per_process_estimates_and_not_shared_counters():
     assert "shared devices counted once per node" in m.notes[-1]
     m = ddp.combine(shared, nodes=["a", "b"])  # two nodes: each node's counter counts
     assert m.nodes == 2 and m.energy_j == pytest.approx(8.2)
+
+
+# -- the verdict against the paper ---------------------------------------------------------------
+
+#: Seconds per step of the project's notes (2 cores), used as joules: iterations x 100 J/s,
+#: samples x 100,000 (1000 steps x 100 J/s).
+TRAIN_J = {"2d-192": 87.0, "2d-256": 144.0, "2d-320": 241.0, "2d-512": 672.0}
+TRAIN_J |= {"3d-64": 102.0, "3d-128": 513.0, "3d-192": 2700.0, "3d-256x256x192": 6960.0}
+SYNTH_J = {"2d-192": 27e3, "2d-256": 44e3, "2d-320": 71e3, "2d-512": 207e3}
+SYNTH_J |= {"3d-64": 32e3, "3d-128": 158e3, "3d-192": 828e3, "3d-256x256x192": 1950e3}
+#: (phase, image) -> (small, large) per-unit joules.
+MODEL_J = {
+    ("train", "2d-256"): (30.0, 449.0),
+    ("train", "3d-192"): (638.0, 14_300.0),
+    ("synth", "2d-256"): (9.1e3, 133e3),
+    ("synth", "3d-192"): (183e3, 4180e3),
+}
+
+
+def paper_like(scale: str = "paper") -> Registry:
+    """A session with every family's results, costs shaped like a 2-core CPU's."""
+    r = Registry()
+    r.session["scale"] = scale
+    unit = {"train": "iteration", "synth": "sample"}
+    for image, j in TRAIN_J.items():
+        model = w.model_for(w.IMAGE_SIZES[image].dims, "medium").key
+        r.add(train_key(model, image), measurement([j] * 3, unit="iteration"))
+        r.add(synth_key(model, image), measurement([SYNTH_J[image]] * 3, unit="sample"))
+    for (phase, image), (small, large) in MODEL_J.items():
+        dims = w.IMAGE_SIZES[image].dims
+        make = train_key if phase == "train" else synth_key
+        for size, j in (("small", small), ("large", large)):
+            r.add(make(w.model_for(dims, size).key, image), measurement([j] * 3, unit=unit[phase]))
+    r.add(
+        train_key("3d-medium", "3d-64", "single-process"),
+        measurement([100.0, 104.0], unit="iteration"),
+    )
+    r.add(
+        train_key("3d-medium", "3d-64", "ddp-gloo-2"), measurement([118.0, 122.0], unit="iteration")
+    )
+    for kind, n in w.SAMPLERS:
+        r.add(
+            synth_key("3d-medium", "3d-64", kind, n, "samplers"),
+            measurement([32.0 * n] * 3, unit="sample"),
+        )
+    r.figures["fig3"] = {
+        "regions": {"synth": {"PL": [666.0, 0.0], "SE": [7.0, 0.0]}},
+        "months": {"2022-02": [370.7, 0.0, 370.7], "2022-12": [535.0, 0.0, 535.0]},
+        "dec_over_feb": 535.0 / 370.7,
+    }
+    return r
+
+
+def table(fs: list[V.Finding]) -> list[tuple[str, str, str, str]]:
+    return [(f"{f.figure} {f.claim}", f.paper, f.ours, f.status) for f in fs]
+
+
+def test_verdict_at_paper_scale():
+    fs = V.findings(paper_like())
+    assert table(fs) == [
+        ("Fig. 1 2D train", "x2.0 192²-512²", "x7.7", V.HARDWARE),
+        ("Fig. 1 3D train", "x12 64³-256²×192", "x68", V.HARDWARE),
+        ("Fig. 1 2D synth", "x4.8 192²-512²", "x7.7", V.HELD),
+        ("Fig. 1 3D synth", "x61 64³-256²×192", "x61", V.HELD),
+        ("Fig. 2 train", "+30% to +40%/size", "+212% to +430%", V.HARDWARE),
+        ("Fig. 2 synth", "+60% to +80%/size", "+202% to +405%", V.HARDWARE),
+        ("Fig. 3 region", "PL/SE x94", "PL/SE x95 (666/7)", V.HELD),
+        ("Fig. 3 month DE", "up to +50%", "+44% max/min", V.HELD),
+        ("Fig. 4a DDP", "4 GPUs: no cut", "2 procs: x1.18", V.HELD),
+        ("Fig. 4b DDIM 200", "0.20 x DDPM 1000", "0.200 ± 0.000", V.HELD),
+        ("Sec. 3.1 synth > train", "at every size", "8/8, x19-x21", V.HELD),
+    ]
+    assert fs[0].reason == V.REASON_COMPUTE and fs[2].reason == ""
+    assert "x2.7 to x14 in parameters" in fs[4].reason
+
+
+def test_verdict_contradictions_and_noise():
+    r = paper_like()
+    # 3D synthesis drops from 192³ to 256²×192 far beyond the intervals: did not hold
+    r.add(synth_key("3d-medium", "3d-256x256x192"), measurement([1e3] * 3, unit="sample"))
+    # distributed training halves the energy per batch, beyond the intervals
+    r.add(
+        train_key("3d-medium", "3d-64", "ddp-gloo-2"), measurement([50.0, 52.0], unit="iteration")
+    )
+    # DDIM 200 costs 0.5 of DDPM 1000, but its windows spread widely: inconclusive
+    r.add(
+        synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"),
+        measurement([1.0, 31999.0], unit="sample"),
+    )
+    by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
+    assert by["Fig. 1 3D synth"].status == V.NOT_HELD
+    assert by["Fig. 4a DDP"].status == V.NOT_HELD
+    assert by["Fig. 4b DDIM 200"].status == V.INCONCLUSIVE
+    assert by["Sec. 3.1 synth > train"].ours == "7/8, x0.0096-x21"
+    assert by["Sec. 3.1 synth > train"].status == V.NOT_HELD
+
+
+def test_verdict_at_smoke_scale_and_without_results():
+    fs = V.findings(paper_like("smoke"))
+    assert [f.status for f in fs] == [V.NOT_JUDGED] * 6 + [V.HELD, V.HELD, V.NOT_JUDGED] + [
+        V.HELD
+    ] * 2
+    assert {f.reason for f in fs if f.status == V.NOT_JUDGED} == {V.REASON_SMOKE}
+    empty = V.findings(Registry())
+    assert [f.status for f in empty] == [V.NOT_RUN] * 11 and all(f.ours == "" for f in empty)
+
+
+def test_ratio_check_decides_with_the_interval():
+    b = acc(1.0, 0.0)
+    assert V.ratio_check(acc(0.22, 0.0), b, 0.2, 0.05) == (V.HELD, 0.22, 0.0)
+    status, ratio, half = V.ratio_check(acc(0.5, 0.0), b, 0.2, 0.05)
+    assert (status, ratio, half) == (V.NOT_HELD, 0.5, 0.0)
+    status, ratio, half = V.ratio_check(acc(0.5, 0.4), b, 0.2, 0.05)  # miss 0.25 < half 0.4
+    assert status == V.INCONCLUSIVE and half == pytest.approx(0.4)
+    status, _, half = V.ratio_check(acc(0.5, math.nan), b, 0.2, 0.05)  # one window: no interval
+    assert status == V.INCONCLUSIVE and math.isnan(half)
+    status, _, half = V.ratio_check(acc(0.5, 0.1), acc(1.0, 0.2), 0.2, 0.05)
+    assert status == V.NOT_HELD and half == pytest.approx(0.5 * math.hypot(0.2, 0.2))
+
+
+def test_factor_status_and_worst():
+    assert V.factor_status(4.0, 2.0) == V.HELD and V.factor_status(1.0, 2.0) == V.HELD
+    assert V.factor_status(4.1, 2.0) == V.HARDWARE and V.factor_status(0.9, 2.0) == V.HARDWARE
+    assert V.factor_status(0.0, 2.0) == V.NOT_HELD
+    assert V.worst([V.HELD, V.HARDWARE, V.INCONCLUSIVE]) == V.INCONCLUSIVE
+    assert V.worst([V.HELD, V.NOT_HELD]) == V.NOT_HELD and V.worst([]) == V.NOT_RUN
+
+
+def test_references_are_the_papers_figures():
+    assert V.reference(train_key("2d-medium", "2d-192")) == (0.40, True)
+    assert V.reference(synth_key("3d-medium", "3d-256x256x192")) == (362.3, True)
+    kg, published = V.reference(train_key("3d-medium", "3d-192"))  # between sizes: the ceiling
+    assert not published and kg == pytest.approx(9.9)
+    kg, published = V.reference(synth_key("3d-large", "3d-192"))
+    assert not published and kg == pytest.approx(363.3 * 1.8)
+    kg, _ = V.reference(synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"))
+    assert kg == pytest.approx((5.95 + 0.17) * 0.2)
+    kg, _ = V.reference(train_key("3d-medium", "3d-64", "ddp-gloo-2"))
+    assert kg == pytest.approx(0.74 + 0.22)
+
+
+def test_ratios_in_the_papers_order_with_labels():
+    rs = V.ratios(paper_like())
+    assert len(rs) == 31
+    assert [r.label for r in rs[:3]] == [
+        "train 2d-small 256²",
+        "train 2d-medium 192²",
+        "train 2d-medium 256²",
+    ]
+    first = rs[1]
+    assert first.ours_kg == pytest.approx(87.0 * 150_000 / 3.6e6 * 0.251 * 1.55)
+    assert (first.paper_kg, first.published) == (0.40, True)
+    assert first.ratio == pytest.approx(first.ours_kg / 0.40)
+    labels = [r.label for r in rs]
+    assert "train 3d-medium 64³ DDP gloo x2" in labels and "train 3d-medium 64³ 1 process" in labels
+    i = labels.index("synth 3d-medium 64³ DDPM 1000")
+    assert labels[i - 1 : i + 6] == [
+        "synth 3d-medium 64³",
+        *(f"synth 3d-medium 64³ {k.upper()} {n}" for k, n in w.SAMPLERS),
+        "synth 3d-medium 128³",
+    ]
+    assert (
+        V.key_label(train_key("3d-medium", "3d-192"), "smoke")
+        == "train 3d-medium smoke 48³ (192³/4, w/8)"
+    )
+
+
+def test_terminal_verdict_fits_100_columns():
+    r = paper_like()
+    lines = V.render_terminal(V.findings(r), V.ratios(r))
+    assert max(len(line) for line in lines) <= 100
+    assert len(lines) == 1 + 31 + 1 + 1 + 11 + 4 + 1
+    assert lines[1] == "  train 2d-small 256²                 0.486 / ≤0.99      x0.49"
+    assert lines[34] == (
+        "Fig. 1 2D train         x2.0 192²-512²     x7.7               hardware-dependent (1)"
+    )
+    assert lines[-1] == "verdict: 4 hardware-dependent, 7 held"
+    narrow = V.render_terminal(V.findings(r), V.ratios(r), width=80)
+    assert max(len(line) for line in narrow) == 80
+    assert narrow[44] == "Sec. 3.1 synth > …  at every size      8/8, x19-x21       held"
+    tiny = V.render_terminal(V.findings(r), V.ratios(r), width=60)
+    assert max(len(line) for line in tiny) <= 60
+    assert tiny[9] == "  train 3d-mediu…4³ DDP gloo x2      1.95 / ≤0.96       x2.0"
+
+
+def test_verdict_json_and_markdown():
+    r = paper_like()
+    data = V.verdict_json(r)
+    assert data["scale"] == "paper" and len(data["findings"]) == 11 and len(data["vs_paper"]) == 31
+    assert data["findings"][9] == {
+        "figure": "Fig. 4b",
+        "claim": "DDIM 200",
+        "paper": "0.20 x DDPM 1000",
+        "ours": "0.200 ± 0.000",
+        "status": "held",
+        "reason": "",
+    }
+    assert data["vs_paper"][1]["paper_kg"] == 0.40 and data["vs_paper"][1]["published"] is True
+    md = V.render_markdown(V.findings(r), V.ratios(r))
+    assert md[0] == "## Verdict" and md[4] == (
+        f"| Fig. 1 2D train | x2.0 192²-512² | x7.7 | hardware-dependent | {V.REASON_COMPUTE} |"
+    )
+
+
+def test_smoke_labels_carry_the_divisors():
+    assert w.scaled_label(w.IMAGE_SIZES["3d-64"], "paper") == "64³"
+    assert w.scaled_label(w.IMAGE_SIZES["3d-64"], "smoke") == "smoke 16³ (64³/4, w/8)"
+    assert (
+        w.scaled_label(w.IMAGE_SIZES["3d-256x256x192"], "smoke") == "smoke 64²×48 (256²×192/4, w/8)"
+    )
+
+
+def test_outputs_line_names_the_folder(tmp_path):
+    from benchmarks.conftest import outputs_line
+
+    out = tmp_path / "co2-out"
+    out.mkdir()
+    names = ("co2.json", "paper.md", "paper-fig1.png", "paper-fig2.png", "missing.md")
+    files = [str(out / n) for n in names]
+    for f in files[:4]:
+        open(f, "w").close()
+    assert outputs_line(str(out), files) == (
+        f"co2 outputs in {out}/: co2.json, paper.md, 2 charts (paper-fig*.png)"
+    )
+    other = str(tmp_path / "elsewhere.json")
+    open(other, "w").close()
+    assert outputs_line(str(out), [other, files[1]]) == f"co2 outputs in {out}/: paper.md, {other}"
+    assert outputs_line(None, [other]) == f"co2 outputs: {other}"
+    assert outputs_line(str(out), [files[4]]) is None
