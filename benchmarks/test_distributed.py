@@ -62,7 +62,7 @@ def test_train_ddp(bench, co2_meter, backend):
     threads = threads_per_rank(world, bench.options.threads)  # cores / ranks, never all each
     baseline = bench.registry.get(SINGLE)
     steps = baseline.steps if baseline is not None else bench.options.min_steps
-    label = w.IMAGE_SIZES[IMAGE].label
+    label = w.scaled_label(w.IMAGE_SIZES[IMAGE], bench.scale)
     job = ddp.DDPJob(
         world_size=world,
         backend=backend,
