@@ -20,11 +20,16 @@ def test_apply_sets_passive_unless_the_user_chose(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     env: dict[str, str] = {}
-    assert runtime.apply(env).startswith("runtime: OMP_WAIT_POLICY=PASSIVE (idle OpenMP")
-    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
-    env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert runtime.apply(env) == "runtime: OMP_WAIT_POLICY=ACTIVE as set by the user"
-    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert runtime.apply(env, process=False) == (
+        "runtime: OMP_WAIT_POLICY=PASSIVE, OpenBLAS on 1 thread (idle threads sleep, not spin, "
+        "so CPU figures are stable; --co2-no-quiet-runtime keeps the defaults)"
+    )
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "4"}
+    assert runtime.apply(env, process=False).startswith(
+        "runtime: OMP_WAIT_POLICY=ACTIVE as set by the user (idle"
+    )
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "4"}
 
 
 def test_the_header_and_json_say_what_was_done(pytester: pytest.Pytester) -> None:
