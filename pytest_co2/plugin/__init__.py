@@ -351,7 +351,7 @@ class Co2Plugin:
         ]
         if self.role != "controller":
             est = find_part(self.provider.backend, EstimateBackend)
-            if est is not None:
+            if est is not None and est.basis not in lines[0]:
                 lines.append("co2: " + est.header_line())
             if s.idle:
                 lines.append("co2: " + self.provider.idle_text())
@@ -374,7 +374,10 @@ class Co2Plugin:
                 f"{r} {v.g_per_kwh:g} g/kWh" for r, v in self.accounting.whatif.items()
             )
             lines.append("co2: what-if regions (yearly): " + whatif)
-        return lines
+        from ..reporting.terminal import wrap
+
+        width = _terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
+        return [part for line in lines for part in wrap(line, width, indent="co2:   ")]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker:
