@@ -513,6 +513,23 @@ def test_long(co2_meter, clock):
     assert "so far" not in quiet.stdout.str()
 
 
+def test_progress_lines_in_a_ci_log(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        """
+def test_long(co2_meter, clock):
+    for _ in co2_meter.steps(60, name="train"):
+        clock.advance(1.0)
+"""
+    )
+    out = fake_clock_pytester.runpytest(*BASE, "--co2-precision=off").stdout.str()
+    lines = [x for x in out.splitlines() if x.startswith("co2 train:")]
+    assert lines == [  # not a terminal: a line after 10 s, then one every 30 s
+        "co2 train: 10/60 iterations, 10 s, 1,000 J so far, about 50 s left",
+        "co2 train: 40/60 iterations, 40 s, 4,000 J so far, about 20 s left",
+    ]
+    assert "so far" not in fake_clock_pytester.runpytest(*BASE, "-q").stdout.str()
+
+
 def test_idle_power_in_header_json_and_subtracted(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """

@@ -11,6 +11,7 @@ from ..measure.meter import Window
 from ..reporting.fmt import fmt_num
 
 PROGRESS_AFTER_S = 3.0  # only measurements that run longer than this show progress
+LOG_EVERY_S = 30.0  # without a terminal (CI logs): a line at most this often per measurement
 
 
 class ProgressLine:
@@ -21,23 +22,34 @@ class ProgressLine:
         self.config = config
         self._shown = False
         self._width = 0
+        self._logged: dict[int, float] = {}  # window -> elapsed_s of its last log line
 
     def enabled(self) -> bool:
         if xdist_worker(self.config) or self.config.get_verbosity() < 0:
             return False
+        return self.config.pluginmanager.get_plugin("terminalreporter") is not None
+
+    def _tty(self) -> bool:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        return tr is not None and bool(getattr(tr, "isatty", False))
+        return bool(getattr(tr, "isatty", False))
 
     def update(self, window: Window) -> None:
-        """The meter's progress callback."""
-        if window.elapsed_s < PROGRESS_AFTER_S:
+        """The meter's progress callback: a live line on a terminal, and in a CI log a line
+        at most every 30 s for measurements that run long."""
+        elapsed = window.elapsed_s
+        if elapsed < PROGRESS_AFTER_S:
             return
-        total = f"/{window.total}" if window.total else ""
-        self._write(
-            f" co2 {window.name}: {window.steps_done}{total} {window.unit}s, "
-            f"{window.elapsed_s:.0f} s, {fmt_num(window.energy_so_far_j)} J so far"
-        )
-        self._shown = True
+        text = progress_text(window)
+        if self._tty():
+            self._write(" " + text)
+            self._shown = True
+            return
+        last = self._logged.get(id(window))
+        if (last is None and elapsed >= 10.0) or (
+            last is not None and elapsed - last >= LOG_EVERY_S
+        ):
+            self._logged[id(window)] = elapsed
+            self._log(text)
 
     def lock_wait(self, state: Any) -> None:
         """The device lock's ``on_wait`` callback: say that the window waits, and for how long."""
@@ -55,6 +67,17 @@ class ProgressLine:
             self._write("")
             self._shown = False
 
+    def _log(self, text: str) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        ctx: Any = (
+            capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+        )
+        if tr is None:
+            return
+        with ctx:
+            tr.write_line(text)
+
     def _write(self, text: str) -> None:
         tr = self.config.pluginmanager.get_plugin("terminalreporter")
         capman = self.config.pluginmanager.get_plugin("capturemanager")
@@ -70,6 +93,18 @@ class ProgressLine:
             out.write("\r" + prefix + text.ljust(self._width) + ("" if text else "\r" + prefix))
             out.flush()
         self._width = max(self._width, len(text))
+
+
+def progress_text(window: Window) -> str:
+    """``co2 train: 12/40 iterations, 38 s, 1,234 J so far, about 90 s left``."""
+    done, total = window.steps_done, window.total
+    text = (
+        f"co2 {window.name}: {done}{f'/{total}' if total else ''} {window.unit}s, "
+        f"{window.elapsed_s:.0f} s, {fmt_num(window.energy_so_far_j)} J so far"
+    )
+    if total and done and total > done and window.measured_s > 0:
+        text += f", about {window.measured_s / done * (total - done):.0f} s left"
+    return text
 
 
 def xdist_worker(config: pytest.Config) -> bool:
