@@ -84,7 +84,7 @@ class Journal:
                 os.close(self._fd)
             self._fd = None
         if remove:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # never there, or its folder is gone
                 os.unlink(self.path)
 
 
