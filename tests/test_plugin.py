@@ -223,6 +223,7 @@ def test_b():
     energies = sorted(t["measurements"][0]["energy_j"] for t in data["tests"])
     assert energies == [pytest.approx(100.0), pytest.approx(300.0)]
     assert data["totals"]["energy_j"] == pytest.approx(400.0)
+    assert all(t["measurements"][0]["complete"] for t in data["tests"])  # passed: complete
 
 
 def test_several_measurements_and_warmup(fake_clock_pytester: pytest.Pytester) -> None:

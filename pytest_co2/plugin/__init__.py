@@ -39,6 +39,8 @@ METER_KEY = pytest.StashKey["Co2Meter"]()
 RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
 VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
 RUNTIME_KEY = pytest.StashKey[str]()
+BUDGET_KEY = pytest.StashKey[object]()
+_UNSET = object()
 SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
 
 
@@ -105,13 +107,20 @@ def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
 
 
 def _budget_of(item: pytest.Item) -> Budget | None:
-    from ..reporting.budget import budget_from_marker
-
+    """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments."""
+    cached = item.stash.get(BUDGET_KEY, _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
     mark = item.get_closest_marker("co2_budget")
     if mark is None:
+        item.stash[BUDGET_KEY] = None
         return None
+    from ..reporting.budget import budget_from_marker
+
     csv = item.config.stash[STATE_KEY].settings.intensity_file
-    return budget_from_marker(mark.args, mark.kwargs, csv_path=csv)
+    budget = budget_from_marker(mark.args, mark.kwargs, csv_path=csv)
+    item.stash[BUDGET_KEY] = budget
+    return budget
 
 
 class _XdistHooks:
@@ -274,13 +283,14 @@ class Co2Plugin:
             if meter is not None:  # loops the exception unwound are partial, not complete
                 self.collector.mark_partial(meter.left_early, _RAISED)
             raise
+        else:
+            if window is not None:  # the call phase measured as one unit (--co2-all, budget)
+                window.__exit__(None, None, None)
         finally:
             self.progress.clear()
             if meter is not None:  # a steps() loop the test left by raising ends here
                 meter.close_open(_RAISED)
                 meter.left_early.clear()
-        if window is not None:
-            window.__exit__(None, None, None)
         if budget is not None and meter is not None:
             self._judge(item, meter, budget)
         return result
