@@ -17,6 +17,7 @@ summary, the JSON and the budgets are the same with and without xdist.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import warnings
@@ -201,7 +202,8 @@ class Co2Plugin:
                     f"co2: an earlier run was killed: its {len(old.tests)} finished tests were "
                     f"recovered from {path} into {self.recovered}"
                 )
-                os.unlink(path)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
         return Journal(path)
 
     # -- baseline ----------------------------------------------------------------------------
