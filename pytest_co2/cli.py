@@ -11,10 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh, parse_pue
 from .carbon.intensity import IntensityError, list_regions, lookup, normalize_month
+from .constants import DEFAULT_REGION
 from .plugin.options import argparse_type
 
 PROG = "pytest-co2"
@@ -127,15 +128,11 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
-    import json
-
+def _load(path: str) -> Any:
+    """A saved report, or the journal a killed run left beside it; UsageError (one line)."""
     from .plugin.writer import JOURNAL_SUFFIX, journal_path_for, read_journal
     from .reporting.json_report import load_report
-    from .reporting.rerender import rerender
 
-    path = args.file
     journal = path if path.endswith(JOURNAL_SUFFIX) else journal_path_for(path)
     try:
         if path.endswith(JOURNAL_SUFFIX) or (not os.path.exists(path) and os.path.exists(journal)):
@@ -144,10 +141,45 @@ def cmd_report(args: argparse.Namespace) -> int:
                 f"{PROG}: {path} recovered from the journal {journal} of a killed run",
                 file=sys.stderr,
             )
-        else:
-            report = load_report(path)
+            return report
+        return load_report(path)
     except ValueError as exc:  # unreadable, not JSON, another schema, a bad field: one line
         raise UsageError(" ".join(str(exc).split())) from None
+
+
+def cmd_advise(args: argparse.Namespace) -> int:
+    """Where (and in which month with data) a saved run's work would emit least."""
+    import json
+
+    from .carbon.accounting import Accounting
+    from .reporting.advice import advise_run
+
+    report = _load(args.file)
+    settings = report.session.get("settings") or {}
+    accounting = Accounting(
+        args.region or settings.get("region") or DEFAULT_REGION,
+        args.month or settings.get("month"),
+        pue=float(settings.get("pue") or DEFAULT_PUE),
+        intensity_file=args.intensity_file,
+    )
+    regions = tuple(r.strip() for r in (args.regions or "").split(",") if r.strip())
+    advice = advise_run(report.tests, accounting, regions)
+    if args.json:
+        print(json.dumps(advice, indent=2, ensure_ascii=False, allow_nan=False))
+        return 0
+    print(f"session: {advice['session']['text']}")
+    for nodeid, a in advice["tests"].items():
+        print(f"{nodeid}: {a['text']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
+    import json
+
+    from .reporting.rerender import rerender
+
+    report = _load(args.file)
     out = rerender(
         report,
         region=args.region,
@@ -284,6 +316,26 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--markdown", action="store_true", help="print a markdown table")
     out.add_argument("--json", action="store_true", help="print the re-rendered JSON report")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "advise", help="where and when a saved run's work would emit least (no new measurement)"
+    )
+    p.add_argument("file", metavar="REPORT.json", help="a report written by --co2-json")
+    p.add_argument(
+        "--regions",
+        default=None,
+        metavar="R1,R2",
+        help="candidate regions (default: the paper's Table 1)",
+    )
+    p.add_argument("--region", default=None, help="the current region (default: the report's)")
+    p.add_argument(
+        "--month", type=_MONTH, default=None, metavar="YYYY-MM", help="the current month"
+    )
+    p.add_argument(
+        "--intensity-file", default=None, metavar="CSV", help="CSV of your own intensities"
+    )
+    p.add_argument("--json", action="store_true", help="print the advice as JSON")
+    p.set_defaults(func=cmd_advise)
     return parser
 
 

@@ -596,3 +596,18 @@ def normalize_month(text: str) -> str:
     """``"2022-3"`` or ``" 2022-03 "`` -> ``"2022-03"``; IntensityError (one line) otherwise."""
     year, month = parse_month(str(text).strip())
     return f"{year:04d}-{month:02d}"
+
+
+def paper_regions() -> list[str]:
+    """The regions of the paper's Table 1 (EU27 and the member states it lists)."""
+    return [it.region for it in list_regions() if "Table 1" in it.source]
+
+
+def monthly_values(
+    region: str, *, csv_path: str | os.PathLike[str] | None = None
+) -> list[Intensity]:
+    """Every monthly value of ``region`` (none for most regions), oldest first."""
+    table = _merged(csv_path)
+    code = resolve_region(region, csv_path=csv_path)
+    out = [table.month(code, y, m) for y, m in table.months_of(code)]
+    return [it for it in out if it is not None]

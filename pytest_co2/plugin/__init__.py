@@ -347,7 +347,7 @@ class Co2Plugin:
                 self.journal.append(record.to_dict(), self._journal_session)
 
     def _journal_session(self) -> dict[str, Any]:
-        return self._report(None, False).session
+        return self._report(None, False, advice=False).session
 
     # -- reporting ---------------------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -441,6 +441,8 @@ class Co2Plugin:
             "total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg), width
         ):
             tr.write_line(line)
+        for line in self._advice_lines(width):
+            tr.write_line(line)
         if self.comparison is not None:
             tr.write_line(
                 f"co2 compared with {self.comparison.baseline} (Δ: change over the baseline)"
@@ -464,6 +466,20 @@ class Co2Plugin:
             lines.append(f"co2 markdown written to {s.markdown}")
         return lines
 
+    def _advice_lines(self, width: int) -> list[str]:
+        from ..reporting.terminal import wrap
+
+        advice = self._advice()
+        return [] if advice is None else wrap("co2 advice: " + advice["session"]["text"], width)
+
+    def _advice(self) -> dict[str, Any] | None:
+        """The ``--co2-advise`` block for the records so far."""
+        if not self.settings.advise or not self.collector.records():
+            return None
+        from ..reporting.advice import advise_run
+
+        return advise_run(self.collector.records(), self.accounting, self.settings.regions)
+
     def _worker_lines(self) -> list[str]:
         """Under xdist, what the workers measured with (the controller opens nothing)."""
         facts = self.provider.worker_facts.values()
@@ -480,7 +496,7 @@ class Co2Plugin:
             return None
         return os.fspath(saved_path(self.storage_dir, self.settings.save))
 
-    def _report(self, exit_status: int | None, interrupted: bool) -> Report:
+    def _report(self, exit_status: int | None, interrupted: bool, *, advice: bool = True) -> Report:
         from ..reporting.json_report import Report, finished_session, session_info
 
         s = self.settings
@@ -510,7 +526,13 @@ class Co2Plugin:
             xdist.worker_count(self.config) if self.role == "controller" else None
         )
         session = finished_session(info, exit_status=exit_status, interrupted=interrupted)
-        return Report(session=session, tests=self.collector.records(), comparison=self.comparison)
+        block = self._advice() if advice else None
+        return Report(
+            session=session,
+            tests=self.collector.records(),
+            comparison=self.comparison,
+            extra={} if block is None else {"advice": block},
+        )
 
     def _json_dict(self, report: Report) -> dict[str, Any]:
         data = report.to_dict()

@@ -348,6 +348,13 @@ OPTIONS: tuple[Option, ...] = (
         "R1,R2",
     ),
     Option(
+        "advise",
+        parse_bool,
+        "carbon-aware advice: where (among --co2-regions, default the paper's Table 1) and in "
+        "which month with data the measured work would emit least, for the session and per test",
+        flag=True,
+    ),
+    Option(
         "all",
         parse_bool,
         "measure the call phase of every test, with or without the fixture",
@@ -451,6 +458,7 @@ class Settings:
     cpu_watts_per_thread: tuple[float, float] | None = None
     gpus: Any = None  # backends.nvml.GpuSelection
     regions: tuple[str, ...] = ()
+    advise: bool = False
     all: bool = False
     json: str | None = None
     budget_mode: str = "fail"

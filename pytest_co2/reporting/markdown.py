@@ -97,6 +97,9 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
         ]  # fmt: skip
         lines.append(_row(cells + (["", ""] if comparison is not None else [])))
         lines += ["", format_equivalents(tot.co2e_kg)]
+    advice = report.extra.get("advice")
+    if isinstance(advice, Mapping) and isinstance(advice.get("session"), Mapping):
+        lines += ["", f"Advice: {md_text(advice['session'].get('text', ''))}"]
     if comparison is not None:
         started = (
             f" (started {md_text(comparison.baseline_started)})"
