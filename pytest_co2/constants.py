@@ -7,3 +7,9 @@ DEFAULT_PUE = 1.55  # power usage effectiveness: Bouza et al., as used by the pa
 DEFAULT_REGION = "EU27"  # the paper's default grid region
 DEFAULT_PRECISION = 0.05  # steps(): the 95% interval of the per-unit energy within +-5%
 DEFAULT_MAX_TIME_S = 10.0  # steps(): at most this many measured seconds to get there
+MARKER = "co2_budget"
+MARKER_HELP = (
+    f"{MARKER}(kg=None, kwh=None, extrapolate=None, unit=None, region=None): fail the test when "
+    "the projected emissions (kg CO2e) or energy (kWh) of its measurements exceed the budget. "
+    "extrapolate/unit set the projection target for this test; region its grid region."
+)

@@ -70,7 +70,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from ..reporting.budget import MARKER_HELP
+    from ..constants import MARKER_HELP
     from .provider import check_backend_name
 
     config.addinivalue_line("markers", MARKER_HELP)
@@ -490,10 +490,10 @@ class Co2Plugin:
         return lines + [f"co2: {p}" for p in policies] + locks
 
     def _saved_path(self) -> str | None:
-        from ..reporting.baseline import saved_path
-
         if not self.settings.save:
             return None
+        from ..reporting.baseline import saved_path
+
         return os.fspath(saved_path(self.storage_dir, self.settings.save))
 
     def _report(self, exit_status: int | None, interrupted: bool, *, advice: bool = True) -> Report:

@@ -6,15 +6,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..constants import MARKER, MARKER_HELP  # noqa: F401  (re-exported)
 from .fmt import fmt_count, fmt_num, fmt_pm, plural, region_text
 from .model import Budget, BudgetVerdict, Result, rss
 
-MARKER = "co2_budget"
-MARKER_HELP = (
-    f"{MARKER}(kg=None, kwh=None, extrapolate=None, unit=None, region=None): fail the test when "
-    "the projected emissions (kg CO2e) or energy (kWh) of its measurements exceed the budget. "
-    "extrapolate/unit set the projection target for this test; region its grid region."
-)
 _ALLOWED = ("kg", "kwh", "extrapolate", "unit", "region")
 
 
