@@ -1,13 +1,13 @@
 """Build pytest_co2/data/intensity_yearly.csv (and copy the other data files).
 
-Reproducible from the reference tables in /work/shared/data and carbontracker's
+Reproducible from the reference tables in ../shared/data (beside the checkout) and carbontracker's
 ``carbon-intensities.csv`` (MIT, (c) 2020 Lasse F. Wolff Anthony & Benjamin Kanding;
 values from Our World in Data / Ember, CC BY 4.0). Precedence when a region code
 appears in several tables: the paper's Table 1 > EEA 2022 > OWID/Ember.
 
 Usage::
 
-    python tools/build_intensity_data.py [--shared /work/shared/data]
+    python tools/build_intensity_data.py [--shared ../shared/data]
         [--carbontracker /path/to/carbontracker/data/carbon-intensities.csv] [--out pytest_co2/data]
 
 Without --carbontracker the installed ``carbontracker`` package's copy is used.
