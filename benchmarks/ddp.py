@@ -82,9 +82,11 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
         latent = w.latent_shape(w.IMAGE_SIZES[job.image_key], job.scale)
         step = w.TrainStep(model, latent, device=device, seed=rank)
         backend = open_rank_backend(
-            job.backend_spec, gpu=f"cuda:{rank}" if job.backend == "nccl" else None
+            job.backend_spec,
+            gpu=f"cuda:{rank}" if job.backend == "nccl" else None,
+            world=job.world_size,
         )
-        idle_w, notes = rank_idle_w(job.backend_spec, backend)
+        idle_w, notes = rank_idle_w(job.backend_spec, backend, world=job.world_size)
         meter = Meter(backend, idle_w=idle_w)
         shared: list[Any] = [None] * job.world_size
         dist.all_gather_object(shared, [d.id for d in backend.devices if d.shared])

@@ -266,11 +266,12 @@ def _open_part(part: dict[str, Any], gpu: str | None) -> Any:
     raise BackendError(f"unknown backend spec part {kind!r}: expected one made by backend_spec()")
 
 
-def open_rank_backend(spec: dict[str, Any] | str, *, gpu: str | None = None) -> Any:
+def open_rank_backend(spec: dict[str, Any] | str, *, gpu: str | None = None, world: int = 1) -> Any:
     """Rebuild the parent's backend (from :func:`backend_spec`, or its JSON) in a rank.
 
     ``gpu`` (e.g. ``"cuda:1"``, the rank's device) replaces the parent's GPU selection, so
-    rank r measures its own GPU. The rank's backend has the parent's name and, first, the
+    rank r measures its own GPU. ``world`` ranks share the CPUs the parent held: each rank's
+    CPU estimate is charged 1/world of their idle power, so the job counts it once. The rank's backend has the parent's name and, first, the
     parent's notes (e.g. which requested backend failed and what it fell back to).
     """
     from .backends.base import BackendError
@@ -286,7 +287,10 @@ def open_rank_backend(spec: dict[str, Any] | str, *, gpu: str | None = None) -> 
         )
     parts = []
     try:
-        for part in spec["parts"]:
+        for given in spec["parts"]:
+            part = dict(given)
+            if part.get("type") == "estimate" and world > 1:
+                part["cpu_share"] = float(part.get("cpu_share", 1.0)) / world
             parts.append(_open_part(part, gpu))
     except BaseException:
         for p in parts:
@@ -303,13 +307,15 @@ def open_rank_backend(spec: dict[str, Any] | str, *, gpu: str | None = None) -> 
 
 
 def rank_idle_w(
-    spec: dict[str, Any], backend: Any, measure: Any = None
+    spec: dict[str, Any], backend: Any, measure: Any = None, *, world: int = 1
 ) -> tuple[tuple[float, ...] | None, list[str]]:
     """The idle power (W per device) a rank subtracts, like the parent, and notes.
 
-    Devices the parent measured keep its idle power (by id); others are measured here over
-    the parent's idle seconds with ``measure(backend, seconds)`` (default
-    :func:`pytest_co2.meter.measure_idle_w`). None when the parent subtracted nothing.
+    Devices the parent measured keep its idle power (by id); a per-process device (the CPU
+    estimate, ``shared`` False) gets 1/world of it, as its rank is charged 1/world of the
+    CPUs' idle. Others are measured here over the parent's idle seconds with
+    ``measure(backend, seconds)`` (default :func:`pytest_co2.meter.measure_idle_w`). None
+    when the parent subtracted nothing.
     """
     idle = spec.get("idle")
     if not idle:
@@ -332,7 +338,15 @@ def rank_idle_w(
             notes.append(
                 f"idle power of {', '.join(missing)} measured in the rank over {seconds:g} s"
             )
-    return tuple(known.get(d.id, measured.get(d.id, 0.0)) for d in backend.devices), notes
+
+    def share(d: Any) -> float:
+        return 1.0 if d.shared else 1.0 / max(1, world)
+
+    values = tuple(
+        known[d.id] * share(d) if d.id in known else measured.get(d.id, 0.0)
+        for d in backend.devices
+    )
+    return values, notes
 
 
 def job_lock(spec: dict[str, Any], device_ids: Sequence[Sequence[str]]) -> Any:

@@ -251,6 +251,27 @@ def test_the_parents_fallback_is_rebuilt_with_its_label() -> None:
         parent.close()
 
 
+def test_ranks_share_the_cpus_idle_power() -> None:
+    from pytest_co2.backends import make_backend
+    from pytest_co2.backends.base import Device, Method
+
+    parent = make_backend("estimate", cpu_watts_per_thread=(0.5, 2.0))
+    spec = backend_spec(parent, idle_w=(1.0, 0.0), idle_s=1.0)
+    ranks = [open_rank_backend(spec, world=2) for _ in range(2)]
+    try:
+        for rank in ranks:  # each of 2 ranks is charged half the CPUs the parent held
+            assert rank.cpu_share == 0.5
+            assert rank.idle_w_held == parent.idle_w_held / 2
+        idle, _ = rank_idle_w(spec, ranks[0], world=2)
+        assert idle == (0.5, 0.0)  # the per-process estimate's idle, halved
+        shared = type("B", (), {"devices": (Device("gpu:0", "gpu", "GPU", Method.COUNTER),)})()
+        spec_gpu = {**spec, "idle": {"w": {"gpu:0": 60.0}, "seconds": 1.0}}
+        assert rank_idle_w(spec_gpu, shared, world=2)[0] == (60.0,)  # a shared device: whole
+    finally:
+        for b in (*ranks, parent):
+            b.close()
+
+
 def test_a_hook_backend_and_a_composite_are_rebuilt() -> None:
     from pytest_co2.backends.composite import CompositeBackend
     from pytest_co2.backends.constant import ConstantBackend
