@@ -75,3 +75,22 @@ def test_an_unknown_spread_is_unknown_in_the_total() -> None:
     totals = Totals.of([known, unknown])
     assert math.isnan(totals.std_kg) and totals.to_dict()["std_kg"] is None
     assert Totals.of([known]).std_kg == 0.0  # a known zero stays zero
+
+
+def test_a_budget_with_no_measurement_has_no_figure_not_a_zero() -> None:
+    from pytest_co2.reporting.budget import evaluate, verdict_text
+    from pytest_co2.reporting.model import Budget, BudgetVerdict
+
+    verdict = evaluate(Budget(kg=1.0), [])
+    d = verdict.to_dict()
+    assert (d["energy_kwh"], d["co2e_kg"], d["passed"], d["outcome"]) == (
+        None,
+        None,
+        False,
+        "unmeasured",
+    )
+    assert d["message"] == "no measurement was recorded, so the budget cannot be checked"
+    assert json.loads(json.dumps(d, allow_nan=False)) == d
+    back = BudgetVerdict.from_dict(d)
+    assert math.isnan(back.energy_kwh) and back.outcome == "unmeasured"
+    assert verdict_text(verdict, "fail") == "unmeasured"

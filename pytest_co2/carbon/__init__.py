@@ -6,30 +6,5 @@ emission`` keeps working: the Eq. 1 names are re-exported from :mod:`.emission`.
 
 from __future__ import annotations
 
-from .emission import (
-    DEFAULT_PUE,
-    J_PER_KWH,
-    Emission,
-    co2e_kg,
-    emission,
-    g_to_kg,
-    j_to_kwh,
-    kg_to_g,
-    kwh_to_j,
-    parse_energy_kwh,
-    parse_pue,
-)
-
-__all__ = [
-    "DEFAULT_PUE",
-    "J_PER_KWH",
-    "Emission",
-    "co2e_kg",
-    "emission",
-    "g_to_kg",
-    "j_to_kwh",
-    "kg_to_g",
-    "kwh_to_j",
-    "parse_energy_kwh",
-    "parse_pue",
-]
+from .emission import *  # noqa: F403  (the Eq. 1 names, as listed in emission.__all__)
+from .emission import __all__ as __all__

@@ -49,13 +49,20 @@ def group_windows(
     return groups
 
 
+_SYNC_ALL: list[Callable[[], int]] = []  # backends.cuda.synchronize_all, once imported
+
+
 def _cuda_synchronize() -> None:
     """Wait for queued CUDA work on every device with a context (only if torch is imported
-    and CUDA initialized: see :func:`pytest_co2.backends.cuda.synchronize_all`)."""
-    if "torch" in sys.modules:
+    and CUDA initialized: see :func:`pytest_co2.backends.cuda.synchronize_all`). On the
+    per-step path: the helper is imported once, and not at all before torch is."""
+    if "torch" not in sys.modules:
+        return
+    if not _SYNC_ALL:
         from ..backends.cuda import synchronize_all
 
-        synchronize_all()
+        _SYNC_ALL.append(synchronize_all)
+    _SYNC_ALL[0]()
 
 
 class WindowError(RuntimeError):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..carbon.accounting import Accounting
+from ..carbon.emission import co2e_kg
 from ..carbon.intensity import Intensity, lookup, monthly_values, paper_regions
 from .fmt import fmt_num, region_text
 from .model import TestRecord, Totals, all_results
@@ -86,6 +87,39 @@ def candidates(regions: Sequence[str] = ()) -> list[str]:
     return list(regions) or paper_regions()
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The intensities to choose from, looked up once per session: Eq. 1 is linear in the
+    intensity, so the lowest one is the lowest emission for any energy."""
+
+    current: Intensity
+    best_region: Intensity
+    best_month: Intensity | None
+
+    @classmethod
+    def find(
+        cls, current: Intensity, regions: Sequence[str], *, intensity_file: str | None = None
+    ) -> Candidates:
+        yearly = [lookup(r, None, csv_path=intensity_file) for r in regions]
+        best = min([*yearly, current], key=lambda it: it.g_per_kwh)
+        months = monthly_values(current.region, csv_path=intensity_file)
+        if not months:  # no monthly data here: the best month of any candidate that has some
+            months = [it for r in regions for it in monthly_values(r, csv_path=intensity_file)]
+        best_month = min(months, key=lambda it: it.g_per_kwh) if months else None
+        return cls(current, best, best_month)
+
+    def advice(self, energy_kwh: float, pue: float) -> Advice:
+        """The advice for ``energy_kwh`` (IT energy) at ``pue``."""
+
+        def choice(it: Intensity) -> Choice:
+            return Choice(
+                it.region, it.month_text, it.g_per_kwh, co2e_kg(energy_kwh, it.g_per_kwh, pue)
+            )
+
+        month = None if self.best_month is None else choice(self.best_month)
+        return Advice(choice(self.current), choice(self.best_region), month)
+
+
 def advise(
     energy_kwh: float,
     current: Intensity,
@@ -95,20 +129,7 @@ def advise(
     intensity_file: str | None = None,
 ) -> Advice:
     """Advice for ``energy_kwh`` (IT energy) now emitted at ``current``."""
-
-    def choice(it: Intensity) -> Choice:
-        return Choice(
-            it.region, it.month_text, it.g_per_kwh, energy_kwh * pue * it.g_per_kwh / 1000.0
-        )
-
-    cur = choice(current)
-    yearly = [choice(lookup(r, None, csv_path=intensity_file)) for r in regions]
-    best = min([*yearly, cur], key=lambda c: c.co2e_kg) if yearly else cur
-    months = monthly_values(current.region, csv_path=intensity_file)
-    if not months:  # no monthly data here: the best month of any candidate that has some
-        months = [it for r in regions for it in monthly_values(r, csv_path=intensity_file)]
-    best_month = min((choice(it) for it in months), key=lambda c: c.co2e_kg) if months else None
-    return Advice(cur, best, best_month)
+    return Candidates.find(current, regions, intensity_file=intensity_file).advice(energy_kwh, pue)
 
 
 def advise_run(
@@ -116,12 +137,11 @@ def advise_run(
 ) -> dict[str, Any]:
     """The ``advice`` block of a report: for the session and for each test."""
     regs = candidates(regions)
-    cur, pue, csv = accounting.intensity, accounting.pue, accounting.intensity_file
-    session = advise(Totals.of(all_results(tests)).energy_kwh, cur, pue, regs, intensity_file=csv)
+    found = Candidates.find(accounting.intensity, regs, intensity_file=accounting.intensity_file)
+    pue = accounting.pue
+    session = found.advice(Totals.of(all_results(tests)).energy_kwh, pue)
     per_test: Mapping[str, Any] = {
-        t.nodeid: advise(
-            sum(r.projection.energy_kwh for r in t.results), cur, pue, regs, intensity_file=csv
-        ).to_dict()
+        t.nodeid: found.advice(sum(r.projection.energy_kwh for r in t.results), pue).to_dict()
         for t in tests
     }
     return {"candidates": regs, "session": session.to_dict(), "tests": dict(per_test)}

@@ -97,9 +97,10 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
     the projection's 95% interval: over (the interval lies above the budget: fails), under,
     or too close to call (the budget is inside the interval: a warning, not a failure)."""
     if not results:
-        return BudgetVerdict(
-            budget, 0.0, math.nan, 0.0, math.nan, passed=False,
+        return BudgetVerdict(  # no figure at all: NaN (null in the JSON), never a silent 0
+            budget, math.nan, math.nan, math.nan, math.nan, passed=False,
             message="no measurement was recorded, so the budget cannot be checked",
+            outcome="unmeasured",
         )  # fmt: skip
     from ..measure.decisions import OVER, TOO_CLOSE, budget_verdict
 
@@ -162,6 +163,8 @@ def verdict_text(verdict: BudgetVerdict | None, mode: str) -> str:
         return ""
     if verdict.outcome == "close":
         return "too close"
+    if verdict.outcome == "unmeasured":
+        return "unmeasured"
     if verdict.passed:
         return "ok"
     return "OVER (warn)" if mode == "warn" else "OVER"

@@ -111,15 +111,15 @@ class BudgetVerdict:
     std_kg: float
     passed: bool
     message: str | None = None
-    outcome: str = ""  # "under", "over", "close" (too close to call: a warning)
+    outcome: str = ""  # "under", "over", "close" (too close to call: a warning), "unmeasured"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.budget.to_dict(),
             "outcome": self.outcome or ("under" if self.passed else "over"),
-            "energy_kwh": self.energy_kwh,
+            "energy_kwh": json_num(self.energy_kwh),  # null: nothing was measured
             "std_kwh": json_num(self.std_kwh),
-            "co2e_kg": self.co2e_kg,
+            "co2e_kg": json_num(self.co2e_kg),
             "std_kg": json_num(self.std_kg),
             "passed": self.passed,
             "message": self.message,
@@ -129,9 +129,9 @@ class BudgetVerdict:
     def from_dict(cls, d: Mapping[str, Any]) -> BudgetVerdict:
         return cls(
             budget=Budget.from_dict(d),
-            energy_kwh=float(d["energy_kwh"]),
+            energy_kwh=num(d["energy_kwh"]),
             std_kwh=num(d.get("std_kwh")),
-            co2e_kg=float(d["co2e_kg"]),
+            co2e_kg=num(d["co2e_kg"]),
             std_kg=num(d.get("std_kg")),
             passed=bool(d["passed"]),
             message=None if d.get("message") is None else str(d["message"]),
