@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pytest_co2"
 
 # The pure modules: accounting, intensity, equivalents, statistics and projection, compare and
-# gate decisions, budget, RAPL and the CPU estimate (issue 16's list).
+# gate decisions, the result model, budget, RAPL and the CPU estimate (issue 16's list).
 PURE_MODULES = (
     "carbon/emission.py",
     "carbon/accounting.py",
@@ -45,6 +45,7 @@ PURE_MODULES = (
     "measure/stats.py",
     "measure/records.py",
     "measure/decisions.py",
+    "reporting/model.py",
     "reporting/baseline.py",
     "reporting/budget.py",
     "backends/rapl.py",
