@@ -76,6 +76,18 @@ def _copy_tree(dest: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _forget_plain_copies(workdir: Path, modules: list[str]) -> None:
+    """Delete a module's unmutated copy left by an earlier run that did not select it.
+
+    mutmut copies the modules it does not mutate with a new mtime and later takes such a
+    copy, newer than its source, for an already mutated file: the module would get no mutants.
+    """
+    for module in modules:
+        copy = workdir / "mutants" / PACKAGE / module
+        if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
+            copy.unlink()
+
+
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
@@ -188,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(workdir)
+        _forget_plain_copies(workdir, modules)
         _write_config(workdir, modules)
         env = _environment(workdir)
         run = subprocess.run(
