@@ -110,19 +110,23 @@ def make_backend(
         from .rapl import RaplBackend
 
         return RaplBackend()
-    if spec == "nvml":
-        from .nvml import NvmlBackend
-
-        return NvmlBackend(gpus=gpus)
-    if spec == "amdsmi":
-        from .amdsmi import AmdsmiBackend
-
-        return AmdsmiBackend(gpus=gpus)
+    if spec in ("nvml", "amdsmi"):
+        return _make_gpu(spec, gpus)
     if spec == "carbontracker":
         from .carbontracker_adapter import CarbontrackerBackend
 
         return CarbontrackerBackend()
     return _make_auto(cpu_tdp_w, cpu_watts_per_thread, cpu_share, gpus)
+
+
+def _make_gpu(spec: str, gpus: Any) -> Backend:
+    if spec == "amdsmi":
+        from .amdsmi import AmdsmiBackend
+
+        return AmdsmiBackend(gpus=gpus)
+    from .nvml import NvmlBackend
+
+    return NvmlBackend(gpus=gpus)
 
 
 def _make_auto(

@@ -549,6 +549,7 @@ class AmdsmiBackend(Backend):
             except self._errors:
                 self._power[i] = None
         self._power.update(polled)
+        self._energy_get: Any = getattr(amd, "amdsmi_get_energy_count", None)
         self._counter_index = [i for i, _, _ in counters]
         self._counter_handles = [self._handles[i] for i in self._counter_index]
         self._counter_start = [t for _, t, _ in counters]
@@ -613,7 +614,7 @@ class AmdsmiBackend(Backend):
     def read_j(self) -> Sequence[float]:
         if not self._initialized:
             raise BackendError("the AMD SMI backend is closed")
-        get = self._amd.amdsmi_get_energy_count
+        get = self._energy_get
         out: list[float] = []
         last = self._counter_last
         try:
