@@ -238,6 +238,51 @@ def test_counter_going_backwards_ends_the_device_with_a_note() -> None:
         assert "11.000 J -> 0.000 J" in note and "wrap, driver reload or GPU reset" in note
 
 
+def test_counter_loss_is_a_fault_of_the_window() -> None:
+    amd = gpus(1, g0={"ticks": 100})
+    with _open(amd) as backend:
+        assert backend.faults == []
+        amd.gpus[0].ticks = 99
+        with pytest.warns(BackendWarning):
+            backend.read_j()
+        (fault,) = backend.faults
+        assert fault.startswith("AMD GPU 0's energy counter stopped counting: it went backwards")
+
+
+def test_frozen_counter_is_reported_once() -> None:
+    clock = FakeClock(0.0)
+    amd = gpus(2, g0={"ticks": 500}, g1={"ticks": 500})
+    with _open(amd, gpus="all", clock=clock, poll_interval_s=3600.0) as backend:
+        clock.t = 4.9
+        assert list(backend.read_j()) == [0.0, 0.0]  # too early to tell
+        amd.gpus[1].ticks = 500 + 64  # GPU 1 counts
+        clock.t = 6.0
+        with pytest.warns(BackendWarning) as record:
+            assert list(backend.read_j()) == [0.0, 0.001]
+        (message,) = [str(w.message) for w in record]
+        assert message.startswith(
+            "AMD GPU 0's energy counter has not moved in 6 s while the GPU draws 300 W"
+        )
+        assert "--co2-backend=estimate" in message and message in backend.notes
+        clock.t = 60.0
+        backend.read_j()  # once only
+        assert sum("has not moved" in n for n in backend.notes) == 1
+        assert backend.faults == []
+
+
+def test_unmoving_counter_of_an_unpowered_gpu_is_not_reported(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    clock = FakeClock(0.0)
+    amd = gpus(1)
+    with _open(amd, clock=clock) as backend:
+        amd.gpus[0].power = {"current_socket_power": 0}  # e.g. a powered-down partition
+        clock.t = 10.0
+        assert list(backend.read_j()) == [0.0]
+        assert not any("has not moved" in n for n in backend.notes)
+    assert not [w for w in recwarn if issubclass(w.category, BackendWarning)]
+
+
 def test_counter_turning_na_ends_the_device() -> None:
     amd = gpus(1, g0={"ticks": 0})
     with _open(amd) as backend:

@@ -8,8 +8,9 @@ loaded or the GPU was reset, and ``counter_resolution``, the microjoules per tic
 firmware refreshes it depends on the ASIC, so the device states :data:`COUNTER_UPDATE_PERIOD_S`
 (an assumption, 10 ms) and :meth:`read_power_w` gives instant power where the GPU has it, for
 the meter's power x time on short windows. A counter that goes backwards (a wrap, a driver
-reload or a GPU reset) ends that GPU's contribution with a note and a warning; it never
-yields negative energy.
+reload or a GPU reset) ends that GPU's contribution with a note, a warning and a fault (the
+meter marks that window partial); it never yields negative energy. A counter that has not
+moved :data:`FROZEN_AFTER_S` after opening while the GPU draws power is reported (a warning).
 
 Where there is no energy counter (``AMDSMI_STATUS_NOT_SUPPORTED``, e.g. a VM guest, or the
 values are ``'N/A'``), a daemon thread samples ``amdsmi_get_power_info`` every
@@ -59,6 +60,8 @@ from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
 COUNTER_UPDATE_PERIOD_S = 0.01
 #: Assumed averaging window of ``average_socket_power``.
 POWER_AVERAGING_S = 1.0
+#: A counter that has not moved this long after opening, on a GPU drawing power, is frozen.
+FROZEN_AFTER_S = 5.0
 
 # amdsmi_status_t values (amdsmi.h), so a minimal or fake module works too.
 AMDSMI_STATUS_NOT_SUPPORTED = 2
@@ -300,6 +303,7 @@ class AmdsmiBackend(Backend):
         self._initialized = False
         self._poller: _Poller | None = None
         self._counter_handles: list[Any] = []
+        self.faults: list[str] = []  # hardware faults, in order (the meter marks windows partial)
         self._init()
         self._initialized = True
         try:
@@ -556,6 +560,8 @@ class AmdsmiBackend(Backend):
         self._counter_last = list(self._counter_start)
         self._counter_res_uj = [r for _, _, r in counters]
         self._counter_ended = [False] * len(counters)
+        self._counter_moved = [False] * len(counters)  # or checked for a frozen counter
+        self._t_open = self._clock()
         self._polled_index = [i for i, _ in polled]
         devices = [
             Device(f"amdgpu:{i}", "gpu", names[i], Method.COUNTER, COUNTER_UPDATE_PERIOD_S, True)
@@ -623,8 +629,12 @@ class AmdsmiBackend(Backend):
                     reading = energy_reading(get(h))
                     if reading is None:
                         self._counter_lost(k, "it now reads N/A")
-                    elif reading[0] >= last[k]:
+                    elif reading[0] > last[k]:
                         last[k] = reading[0]
+                        self._counter_moved[k] = True
+                    elif reading[0] == last[k]:
+                        if not self._counter_moved[k]:
+                            self._check_frozen(k)
                     else:
                         self._counter_lost(
                             k,
@@ -648,6 +658,30 @@ class AmdsmiBackend(Backend):
         message = (
             f"AMD GPU {self._counter_index[k]}'s energy counter stopped counting: {why}; "
             "its energy after that is not counted"
+        )
+        self.notes.append(message)
+        self.faults.append(message)  # the window that saw it is partial
+        warn(message)
+
+    def _check_frozen(self, k: int) -> None:
+        """Once, :data:`FROZEN_AFTER_S` after opening: a counter that never moved while the
+        GPU draws power is frozen (seen on MI100 until a reboot, and in VM guests)."""
+        waited_s = self._clock() - self._t_open
+        if waited_s < FROZEN_AFTER_S:
+            return
+        self._counter_moved[k] = True  # checked: never again
+        i = self._counter_index[k]
+        src = self._power.get(i)
+        try:
+            w = src.read_w() if src is not None else None
+        except self._errors:
+            w = None
+        if w is None or w <= 0:
+            return
+        message = (
+            f"AMD GPU {i}'s energy counter has not moved in {waited_s:.0f} s while the GPU "
+            f"draws {w:g} W: its energy reads 0 (a frozen firmware counter; a reboot fixed it "
+            "on MI100); use --co2-backend=estimate or constant:<watts> until it counts"
         )
         self.notes.append(message)
         warn(message)
