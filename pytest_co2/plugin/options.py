@@ -317,7 +317,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "backend",
         parse_backend,
-        "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>",
+        "energy source: auto (default), nvml, amdsmi, rapl, estimate, carbontracker, "
+        "constant:<watts>",
         "NAME",
     ),
     Option(
@@ -336,9 +337,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "gpus",
         parse_gpus,
-        "the NVIDIA GPUs to measure: auto (default: those holding this process's CUDA context, "
-        "else CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES), all, none, or a list of indices, "
-        "cuda:N, GPU-<uuid prefix>",
+        "the GPUs to measure: auto (default: NVIDIA, those holding this process's CUDA context, "
+        "else CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES; AMD, ROCR_VISIBLE_DEVICES then "
+        "HIP_VISIBLE_DEVICES), all, none, or a list of indices, cuda:N, GPU-<uuid prefix>",
         "GPUS",
     ),
     Option(
