@@ -17,11 +17,11 @@ WORKER_KEY = "co2_intensity"  # in workerinput: the controller's resolved intens
 _NOT_ZONES = ("EU27", "WORLD")
 
 
-def _zone(s: Settings) -> str:
+def _zone(s: Settings) -> str | None:
     from ..carbon.providers.resolve import default_zone
 
-    if s.intensity_zone:
-        return s.intensity_zone
+    if s.intensity_zone or s.intensity_source.startswith("file:"):
+        return s.intensity_zone  # a file names its zone, else --co2-region
     if s.intensity_source == "electricitymaps" and s.region in _NOT_ZONES:
         raise pytest.UsageError(
             f"--co2-intensity-source=electricitymaps needs a zone: region {s.region!r} is not "
@@ -70,7 +70,9 @@ def resolve_live(config: pytest.Config, s: Settings) -> Resolved | None:
         return Resolved(Intensity.from_dict(handed["intensity"]), forecast)
     zone = _zone(s)
     try:
-        provider = make_provider(s.intensity_source, zone, base_url=s.intensity_url)
+        provider = make_provider(
+            s.intensity_source, zone, base_url=s.intensity_url, default_zone=s.region
+        )
     except SourceError as exc:
         raise pytest.UsageError(str(exc)) from None
     fallback = lookup(_fallback_region(provider.zone, s), None, csv_path=s.intensity_file)

@@ -20,6 +20,7 @@ from ..carbon.intensity import (
     Intensity,
     IntensityError,
     format_age,
+    format_g_per_kwh,
     lookup,
     monthly_values,
     paper_regions,
@@ -182,8 +183,9 @@ def start_advice(
         wait = format_age((best.start - now).total_seconds())
         text = (
             f"start at {iso(best.start)} (in {wait}): {fmt_num(kg)} kg instead of "
-            f"{fmt_num(now_kg)} kg now ({saving:+.0%}; forecast {fmt_num(best.mean_g_per_kwh)} "
-            f"vs {fmt_num(best.now_g_per_kwh or 0.0)} g/kWh over the {run} run)"
+            f"{fmt_num(now_kg)} kg now ({saving:+.0%}; forecast "
+            f"{format_g_per_kwh(best.mean_g_per_kwh)} vs "
+            f"{format_g_per_kwh(best.now_g_per_kwh or 0.0)} g/kWh over the {run} run)"
         )
     return {"best_start": d, "text": text}
 

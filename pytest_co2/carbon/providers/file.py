@@ -41,9 +41,16 @@ class IntensityFile:
     cacheable = False
 
     def __init__(
-        self, path: str, zone: str | None = None, clock: Callable[[], _dt.datetime] = _utcnow
+        self,
+        path: str,
+        zone: str | None = None,
+        clock: Callable[[], _dt.datetime] = _utcnow,
+        default_zone: str = "file",
     ) -> None:
+        """``zone`` (--co2-intensity-zone) wins over the file's; ``default_zone`` is used when
+        neither gives one (the session's region)."""
         self.path = path
+        self.default_zone = default_zone
         self.clock = clock
         try:
             with open(path, encoding="utf-8-sig", newline="") as fh:
@@ -98,7 +105,7 @@ class IntensityFile:
                     for r in rows
                 ]
             )
-        name = zone or data.get("zone") or "file"
+        name = zone or data.get("zone") or self.default_zone
         return Reading("file", str(name), None, g, iso(at), self._source(), forecast)
 
     def _csv(self, text: str, zone: str | None) -> Reading:
@@ -128,4 +135,6 @@ class IntensityFile:
         past = [r for r in rows if r[0] <= now]
         at, g = past[-1] if past else rows[0]
         forecast = points_from_starts(rows) if len(rows) > 1 else ()
-        return Reading("file", zone or "file", None, g, iso(at), self._source(), forecast)
+        return Reading(
+            "file", zone or self.default_zone, None, g, iso(at), self._source(), forecast
+        )

@@ -59,13 +59,14 @@ def make_provider(
     base_url: str | None = None,
     token: str | None = None,
     clock: Callable[[], _dt.datetime] = _utcnow,
+    default_zone: str = "file",
 ) -> Provider:
     """The provider for a parsed source and zone; SourceError (a usage error) when the zone
     or the token is unusable."""
     if source.startswith("file:"):
         from .file import IntensityFile
 
-        return IntensityFile(source[5:], zone, clock=clock)
+        return IntensityFile(source[5:], zone, clock=clock, default_zone=default_zone)
     if source == "electricitymaps":
         from .electricitymaps import ElectricityMaps
 
