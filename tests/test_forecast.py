@@ -87,3 +87,16 @@ def test_start_advice_text() -> None:
         "best_start": None,
         "text": "the forecast does not cover a run of 2.0 h starting in the next 24 h",
     }
+
+
+def test_a_live_value_replaces_its_regions_yearly_average_among_the_candidates() -> None:
+    import dataclasses
+
+    from pytest_co2.reporting.advice import advise
+
+    live_se = dataclasses.replace(lookup("SE"), g_per_kwh=25.0, provenance="live", zone="SE")
+    a = advise(1000.0, live_se, 1.0, ["SE", "FR", "PL"])
+    assert (a.best_region.region, a.best_region.g_per_kwh) == ("SE", 25.0)  # not SE's 7 g/kWh
+    assert a.describe().startswith("SE is already the lowest-emission region")
+    shipped = advise(1000.0, lookup("PL"), 1.0, ["SE", "PL"])
+    assert shipped.best_region.region == "SE"

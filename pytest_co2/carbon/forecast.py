@@ -61,8 +61,8 @@ def window_mean(
 ) -> float | None:
     """The time-weighted mean intensity over ``[start, start + duration_s]``; None when the
     forecast does not cover the whole window (a gap, or it ends too early)."""
-    d = max(duration_s, MIN_DURATION_S)
-    end = start + _dt.timedelta(seconds=d)
+    end = start + _dt.timedelta(seconds=max(duration_s, MIN_DURATION_S))
+    d = (end - start).total_seconds()  # the window as timedelta rounds it (microseconds)
     covered_to = start
     total = 0.0
     for p in sorted(points, key=lambda p: p.start):

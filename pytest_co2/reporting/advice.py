@@ -112,7 +112,13 @@ class Candidates:
     def find(
         cls, current: Intensity, regions: Sequence[str], *, intensity_file: str | None = None
     ) -> Candidates:
-        yearly = [lookup(r, None, csv_path=intensity_file) for r in regions]
+        # a live value stands for its region: its yearly average is no other choice
+        live = current.provenance != "shipped"
+        yearly = [
+            lookup(r, None, csv_path=intensity_file)
+            for r in regions
+            if not (live and r == current.region)
+        ]
         best = min([*yearly, current], key=lambda it: it.g_per_kwh)
         try:
             months = monthly_values(current.region, csv_path=intensity_file)
