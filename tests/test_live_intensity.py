@@ -271,3 +271,15 @@ def test_xdist_workers_make_no_request(
     assert [t["measurements"][0]["emission"]["co2e_kg"] for t in tests] == [
         pytest.approx(kg(150), rel=1e-12)
     ] * 2
+
+
+def test_help_asks_nothing(
+    pytester: pytest.Pytester, server: IntensityServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve_ukgrid(server)
+    monkeypatch.setenv("PYTEST_CO2_INTENSITY_SOURCE", "ukgrid")
+    monkeypatch.setenv("PYTEST_CO2_INTENSITY_URL", server.url)
+    result = pytester.runpytest("--help")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*--co2-intensity-source=SOURCE*"])
+    assert server.requests == []

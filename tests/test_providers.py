@@ -392,3 +392,15 @@ def test_reading_round_trip() -> None:
         ("n",),
     )
     assert Reading.from_dict(json.loads(json.dumps(r.to_dict()))) == r
+
+
+def test_nothing_listening(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    provider = UkGrid("GB", base_url=f"http://127.0.0.1:{port}", clock=lambda: NOW)
+    with pytest.raises(ProviderError, match=rf"^cannot reach 127\.0\.0\.1:{port}: "):
+        provider.fetch(0.5)
+    assert _resolve(provider, tmp_path).intensity.provenance == "fallback"

@@ -51,8 +51,8 @@ def _fallback_region(zone: str, s: Settings) -> str:
 def resolve_live(config: pytest.Config, s: Settings) -> Resolved | None:
     """The resolved live intensity, None without ``--co2-intensity-source``. Usage errors
     (conflicting options, a bad zone, no token, a bad file) raise; provider trouble does not."""
-    if not s.intensity_source:
-        return None
+    if not s.intensity_source or getattr(config.option, "help", False):
+        return None  # (--help configures the plugins too: it asks nothing)
     from ..carbon.intensity import Intensity, lookup
     from ..carbon.providers import ForecastPoint, IntensityWarning, Resolved, SourceError
     from ..carbon.providers.cache import Cache
