@@ -67,7 +67,10 @@ def report(pytester: pytest.Pytester) -> dict[str, Any]:
 
 
 def test_ukgrid_live_then_cached(
-    fake_clock_pytester: pytest.Pytester, server: IntensityServer, wide: None
+    fake_clock_pytester: pytest.Pytester,
+    server: IntensityServer,
+    wide: None,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     serve_ukgrid(server)
     fake_clock_pytester.makepyfile(RUN)
@@ -113,6 +116,16 @@ def test_ukgrid_live_then_cached(
         in md
     )
     assert "start at " in md
+    # `pytest-co2 advise` on the saved run: the live value and its forecast, from the JSON
+    from cli_helpers import run_cli
+
+    capsys.readouterr()
+    rc, out, _ = run_cli(capsys, "advise", str(fake_clock_pytester.path / "r.json"))
+    assert rc == 0
+    assert out.splitlines()[0].startswith(
+        "session: run in SE: 4.86e-5 kg instead of 0.00139 kg in GB (-96%)"
+    )
+    assert "; start at " in out.splitlines()[0]
     # the second run within the hour: the cache, no request
     result = fake_clock_pytester.runpytest(*args)
     result.assert_outcomes(passed=1)

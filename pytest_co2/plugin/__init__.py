@@ -536,6 +536,8 @@ class Co2Plugin:
                     "subtracted": s.subtract_idle,
                 }
         info["runtime"] = self.config.stash.get(RUNTIME_KEY, None)
+        if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
+            info["intensity_forecast"] = [p.to_dict() for p in self.live.forecast]
         info["xdist_workers"] = (
             xdist.worker_count(self.config) if self.role == "controller" else None
         )

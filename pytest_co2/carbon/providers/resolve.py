@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,8 +30,6 @@ def parse_source(text: str) -> str:
     if name in ("none", "shipped", "off") and not colon:
         return ""
     if name == "file":
-        import os
-
         if not path.strip():
             raise SourceError(
                 f"--co2-intensity-source={raw!r}: give the file as file:PATH (JSON or CSV)"
@@ -88,7 +87,15 @@ class Resolved:
     notes: tuple[str, ...] = field(default=())
 
 
-def _intensity(reading: Reading, base: Intensity, provenance: str, **extra: object) -> Intensity:
+def _intensity(
+    reading: Reading,
+    base: Intensity,
+    provenance: str,
+    *,
+    fetched_at: str | None = None,
+    age_s: float | None = None,
+    reason: str | None = None,
+) -> Intensity:
     """The reading as the session's intensity; region and name from the zone where the
     shipped data knows it (``base``: the shipped value of that region)."""
     known = reading.zone == base.region or reading.zone.startswith(base.region + "-")
@@ -105,7 +112,9 @@ def _intensity(reading: Reading, base: Intensity, provenance: str, **extra: obje
         provenance=provenance,
         zone=reading.zone,
         at=reading.at,
-        **extra,  # type: ignore[arg-type]
+        fetched_at=fetched_at,
+        age_s=age_s,
+        reason=reason,
     )
 
 
