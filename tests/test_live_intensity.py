@@ -220,6 +220,11 @@ def test_electricitymaps_from_the_environment(
             "ERROR: --co2-month and --co2-intensity-source=ukgrid both choose the intensity: "
             "give one of them",
         ),
+        (
+            ["--co2-intensity-zone=DE"],
+            "ERROR: --co2-intensity-zone needs --co2-intensity-source (electricitymaps, ukgrid "
+            "or file:PATH)",
+        ),
     ],
 )
 def test_usage_errors(

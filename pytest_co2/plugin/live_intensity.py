@@ -51,15 +51,28 @@ def _fallback_region(zone: str, s: Settings) -> str:
 def resolve_live(config: pytest.Config, s: Settings) -> Resolved | None:
     """The resolved live intensity, None without ``--co2-intensity-source``. Usage errors
     (conflicting options, a bad zone, no token, a bad file) raise; provider trouble does not."""
-    if not s.intensity_source or getattr(config.option, "help", False):
-        return None  # (--help configures the plugins too: it asks nothing)
+    if not s.intensity_source:
+        given = [
+            n for n in ("intensity_zone", "intensity_url") if s.sources.get(n) == "command line"
+        ]
+        if given:
+            raise pytest.UsageError(
+                f"--co2-{given[0].replace('_', '-')} needs --co2-intensity-source "
+                "(electricitymaps, ukgrid or file:PATH)"
+            )
+        return None
+    if getattr(config.option, "help", False):
+        return None  # --help configures the plugins too: it asks nothing
     from ..carbon.intensity import Intensity, lookup
     from ..carbon.providers import ForecastPoint, IntensityWarning, Resolved, SourceError
     from ..carbon.providers.cache import Cache
     from ..carbon.providers.resolve import make_provider, resolve_intensity
 
-    for conflict, given in (("--co2-intensity", s.intensity is not None), ("--co2-month", s.month)):
-        if given:
+    for conflict, chosen in (
+        ("--co2-intensity", s.intensity is not None),
+        ("--co2-month", s.month),
+    ):
+        if chosen:
             raise pytest.UsageError(
                 f"{conflict} and --co2-intensity-source={s.intensity_source} both choose the "
                 "intensity: give one of them"
