@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pytest_co2"
 
 # The pure modules: accounting, intensity, equivalents, statistics and projection, compare and
-# gate decisions, the result model, budget, RAPL and the CPU estimate (issue 16's list).
+# gate decisions, budget, RAPL and the CPU estimate (issue 16's list).
 PURE_MODULES = (
     "carbon/emission.py",
     "carbon/accounting.py",
@@ -45,7 +45,6 @@ PURE_MODULES = (
     "measure/stats.py",
     "measure/records.py",
     "measure/decisions.py",
-    "reporting/model.py",
     "reporting/baseline.py",
     "reporting/budget.py",
     "backends/rapl.py",
@@ -77,15 +76,51 @@ def _copy_tree(dest: Path) -> None:
 
 
 def _forget_plain_copies(workdir: Path, modules: list[str]) -> None:
-    """Delete a module's unmutated copy left by an earlier run that did not select it.
+    """Delete the unmutated copies of ``modules`` that an earlier run on other modules left.
 
-    mutmut copies the modules it does not mutate with a new mtime and later takes such a
-    copy, newer than its source, for an already mutated file: the module would get no mutants.
+    mutmut regenerates a file's mutants only when its source is newer than the file under
+    ``mutants/``; a module that an earlier run copied there unmutated would stay unmutated.
     """
-    for module in modules:
-        copy = workdir / "mutants" / PACKAGE / module
-        if copy.exists() and not copy.with_name(copy.name + ".meta").exists():
-            copy.unlink()
+    for m in modules:
+        target = workdir / "mutants" / PACKAGE / m
+        if target.is_file() and "mutmut" not in target.read_text("utf-8"):
+            target.unlink()
+
+
+def _forget_other_selection(workdir: Path, modules: list[str]) -> None:
+    """After a run on other modules: collect mutmut's test statistics again and retest the
+    mutants it then found no tests for (which tests cover a function is recorded only for
+    the functions a run mutates, and mutmut never retests a mutant that has a verdict)."""
+    marker = workdir / "mutants" / "pytest-co2-modules.json"
+    if marker.exists() and json.loads(marker.read_text("utf-8")) == sorted(modules):
+        return
+    (workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    for m in modules:
+        meta = workdir / "mutants" / PACKAGE / (m + ".meta")
+        if meta.exists():
+            data = json.loads(meta.read_text("utf-8"))
+            codes = data.get("exit_code_by_key", {})
+            data["exit_code_by_key"] = {k: None if c in NO_TESTS else c for k, c in codes.items()}
+            meta.write_text(json.dumps(data, indent=4), "utf-8")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(sorted(modules)), "utf-8")
+
+
+def _retest_survivors(workdir: Path, modules: list[str]) -> None:
+    """Clear the verdict of every surviving mutant so that this run tests it again.
+
+    mutmut keeps a verdict until the mutated function's source changes; new tests alone
+    would otherwise never turn a survivor into a kill. Killed mutants keep their verdict.
+    """
+    for m in modules:
+        meta = workdir / "mutants" / PACKAGE / (m + ".meta")
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data.get("exit_code_by_key", {})
+        if any(c in SURVIVED for c in codes.values()):
+            data["exit_code_by_key"] = {k: None if c in SURVIVED else c for k, c in codes.items()}
+            meta.write_text(json.dumps(data, indent=4), "utf-8")
 
 
 def _toml_list(items: list[str]) -> str:
@@ -201,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(workdir)
         _forget_plain_copies(workdir, modules)
+        _forget_other_selection(workdir, modules)
+        _retest_survivors(workdir, modules)
         _write_config(workdir, modules)
         env = _environment(workdir)
         run = subprocess.run(
