@@ -206,7 +206,11 @@ class Delta:
         cur: Sequence[float] | float = self.samples or (self.mean_j or 0.0)
         base = self.base_samples or (self.base_mean_j if self.base_mean_j is not None else 0.0)
         if spec.field == "co2e":
-            cur = [x * self.kg_per_j for x in cur] if not isinstance(cur, float) else cur
+            cur = (
+                [x * self.kg_per_j for x in cur]
+                if not isinstance(cur, float)
+                else cur * self.kg_per_j
+            )
             base = (
                 [x * self.base_kg_per_j for x in base]
                 if not isinstance(base, float)
