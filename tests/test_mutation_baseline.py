@@ -83,6 +83,7 @@ def test_fail_specs_parse() -> None:
     assert parse_fail_specs(" , ENERGY:0.5% , ") == (FailSpec("energy", 0.5),)
     assert parse_fail_specs("co2e:0%") == (FailSpec("co2e", 0.0),)
     assert parse_fail_specs("energy:1e1%") == (FailSpec("energy", 10.0),)
+    assert parse_fail_specs("Co2E:1E1%") == (FailSpec("co2e", 10.0),)
     assert (
         str(FailSpec("co2e", 2.5)) == "co2e:2.5%" and str(FailSpec("energy", 10.0)) == "energy:10%"
     )
@@ -106,6 +107,7 @@ def test_save_names() -> None:
     assert parse_save_name(" main ") == "main"
     assert parse_save_name("a.json.json") == "a.json"
     assert parse_save_name("_x-1.2") == "_x-1.2"
+    assert parse_save_name("Main-2.JSON") == "Main-2.JSON" and parse_save_name("PR7") == "PR7"
     for bad in ("", ".hidden", "-a", "a/b", "a b", ".json"):
         with pytest.raises(ValueError) as exc:
             parse_save_name(bad)
@@ -152,6 +154,8 @@ def test_resolve_by_name_then_path(tmp_path: Path) -> None:
     elsewhere = _touch(tmp_path / "other.json", 1_000_000_000)
     assert resolve_baseline(str(elsewhere), store) == elsewhere
     assert isinstance(resolve_baseline(str(elsewhere), store), Path)
+    report = _touch(tmp_path / "report.txt", 1_000_000_000)  # not NAME.json: only as a path
+    assert resolve_baseline(str(report), store) == report
     (store / "adir.json").mkdir()  # a folder is no baseline
     with pytest.raises(ValueError) as exc:
         resolve_baseline("adir", store)
@@ -204,19 +208,21 @@ def test_delta_values_and_percent() -> None:
     assert new.is_new and new.percent("energy") is None and new.percent("co2e") is None
     zero = Delta("t", "m", 0.0, 1.0, 0.0, 0.0)
     assert zero.percent("energy") == 0.0 and zero.percent("co2e") == math.inf
+    with pytest.raises(ValueError, match=r"^unknown field 'kwh': expected energy or co2e$"):
+        d.values("kwh")
 
 
 def test_delta_to_dict() -> None:
-    d = Delta("t::a", "m", 2.0, 0.0, 1.0, 0.0, per_unit=True)
+    d = Delta("t::a", "m", 2.0, 3.0, 1.0, 4.0, per_unit=True)
     assert d.to_dict() == {
         "nodeid": "t::a",
         "name": "m",
         "energy_kwh": 2.0,
         "base_energy_kwh": 1.0,
         "energy_pct": 100.0,
-        "co2e_kg": 0.0,
-        "base_co2e_kg": 0.0,
-        "co2e_pct": 0.0,
+        "co2e_kg": 3.0,
+        "base_co2e_kg": 4.0,
+        "co2e_pct": -25.0,
         "per_unit": True,
         "decisions": {},
     }
@@ -348,7 +354,8 @@ def test_compare_tests_carries_samples_means_and_intensities() -> None:
         _test("t::a", _result(kwh=2.0, kg=0.36, samples=(6.0, 7.0), mean_j=6.5)),
         _test("t::new", _result(kwh=5.0, kg=4.0)),
     ]
-    a, new = compare_tests(now, base)
+    new_first = list(reversed(now))
+    new, a = compare_tests(new_first, base)
     assert (a.nodeid, a.name, a.energy_kwh, a.co2e_kg) == ("t::a", "m", 2.0, 0.36)
     assert (a.samples, a.base_samples, a.mean_j, a.base_mean_j) == (
         (6.0, 7.0),
@@ -364,6 +371,9 @@ def test_kg_per_j_of_a_zero_energy_is_zero() -> None:
     base = [_test("t::a", _result(kwh=0.0, kg=0.0))]
     (d,) = compare_tests(base, base)
     assert d.kg_per_j == 0.0 and d.base_kg_per_j == 0.0
+    tiny = [_test("t::a", _result(kwh=1e-7, kg=7e-10))]  # 0.36 J
+    (d,) = compare_tests(tiny, tiny)
+    assert d.kg_per_j == pytest.approx(7e-10 / 0.36, rel=1e-12)
 
 
 def test_missing_from_lists_the_baseline_measurements_not_made_now() -> None:
@@ -418,6 +428,16 @@ def test_inconclusive_lines() -> None:
     )
     assert inconclusive([regression], [spec]) == []
     assert inconclusive([Delta("t::n", "m", 1.0, 1.0, None, None)], [spec]) == []
+    # no stored decision: decided here, from noisy windows (+-40%) and a +12% change
+    noisy = Delta(
+        "t::b", "m", 1.12, 1.12, 1.0, 1.0,
+        samples=(0.672, 1.568) * 3, base_samples=(0.6, 1.4) * 3,
+    )  # fmt: skip
+    (line,) = inconclusive([noisy], [spec])
+    assert line.startswith(
+        "t::b [m]: energy +12.0% (1.00 -> 1.12 kWh) is too noisy to judge against "
+        "--co2-compare-fail=energy:10%: inconclusive: +12.0% (95% "
+    )
 
 
 def test_decided_skips_new_measurements() -> None:
@@ -492,9 +512,9 @@ def test_render_comparison() -> None:
     point = _decision("no regression", math.nan, math.nan)
     deltas = (
         Delta(
-            "t::a", "m", 1.2, 0.6, 1.0, 0.5, decisions=(("energy:10%", _decision("regression")),)
+            "t::a", "m", 1.2, 0.6, 1.0, 0.4, decisions=(("energy:10%", _decision("regression")),)
         ),
-        Delta("t::b", "m", 1.0, 1.0, 1.0, 1.0, per_unit=True, decisions=(("energy:10%", point),)),
+        Delta("t::b", "m", 1.0, 1.05, 1.0, 1.0, per_unit=True, decisions=(("energy:10%", point),)),
         Delta("t::new", "m", 5.0, 5.0, None, None),
     )
     c = Comparison(
@@ -504,9 +524,9 @@ def test_render_comparison() -> None:
         "test        kWh before    kWh now    Δ energy    Δ CO2e            decision (energy:10%)",
         "----------  ------------  ---------  ----------  ----------------  "
         "--------------------------------",
-        "t::a [m]    1.00          1.20       +20.0%      +20.0%            "
+        "t::a [m]    1.00          1.20       +20.0%      +50.0%            "
         "regression, 95% +15.0% to +25.0%",
-        "t::b [m]    1.00          1.00       +0.0%       +0.0% (per unit)  "
+        "t::b [m]    1.00          1.00       +0.0%       +5.0% (per unit)  "
         "no regression (no interval)",
         "t::new [m]  -             5.00       new         new",
         "not measured in this run: 2 measurement(s) of the baseline",
@@ -532,3 +552,16 @@ def test_render_comparison_shortens_long_ids_to_the_room_left() -> None:
     assert len(cut) == len(full) - 1 and "…" in cut and cut.endswith("::test_long [m]")
     narrow = render_comparison(c, width=10)[2].split("  ")[0]
     assert len(narrow) == 24  # never narrower than 24 characters
+
+
+def test_render_comparison_is_100_columns_wide_by_default() -> None:
+    def first_cell(nodeid: str) -> str:
+        d = Delta(nodeid, "m", 1.0, 1.0, 1.0, 1.0)
+        return render_comparison(Comparison("b.json", None, None, (d,), (), (), ()))[2].split("  ")[
+            0
+        ]
+
+    # 100 - 59 columns for the others: 41 for the test
+    assert first_cell("t/" + "x" * 24 + ".py::test_a") == "t/" + "x" * 24 + ".py::test_a [m]"
+    cut = first_cell("t/" + "x" * 25 + ".py::test_a")
+    assert len(cut) == 41 and "…" in cut and cut.endswith(".py::test_a [m]")
