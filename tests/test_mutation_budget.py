@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -190,9 +191,7 @@ def test_how_measured_names_methods_and_kinds() -> None:
 
 def test_how_measured_without_devices() -> None:
     r = _result()
-    bare = Result(
-        Measurement(**{**r.measurement.__dict__, "devices": ()}), r.projection, r.emission
-    )
+    bare = Result(replace(r.measurement, devices=()), r.projection, r.emission)
     assert how_measured([bare]) == "unmeasured"
 
 
