@@ -54,17 +54,17 @@ def parse_fail_specs(text: str) -> tuple[FailSpec, ...]:
         if not part:
             continue
         m = re.fullmatch(r"(\w+):\s*([0-9.eE+]+)\s*%", part)
-        field = m.group(1).lower() if m else ""
         try:
             percent = float(m.group(2)) if m else math.nan
         except ValueError:
             percent = math.nan
-        if field not in FIELDS or not (math.isfinite(percent) and percent >= 0):
+        bad_percent = not (math.isfinite(percent) and percent >= 0)
+        if m is None or m.group(1).lower() not in FIELDS or bad_percent:
             raise ValueError(
                 f"invalid --co2-compare-fail {part!r}: expected FIELD:PERCENT% with FIELD energy "
                 "or co2e, e.g. energy:10% or co2e:5% (comma-separated for several)"
             )
-        specs.append(FailSpec(field, percent))
+        specs.append(FailSpec(m.group(1).lower(), percent))
     if not specs:
         raise ValueError(f"empty --co2-compare-fail={text!r}: expected e.g. energy:10%")
     return tuple(specs)
@@ -170,7 +170,9 @@ class Delta:
         """(now, baseline) of ``field`` (energy or co2e)."""
         if field == "energy":
             return self.energy_kwh, self.base_energy_kwh
-        return self.co2e_kg, self.base_co2e_kg
+        if field == "co2e":
+            return self.co2e_kg, self.base_co2e_kg
+        raise ValueError(f"unknown field {field!r}: expected energy or co2e")
 
     def percent(self, field: str) -> float | None:
         """Relative change in % (None for a new measurement; inf from a zero baseline)."""
@@ -206,7 +208,11 @@ class Delta:
         cur: Sequence[float] | float = self.samples or (self.mean_j or 0.0)
         base = self.base_samples or (self.base_mean_j if self.base_mean_j is not None else 0.0)
         if spec.field == "co2e":
-            cur = [x * self.kg_per_j for x in cur] if not isinstance(cur, float) else cur
+            cur = (
+                [x * self.kg_per_j for x in cur]
+                if not isinstance(cur, float)
+                else cur * self.kg_per_j
+            )
             base = (
                 [x * self.base_kg_per_j for x in base]
                 if not isinstance(base, float)

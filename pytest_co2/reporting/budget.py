@@ -11,6 +11,8 @@ from .fmt import fmt_count, fmt_num, fmt_pm, plural, region_text
 from .model import Budget, BudgetVerdict, Result, rss
 
 _ALLOWED = ("kg", "kwh", "extrapolate", "unit", "region")
+KG, KWH = "kg CO2e", "kWh"  # the quantities of the two limits
+_LIMIT_UNIT = {KG: "kg", KWH: "kWh"}  # as a budget is written: "a budget of 0.5 kg"
 
 
 class BudgetError(ValueError):
@@ -118,35 +120,34 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
     how = how_measured(results)
     checks = []
     if budget.kg is not None:
-        checks.append(("kg", budget_verdict(co2e, ci_c, budget.kg, quantity="kg CO2e")))
+        checks.append(budget_verdict(co2e, ci_c, budget.kg, quantity=KG))
     if budget.kwh is not None:
-        checks.append(("kwh", budget_verdict(energy, ci_e, budget.kwh, quantity="kWh")))
-    over = [(k, v) for k, v in checks if v.verdict == OVER]
-    close = [(k, v) for k, v in checks if v.verdict == TOO_CLOSE]
+        checks.append(budget_verdict(energy, ci_e, budget.kwh, quantity=KWH))
+    over = [v for v in checks if v.verdict == OVER]
+    close = [v for v in checks if v.verdict == TOO_CLOSE]
     if over:
-        kind, v = over[0]
-        message = _over_message(budget, kind, energy, std_e, co2e, std_c, what, how)
+        v = over[0]
+        message = _over_message(budget, v.quantity, energy, std_e, co2e, std_c, what, how)
         if v.low != v.high and not math.isnan(v.low):
             message += f"; 95% interval {fmt_num(v.low)} to {fmt_num(v.high)}"
         return BudgetVerdict(budget, energy, std_e, co2e, std_c, False, message, "over")
     if close:
-        kind, v = close[0]
-        limit = budget.kg if kind == "kg" else budget.kwh
-        unit = "kg CO2e" if kind == "kg" else "kWh"
+        v = close[0]
         message = (
-            f"too close to call: projected {fmt_num(v.value)} {unit} {what} has a 95% interval "
-            f"of {fmt_num(v.low)} to {fmt_num(v.high)}, which holds the budget of {limit:g} "
-            f"{unit.split(maxsplit=1)[0]} ({how}); measure more precisely (--co2-precision) to decide"
+            f"too close to call: projected {fmt_num(v.value)} {v.quantity} {what} has a 95% "
+            f"interval of {fmt_num(v.low)} to {fmt_num(v.high)}, which holds the budget of "
+            f"{v.budget:g} {_LIMIT_UNIT[v.quantity]} ({how}); measure more precisely "
+            "(--co2-precision) to decide"
         )
         return BudgetVerdict(budget, energy, std_e, co2e, std_c, True, message, "close")
     return BudgetVerdict(budget, energy, std_e, co2e, std_c, True, None, "under")
 
 
 def _over_message(
-    budget: Budget, kind: str, energy_kwh: float, std_kwh: float, co2e_kg: float,
+    budget: Budget, quantity: str, energy_kwh: float, std_kwh: float, co2e_kg: float,
     std_kg: float, what: str, how: str,
 ) -> str:  # fmt: skip
-    if kind == "kg":
+    if quantity == KG:
         return (
             f"projected {fmt_pm(co2e_kg, std_kg, '+-')} kg CO2e {what} exceeds the budget of "
             f"{budget.kg:g} kg ({fmt_num(energy_kwh)} kWh, {how})"
