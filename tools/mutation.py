@@ -75,6 +75,18 @@ def _copy_tree(dest: Path) -> None:
         shutil.copy2(src, dst)
 
 
+def _forget_plain_copies(workdir: Path, modules: list[str]) -> None:
+    """Delete the unmutated copies of ``modules`` that an earlier run on other modules left.
+
+    mutmut regenerates a file's mutants only when its source is newer than the file under
+    ``mutants/``; a module that an earlier run copied there unmutated would stay unmutated.
+    """
+    for m in modules:
+        target = workdir / "mutants" / PACKAGE / m
+        if target.is_file() and "mutmut" not in target.read_text("utf-8"):
+            target.unlink()
+
+
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
@@ -187,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(workdir)
+        _forget_plain_copies(workdir, modules)
         _write_config(workdir, modules)
         env = _environment(workdir)
         run = subprocess.run(
