@@ -87,6 +87,25 @@ def _forget_plain_copies(workdir: Path, modules: list[str]) -> None:
             target.unlink()
 
 
+def _forget_other_selection(workdir: Path, modules: list[str]) -> None:
+    """After a run on other modules: collect mutmut's test statistics again and retest the
+    mutants it then found no tests for (which tests cover a function is recorded only for
+    the functions a run mutates, and mutmut never retests a mutant that has a verdict)."""
+    marker = workdir / "mutants" / "pytest-co2-modules.json"
+    if marker.exists() and json.loads(marker.read_text("utf-8")) == sorted(modules):
+        return
+    (workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+    for m in modules:
+        meta = workdir / "mutants" / PACKAGE / (m + ".meta")
+        if meta.exists():
+            data = json.loads(meta.read_text("utf-8"))
+            codes = data.get("exit_code_by_key", {})
+            data["exit_code_by_key"] = {k: None if c in NO_TESTS else c for k, c in codes.items()}
+            meta.write_text(json.dumps(data, indent=4), "utf-8")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(sorted(modules)), "utf-8")
+
+
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
@@ -200,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         _copy_tree(workdir)
         _forget_plain_copies(workdir, modules)
+        _forget_other_selection(workdir, modules)
         _write_config(workdir, modules)
         env = _environment(workdir)
         run = subprocess.run(
