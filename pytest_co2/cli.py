@@ -147,6 +147,23 @@ def _load(path: str) -> Any:
         raise UsageError(" ".join(str(exc).split())) from None
 
 
+def _live_intensity(session: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any]:
+    """A run's --co2-intensity-source value and forecast, unless --region/--month replace it."""
+    from .carbon.intensity import Intensity
+    from .carbon.providers import ForecastPoint, ProviderError
+
+    it = session.get("intensity")
+    if args.region or args.month or not isinstance(it, dict):
+        return None, ()
+    if it.get("provenance") in (None, "shipped"):
+        return None, ()
+    try:
+        points = tuple(ForecastPoint.from_dict(p) for p in session.get("intensity_forecast") or ())
+        return Intensity.from_dict(it), points
+    except (KeyError, TypeError, ValueError, ProviderError):
+        return None, ()
+
+
 def cmd_advise(args: argparse.Namespace) -> int:
     """Where (and in which month with data) a saved run's work would emit least."""
     import json
@@ -156,11 +173,14 @@ def cmd_advise(args: argparse.Namespace) -> int:
 
     report = _load(args.file)
     settings = report.session.get("settings") or {}
+    live, forecast = _live_intensity(report.session, args)
     accounting = Accounting(
         args.region or settings.get("region") or DEFAULT_REGION,
         args.month or settings.get("month"),
         pue=float(settings.get("pue") or DEFAULT_PUE),
         intensity_file=args.intensity_file,
+        intensity=live,
+        forecast=forecast,
     )
     regions = tuple(r.strip() for r in (args.regions or "").split(",") if r.strip())
     advice = advise_run(report.tests, accounting, regions)

@@ -656,7 +656,7 @@ def test_a_backend_registered_by_a_conftest_hook_is_selectable(pytester: pytest.
     assert data["session"]["settings"]["backend"] == "wallplug"
     help_text = pytester.runpytest("--help").stdout.str()
     assert (
-        "one of: auto, nvml, rapl, estimate, carbontracker, constant:<watts>, wallplug"
+        "one of: auto, nvml, amdsmi, rapl, estimate, carbontracker, constant:<watts>, wallplug"
         in " ".join(help_text.split())
     )
     result = pytester.runpytest("--co2-backend=wallplugg")

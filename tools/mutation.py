@@ -106,6 +106,23 @@ def _forget_other_selection(workdir: Path, modules: list[str]) -> None:
     marker.write_text(json.dumps(sorted(modules)), "utf-8")
 
 
+def _retest_survivors(workdir: Path, modules: list[str]) -> None:
+    """Clear the verdict of every surviving mutant so that this run tests it again.
+
+    mutmut keeps a verdict until the mutated function's source changes; new tests alone
+    would otherwise never turn a survivor into a kill. Killed mutants keep their verdict.
+    """
+    for m in modules:
+        meta = workdir / "mutants" / PACKAGE / (m + ".meta")
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text("utf-8"))
+        codes = data.get("exit_code_by_key", {})
+        if any(c in SURVIVED for c in codes.values()):
+            data["exit_code_by_key"] = {k: None if c in SURVIVED else c for k, c in codes.items()}
+            meta.write_text(json.dumps(data, indent=4), "utf-8")
+
+
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
@@ -220,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         _copy_tree(workdir)
         _forget_plain_copies(workdir, modules)
         _forget_other_selection(workdir, modules)
+        _retest_survivors(workdir, modules)
         _write_config(workdir, modules)
         env = _environment(workdir)
         run = subprocess.run(

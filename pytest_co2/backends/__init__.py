@@ -1,7 +1,7 @@
 """Energy backends: where joules come from.
 
 ``make_backend(spec)`` turns a ``--co2-backend`` value into a :class:`Backend`. Hardware
-modules (``nvml``, ``rapl``, ``carbontracker_adapter``) are imported only when asked for,
+modules (``nvml``, ``amdsmi``, ``rapl``, ``carbontracker_adapter``) are imported only when asked for,
 so ``import pytest_co2`` stays light.
 """
 
@@ -33,7 +33,15 @@ __all__ = [
     "make_backend",
 ]
 
-BACKEND_NAMES = ("auto", "nvml", "rapl", "estimate", "carbontracker", "constant:<watts>")
+BACKEND_NAMES = (
+    "auto",
+    "nvml",
+    "amdsmi",
+    "rapl",
+    "estimate",
+    "carbontracker",
+    "constant:<watts>",
+)
 _B = TypeVar("_B", bound=Backend)
 BUILTIN_NAMES = tuple(n.split(":", 1)[0] for n in BACKEND_NAMES)
 
@@ -81,7 +89,8 @@ def make_backend(
     ``cpu_share`` is this process's share of the CPUs it may use (1/N of N xdist workers);
     ``gpus`` a ``nvml.parse_gpu_devices`` selection (``--co2-gpus``), None: automatic.
 
-    ``auto``: NVML for the visible NVIDIA GPUs where present, plus RAPL for the CPU where
+    ``auto``: NVML for the visible NVIDIA GPUs and AMD SMI for the visible AMD GPUs where
+    present (both on a mixed node), plus RAPL for the CPU where
     readable, else the CPU-time estimate. Absent hardware is skipped with a note;
     hardware that is present but unusable is skipped with a :class:`BackendWarning`
     that says how to fix it.
@@ -101,15 +110,23 @@ def make_backend(
         from .rapl import RaplBackend
 
         return RaplBackend()
-    if spec == "nvml":
-        from .nvml import NvmlBackend
-
-        return NvmlBackend(gpus=gpus)
+    if spec in ("nvml", "amdsmi"):
+        return _make_gpu(spec, gpus)
     if spec == "carbontracker":
         from .carbontracker_adapter import CarbontrackerBackend
 
         return CarbontrackerBackend()
     return _make_auto(cpu_tdp_w, cpu_watts_per_thread, cpu_share, gpus)
+
+
+def _make_gpu(spec: str, gpus: Any) -> Backend:
+    if spec == "amdsmi":
+        from .amdsmi import AmdsmiBackend
+
+        return AmdsmiBackend(gpus=gpus)
+    from .nvml import NvmlBackend
+
+    return NvmlBackend(gpus=gpus)
 
 
 def _make_auto(
@@ -118,6 +135,7 @@ def _make_auto(
     cpu_share: float = 1.0,
     gpus: Any = None,
 ) -> Backend:
+    from .amdsmi import AmdsmiBackend
     from .composite import CompositeBackend
     from .estimate import EstimateBackend
     from .nvml import NvmlBackend
@@ -132,6 +150,13 @@ def _make_auto(
     except BackendError as exc:
         warn(f"NVML GPU energy unavailable, GPUs are not measured: {exc}")
         notes.append(f"NVML failed: {exc}")
+    try:
+        parts.append(AmdsmiBackend(gpus=gpus))
+    except BackendUnavailable as exc:
+        notes.append(f"no AMD GPU: {exc}")
+    except BackendError as exc:
+        warn(f"AMD SMI GPU energy unavailable, AMD GPUs are not measured: {exc}")
+        notes.append(f"AMD SMI failed: {exc}")
     try:
         parts.append(RaplBackend())
     except BackendError as exc:

@@ -11,6 +11,7 @@ from .intensity import Intensity, lookup
 
 if TYPE_CHECKING:
     from ..measure.records import Projection
+    from .providers.base import ForecastPoint
 
 
 class Accounting:
@@ -25,14 +26,19 @@ class Accounting:
         intensity_g_per_kwh: float | None = None,
         intensity_file: str | None = None,
         whatif_regions: Sequence[str] = (),
+        intensity: Intensity | None = None,
+        forecast: Sequence[ForecastPoint] = (),
     ) -> None:
+        """``intensity``: an already resolved value (a provider's, see
+        ``carbon.providers``) used instead of the shipped data; ``forecast``: its forecast."""
         self.region = region
         self.month = month
         self.pue = pue
         self.intensity_file = intensity_file
-        self.intensity = lookup(
+        self.intensity = intensity or lookup(
             region, month, intensity_g_per_kwh=intensity_g_per_kwh, csv_path=intensity_file
         )
+        self.forecast = tuple(forecast)
         self.whatif = {r: lookup(r, None, csv_path=intensity_file) for r in whatif_regions}
         self._cache: dict[tuple[str, str | None], Intensity] = {}
 

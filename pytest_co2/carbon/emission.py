@@ -105,12 +105,21 @@ class Emission:
     co2e_kg: float
     std_kg: float
     ci95_kg: float
+    # With --co2-intensity-source: live, cached, file or fallback, the provider's zone, the
+    # datetime of the value and why it fell back. None (absent from the dict): shipped data.
+    provenance: str | None = None
+    zone: str | None = None
+    at: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {f: getattr(self, f) for f in self.__dataclass_fields__}  # cheaper than asdict
         for key in ("std_kg", "ci95_kg"):  # NaN (spread unknown, one window) -> null
             if not math.isfinite(d[key]):
                 d[key] = None
+        for key in _PROVENANCE:
+            if d[key] is None:
+                del d[key]
         return d
 
     @classmethod
@@ -127,7 +136,11 @@ class Emission:
             co2e_kg=float(d["co2e_kg"]),
             std_kg=math.nan if d.get("std_kg") is None else float(d["std_kg"]),
             ci95_kg=math.nan if d.get("ci95_kg") is None else float(d["ci95_kg"]),
+            **{k: str(d[k]) for k in _PROVENANCE if d.get(k) is not None},
         )
+
+
+_PROVENANCE = ("provenance", "zone", "at", "reason")
 
 
 def emission(
@@ -158,4 +171,17 @@ def emission(
         co2e_kg=co2e_kg(energy_kwh, ci, pue),
         std_kg=math.nan if math.isnan(std_kwh) else co2e_kg(std_kwh, ci, pue),
         ci95_kg=math.nan if math.isnan(ci95_kwh) else co2e_kg(ci95_kwh, ci, pue),
+        **_provenance_of(intensity),
     )
+
+
+def _provenance_of(intensity: Intensity) -> dict[str, str | None]:
+    provenance = getattr(intensity, "provenance", "shipped")
+    if provenance == "shipped":
+        return {}
+    return {
+        "provenance": provenance,
+        "zone": intensity.zone,
+        "at": intensity.at,
+        "reason": intensity.reason,
+    }

@@ -64,13 +64,29 @@ class Intensity:
     year: int | None
     month: int | None  # 1..12 when a monthly value was selected
     source: str
+    # Where a value of --co2-intensity-source came from (the defaults: shipped data, as before).
+    provenance: str = "shipped"  # shipped | live | cached | file | fallback
+    zone: str | None = None  # the provider's zone ("DE", "GB", "GB-13")
+    at: str | None = None  # ISO datetime the value is for
+    fetched_at: str | None = None  # ISO datetime it was fetched (live, cached)
+    age_s: float | None = None  # age of a cached value when it was used
+    reason: str | None = None  # why the live value was not used (fallback, stale cache)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for key in _PROVENANCE_FIELDS:  # shipped data: exactly the record of before
+            if d[key] is None or (key == "provenance" and d[key] == "shipped"):
+                del d[key]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Intensity:
         year, month = d.get("year"), d.get("month")
+        age = d.get("age_s")
+
+        def text(key: str) -> str | None:
+            return None if d.get(key) is None else str(d[key])
+
         return cls(
             region=str(d["region"]),
             name=str(d.get("name", d["region"])),
@@ -78,7 +94,32 @@ class Intensity:
             year=None if year is None else int(year),
             month=None if month is None else int(month),
             source=str(d.get("source", "")),
+            provenance=str(d.get("provenance") or "shipped"),
+            zone=text("zone"),
+            at=text("at"),
+            fetched_at=text("fetched_at"),
+            age_s=None if age is None else float(age),
+            reason=text("reason"),
         )
+
+    @property
+    def provenance_text(self) -> str:
+        """``""`` for shipped data, else e.g. ``"live, zone DE, 2026-12-03T08:00Z"``,
+        ``"cached 12 min ago, zone GB, ..."`` or ``"fallback to shipped data: <reason>"``."""
+        if self.provenance == "shipped":
+            return ""
+        if self.provenance == "fallback":
+            return f"fallback to shipped data: {self.reason or 'no reason recorded'}"
+        what = self.provenance
+        if self.provenance == "cached" and self.age_s is not None:
+            what = f"cached {format_age(self.age_s)} ago"
+        parts = [what]
+        if self.zone:
+            parts.append(f"zone {self.zone}")
+        if self.at:
+            parts.append(f"at {self.at}")
+        text = ", ".join(parts)
+        return f"{text} ({self.reason})" if self.reason else text
 
     @property
     def month_text(self) -> str | None:
@@ -96,6 +137,20 @@ class Intensity:
         if self.year is not None:
             return f"{self.region} {value} ({self.year})"
         return f"{self.region} {value}"
+
+
+_PROVENANCE_FIELDS = ("provenance", "zone", "at", "fetched_at", "age_s", "reason")
+
+
+def format_age(seconds: float) -> str:
+    """``42`` -> "42 s", ``700`` -> "12 min", ``7300`` -> "2.0 h", ``200000`` -> "2.3 days"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def format_g_per_kwh(value: float) -> str:

@@ -134,6 +134,11 @@ class _XdistHooks:
         from .provider import WORKER_FACTS_KEY
 
         node.workerinput[WORKER_FACTS_KEY] = self.state.provider.facts_for_workers()
+        from .live_intensity import WORKER_KEY, for_workers
+
+        live = for_workers(self.state.live)
+        if live is not None:
+            node.workerinput[WORKER_KEY] = live
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         from .provider import WORKER_FACTS_KEY
@@ -150,6 +155,7 @@ class Co2Plugin:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         from ..carbon.accounting import Accounting
         from .collector import Collector
+        from .live_intensity import region_for, resolve_live
         from .progress import ProgressLine
         from .provider import BackendProvider
         from .writer import ReportWriter
@@ -159,13 +165,16 @@ class Co2Plugin:
         self.role = xdist.role(config)
         self.is_worker = self.role == "worker"
         self.started = _dt.datetime.now().astimezone()
+        self.live = resolve_live(config, settings)  # --co2-intensity-source, once, at start
         self.accounting = Accounting(
-            settings.region,
+            region_for(self.live, settings),
             settings.month,
             pue=settings.pue,
             intensity_g_per_kwh=settings.intensity,
             intensity_file=settings.intensity_file,
             whatif_regions=settings.regions,
+            intensity=None if self.live is None else self.live.intensity,
+            forecast=() if self.live is None else self.live.forecast,
         )
         self.provider = BackendProvider(config, settings)
         self.collector = Collector()
@@ -358,9 +367,13 @@ class Co2Plugin:
         month = f" {s.month}" if s.month else ""
         lines = [
             f"co2: backend {self.provider.describe()}",
-            f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}); "
+            f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}"
+            f"{'; ' + i.provenance_text if i.provenance_text else ''}); "
             f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
         ]
+        from .live_intensity import header_lines
+
+        lines += header_lines(self.live)
         if self.role != "controller":
             est = find_part(self.provider.backend, EstimateBackend)
             if est is not None and est.basis not in lines[0]:
@@ -417,8 +430,9 @@ class Co2Plugin:
         i, s = self.accounting.intensity, self.settings
         width = _terminal_width(tr)
         for line in wrap(
-            f"region {i.region}{' ' + s.month if s.month else ''} "
-            f"{i.g_per_kwh:g} g CO2e/kWh, PUE {s.pue:g}; ± is the per-unit spread scaled "
+            f"region {i.region}{' ' + s.month if s.month else ''} {i.g_per_kwh:g} g CO2e/kWh"
+            f"{' (' + i.source + '; ' + i.provenance_text + ')' if i.provenance_text else ''}"
+            f", PUE {s.pue:g}; ± is the per-unit spread scaled "
             "to the projection (the paper's convention); method says how energy was obtained",
             width,
         ):
@@ -522,6 +536,8 @@ class Co2Plugin:
                     "subtracted": s.subtract_idle,
                 }
         info["runtime"] = self.config.stash.get(RUNTIME_KEY, None)
+        if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
+            info["intensity_forecast"] = [p.to_dict() for p in self.live.forecast]
         info["xdist_workers"] = (
             xdist.worker_count(self.config) if self.role == "controller" else None
         )

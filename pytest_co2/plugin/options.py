@@ -209,6 +209,28 @@ def parse_compare_fail(text: str) -> tuple[Any, ...]:
     return parse_fail_specs(text)
 
 
+def parse_intensity_source(text: str) -> str:
+    from ..carbon.providers.resolve import parse_source
+
+    return parse_source(text)
+
+
+def parse_url(text: str) -> str:
+    url = str(text).strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ValueError(f"invalid URL {text!r}: expected http://HOST[:PORT][/PATH] or https://...")
+    return url
+
+
+def parse_zone(text: str) -> str:
+    zone = str(text).strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,40}", zone):
+        raise ValueError(
+            f"invalid zone {text!r}: expected a zone key such as DE, US-CAL-CISO, GB-13"
+        )
+    return zone
+
+
 def parse_existing_file(text: str) -> str:
     if not os.path.isfile(text):
         raise ValueError(
@@ -273,6 +295,42 @@ OPTIONS: tuple[Option, ...] = (
         "CSV",
     ),
     Option(
+        "intensity_source",
+        parse_intensity_source,
+        "live intensity, looked up once at start (cached 1 h in .pytest_cache; on failure a "
+        "stale cache, else the shipped data, with a warning): electricitymaps (token in "
+        "ELECTRICITYMAPS_TOKEN), ukgrid (api.carbonintensity.org.uk, no key) or file:PATH "
+        "(JSON or CSV); default: the shipped data",
+        "SOURCE",
+    ),
+    Option(
+        "intensity_zone",
+        parse_zone,
+        "the provider's zone: an Electricity Maps zone key (default --co2-region), or for "
+        "ukgrid GB (default) or a region GB-1..GB-17 (GB-13: London)",
+        "ZONE",
+    ),
+    Option(
+        "intensity_timeout",
+        parse_positive_float("intensity look-up timeout", maximum=60.0),
+        "seconds each request of --co2-intensity-source may take (default 5)",
+        "SECONDS",
+    ),
+    Option(
+        "intensity_cache_ttl",
+        parse_positive_float("intensity cache TTL", 0.0, inclusive=True),
+        "seconds a cached --co2-intensity-source value is used without a request (default "
+        "3600; 0: always ask)",
+        "SECONDS",
+    ),
+    Option(
+        "intensity_url",
+        parse_url,
+        "base URL of the --co2-intensity-source API instead of the provider's (a proxy, a "
+        "local test server)",
+        "URL",
+    ),
+    Option(
         "pue",
         parse_pue,
         "power usage effectiveness of the data centre (>= 1; default 1.55, the paper's)",
@@ -317,7 +375,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "backend",
         parse_backend,
-        "energy source: auto (default), nvml, rapl, estimate, carbontracker, constant:<watts>",
+        "energy source: auto (default), nvml, amdsmi, rapl, estimate, carbontracker, "
+        "constant:<watts>",
         "NAME",
     ),
     Option(
@@ -336,9 +395,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "gpus",
         parse_gpus,
-        "the NVIDIA GPUs to measure: auto (default: those holding this process's CUDA context, "
-        "else CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES), all, none, or a list of indices, "
-        "cuda:N, GPU-<uuid prefix>",
+        "the GPUs to measure: auto (default: NVIDIA, those holding this process's CUDA context, "
+        "else CUDA_VISIBLE_DEVICES / NVIDIA_VISIBLE_DEVICES; AMD, ROCR_VISIBLE_DEVICES then "
+        "HIP_VISIBLE_DEVICES), all, none, or a list of indices, cuda:N, GPU-<uuid prefix>",
         "GPUS",
     ),
     Option(
@@ -447,6 +506,11 @@ class Settings:
     month: str | None = None
     intensity: float | None = None
     intensity_file: str | None = None
+    intensity_source: str = ""  # "": the shipped data
+    intensity_zone: str | None = None
+    intensity_timeout: float = 5.0
+    intensity_cache_ttl: float = 3600.0
+    intensity_url: str | None = None
     pue: float = DEFAULT_PUE
     extrapolate: dict[str, int] = field(default_factory=dict)
     precision: float = DEFAULT_PRECISION  # 0.0: off

@@ -7,15 +7,27 @@ strongest practical finding is this spread: up to 94x between regions, 50% betwe
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..carbon.accounting import Accounting
 from ..carbon.emission import co2e_kg
-from ..carbon.intensity import Intensity, lookup, monthly_values, paper_regions
+from ..carbon.forecast import best_start
+from ..carbon.intensity import (
+    Intensity,
+    IntensityError,
+    format_age,
+    format_g_per_kwh,
+    lookup,
+    monthly_values,
+    paper_regions,
+)
+from ..carbon.providers.base import ForecastPoint, iso
 from .fmt import fmt_num, region_text
-from .model import TestRecord, Totals, all_results
+from .model import Result, TestRecord, all_results
 
 
 @dataclass(frozen=True)
@@ -100,9 +112,18 @@ class Candidates:
     def find(
         cls, current: Intensity, regions: Sequence[str], *, intensity_file: str | None = None
     ) -> Candidates:
-        yearly = [lookup(r, None, csv_path=intensity_file) for r in regions]
+        # a live value stands for its region: its yearly average is no other choice
+        live = current.provenance != "shipped"
+        yearly = [
+            lookup(r, None, csv_path=intensity_file)
+            for r in regions
+            if not (live and r == current.region)
+        ]
         best = min([*yearly, current], key=lambda it: it.g_per_kwh)
-        months = monthly_values(current.region, csv_path=intensity_file)
+        try:
+            months = monthly_values(current.region, csv_path=intensity_file)
+        except IntensityError:  # a live zone the shipped data does not know
+            months = []
         if not months:  # no monthly data here: the best month of any candidate that has some
             months = [it for r in regions for it in monthly_values(r, csv_path=intensity_file)]
         best_month = min(months, key=lambda it: it.g_per_kwh) if months else None
@@ -132,16 +153,74 @@ def advise(
     return Candidates.find(current, regions, intensity_file=intensity_file).advice(energy_kwh, pue)
 
 
-def advise_run(
-    tests: Sequence[TestRecord], accounting: Accounting, regions: Sequence[str] = ()
+def projected_duration_s(results: Sequence[Result]) -> float:
+    """How long the projected work takes: each measurement's seconds per unit x its units."""
+    return math.fsum(
+        r.measurement.duration_s * r.projection.n / r.measurement.units
+        for r in results
+        if r.measurement.units > 0
+    )
+
+
+def start_advice(
+    forecast: Sequence[ForecastPoint],
+    energy_kwh: float,
+    duration_s: float,
+    current: Intensity,
+    pue: float,
+    now: _dt.datetime,
 ) -> dict[str, Any]:
-    """The ``advice`` block of a report: for the session and for each test."""
+    """The best start in the next 24 h for a run of ``duration_s`` and ``energy_kwh`` (spread
+    evenly over the run): the forecast's figures and a sentence."""
+    best = best_start(forecast, duration_s, now, current_g_per_kwh=current.g_per_kwh)
+    run = format_age(duration_s)
+    if best is None:
+        return {
+            "best_start": None,
+            "text": f"the forecast does not cover a run of {run} starting in the next 24 h",
+        }
+    kg = co2e_kg(energy_kwh, best.mean_g_per_kwh, pue)
+    now_kg = None if best.now_g_per_kwh is None else co2e_kg(energy_kwh, best.now_g_per_kwh, pue)
+    d = {**best.to_dict(), "co2e_kg": kg, "now_co2e_kg": now_kg}
+    saving = best.saving
+    if now_kg is None or saving is None or best.start <= now or saving >= 0:
+        text = f"starting now is the lowest-emission start of a {run} run in the next 24 h"
+    else:
+        wait = format_age((best.start - now).total_seconds())
+        text = (
+            f"start at {iso(best.start)} (in {wait}): {fmt_num(kg)} kg instead of "
+            f"{fmt_num(now_kg)} kg now ({saving:+.0%}; forecast "
+            f"{format_g_per_kwh(best.mean_g_per_kwh)} vs "
+            f"{format_g_per_kwh(best.now_g_per_kwh or 0.0)} g/kWh over the {run} run)"
+        )
+    return {"best_start": d, "text": text}
+
+
+def advise_run(
+    tests: Sequence[TestRecord],
+    accounting: Accounting,
+    regions: Sequence[str] = (),
+    *,
+    now: _dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The ``advice`` block of a report: for the session and for each test; with a forecast
+    (``accounting.forecast``), also the best start time in the next 24 h."""
     regs = candidates(regions)
     found = Candidates.find(accounting.intensity, regs, intensity_file=accounting.intensity_file)
     pue = accounting.pue
-    session = found.advice(Totals.of(all_results(tests)).energy_kwh, pue)
-    per_test: Mapping[str, Any] = {
-        t.nodeid: found.advice(sum(r.projection.energy_kwh for r in t.results), pue).to_dict()
-        for t in tests
-    }
-    return {"candidates": regs, "session": session.to_dict(), "tests": dict(per_test)}
+    forecast = getattr(accounting, "forecast", ())
+    when = now or _dt.datetime.now(_dt.timezone.utc)
+
+    def block(results: Sequence[Result]) -> dict[str, Any]:
+        energy = math.fsum(r.projection.energy_kwh for r in results)
+        d = found.advice(energy, pue).to_dict()
+        if forecast:
+            start = start_advice(
+                forecast, energy, projected_duration_s(results), accounting.intensity, pue, when
+            )
+            d["best_start"] = start["best_start"]
+            d["text"] += "; " + start["text"]
+        return d
+
+    per_test: Mapping[str, Any] = {t.nodeid: block(t.results) for t in tests}
+    return {"candidates": regs, "session": block(all_results(tests)), "tests": dict(per_test)}

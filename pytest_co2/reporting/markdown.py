@@ -38,6 +38,19 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
+def _provenance(intensity: Mapping[str, Any]) -> str:
+    """`` (source; live, zone DE, at ...)`` for a --co2-intensity-source value, else ``""``."""
+    if intensity.get("provenance") in (None, "shipped"):
+        return ""
+    from ..carbon.intensity import Intensity
+
+    try:
+        it = Intensity.from_dict(dict(intensity))
+    except (KeyError, TypeError, ValueError):
+        return f" ({md_text(intensity.get('provenance'))})"
+    return f" ({md_text(it.source)}; {md_text(it.provenance_text)})"
+
+
 def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> str:
     """The report (and its comparison, if any) as markdown: a heading, the accounting used,
     one row per measurement, a total, regressions."""
@@ -54,7 +67,7 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
     lines = [f"### {md_text(title)}", ""]
     lines.append(
         f"Region {md_text(intensity.get('region', '?'))}{month}, "
-        f"{'?' if g is None else format(g, 'g')} g CO2e/kWh; "
+        f"{'?' if g is None else format(g, 'g')} g CO2e/kWh{_provenance(intensity)}; "
         f"PUE {'?' if pue is None else format(pue, 'g')}; backend {md_text(session.get('backend', '?'))}"
     )
     exclusive = session.get("exclusive")
