@@ -459,11 +459,40 @@ def test_wraps_that_land_mid_range_several_in_one_window(tmp_path: Path) -> None
         ]
 
 
-def test_a_wrap_of_exactly_half_the_range_counts(tmp_path: Path) -> None:
+def test_a_wrap_of_exactly_half_the_range_counts(tmp_path: Path, fake_time: FakeTime) -> None:
+    """No time passes (the 500 W bound allows nothing): half the range is the limit."""
     dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 2_000_000, max_uj=3_000_000)
     with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
         set_uj(dom, 500_000)  # 1 J + 0.5 J = half of 3 J: still a plausible wrap
         assert list(backend.read_j()) == [1.5]
+        assert backend.faults == []
+        set_uj(dom, 2_000_000)
+        assert list(backend.read_j()) == [3.0]
+        set_uj(dom, 1_000_000)  # 1 J + 1 J: two thirds of the range in no time, a fault
+        with pytest.warns(BackendWarning, match=r"\(2000000 -> 1000000 uJ\)"):
+            assert list(backend.read_j()) == [3.0]
+        set_uj(dom, 2_000_000)
+        assert list(backend.read_j()) == [4.0]
+        set_uj(dom, 500_001)  # one microjoule past half: a fault again, noted and warned once
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert list(backend.read_j()) == [4.0]
+        assert [f.split("(")[1] for f in backend.faults] == [
+            "2000000 -> 1000000 uJ) without a plausible wrap; no energy is counted for that "
+            "interval",
+            "2000000 -> 500001 uJ) without a plausible wrap; no energy is counted for that "
+            "interval",
+        ]
+        assert len([n for n in backend.notes if "backwards" in n]) == 1
+
+
+def test_a_wrap_between_a_third_and_half_of_the_range_counts(
+    tmp_path: Path, fake_time: FakeTime
+) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 2_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 300_000)  # 1 J + 0.3 J: more than a third of 3 J, less than half
+        assert list(backend.read_j()) == [1.3]
         assert backend.faults == []
 
 
@@ -635,3 +664,95 @@ def test_the_poller_thread_and_its_default_interval(tree: dict[str, Path]) -> No
         assert backend.poll_interval_s == MAX_POLL_INTERVAL_S  # 262 kJ ranges: the 10 s cap
         assert backend._thread is not None and backend._thread.name == "pytest-co2-rapl-poller"
         assert backend.name == "rapl"
+
+
+# -- issue 16: edges of the rest ---------------------------------------------------------------
+
+
+def test_a_range_of_one_microjoule_is_known(tmp_path: Path) -> None:
+    d = rapl.RaplDomain(tmp_path, "package-0", "cpu", 0, 1)
+    assert default_poll_interval_s([d]) == rapl.MIN_POLL_INTERVAL_S
+    assert default_poll_interval_s([rapl.RaplDomain(tmp_path, "p", "cpu", 0, 0)]) == 10.0
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 5, max_uj=1)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        assert not [n for n in backend.notes if "max_energy_range_uj" in n]
+        set_uj(dom, 2)  # above the range of 1 uJ: not a wrap, and not a restart either
+        with pytest.warns(BackendWarning, match=r"\(5 -> 2 uJ\)"):
+            assert list(backend.read_j()) == [0.0]
+
+
+def test_counter_files_are_opened_close_on_exec(tree: dict[str, Path]) -> None:
+    import fcntl
+
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        assert all(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC for fd in backend._fds)
+        assert all(d.shared for d in backend.devices)
+
+
+def test_the_exact_messages_of_a_revoked_permission_and_a_closed_backend(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RaplBackend(tree["root"], poll_interval_s=3600)
+    set_uj(tree["pkg0"], 11_000_052)  # 10.000052 J counted before the fault
+
+    def deny(fd: int) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    assert backend.read_j()[0] == 10.000052
+    monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(deny))
+    with pytest.warns(BackendWarning):
+        backend.read_j()
+    monkeypatch.undo()
+    assert backend.faults[0] == (
+        "RAPL package-0: reading failed (permission denied): "
+        + rapl.permission_fix(tree["root"])
+        + "; its energy is frozen at the last good reading (10.0001 J) and not counted after that"
+    )
+    backend.close()
+    with pytest.raises(BackendError, match=r"^the RAPL backend is closed$"):
+        backend.read_j()
+
+
+def test_the_presence_check_goes_on_past_failed_and_unstatable_domains(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        backend._failed[0] = "broken"  # package-0 (first in order) is frozen
+        (tree["pkg1"] / "energy_uj").unlink()
+        backend._check_present_locked()
+        assert set(backend.failed) == {"cpu:package-0", "cpu:package-1"}
+    set_uj(tree["pkg1"], 0)
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        real_stat = rapl.os.stat
+        pkg0 = tree["pkg0"] / "energy_uj"
+
+        def stat(path: Path) -> object:
+            if Path(path) == pkg0:
+                raise PermissionError(13, "Permission denied")
+            return real_stat(path)
+
+        monkeypatch.setattr(rapl.os, "stat", stat)
+        (tree["dram0"] / "energy_uj").unlink()
+        backend._check_present_locked()
+        monkeypatch.undo()
+        assert set(backend.failed) == {"dram:0"}
+
+
+def test_the_poller_swallows_errors_and_close_is_safe_on_a_half_built_backend(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+
+        def boom() -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(backend, "_check_present_locked", boom)
+        backend._poll_once()  # no exception escapes into the poller thread
+        monkeypatch.setattr(backend, "close", boom)
+        backend.__del__()  # nor out of __del__
+        monkeypatch.undo()
+        os.close(backend._fds[0])  # an fd closed behind its back: close() still succeeds
+    assert backend._fds == []
+    RaplBackend.__new__(RaplBackend).close()  # __init__ failed before any attribute was set
