@@ -4,8 +4,13 @@ changes an asserted value."""
 
 from __future__ import annotations
 
-import pytest
+import types
+from pathlib import Path
 
+import pytest
+from fake_machine import cpuinfo_text, make_tree
+
+from pytest_co2.backends import BackendError
 from pytest_co2.backends import estimate as est
 from pytest_co2.backends.cpuinfo import CpuInfo, Virtualization
 from pytest_co2.backends.estimate import PerThreadPower, PowerRow, load_power_table
@@ -26,6 +31,7 @@ TABLE_TEXT = "\n".join(
         "name,epyc 7000",
     ]
 )
+# A table parsed inside each test (at import time no mutant is active).
 TABLE = load_power_table(TABLE_TEXT)
 ZEN3 = PowerRow(
     "microarchitecture", "zen3", "AMD Zen 3", "amd", 4, 0.3, 1.5, 0.2, 0.4, 1.25, 1.75, 96.0,
@@ -44,6 +50,8 @@ NAME_7763 = "AMD EPYC 7763 64-Core Processor"
 
 
 def test_every_column_of_the_table_is_read() -> None:
+    table = load_power_table(TABLE_TEXT)
+    assert table == TABLE
     assert TABLE.recent == PowerRow(
         "recent", "all results 2021+", "", "", 10, 0.5, 2.5, 0.25, 0.75, 1.5, 3.5, 64.0,
         "2021-2026",
@@ -223,3 +231,105 @@ def test_the_threads_of_one_package_first_that_applies(monkeypatch: pytest.Monke
     assert threads(CpuInfo(), BARE, None, ZEN5) == (6.0, "os.cpu_count()")
     monkeypatch.setattr(est.os, "cpu_count", lambda: None)
     assert threads(CpuInfo(), BARE, None, None) == (1.0, "os.cpu_count()")
+
+
+# -- the backend's own edges -----------------------------------------------------------------
+
+
+def test_the_windows_cpu_seconds_and_no_peak_rss_without_resource(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    times = types.SimpleNamespace(user=1.0, system=2.0, children_user=4.0, children_system=8.0)
+    monkeypatch.setattr(est, "_resource", None)
+    monkeypatch.setattr(est.os, "times", lambda: times)
+    assert est.process_cpu_s() == 15.0
+    assert est.rss_bytes_peak() == 0
+
+
+def test_clock_ticks_unknown_are_taken_as_10_ms(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_sysconf(name: str) -> int:
+        raise ValueError(name)
+
+    monkeypatch.setattr(est.os, "sysconf", no_sysconf)
+    monkeypatch.setattr(
+        est.time, "get_clock_info", lambda name: types.SimpleNamespace(resolution=0.5)
+    )
+    assert est.cpu_time_resolution_s() == 0.01
+
+
+def _machine(root: Path, **kw: object) -> Path:
+    return make_tree(root, cpuinfo_text(4, family=26, model=2, name="AMD EPYC 9555"), **kw)  # type: ignore[arg-type]
+
+
+def test_a_given_model_name_is_normalized_and_the_devices_are_exact(tmp_path: Path) -> None:
+    backend = est.EstimateBackend(
+        root=_machine(tmp_path),
+        cpu_model="  AMD   EPYC 7763  64-Core Processor ",
+        process_times=lambda: 0.0,
+        clock=lambda: 0.0,
+        cpu_tdp_w=0.5,  # any watts above 0 are accepted
+    )
+    assert backend.cpu_info.model_name == NAME_7763
+    assert backend.cpu_info.family == 26  # the rest of /proc/cpuinfo is kept
+    assert backend.cpu_model_name == NAME_7763
+    cpu, memory = backend.devices
+    assert (cpu.shared, cpu.update_period_s, memory.shared, memory.update_period_s) == (
+        False,
+        0.0,
+        False,
+        0.0,
+    )
+    assert (
+        "memory: in the CPU figure (SPECpower watts are whole servers), not counted again"
+        in backend.notes
+    )
+    assert memory.label == "process memory: in the CPU figure (SPECpower whole-server watts)"
+
+
+def test_a_cpu_quota_outside_a_container_marker_is_labelled_container(tmp_path: Path) -> None:
+    root = _machine(tmp_path, cgroup_files={"cpu.max": "150000 100000\n"}, cpus_allowed="0-3")
+    backend = est.EstimateBackend(root=root, process_times=lambda: 0.0, clock=lambda: 0.0)
+    assert not est.in_container(root)
+    assert backend.basis.startswith("estimated: container, bare metal, ")
+    plain = est.EstimateBackend(
+        root=_machine(tmp_path / "plain", cpus_allowed="0-3"),
+        process_times=lambda: 0.0,
+        clock=lambda: 0.0,
+    )
+    assert plain.basis.startswith("estimated: bare metal, ")
+
+
+def test_the_legacy_thread_count_and_model_name_fallbacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = est.EstimateBackend(
+        root=_machine(tmp_path), process_times=lambda: 0.0, clock=lambda: 0.0
+    )
+    power = PerThreadPower(0.5, 2.0, "x", "s")
+    monkeypatch.setattr(est.platform, "processor", lambda: "  ")
+    backend._legacy_attributes(CpuInfo(siblings=None, logical_cpus=3), power, None, None)
+    assert (backend.cpu_model_name, backend.n_cpus, backend.tdp_w) == ("unknown CPU", 3, 6.0)
+    assert backend.tdp_source == "s x 3 threads, not a TDP"
+    monkeypatch.setattr(est.os, "cpu_count", lambda: 5)
+    backend._legacy_attributes(CpuInfo(), power, None, None)
+    assert backend.n_cpus == 5
+    monkeypatch.setattr(est.os, "cpu_count", lambda: None)
+    backend._legacy_attributes(CpuInfo(), power, None, None)
+    assert backend.n_cpus == 1
+    small = PerThreadPower(0.5, 2.0, "x", "s", threads_per_package=0.4)
+    backend._legacy_attributes(CpuInfo(siblings=8), small, None, None)
+    assert backend.n_cpus == 1
+    monkeypatch.setattr(est.platform, "processor", lambda: " Zen ")
+    backend._legacy_attributes(CpuInfo(), power, None, None)
+    assert backend.cpu_model_name == "Zen"
+
+
+def test_cpu_model_without_a_name_anywhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(est.platform, "processor", lambda: "")
+    assert est.cpu_model(make_tree(tmp_path, "processor\t: 0\n")) == "unknown CPU"
+    monkeypatch.setattr(est.platform, "processor", lambda: " x86_64 ")
+    assert est.cpu_model(tmp_path) == "x86_64"
+    with pytest.raises(
+        BackendError, match=r"^invalid CPU TDP 0\.0: expected watts > 0, e\.g\. 65$"
+    ):
+        est.EstimateBackend(cpu_tdp_w=0.0, root=tmp_path)
