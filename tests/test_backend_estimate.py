@@ -522,3 +522,233 @@ def test_cpu_tdp_on_bare_metal_divides_by_the_real_package_threads(tmp_path: Pat
         "--co2-cpu-tdp 150 W / 48 threads per package (/proc/cpuinfo siblings), idle 0.24 x "
         "full: 0.75 W idle / 3.12 W full per thread, 96 threads held"
     )
+
+
+# -- issue 16: the exact figures, labels and fallbacks ----------------------------------------
+class _Usage:
+    def __init__(self, **fields: float) -> None:
+        self.__dict__.update(fields)
+
+
+class FakeResource:
+    """Stands in for the ``resource`` module: getrusage by who, recorded."""
+
+    RUSAGE_SELF, RUSAGE_CHILDREN = "self", "children"
+
+    def __init__(self, by_who: dict[str, _Usage]) -> None:
+        self.by_who: dict[str, _Usage] = by_who
+        self.asked: list[str] = []
+
+    def getrusage(self, who: str) -> _Usage:
+        self.asked.append(who)
+        return self.by_who[who]
+
+
+def test_rss_from_proc_self_statm_is_the_second_field_in_pages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened = []
+
+    def fake_open(path: str, mode: str) -> object:
+        import io
+
+        opened.append((path, mode))
+        return io.BytesIO(b"9000 250 30 4 0 80 0\n")
+
+    monkeypatch.setattr(est, "open", fake_open, raising=False)
+    assert est.rss_bytes_proc() == 250 * est._PAGE_BYTES
+    assert opened == [("/proc/self/statm", "rb")]
+    assert os.sysconf("SC_PAGE_SIZE") == est._PAGE_BYTES
+
+
+def test_rss_here_is_that_of_this_process() -> None:
+    statm = Path("/proc/self/statm").read_text().split()
+    here = est.rss_bytes_proc()
+    assert here == pytest.approx(int(statm[1]) * os.sysconf("SC_PAGE_SIZE"), rel=0.05)
+    assert est.rss_bytes_peak() > 0
+
+
+@pytest.mark.parametrize(("system", "expected"), [("Linux", 2048 * 1024), ("Darwin", 2048)])
+def test_peak_rss_is_in_kib_except_on_macos(
+    monkeypatch: pytest.MonkeyPatch, system: str, expected: int
+) -> None:
+    fake = FakeResource({"self": _Usage(ru_maxrss=2048)})
+    monkeypatch.setattr(est, "_resource", fake)
+    monkeypatch.setattr(est.platform, "system", lambda: system)
+    assert est.rss_bytes_peak() == expected
+    assert fake.asked == ["self"]
+
+
+@pytest.mark.parametrize("error", [OSError("no /proc"), ValueError("x"), IndexError("y")])
+def test_unreadable_statm_falls_back_to_the_peak_rss(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def broken() -> int:
+        raise error
+
+    monkeypatch.setattr(est, "rss_bytes_proc", broken)
+    backend = EstimateBackend(
+        root=zen5_guest(tmp_path), process_times=Fake(0.0), clock=Fake(0.0), memory_w_per_gb=1.0
+    )  # type: ignore[arg-type]
+    assert "memory: /proc/self/statm is unreadable; using the peak RSS" in backend.notes
+    assert backend._rss_bytes is est.rss_bytes_peak
+
+
+def test_statm_is_the_default_rss_reader(tmp_path: Path) -> None:
+    backend = EstimateBackend(root=zen5_guest(tmp_path), process_times=Fake(0.0), clock=Fake(0.0))  # type: ignore[arg-type]
+    assert backend._rss_bytes is est.rss_bytes_proc
+    assert not any("statm" in n for n in backend.notes)
+
+
+def test_process_cpu_seconds_add_the_waited_for_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeResource({"children": _Usage(ru_utime=1.5, ru_stime=0.25)})
+    monkeypatch.setattr(est, "_resource", fake)
+    monkeypatch.setattr(est.time, "process_time", lambda: 2.0)
+    assert est.process_cpu_s() == 3.75
+    assert fake.asked == ["children"]
+
+
+@pytest.mark.parametrize(
+    ("resolution", "ticks_hz", "expected"),
+    [(1e-9, 100, 1e-6), (0.02, 100, 0.01), (0.004, 100, 0.004), (1e-5, 1000, 1e-5)],
+)
+def test_cpu_time_resolution(
+    monkeypatch: pytest.MonkeyPatch, resolution: float, ticks_hz: int, expected: float
+) -> None:
+    class Info:
+        pass
+
+    info = Info()
+    info.resolution = resolution  # type: ignore[attr-defined]
+    asked = []
+
+    def clock_info(name: str) -> Info:
+        asked.append(name)
+        return info
+
+    monkeypatch.setattr(est.time, "get_clock_info", clock_info)
+    monkeypatch.setattr(est.os, "sysconf", lambda name: ticks_hz if name == "SC_CLK_TCK" else 0)
+    assert est.cpu_time_resolution_s() == expected
+    assert asked == ["process_time"]
+
+
+def test_the_rss_segment_closes_at_exactly_the_refresh_time(tmp_path: Path) -> None:
+    rss, clock = Fake(2 * GIB), Fake(0.0)
+    backend = EstimateBackend(
+        root=zen5_guest(tmp_path),
+        memory_w_per_gb=0.375,
+        process_times=Fake(0.0),
+        rss_bytes=rss,  # type: ignore[arg-type]
+        clock=clock,
+    )
+    assert est.RSS_REFRESH_S == 0.1
+    rss.value = 4 * GIB
+    clock.value = 0.1  # 0.1 s at 0.75 W, then the new RSS (1.5 W)
+    assert backend.read_j()[1] == pytest.approx(0.075, rel=1e-12)
+    clock.value = 0.15
+    assert backend.read_j()[1] == pytest.approx(0.075 + 1.5 * 0.05, rel=1e-12)
+    assert rss.calls == 2
+    assert "memory: process RSS x 0.375 W/GB, RSS sampled at most every 0.1 s" in backend.notes
+
+
+def test_cpu_energy_is_dynamic_cpu_seconds_plus_idle_of_the_cpus_held(tmp_path: Path) -> None:
+    cpu, clock = Fake(50.0), Fake(20.0)
+    backend = EstimateBackend(
+        root=zen5_guest(tmp_path),
+        process_times=cpu,
+        clock=clock,  # type: ignore[arg-type]
+        watts_per_thread=(0.5, 2.0),
+        cpus_held=4.0,
+    )
+    assert (backend.dynamic_w_per_thread, backend.idle_w_held, backend.cpu_w_per_thread) == (
+        1.5,
+        2.0,
+        2.0,
+    )
+    assert backend.devices[0].update_period_s == 0.0  # injected CPU time: no resolution
+    cpu.value, clock.value = 53.0, 30.0  # 3 CPU-seconds in 10 s
+    assert list(backend.read_j()) == [3 * 1.5 + 2.0 * 10, 0.0]
+    assert backend.basis.endswith("0.50 W idle / 2.00 W full per thread, 4 vCPUs held")
+
+
+@pytest.mark.parametrize(
+    ("kw", "held"),
+    [
+        ({"cpus_held": 1.0}, "1 thread held"),
+        ({"cpus_held": 2.0, "cpu_share": 0.25}, "0.5 of 2 CPUs held (this process's share)"),
+        ({"cpus_held": 3.0, "cpu_share": 1 / 3}, "1 of 3 CPUs held (this process's share)"),
+    ],
+)
+def test_the_cpus_held_in_the_label(tmp_path: Path, kw: dict[str, float], held: str) -> None:
+    root = make_tree(tmp_path, cpuinfo_text(4, name="AMD EPYC 7763 64-Core Processor"))
+    backend, _, _ = backend_on(root, **kw)
+    assert backend.basis.endswith(f" per thread, {held}")
+    assert backend.cpus_held == kw["cpus_held"] * kw.get("cpu_share", 1.0)
+
+
+def test_an_affinity_mask_in_the_label(tmp_path: Path) -> None:
+    root = make_tree(
+        tmp_path, cpuinfo_text(8, name="AMD EPYC 7763 64-Core Processor"), cpus_allowed="0-2"
+    )
+    backend, _, _ = backend_on(root)
+    assert backend.basis.endswith(" per thread, 3 threads held (affinity mask of 8 visible)")
+
+
+def test_legacy_tdp_figures_without_a_tdp(tmp_path: Path) -> None:
+    name = "AMD EPYC 7763 64-Core Processor"
+    backend, _, _ = backend_on(make_tree(tmp_path, cpuinfo_text(4, name=name, siblings=6)))
+    assert backend.n_cpus == 6  # the package's siblings
+    assert backend.tdp_w == pytest.approx(1.8379 * 6, rel=1e-12)
+    assert backend.tdp_source == (
+        "SPECpower median of 20 servers with this CPU x 6 threads, not a TDP"
+    )
+    assert backend.cpu_model_name == name
+    given, _, _ = backend_on(make_tree(tmp_path / "g", cpuinfo_text(4, name=name)), n_cpus=3)
+    assert given.n_cpus == 3 and given.tdp_w == pytest.approx(1.8379 * 3, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("watts", "shown"),
+    [((0.5, 9.994), "0.50 W idle / 9.99 W full"), ((0.5, 10.0), "0.50 W idle / 10 W full")],
+)
+def test_watts_are_shown_with_two_decimals_below_10(
+    tmp_path: Path, watts: tuple[float, float], shown: str
+) -> None:
+    backend, _, _ = backend_on(zen5_guest(tmp_path), watts_per_thread=watts)
+    assert f"{shown} per thread" in backend.basis
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"cpu_tdp_w": 0.0}, "invalid CPU TDP 0.0: expected watts > 0, e.g. 65"),
+        ({"cpu_tdp_w": float("inf")}, "invalid CPU TDP inf: expected watts > 0, e.g. 65"),
+        ({"memory_w_per_gb": -1.0}, "invalid memory power -1.0: expected W/GB >= 0"),
+        ({"memory_w_per_gb": float("nan")}, "invalid memory power nan: expected W/GB >= 0"),
+        ({"n_cpus": 0}, "invalid thread count 0: expected >= 1"),
+        ({"cpus_held": 0.0}, "invalid CPUs held 0.0: expected a number > 0"),
+        ({"cpus_held": float("inf")}, "invalid CPUs held inf: expected a number > 0"),
+        (
+            {"watts_per_thread": (3.0, 1.0)},
+            "invalid watts per thread '3.0,1.0': expected --co2-cpu-watts-per-thread=IDLE,FULL "
+            "in watts per thread, 0 <= IDLE <= FULL, e.g. 0.4,2",
+        ),
+    ],
+)
+def test_invalid_arguments_say_what_is_accepted(kw: dict[str, object], message: str) -> None:
+    with pytest.raises(BackendError) as info:
+        EstimateBackend(**kw)  # type: ignore[arg-type]
+    assert str(info.value) == message
+
+
+def test_boundary_arguments_are_accepted(tmp_path: Path) -> None:
+    backend, _, _ = backend_on(zen5_guest(tmp_path), memory_w_per_gb=0.0, n_cpus=1)
+    assert backend.n_cpus == 1 and backend.memory_w_per_gb == 0.0
+    zero_idle, _, _ = backend_on(zen5_guest(tmp_path / "z"), watts_per_thread=(0.0, 1.0))
+    assert zero_idle.idle_w_held == 0.0
+
+
+def test_cpu_model_reads_the_model_name(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, cpuinfo_text(2, name="AMD EPYC 7763 64-Core Processor"))
+    assert est.cpu_model(root) == "AMD EPYC 7763 64-Core Processor"
+    assert est.cpu_model(str(root)) == "AMD EPYC 7763 64-Core Processor"

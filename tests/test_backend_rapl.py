@@ -407,3 +407,352 @@ def test_an_energy_file_that_vanishes_is_a_fault(tree: dict[str, Path], how: str
         assert backend.failed == {"cpu:package-1": f"{path} {what}"}
         with pytest.warns(BackendWarning, match=what):
             assert list(backend.read_j()) == [0.0, 1.0, 0.0]
+
+
+# -- issue 16: data that exposes each formula -------------------------------------------------
+
+
+class FakeTime:
+    """Stands in for the ``time`` module inside ``rapl``: a settable clock, recorded sleeps."""
+
+    def __init__(self, t: float = 100.0) -> None:
+        self.t = t
+        self.sleeps: list[float] = []
+
+    def perf_counter(self) -> float:
+        return self.t
+
+    def sleep(self, s: float) -> None:
+        self.sleeps.append(s)
+        self.t += s
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    clock = FakeTime()
+    monkeypatch.setattr(rapl, "time", clock)
+    return clock
+
+
+def test_wraps_that_land_mid_range_several_in_one_window(tmp_path: Path) -> None:
+    """Range 3 J, counter from 2.5 J: each read sees one wrap landing well inside the range,
+    so ``max - last + raw`` is the only formula that gives the energy (a wrap to 0 hides it)."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 2_500_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 700_000)  # 0.5 J to the top, 0.7 J after the wrap
+        assert list(backend.read_j()) == [1.2]
+        set_uj(dom, 2_000_000)  # up 1.3 J, no wrap
+        assert list(backend.read_j()) == [2.5]
+        set_uj(dom, 400_000)  # 1 J to the top, 0.4 J after: the second wrap
+        assert list(backend.read_j()) == [3.9]
+        set_uj(dom, 2_900_000)
+        assert list(backend.read_j()) == [6.4]
+        set_uj(dom, 300_000)  # the third: 0.1 J to the top, 0.3 J after
+        assert list(backend.read_j()) == [6.8]
+        assert backend.faults == []
+        set_uj(dom, 200_000)  # down 0.1 J: a wrap would be 2.9 J, in no time
+        with pytest.warns(BackendWarning, match="without a plausible wrap"):
+            assert list(backend.read_j()) == [6.8]
+        assert backend.faults == [
+            "RAPL package-0: the counter went backwards (300000 -> 200000 uJ) without a "
+            "plausible wrap; no energy is counted for that interval"
+        ]
+
+
+def test_a_wrap_of_exactly_half_the_range_counts(tmp_path: Path, fake_time: FakeTime) -> None:
+    """No time passes (the 500 W bound allows nothing): half the range is the limit."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 2_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 500_000)  # 1 J + 0.5 J = half of 3 J: still a plausible wrap
+        assert list(backend.read_j()) == [1.5]
+        assert backend.faults == []
+        set_uj(dom, 2_000_000)
+        assert list(backend.read_j()) == [3.0]
+        set_uj(dom, 1_000_000)  # 1 J + 1 J: two thirds of the range in no time, a fault
+        with pytest.warns(BackendWarning, match=r"\(2000000 -> 1000000 uJ\)"):
+            assert list(backend.read_j()) == [3.0]
+        set_uj(dom, 2_000_000)
+        assert list(backend.read_j()) == [4.0]
+        set_uj(dom, 500_001)  # one microjoule past half: a fault again, noted and warned once
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert list(backend.read_j()) == [4.0]
+        assert [f.split("(")[1] for f in backend.faults] == [
+            "2000000 -> 1000000 uJ) without a plausible wrap; no energy is counted for that "
+            "interval",
+            "2000000 -> 500001 uJ) without a plausible wrap; no energy is counted for that "
+            "interval",
+        ]
+        assert len([n for n in backend.notes if "backwards" in n]) == 1
+
+
+def test_a_wrap_between_a_third_and_half_of_the_range_counts(
+    tmp_path: Path, fake_time: FakeTime
+) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 2_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 300_000)  # 1 J + 0.3 J: more than a third of 3 J, less than half
+        assert list(backend.read_j()) == [1.3]
+        assert backend.faults == []
+
+
+def test_a_counter_at_its_maximum_wraps(tmp_path: Path) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 3_000_000, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 250_000)
+        assert list(backend.read_j()) == [0.25]
+        assert backend.faults == []
+
+
+def test_a_counter_above_its_range_is_not_a_wrap(tmp_path: Path) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 3_000_001, max_uj=3_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        set_uj(dom, 1_000)
+        with pytest.warns(BackendWarning, match=r"\(3000001 -> 1000 uJ\)"):
+            assert list(backend.read_j()) == [0.0]
+
+
+def test_a_long_interval_makes_a_large_wrap_plausible(tmp_path: Path, fake_time: FakeTime) -> None:
+    """More than half the range, but no more than 500 W can use in the time since the last
+    read: a wrap. One microjoule more is not."""
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 150_000_000, max_uj=200_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        fake_time.t += 0.25  # 500 W x 0.25 s = 125 J
+        set_uj(dom, 75_000_000)  # 50 J to the top + 75 J
+        assert list(backend.read_j()) == [125.0]
+        assert backend.faults == []
+        set_uj(dom, 150_000_000)
+        assert list(backend.read_j()) == [200.0]
+        fake_time.t += 0.25
+        set_uj(dom, 75_000_001)
+        with pytest.warns(BackendWarning, match="without a plausible wrap"):
+            assert list(backend.read_j()) == [200.0]
+
+
+def test_a_counter_without_a_range_that_restarts_counts_from_0(
+    tmp_path: Path, fake_time: FakeTime
+) -> None:
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 900_000_000, max_uj=None)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        assert backend.notes == [
+            "RAPL: max_energy_range_uj is missing for some domains; a counter wrap there "
+            "cannot be corrected"
+        ]
+        fake_time.t += 1.0  # up to 500 J in a second
+        set_uj(dom, 500_000_000)  # restarted from 0: exactly 500 J since
+        assert list(backend.read_j()) == [500.0]
+        fake_time.t += 1.0
+        set_uj(dom, 600_000_000)
+        assert list(backend.read_j()) == [600.0]
+        fake_time.t += 1.0
+        set_uj(dom, 500_000_001)  # more than 500 J in a second: not a restart
+        with pytest.warns(BackendWarning, match="without a plausible wrap"):
+            assert list(backend.read_j()) == [600.0]
+
+
+def test_an_unchanged_counter_is_no_fault(tree: dict[str, Path]) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(3):
+            assert list(backend.read_j()) == [0.0, 0.0, 0.0]
+        assert backend.faults == [] and backend.notes == []
+
+
+def test_torn_reads_at_open_are_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime
+) -> None:
+    add_domain(tmp_path, "intel-rapl:0", "package-0", 7_000_000)
+    real = RaplBackend._read_uj
+    torn = iter([ValueError("torn"), ValueError("torn")])
+
+    def read(fd: int) -> int:
+        err = next(torn, None)
+        if err is not None:
+            raise err
+        return real(fd)
+
+    monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(read))
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        assert fake_time.sleeps == [0.0005, 0.0005]
+        assert backend._last_uj == [7_000_000]
+
+
+def test_lasting_garbage_mid_run_is_retried_for_the_retry_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_time: FakeTime
+) -> None:
+    monkeypatch.setattr(rapl, "UNPARSABLE_RETRY_S", 0.001)
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 1_000_000)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        garbage = "x" * 30
+        (dom / "energy_uj").write_text(garbage + "\n")
+        with pytest.warns(BackendWarning, match="unparsable reading"):
+            assert list(backend.read_j()) == [0.0]
+        assert fake_time.sleeps == [0.0005, 0.0005]  # 1 ms of retries, then a fault
+        (why,) = backend.failed.values()
+        assert why == f"unparsable reading {garbage[:24].encode()!r} for 1 ms"
+
+
+def test_the_poll_interval_is_clamped_and_ignores_unknown_ranges(tmp_path: Path) -> None:
+    add_domain(tmp_path, "intel-rapl:0", "package-0", max_uj=0)  # unknown range: ignored
+    add_domain(tmp_path, "intel-rapl:1", "package-1", max_uj=3_000_000)
+    assert default_poll_interval_s(discover_domains(tmp_path)) == pytest.approx(0.0015)
+    assert default_poll_interval_s(discover_domains(tmp_path), max_power_w=50.0) == 0.015
+    add_domain(tmp_path, "intel-rapl:2", "package-2", max_uj=1_000)  # wraps in 2 us
+    assert default_poll_interval_s(discover_domains(tmp_path)) == rapl.MIN_POLL_INTERVAL_S
+    assert rapl.MIN_POLL_INTERVAL_S == 0.001
+
+
+def test_discovery_of_top_level_dram_package_order_and_broken_domains(tmp_path: Path) -> None:
+    add_domain(tmp_path, "intel-rapl:10", "package-10")
+    add_domain(tmp_path, "intel-rapl:2", "package-2", max_uj=None)
+    add_domain(tmp_path, "intel-rapl:0", "package-0")
+    add_domain(tmp_path, "intel-rapl:10:0", "dram")
+    add_domain(tmp_path, "intel-rapl:3", "dram")  # top-level DRAM on some servers
+    add_domain(tmp_path, "intel-rapl:0:0", "uncore")
+    (tmp_path / "intel-rapl:4").mkdir()  # no name file: skipped
+    (tmp_path / "intel-rapl:0:1").mkdir()
+    (tmp_path / "intel-rapl:0:1" / "name").write_text("dram\n")
+    (tmp_path / "intel-rapl:0:1" / "max_energy_range_uj").write_text("n/a\n")
+    (tmp_path / "intel-rapl:0:1" / "energy_uj").write_text("0\n")
+    domains = discover_domains(tmp_path)
+    assert [(d.name, d.kind, d.package, d.max_range_uj) for d in domains] == [
+        ("package-0", "cpu", 0, REAL_RANGE_UJ),
+        ("package-2", "cpu", 2, 0),
+        ("package-10", "cpu", 10, REAL_RANGE_UJ),
+        ("dram", "dram", 0, 0),
+        ("dram", "dram", 3, REAL_RANGE_UJ),
+        ("dram", "dram", 10, REAL_RANGE_UJ),
+    ]
+    assert domains[0].path == tmp_path / "intel-rapl:0"
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        assert [d.id for d in backend.devices] == [
+            "cpu:package-0",
+            "cpu:package-2",
+            "cpu:package-10",
+            "dram:0",
+            "dram:3",
+            "dram:10",
+        ]
+        assert backend.devices[4].label == "RAPL dram (package-3)"
+
+
+def test_messages_users_read(tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tree["root"]
+    assert rapl.permission_fix(root) == (
+        f"RAPL counters under {root} are not readable (permission denied): run "
+        f"`sudo chmod -R a+r {root}/intel-rapl:*/energy_uj` "
+        f"(and `{root}/intel-rapl:*:*/energy_uj` for DRAM) or run as root"
+    )
+    for bad in (0, -1.0):
+        with pytest.raises(BackendError) as info:
+            RaplBackend(root, poll_interval_s=bad)
+        assert str(info.value) == f"invalid RAPL poll interval {bad!r}: expected seconds > 0"
+
+    def eio(path: Path) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(RaplBackend, "_open_uj", staticmethod(eio))
+    with pytest.raises(BackendError) as err:
+        RaplBackend(root)
+    assert str(err.value) == (
+        f"RAPL counters under {root} could not be read: [Errno 5] Input/output error"
+    )
+
+
+def test_the_poller_thread_and_its_default_interval(tree: dict[str, Path]) -> None:
+    with RaplBackend(tree["root"]) as backend:
+        assert backend.poll_interval_s == MAX_POLL_INTERVAL_S  # 262 kJ ranges: the 10 s cap
+        assert backend._thread is not None and backend._thread.name == "pytest-co2-rapl-poller"
+        assert backend.name == "rapl"
+
+
+# -- issue 16: edges of the rest ---------------------------------------------------------------
+
+
+def test_a_range_of_one_microjoule_is_known(tmp_path: Path) -> None:
+    d = rapl.RaplDomain(tmp_path, "package-0", "cpu", 0, 1)
+    assert default_poll_interval_s([d]) == rapl.MIN_POLL_INTERVAL_S
+    assert default_poll_interval_s([rapl.RaplDomain(tmp_path, "p", "cpu", 0, 0)]) == 10.0
+    dom = add_domain(tmp_path, "intel-rapl:0", "package-0", 5, max_uj=1)
+    with RaplBackend(tmp_path, poll_interval_s=3600) as backend:
+        assert not [n for n in backend.notes if "max_energy_range_uj" in n]
+        set_uj(dom, 2)  # above the range of 1 uJ: not a wrap, and not a restart either
+        with pytest.warns(BackendWarning, match=r"\(5 -> 2 uJ\)"):
+            assert list(backend.read_j()) == [0.0]
+
+
+def test_counter_files_are_opened_close_on_exec(tree: dict[str, Path]) -> None:
+    import fcntl
+
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        assert all(fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC for fd in backend._fds)
+        assert all(d.shared for d in backend.devices)
+
+
+def test_the_exact_messages_of_a_revoked_permission_and_a_closed_backend(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = RaplBackend(tree["root"], poll_interval_s=3600)
+    set_uj(tree["pkg0"], 11_000_052)  # 10.000052 J counted before the fault
+
+    def deny(fd: int) -> int:
+        raise PermissionError(13, "Permission denied")
+
+    assert backend.read_j()[0] == 10.000052
+    monkeypatch.setattr(RaplBackend, "_read_uj", staticmethod(deny))
+    with pytest.warns(BackendWarning):
+        backend.read_j()
+    monkeypatch.undo()
+    assert backend.faults[0] == (
+        "RAPL package-0: reading failed (permission denied): "
+        + rapl.permission_fix(tree["root"])
+        + "; its energy is frozen at the last good reading (10.0001 J) and not counted after that"
+    )
+    backend.close()
+    with pytest.raises(BackendError, match=r"^the RAPL backend is closed$"):
+        backend.read_j()
+
+
+def test_the_presence_check_goes_on_past_failed_and_unstatable_domains(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        backend._failed[0] = "broken"  # package-0 (first in order) is frozen
+        (tree["pkg1"] / "energy_uj").unlink()
+        backend._check_present_locked()
+        assert set(backend.failed) == {"cpu:package-0", "cpu:package-1"}
+    set_uj(tree["pkg1"], 0)
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+        real_stat = rapl.os.stat
+        pkg0 = tree["pkg0"] / "energy_uj"
+
+        def stat(path: Path) -> object:
+            if Path(path) == pkg0:
+                raise PermissionError(13, "Permission denied")
+            return real_stat(path)
+
+        monkeypatch.setattr(rapl.os, "stat", stat)
+        (tree["dram0"] / "energy_uj").unlink()
+        backend._check_present_locked()
+        monkeypatch.undo()
+        assert set(backend.failed) == {"dram:0"}
+
+
+def test_the_poller_swallows_errors_and_close_is_safe_on_a_half_built_backend(
+    tree: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
+
+        def boom() -> None:
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(backend, "_check_present_locked", boom)
+        backend._poll_once()  # no exception escapes into the poller thread
+        monkeypatch.setattr(backend, "close", boom)
+        backend.__del__()  # nor out of __del__
+        monkeypatch.undo()
+        os.close(backend._fds[0])  # an fd closed behind its back: close() still succeeds
+    assert backend._fds == []
+    RaplBackend.__new__(RaplBackend).close()  # __init__ failed before any attribute was set

@@ -262,7 +262,7 @@ class RaplBackend(Backend):
         """The energy behind a counter that went down: one wrap, or 0 J (and a note) if implausible."""
         max_uj = self._max_uj[i]
         possible_uj = MAX_POWER_W * elapsed_s * 1e6  # the most the domain can use meanwhile
-        if max_uj > 0 and raw <= max_uj and last <= max_uj:
+        if max_uj > 0 and last <= max_uj:  # (raw < last here)
             wrapped = max_uj - last + raw
             # the poller reads at least 4x per wrap period: a real wrap adds well under half
             if wrapped <= max_uj // 2 or wrapped <= possible_uj:
@@ -289,8 +289,7 @@ class RaplBackend(Backend):
     def _fault(self, i: int, what: str, once_key: str) -> None:
         """Record a fault of domain ``i``: every event in ``faults``, the first of a kind in
         ``notes`` and as a warning (given from the next ``read_j``, on the caller's thread)."""
-        label = self.devices[i].label if i < len(self.devices) else self.domains[i].name
-        message = f"{label}: {what}"
+        message = f"{self.devices[i].label}: {what}"
         self.faults.append(message)
         if (i, once_key) not in self._noted:
             self._noted.add((i, once_key))

@@ -54,7 +54,7 @@ class Projection:
             energy_kwh=float(d["energy_kwh"]),
             std_kwh=num(d.get("std_kwh")),
             ci95_kwh=num(d.get("ci95_kwh")),
-            measured=bool(d.get("measured", False)),
+            measured=bool(d.get("measured")),
         )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Two-sided 97.5% quantiles of Student's t for df = 1..30 (then the normal 1.96).
+from .decisions import t_quantile
+
+# Two-sided 97.5% quantiles of Student's t for df = 1..30, to 3 decimals (the usual table).
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
     2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
@@ -19,7 +22,13 @@ def t975(df: int) -> float:
     """Student's t quantile for a two-sided 95% interval with ``df`` degrees of freedom."""
     if df < 1:
         return math.nan
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+    return _T975[df - 1] if df <= len(_T975) else _t975_exact(df)
+
+
+@functools.lru_cache(maxsize=256)
+def _t975_exact(df: int) -> float:
+    """Above the table: the exact quantile (2.040 at 31, 2.000 at 60; 1.96 only as df -> inf)."""
+    return t_quantile(0.975, df)
 
 
 @dataclass(frozen=True)
