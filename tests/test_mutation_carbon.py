@@ -1,0 +1,176 @@
+"""Tests whose data exposes each formula of pytest_co2.carbon (issue 16's mutation run).
+
+Values are chosen binary-exact where possible (powers of two, halves, quarters) so that a
+changed operator or constant gives a different exact number, and every message a user reads
+is compared whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+
+from pytest_co2.carbon import Emission, co2e_kg, emission, parse_energy_kwh, parse_pue
+from pytest_co2.carbon.intensity import Intensity
+
+# ------------------------------------------------------------------------------ emission
+
+
+def _it(g_per_kwh: float = 500.0, **kw: object) -> Intensity:
+    return Intensity("XX", "Nowhere", g_per_kwh, 2024, None, "test data", **kw)  # type: ignore[arg-type]
+
+
+def test_eq1_with_distinct_factors() -> None:
+    # 4 kWh x PUE 1.25 x 250 g/kWh = 1250 g: every factor and the /1000 matter
+    assert co2e_kg(4.0, 250.0, 1.25) == 1.25
+    assert co2e_kg(2.0, 0.0, 2.0) == 0.0  # a zero intensity is accepted
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ((-0.5, 250.0, 1.25), "invalid energy_kwh -0.5: expected a finite number >= 0"),
+        ((math.inf, 250.0, 1.25), "invalid energy_kwh inf: expected a finite number >= 0"),
+        ((1.0, -2.0, 1.25), "invalid intensity_g_per_kwh -2.0: expected a finite number >= 0"),
+        ((1.0, math.nan, 1.25), "invalid intensity_g_per_kwh nan: expected a finite number >= 0"),
+        (
+            (1.0, 250.0, 0.5),
+            "invalid PUE '0.5': a power usage effectiveness is a number >= 1.0 "
+            "(the paper uses 1.55)",
+        ),
+    ],
+)
+def test_eq1_messages(args: tuple[float, float, float], message: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        co2e_kg(*args)
+    assert str(exc.value) == message
+
+
+@pytest.mark.parametrize("bad", [True, False, None, [1.5]])
+def test_parse_pue_rejects_non_numbers(bad: object) -> None:
+    with pytest.raises(ValueError) as exc:
+        parse_pue(bad)  # type: ignore[arg-type]
+    assert str(exc.value) == (
+        f"invalid PUE {str(bad)!r}: a power usage effectiveness is a number >= 1.0 "
+        "(the paper uses 1.55)"
+    )
+
+
+@pytest.mark.parametrize("bad", [True, None, -0.25, math.inf])
+def test_parse_energy_rejects_non_numbers(bad: object) -> None:
+    with pytest.raises(ValueError) as exc:
+        parse_energy_kwh(bad)  # type: ignore[arg-type]
+    assert str(exc.value) == f"invalid energy {str(bad)!r}: give the energy in kWh, a number >= 0"
+
+
+def test_parse_accepts_numbers_and_padded_text() -> None:
+    assert parse_pue(1.0) == 1.0 and parse_pue(" 1.25\n") == 1.25
+    assert parse_energy_kwh(0.0) == 0.0 and parse_energy_kwh("\t0.5 ") == 0.5
+
+
+def test_emission_every_field() -> None:
+    em = emission(4.0, _it(250.0), 1.25, std_kwh=0.5, ci95_kwh=2.0)
+    assert em == Emission(
+        region="XX",
+        month=None,
+        intensity_g_per_kwh=250.0,
+        source="test data",
+        pue=1.25,
+        energy_kwh=4.0,
+        facility_energy_kwh=5.0,
+        co2e_kg=1.25,
+        std_kg=0.15625,
+        ci95_kg=0.625,
+    )
+    assert em.to_dict() == {
+        "region": "XX",
+        "month": None,
+        "intensity_g_per_kwh": 250.0,
+        "source": "test data",
+        "pue": 1.25,
+        "energy_kwh": 4.0,
+        "facility_energy_kwh": 5.0,
+        "co2e_kg": 1.25,
+        "std_kg": 0.15625,
+        "ci95_kg": 0.625,
+    }
+
+
+def test_emission_of_a_monthly_intensity_records_the_month() -> None:
+    it = Intensity("DE", "Germany", 512.0, 2023, 1, "monthly test")
+    em = emission(2.0, it, 1.5)
+    assert (em.month, em.co2e_kg, em.std_kg, em.ci95_kg) == ("2023-01", 1.536, 0.0, 0.0)
+
+
+def test_unknown_spread_stays_nan_and_is_null_in_the_record() -> None:
+    em = emission(4.0, _it(250.0), 1.25, std_kwh=math.nan, ci95_kwh=math.nan)
+    assert math.isnan(em.std_kg) and math.isnan(em.ci95_kg)
+    assert em.co2e_kg == 1.25
+    d = em.to_dict()
+    assert (d["std_kg"], d["ci95_kg"]) == (None, None)
+    back = Emission.from_dict(d)
+    assert math.isnan(back.std_kg) and math.isnan(back.ci95_kg)
+    assert dataclasses.replace(back, std_kg=0.0, ci95_kg=0.0) == dataclasses.replace(
+        em, std_kg=0.0, ci95_kg=0.0
+    )
+    only_std = emission(4.0, _it(250.0), 1.25, std_kwh=math.nan, ci95_kwh=2.0)
+    assert math.isnan(only_std.std_kg) and only_std.ci95_kg == 0.625
+    only_ci = emission(4.0, _it(250.0), 1.25, std_kwh=0.5, ci95_kwh=math.nan)
+    assert only_ci.std_kg == 0.15625 and math.isnan(only_ci.ci95_kg)
+
+
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"std_kwh": -0.5}, "invalid std_kwh -0.5: expected a finite number >= 0"),
+        ({"std_kwh": math.inf}, "invalid std_kwh inf: expected a finite number >= 0"),
+        ({"ci95_kwh": -0.5}, "invalid ci95_kwh -0.5: expected a finite number >= 0"),
+        ({"ci95_kwh": math.inf}, "invalid ci95_kwh inf: expected a finite number >= 0"),
+    ],
+)
+def test_emission_rejects_a_bad_spread(kw: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        emission(4.0, _it(250.0), 1.25, **kw)
+    assert str(exc.value) == message
+
+
+def test_emission_from_a_minimal_dict() -> None:
+    em = Emission.from_dict(
+        {
+            "region": "XX",
+            "intensity_g_per_kwh": "250",
+            "pue": "1.25",
+            "energy_kwh": 4,
+            "facility_energy_kwh": 5,
+            "co2e_kg": "1.25",
+        }
+    )
+    assert dataclasses.replace(em, std_kg=0.0, ci95_kg=0.0) == Emission(
+        "XX", None, 250.0, "", 1.25, 4.0, 5.0, 1.25, 0.0, 0.0
+    )
+    assert math.isnan(em.std_kg) and math.isnan(em.ci95_kg)
+    assert em.source == "" and em.month is None and em.provenance is None
+    assert Emission.from_dict({**em.to_dict(), "month": 202301}).month == "202301"
+
+
+def test_emission_with_a_live_intensity_keeps_its_provenance() -> None:
+    it = _it(250.0, provenance="live", zone="DE-1", at="2026-12-03T08:00Z", reason="why")
+    em = emission(4.0, it, 1.25)
+    assert (em.provenance, em.zone, em.at, em.reason) == ("live", "DE-1", "2026-12-03T08:00Z", "why")
+    d = em.to_dict()
+    assert (d["provenance"], d["zone"], d["at"], d["reason"]) == (
+        "live",
+        "DE-1",
+        "2026-12-03T08:00Z",
+        "why",
+    )
+    assert Emission.from_dict(d) == em
+    partial = emission(4.0, _it(250.0, provenance="fallback", reason="offline"), 1.25)
+    d = partial.to_dict()
+    assert (d["provenance"], d["reason"]) == ("fallback", "offline")
+    assert "zone" not in d and "at" not in d
+    assert Emission.from_dict(d) == partial
+    shipped = emission(4.0, _it(250.0), 1.25).to_dict()
+    assert not {"provenance", "zone", "at", "reason"} & set(shipped)
