@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from pytest_co2.carbon import Emission, co2e_kg, emission, parse_energy_kwh, parse_pue
-from pytest_co2.carbon.intensity import Intensity
+from pytest_co2.carbon.accounting import Accounting
+from pytest_co2.carbon.intensity import Intensity, lookup
+from pytest_co2.carbon.providers.base import ForecastPoint
+from pytest_co2.measure.records import Projection
 
 # ------------------------------------------------------------------------------ emission
 
@@ -158,7 +163,12 @@ def test_emission_from_a_minimal_dict() -> None:
 def test_emission_with_a_live_intensity_keeps_its_provenance() -> None:
     it = _it(250.0, provenance="live", zone="DE-1", at="2026-12-03T08:00Z", reason="why")
     em = emission(4.0, it, 1.25)
-    assert (em.provenance, em.zone, em.at, em.reason) == ("live", "DE-1", "2026-12-03T08:00Z", "why")
+    assert (em.provenance, em.zone, em.at, em.reason) == (
+        "live",
+        "DE-1",
+        "2026-12-03T08:00Z",
+        "why",
+    )
     d = em.to_dict()
     assert (d["provenance"], d["zone"], d["at"], d["reason"]) == (
         "live",
@@ -174,3 +184,84 @@ def test_emission_with_a_live_intensity_keeps_its_provenance() -> None:
     assert Emission.from_dict(d) == partial
     shipped = emission(4.0, _it(250.0), 1.25).to_dict()
     assert not {"provenance", "zone", "at", "reason"} & set(shipped)
+
+
+# ---------------------------------------------------------------------------- accounting
+
+
+def _user_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ci.csv"
+    path.write_text(
+        "region,year,month,g_co2e_per_kwh,source\n"
+        "AAA,2024,,256,grid a\n"
+        "BBB,2024,,512,grid b\n"
+        "AAA,2024,3,128,grid a monthly\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _projection(energy_kwh: float, std_kwh: float, ci95_kwh: float) -> Projection:
+    return Projection(n=8, unit="step", energy_kwh=energy_kwh, std_kwh=std_kwh, ci95_kwh=ci95_kwh)
+
+
+def test_accounting_binds_region_month_pue_and_file(tmp_path: Path) -> None:
+    path = _user_file(tmp_path)
+    acc = Accounting("aaa", "2024-03", pue=1.25, intensity_file=str(path), whatif_regions=["BBB"])
+    assert (acc.region, acc.month, acc.pue, acc.intensity_file) == (
+        "aaa",
+        "2024-03",
+        1.25,
+        str(path),
+    )
+    assert acc.intensity == Intensity("AAA", "AAA", 128.0, 2024, 3, "grid a monthly")
+    assert acc.forecast == ()
+    assert list(acc.whatif) == ["BBB"]
+    assert acc.whatif["BBB"] == Intensity("BBB", "BBB", 512.0, 2024, None, "grid b")
+    em = acc.emission(_projection(4.0, 0.5, 2.0))
+    assert (em.region, em.month, em.pue, em.co2e_kg, em.std_kg, em.ci95_kg) == (
+        "AAA",
+        "2024-03",
+        1.25,
+        0.64,
+        0.08,
+        0.32,
+    )
+    assert em.facility_energy_kwh == 5.0
+    # the what-if regions use their yearly value and the session's PUE
+    assert acc.whatif_co2e_kg(_projection(4.0, 0.5, 2.0)) == {"BBB": 2.56}
+
+
+def test_accounting_defaults_and_overrides() -> None:
+    acc = Accounting()
+    assert (acc.region, acc.month, acc.pue, acc.intensity_file) == ("EU27", None, 1.55, None)
+    assert acc.intensity == lookup("EU27")
+    assert acc.whatif == {} and acc.whatif_co2e_kg(_projection(1.0, 0.0, 0.0)) == {}
+    custom = Accounting("SE", intensity_g_per_kwh=250.0, pue=1.25)
+    assert custom.intensity == Intensity("SE", "Sweden", 250.0, None, None, "user value")
+    assert custom.emission(_projection(4.0, 0.0, 0.0)).co2e_kg == 1.25
+    given = Intensity("GB", "United Kingdom", 64.0, 2026, None, "provider", provenance="live")
+    point = ForecastPoint(
+        datetime(2026, 12, 3, 8, tzinfo=timezone.utc),
+        datetime(2026, 12, 3, 9, tzinfo=timezone.utc),
+        32.0,
+    )
+    live = Accounting("GB", intensity=given, forecast=[point])
+    assert live.intensity is given and live.forecast == (point,)
+    assert live.emission(_projection(2.0, 0.0, 0.0)).provenance == "live"
+
+
+def test_accounting_intensity_for_other_regions_and_months(tmp_path: Path) -> None:
+    path = _user_file(tmp_path)
+    acc = Accounting("BBB", pue=1.0, intensity_file=str(path))
+    assert acc.intensity_for() is acc.intensity
+    march = acc.intensity_for("AAA", "2024-03")
+    assert march.g_per_kwh == 128.0
+    assert acc.intensity_for("AAA", "2024-03") is march  # looked up once
+    assert acc.intensity_for("AAA").g_per_kwh == 256.0  # the file's yearly value
+    assert acc.intensity_for("DE", "2022-12").g_per_kwh == 535.0  # shipped months still there
+    de = Accounting("DE")
+    assert de.intensity_for(None, "2022-12") == lookup("DE", "2022-12")  # the session region
+    em = acc.emission(_projection(4.0, math.nan, math.nan), "AAA", "2024-03")
+    assert em.co2e_kg == 0.512 and math.isnan(em.std_kg) and math.isnan(em.ci95_kg)
+    assert acc.emission(_projection(4.0, 0.0, 0.0), "AAA").co2e_kg == 1.024
