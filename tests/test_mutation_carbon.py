@@ -16,6 +16,7 @@ import pytest
 
 from pytest_co2.carbon import Emission, co2e_kg, emission, parse_energy_kwh, parse_pue
 from pytest_co2.carbon.accounting import Accounting
+from pytest_co2.carbon.equivalents import equivalents, format_equivalents, format_number
 from pytest_co2.carbon.intensity import Intensity, lookup
 from pytest_co2.carbon.providers.base import ForecastPoint
 from pytest_co2.measure.records import Projection
@@ -265,3 +266,53 @@ def test_accounting_intensity_for_other_regions_and_months(tmp_path: Path) -> No
     em = acc.emission(_projection(4.0, math.nan, math.nan), "AAA", "2024-03")
     assert em.co2e_kg == 0.512 and math.isnan(em.std_kg) and math.isnan(em.ci95_kg)
     assert acc.emission(_projection(4.0, 0.0, 0.0), "AAA").co2e_kg == 1.024
+
+
+# --------------------------------------------------------------------------- equivalents
+
+
+def test_each_equivalent_uses_its_own_factor() -> None:
+    # 60 kg: exactly one tree seedling (60,000 g); the budget is 100 x g / 1,075,000 g
+    e = equivalents(60.0)
+    assert e == {
+        "car_km": 60000.0 / 108.2,
+        "smartphone_charges": 60000.0 / 8.22,
+        "flight_km": 60000.0 / 241.5,
+        "tree_seedlings_10y": 1.0,
+        "annual_budget_1p5c_pct": 100.0 * 60000.0 / 1075000.0,
+    }
+    assert format_equivalents(60.0) == (
+        "= 555 km by car, 7,299 smartphone charges, a 248 km flight, "
+        "1 tree seedling grown 10 years, 5.58% of a person's annual 1.5 °C budget"
+    )
+    assert format_equivalents(10.75) == (
+        "= 99.4 km by car, 1,308 smartphone charges, a 44.5 km flight, "
+        "0.179 tree seedlings grown 10 years, 1% of a person's annual 1.5 °C budget"
+    )
+
+
+@pytest.mark.parametrize("bad", [-0.5, math.nan, math.inf])
+def test_equivalents_message(bad: float) -> None:
+    with pytest.raises(ValueError) as exc:
+        equivalents(bad)
+    assert str(exc.value) == f"invalid CO2e {bad!r}: expected a finite number of kg >= 0"
+
+
+@pytest.mark.parametrize(
+    "x,text",
+    [
+        (99.95, "100"),
+        (99.94, "99.9"),
+        (9.995, "9.99"),
+        (10.0, "10"),
+        (0.5, "0.5"),
+        (0.1, "0.1"),
+        (1000.5, "1,000"),
+        (100.4, "100"),
+        (-5.0, "-5"),
+        (-150.0, "-150"),
+        (1e-07, "0.0000001"),
+    ],
+)
+def test_format_number_edges(x: float, text: str) -> None:
+    assert format_number(x) == text
