@@ -17,7 +17,21 @@ import pytest
 from pytest_co2.carbon import Emission, co2e_kg, emission, parse_energy_kwh, parse_pue
 from pytest_co2.carbon.accounting import Accounting
 from pytest_co2.carbon.equivalents import equivalents, format_equivalents, format_number
-from pytest_co2.carbon.intensity import Intensity, lookup
+from pytest_co2.carbon.intensity import (
+    Intensity,
+    IntensityError,
+    _month_ranges,
+    format_age,
+    format_g_per_kwh,
+    list_regions,
+    lookup,
+    monthly_coverage,
+    monthly_values,
+    normalize_month,
+    paper_regions,
+    parse_region,
+    resolve_region,
+)
 from pytest_co2.carbon.providers.base import ForecastPoint
 from pytest_co2.measure.records import Projection
 
@@ -316,3 +330,268 @@ def test_equivalents_message(bad: float) -> None:
 )
 def test_format_number_edges(x: float, text: str) -> None:
     assert format_number(x) == text
+
+
+# ----------------------------------------------------------------------------- intensity
+
+HINT = "use an ISO code (SE, DE, US-CA) or a name; `pytest-co2 regions` lists them"
+
+
+@pytest.mark.parametrize(
+    "seconds,text",
+    [
+        (0, "0 s"),
+        (42, "42 s"),
+        (89.25, "89 s"),
+        (90, "2 min"),
+        (700, "12 min"),
+        (5399, "90 min"),
+        (5400, "1.5 h"),
+        (7300, "2.0 h"),
+        (172799, "48.0 h"),
+        (172800, "2.0 days"),
+        (200000, "2.3 days"),
+    ],
+)
+def test_format_age(seconds: float, text: str) -> None:
+    assert format_age(seconds) == text
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [(7, "7"), (535.0, "535"), (0.0, "0"), (10.0, "10"), (492.75, "492.8"), (9.875, "9.88")],
+)
+def test_format_g_per_kwh(value: float, text: str) -> None:
+    assert format_g_per_kwh(value) == text
+
+
+@pytest.mark.parametrize(
+    "kw,text",
+    [
+        (
+            {"provenance": "live", "zone": "DE", "at": "2026-12-03T08:00Z"},
+            "live, zone DE, at 2026-12-03T08:00Z",
+        ),
+        ({"provenance": "cached", "age_s": 42.0, "zone": "GB"}, "cached 42 s ago, zone GB"),
+        ({"provenance": "cached"}, "cached"),
+        ({"provenance": "file", "reason": "stale"}, "file (stale)"),
+        ({"provenance": "fallback"}, "fallback to shipped data: no reason recorded"),
+        ({"provenance": "fallback", "reason": "offline"}, "fallback to shipped data: offline"),
+        ({}, ""),
+    ],
+)
+def test_provenance_text_and_record(kw: dict[str, object], text: str) -> None:
+    it = _it(1.0, **kw)
+    assert it.provenance_text == text
+    d = it.to_dict()
+    extra = {k: v for k, v in kw.items() if v is not None and k != "provenance"}
+    base = {"region": "XX", "name": "Nowhere", "g_per_kwh": 1.0, "year": 2024, "month": None}
+    expected = {**base, "source": "test data", **({"provenance": kw["provenance"]} if kw else {})}
+    assert d == {**expected, **extra}
+    assert Intensity.from_dict(d) == it
+
+
+def test_intensity_from_a_sparse_dict() -> None:
+    assert Intensity.from_dict({"region": "XX", "g_per_kwh": "2.5"}) == Intensity(
+        "XX", "XX", 2.5, None, None, ""
+    )
+    full = Intensity.from_dict(
+        {
+            "region": "XX",
+            "g_per_kwh": 2.5,
+            "year": "2024",
+            "month": "3",
+            "age_s": "12",
+            "zone": 7,
+            "at": "t",
+            "fetched_at": "f",
+            "reason": "r",
+            "provenance": "",
+        }
+    )
+    assert full == Intensity("XX", "XX", 2.5, 2024, 3, "", "shipped", "7", "t", "f", 12.0, "r")
+    assert full.label == "XX 2024-03 2.5 g/kWh"
+    assert Intensity("XX", "X", 2.5, None, 3, "s").month_text is None
+
+
+def test_month_ranges_with_gaps() -> None:
+    months = [(2023, 6), (2022, 12), (2023, 1), (2023, 3), (2023, 5), (2023, 7), (2023, 1)]
+    assert _month_ranges(months) == "2022-12 to 2023-01, 2023-03, 2023-05 to 2023-07"
+
+
+def test_unknown_region_messages() -> None:
+    with pytest.raises(IntensityError) as exc:
+        lookup("Austri")
+    assert str(exc.value) == (
+        "unknown region 'Austri': did you mean AT (Austria), AU (Australia) or "
+        f"US-RI (Rhode Island)? {HINT[0].upper()}{HINT[1:]}"
+    )
+    with pytest.raises(IntensityError) as exc:
+        parse_region("a,b")
+    assert str(exc.value) == (
+        "invalid region 'a,b': expected a code or name of at most 80 characters, "
+        f"without commas; {HINT}"
+    )
+    with pytest.raises(IntensityError) as exc:
+        parse_region("  ")
+    assert str(exc.value) == f"empty region: {HINT}"
+    assert parse_region("z" * 80) == "z" * 80
+
+
+def test_unknown_region_suggests_a_user_region(tmp_path: Path) -> None:
+    path = tmp_path / "ci.csv"
+    path.write_text("region,year,g_co2e_per_kwh,name\nMYDC1,2024,42,Basement\n", "utf-8")
+    with pytest.raises(IntensityError) as exc:
+        lookup("basemnt", csv_path=path)
+    assert str(exc.value) == (
+        f"unknown region 'basemnt': did you mean MYDC1 (Basement)? {HINT[0].upper()}{HINT[1:]}"
+    )
+    with pytest.raises(IntensityError) as exc:
+        resolve_region("basemnt", csv_path=path)
+    assert "did you mean MYDC1 (Basement)?" in str(exc.value)
+    assert resolve_region("BASEMENT", csv_path=path) == "MYDC1"
+
+
+def test_normalize_month_monthly_values_and_paper_regions() -> None:
+    assert normalize_month(" 2022-3 ") == "2022-03"
+    with pytest.raises(IntensityError):
+        normalize_month("2022-0")
+    values = monthly_values("germany")
+    assert len(values) == 24 and [v.g_per_kwh for v in values[:2]] == [480.9, 370.7]
+    assert (values[0].month_text, values[-1].month_text) == ("2022-01", "2023-12")
+    assert monthly_values("SE") == []
+    regions = paper_regions()
+    assert regions[0] == "EU27" and "SE" in regions and "US" in regions and len(regions) == 31
+    assert "NO" not in regions
+
+
+def test_list_regions_orders_world_and_eu_then_countries_then_states() -> None:
+    codes = [it.region for it in list_regions()]
+    assert codes[:3] == ["EU27", "WORLD", "AE"]
+    assert codes[-52:-50] == ["ZW", "US-AK"]
+
+
+def _csv(tmp_path: Path, text: str, name: str = "ci.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_user_csv_rows_after_a_blank_line_are_read(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "region,year,month,g_co2e_per_kwh\nAAA,2024,,8\n\n,,\n  , ,\nBBB,2024,1,16\n , , , \n"
+        "CCC,2024,12,32\n",
+    )
+    assert lookup("AAA", csv_path=path).g_per_kwh == 8.0
+    assert lookup("BBB", "2024-01", csv_path=path).g_per_kwh == 16.0  # January
+    assert lookup("CCC", "2024-12", csv_path=path).g_per_kwh == 32.0  # December
+    assert monthly_coverage(csv_path=path) == {
+        "BBB": "2024-01",
+        "CCC": "2024-12",
+        "DE": "2022-01 to 2023-12",
+    }
+
+
+def test_user_csv_latest_yearly_row_wins_and_zeros(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "region,year,month,g_co2e_per_kwh\n"
+        "AAA,,,1\nAAA,2023,,2\nAAA,2022,,4\nAAA,,,8\n"  # an undated row never beats a dated one
+        "BBB,2024,,0\nBBB,2024,,0.0\n"
+        "CCC,,,64\n",
+    )
+    aaa = lookup("AAA", csv_path=path)
+    assert (aaa.g_per_kwh, aaa.year) == (2.0, 2023)
+    assert lookup("BBB", csv_path=path).g_per_kwh == 0.0
+    ccc = lookup("CCC", csv_path=path)
+    assert (ccc.g_per_kwh, ccc.year, ccc.label) == (64.0, None, "CCC 64 g/kWh")
+
+
+def test_user_csv_names_sources_and_their_exceptions(tmp_path: Path) -> None:
+    path = _csv(
+        tmp_path,
+        "region,year,month,g_co2e_per_kwh,source,name\n"
+        "AAA,2024,1,8, grid a ,  Site A \n"
+        "AAA,2024,2,16,grid b,\n"
+        "AAA,2024,3,32,,\n"
+        "AAA,2024,2,24, grid a ,\n"  # a later row for February: back to the region's source
+        "DE,2024,1,128,,Deutschland\n"
+        "SE,2030,,4,,\n",
+    )
+    jan = lookup("aaa", "2024-01", csv_path=path)
+    assert jan == Intensity("AAA", "Site A", 8.0, 2024, 1, "grid a")
+    assert lookup("Site A", "2024-02", csv_path=path) == Intensity(
+        "AAA", "Site A", 24.0, 2024, 2, "grid a"
+    )
+    assert lookup("AAA", "2024-03", csv_path=path).source == "user file ci.csv"
+    de = lookup("DE", "2022-12", csv_path=path)  # a shipped month under the user's name
+    assert (de.name, de.g_per_kwh) == ("Deutschland", 535.0)
+    assert lookup("DE", "2024-01", csv_path=path).source == "user file ci.csv"
+    se = lookup("SE", csv_path=path)
+    assert (se.name, se.g_per_kwh, se.year, se.source) == ("Sweden", 4.0, 2030, "user file ci.csv")
+    assert [it.region for it in list_regions("2024-01", csv_path=path)] == ["AAA", "DE"]
+
+
+def test_user_csv_short_rows_are_padded(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "region,year,g_co2e_per_kwh,source,name\nAAA,2024,8\n")
+    it = lookup("AAA", csv_path=path)
+    assert (it.name, it.source, it.g_per_kwh) == ("AAA", "user file ci.csv", 8.0)
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("", "line 1: header lacks region, year, g_co2e_per_kwh; expected"),
+        ("\n\nregion,year\n", "line 3: header lacks g_co2e_per_kwh; expected"),
+        ("region,year,g_co2e_per_kwh\nAAA,2024,inf\n", "line 2: g_co2e_per_kwh 'inf' is not"),
+        ("region,year,g_co2e_per_kwh\nAAA,2024, nan \n", "line 2: g_co2e_per_kwh 'nan' is not"),
+        ("region,year,month,g_co2e_per_kwh\nAAA,2024,0,1\n", "line 2: month '0' is not a month"),
+        ("region,year,month,g_co2e_per_kwh\nAAA,2024,x,1\n", "line 2: month 'x' is not a month"),
+        ("region,year,month,g_co2e_per_kwh\nAAA,2024,١,1\n", "line 2: month '١' is not a month"),
+        ("region,year,g_co2e_per_kwh\nAAA,٢٠٢٤,1\n", "line 2: year '٢٠٢٤' is not a year"),
+        ("region,year,g_co2e_per_kwh\nAAA,2024,1\n , , ,x\n", "line 3: 4 fields but the header"),
+        ("region,year,g_co2e_per_kwh\n , 2024,1\n", "line 2: empty region"),
+        pytest.param(
+            "region,year,g_co2e_per_kwh\nAAA,2024,1\nBBB,2024," + "9" * 140000 + "\n",
+            "line 3: field larger than field limit (131072)",
+            id="huge-field",
+        ),
+        pytest.param(
+            "region," + "y" * 140000 + "\n",
+            "line 1: field larger than field limit (131072)",
+            id="huge-header",
+        ),
+    ],
+)
+def test_user_csv_problems(tmp_path: Path, text: str, problem: str) -> None:
+    path = _csv(tmp_path, text)
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=path)
+    assert str(exc.value).startswith(f"{path}, {problem}")
+    assert "\n" not in str(exc.value)
+
+
+def test_user_csv_that_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "ci.csv"
+    path.write_bytes(b"region,year,g_co2e_per_kwh\nAAA,2024,\xff\n")
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=path)
+    assert str(exc.value) == f"intensity file {str(path)!r} is not UTF-8 text"
+    with pytest.raises(IntensityError) as exc:
+        lookup("SE", csv_path=tmp_path)
+    assert str(exc.value) == f"cannot read intensity file {str(tmp_path)!r}: Is a directory"
+
+
+def test_month_errors_name_the_data(tmp_path: Path) -> None:
+    path = _csv(tmp_path, "region,year,month,g_co2e_per_kwh\nAAA,2024,3,8\nAAA,2024,5,8\n")
+    with pytest.raises(IntensityError) as exc:
+        lookup("AAA", "2024-04", csv_path=path)
+    assert str(exc.value) == "no data for AAA in 2024-04: available months 2024-03, 2024-05"
+    with pytest.raises(IntensityError) as exc:
+        lookup("PL", "2024-04", csv_path=path)
+    assert str(exc.value) == (
+        "no monthly data for PL (Poland): monthly intensities exist for AAA, DE; "
+        "drop the month to use the yearly value"
+    )
+    assert lookup("PL", "", csv_path=path).g_per_kwh == 666.0  # an empty month: the yearly value
