@@ -50,7 +50,7 @@ def kg_to_g(mass_kg: float) -> float:
 def _number(text: str | float) -> float:
     if isinstance(text, bool):
         raise ValueError
-    return float(text.strip() if isinstance(text, str) else text)
+    return float(text)  # float() itself ignores surrounding whitespace
 
 
 def parse_pue(text: str | float) -> float:
@@ -176,7 +176,7 @@ def emission(
 
 
 def _provenance_of(intensity: Intensity) -> dict[str, str | None]:
-    provenance = getattr(intensity, "provenance", "shipped")
+    provenance = intensity.provenance
     if provenance == "shipped":
         return {}
     return {

@@ -62,11 +62,8 @@ def format_number(x: float) -> str:
         return "0"
     if abs(x) >= 99.95:
         return f"{x:,.0f}"
-    decimals = max(0, 2 - math.floor(math.log10(abs(x))))
-    text = f"{x:.{decimals}f}"
-    if abs(float(text)) >= 100:  # 99.96 -> "100.0": drop the decimal
-        return f"{x:,.0f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    decimals = 2 - math.floor(math.log10(abs(x)))  # >= 1 below 99.95: the text has a "."
+    return f"{x:.{decimals}f}".rstrip("0").rstrip(".")
 
 
 def format_equivalents(co2e_kg: float) -> str:
