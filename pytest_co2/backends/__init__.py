@@ -7,6 +7,7 @@ so ``import pytest_co2`` stays light.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .base import (
@@ -143,20 +144,18 @@ def _make_auto(
 
     notes: list[str] = []
     parts: list[Backend] = []
-    try:
-        parts.append(NvmlBackend(gpus=gpus))
-    except BackendUnavailable as exc:
-        notes.append(f"no NVML GPU: {exc}")
-    except BackendError as exc:
-        warn(f"NVML GPU energy unavailable, GPUs are not measured: {exc}")
-        notes.append(f"NVML failed: {exc}")
-    try:
-        parts.append(AmdsmiBackend(gpus=gpus))
-    except BackendUnavailable as exc:
-        notes.append(f"no AMD GPU: {exc}")
-    except BackendError as exc:
-        warn(f"AMD SMI GPU energy unavailable, AMD GPUs are not measured: {exc}")
-        notes.append(f"AMD SMI failed: {exc}")
+    gpu_backends: tuple[tuple[Callable[..., Backend], str, str, str], ...] = (
+        (NvmlBackend, "no NVML GPU", "NVML", "GPUs"),
+        (AmdsmiBackend, "no AMD GPU", "AMD SMI", "AMD GPUs"),
+    )
+    for cls, absent, vendor, which in gpu_backends:
+        try:
+            parts.append(cls(gpus=gpus))
+        except BackendUnavailable as exc:
+            notes.append(f"{absent}: {exc}")
+        except BackendError as exc:
+            warn(f"{vendor} GPU energy unavailable, {which} are not measured: {exc}")
+            notes.append(f"{vendor} failed: {exc}")
     try:
         parts.append(RaplBackend())
     except BackendError as exc:

@@ -14,7 +14,7 @@ moved :data:`FROZEN_AFTER_S` after opening while the GPU draws power is reported
 
 Where there is no energy counter (``AMDSMI_STATUS_NOT_SUPPORTED``, e.g. a VM guest, or the
 values are ``'N/A'``), a daemon thread samples ``amdsmi_get_power_info`` every
-``poll_interval_s`` and integrates it with the trapezoid rule (``integrator.trapezoid_j``),
+``poll_interval_s`` and integrates it with the trapezoid rule (``poller.PowerPoller``),
 labelled ``polled``: ``current_socket_power`` (instant, MI300 and newer) where the GPU has it,
 else ``average_socket_power`` or ``socket_power`` (an average over the firmware's window, about
 a second, so shorter steps are smeared). Unsupported values (``'N/A'``, ``UINT32_MAX``) are
@@ -45,15 +45,13 @@ import contextlib
 import math
 import os
 import sys
-import threading
 import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
-from .integrator import trapezoid_j
 from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
+from .poller import PowerPoller
 
 #: Assumed refresh period of the energy accumulator (the driver caches it for 1 ms; the
 #: firmware's refresh depends on the ASIC).
@@ -154,65 +152,6 @@ def _power_source(amd: Any, handle: Any) -> _PowerSource | None:
     return None
 
 
-class _Poller:
-    """Trapezoid integration of sampled power (W) for the GPUs without an energy counter."""
-
-    def __init__(
-        self,
-        sources: Sequence[_PowerSource],
-        interval_s: float,
-        errors: tuple[type[BaseException], ...],
-        clock: Callable[[], float],
-    ) -> None:
-        self.sources = list(sources)
-        self.errors = errors
-        self.clock = clock
-        self.lock = threading.Lock()
-        self.error: str | None = None
-        self.t_last = clock()
-        self.power_w = [s.read_w() or 0.0 for s in self.sources]
-        self.energy_j = [0.0] * len(self.sources)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=_poll_loop,
-            args=(weakref.ref(self), self.stop, interval_s),
-            name="pytest-co2-amdsmi-poller",
-            daemon=True,
-        )
-
-    def poll_once(self) -> None:
-        try:
-            read = [s.read_w() for s in self.sources]
-        except self.errors as exc:
-            self.error = f"reading AMD GPU power failed: {exc}"
-            return
-        now = self.clock()
-        with self.lock:
-            dt = now - self.t_last
-            # an 'N/A' sample holds the last power
-            powers = [p if w is None else w for p, w in zip(self.power_w, read, strict=True)]
-            for i, p in enumerate(powers):
-                self.energy_j[i] += trapezoid_j(self.power_w[i], p, dt)
-            self.power_w = powers
-            self.t_last = now
-
-    def read_j(self) -> list[float]:
-        """Integrated energy, extended to now with the last sampled power."""
-        now = self.clock()
-        with self.lock:
-            dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=True)]
-
-
-def _poll_loop(ref: weakref.ref[_Poller], stop: threading.Event, interval_s: float) -> None:
-    while not stop.wait(interval_s):
-        poller = ref()
-        if poller is None:
-            return
-        poller.poll_once()
-        del poller
-
-
 def select_visible(
     spec: str | None, aliases: Sequence[Sequence[str]], var: str
 ) -> tuple[list[int], list[str]]:
@@ -301,7 +240,7 @@ class AmdsmiBackend(Backend):
         self._errors = _errors(amd)
         self._clock = clock
         self._initialized = False
-        self._poller: _Poller | None = None
+        self._poller: PowerPoller | None = None
         self._counter_handles: list[Any] = []
         self.faults: list[str] = []  # hardware faults, in order (the meter marks windows partial)
         self._init()
@@ -593,10 +532,15 @@ class AmdsmiBackend(Backend):
         self.device_uuids: tuple[str | None, ...] = tuple(self.uuids[i] for i in order)
         self.device_bdfs: tuple[str | None, ...] = tuple(self.bdfs[i] for i in order)
         if polled:
-            self._poller = _Poller(
-                [s for _, s in polled], self.poll_interval_s, self._errors, self._clock
+            self._poller = PowerPoller(
+                [s.read_w for _, s in polled],
+                self.poll_interval_s,
+                errors=self._errors,
+                what="AMD GPU",
+                name="pytest-co2-amdsmi-poller",
+                clock=self._clock,
             )
-            self._poller.thread.start()
+            self._poller.start()
 
     def _name(self, handle: Any) -> str:
         amd = self._amd
@@ -705,9 +649,7 @@ class AmdsmiBackend(Backend):
     def _stop_poller(self) -> None:
         poller, self._poller = getattr(self, "_poller", None), None
         if poller is not None:
-            poller.stop.set()
-            if poller.thread.is_alive() and poller.thread is not threading.current_thread():
-                poller.thread.join(timeout=5.0)
+            poller.close()
 
     def close(self) -> None:
         self._stop_poller()

@@ -37,15 +37,12 @@ import contextlib
 import math
 import os
 import sys
-import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from . import cuda as _cuda
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
-from .integrator import trapezoid_j
+from .poller import PowerPoller
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
 COUNTER_UPDATE_PERIOD_S = 0.1
@@ -256,58 +253,6 @@ def _power_source(nvml: Any, handle: Any, name: str) -> _PowerSource:
     return _PowerSource(usage, False, "nvmlDeviceGetPowerUsage (a 1 s moving average)")
 
 
-class _GpuPoller:
-    """Trapezoid integration of sampled power (W) for the GPUs without an energy counter."""
-
-    def __init__(self, nvml: Any, sources: Sequence[_PowerSource], interval_s: float) -> None:
-        self.nvml = nvml
-        self.sources = list(sources)
-        self.interval_s = interval_s
-        self.lock = threading.Lock()
-        self.error: str | None = None
-        now = time.perf_counter()
-        self.t_last = now
-        self.power_w = [s.read_w() for s in self.sources]
-        self.energy_j = [0.0] * len(self.sources)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(
-            target=_poll_loop,
-            args=(weakref.ref(self), self.stop, interval_s),
-            name="pytest-co2-nvml-poller",
-            daemon=True,
-        )
-
-    def poll_once(self) -> None:
-        try:
-            powers = [s.read_w() for s in self.sources]
-        except self.nvml.NVMLError as exc:
-            self.error = f"reading GPU power failed: {exc}"
-            return
-        now = time.perf_counter()
-        with self.lock:
-            dt = now - self.t_last
-            for i, p in enumerate(powers):
-                self.energy_j[i] += trapezoid_j(self.power_w[i], p, dt)
-            self.power_w = powers
-            self.t_last = now
-
-    def read_j(self) -> list[float]:
-        """Integrated energy, extended to now with the last sampled power."""
-        now = time.perf_counter()
-        with self.lock:
-            dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=False)]
-
-
-def _poll_loop(ref: weakref.ref[_GpuPoller], stop: threading.Event, interval_s: float) -> None:
-    while not stop.wait(interval_s):
-        poller = ref()
-        if poller is None:
-            return
-        poller.poll_once()
-        del poller
-
-
 class NvmlBackend(Backend):
     """Joules per measured NVIDIA GPU since the backend opened: counter, or polled power."""
 
@@ -354,7 +299,7 @@ class NvmlBackend(Backend):
         self._nvml = nvml
         self._pid = os.getpid() if pid is None else pid
         self._initialized = False
-        self._poller: _GpuPoller | None = None
+        self._poller: PowerPoller | None = None
         self._counter_handles: list[Any] = []
         self._refreshable = False
         try:
@@ -644,7 +589,13 @@ class NvmlBackend(Backend):
         self._counter_ended = [False] * len(counters)
         self._polled_index = polled
         poller = (
-            _GpuPoller(nvml, [self._power[i] for i in polled], self.poll_interval_s)
+            PowerPoller(
+                [self._power[i].read_w for i in polled],
+                self.poll_interval_s,
+                errors=(nvml.NVMLError,),
+                what="GPU",
+                name="pytest-co2-nvml-poller",
+            )
             if polled
             else None
         )
@@ -677,7 +628,7 @@ class NvmlBackend(Backend):
         )
         self._poller = poller
         if poller is not None:
-            poller.thread.start()
+            poller.start()
 
     def refresh_devices(self) -> bool:
         """Narrow (or widen) an implicit multi-GPU selection to the GPUs now holding a CUDA
@@ -758,9 +709,7 @@ class NvmlBackend(Backend):
     def _stop_poller(self) -> None:
         poller, self._poller = getattr(self, "_poller", None), None
         if poller is not None:
-            poller.stop.set()
-            if poller.thread.is_alive() and poller.thread is not threading.current_thread():
-                poller.thread.join(timeout=5.0)
+            poller.close()
 
     def close(self) -> None:
         self._stop_poller()
