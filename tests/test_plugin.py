@@ -454,7 +454,12 @@ def test_report_full_lists_devices(fake_clock_pytester: pytest.Pytester) -> None
 
 
 def test_real_clock_constant_backend(pytester: pytest.Pytester) -> None:
-    """Without the fake clock: constant:300 over a 0.5 s window is 150 J within 1%."""
+    """Without the fake clock: constant:300 over a 0.5 s window is 150 J within 1%.
+
+    The meter reads the clock and the backend one after the other, so energy and
+    duration agree to the scheduling gap between two calls: 5 ms (1.5 J) allows a
+    preemption on a loaded CI machine (CI saw 0.37 ms once).
+    """
     pytester.makepyfile(
         """
 import time
@@ -462,7 +467,7 @@ import time
 def test_sleep(co2_meter):
     with co2_meter.measure("w") as m:
         time.sleep(0.5)
-    assert abs(m.measurement.energy_j - 300 * m.measurement.duration_s) < 1e-4 * 150
+    assert abs(m.measurement.energy_j - 300 * m.measurement.duration_s) < 300 * 0.005
     assert abs(m.measurement.energy_j - 150) / 150 < 0.01
 """
     )
