@@ -554,18 +554,23 @@ def test_sleep(co2_meter):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
-            "co2: idle power over 0.2 s at start: simulated device at 300 W [[]simulated[]] 300 W",
+            "co2: idle power over 0.2 s at start: simulated device at 300 W [[]simulated[]] * W",
             "co2:   (subtracted from every measurement)",
         ]
     )
     data = json.loads((pytester.path / "r.json").read_text())
-    assert data["session"]["idle"]["power_w"]["sim:0"] == pytest.approx(300.0, rel=1e-3)
-    # the real clock: the idle figure is 300 W to the JSON's tolerance, not to 4 digits
+    # the real clock: the meter reads the clock and the backend one after the other, so a
+    # preemption between the two (2 ms in 0.2 s under mutmut's trampolines on 2 busy cores)
+    # moves the idle figure; 1% is that gap, a wrong formula is off by far more
+    header = [ln for ln in result.stdout.lines if ln.startswith("co2: idle power over")]
+    assert len(header) == 1
+    assert float(header[0].rsplit(" ", 2)[1]) == pytest.approx(300.0, rel=1e-2)
+    assert data["session"]["idle"]["power_w"]["sim:0"] == pytest.approx(300.0, rel=1e-2)
     notes = data["tests"][0]["measurements"][0]["notes"]
     idle = [
         re.match(r"idle power ([0-9.]+) W \(measured at start\) subtracted: ", n) for n in notes
     ]
-    assert [float(m.group(1)) for m in idle if m] == [pytest.approx(300.0, rel=1e-3)]
+    assert [float(m.group(1)) for m in idle if m] == [pytest.approx(300.0, rel=1e-2)]
 
 
 def test_subtract_idle_needs_idle(pytester: pytest.Pytester) -> None:
