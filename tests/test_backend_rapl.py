@@ -609,7 +609,7 @@ def test_discovery_of_top_level_dram_package_order_and_broken_domains(tmp_path: 
     add_domain(tmp_path, "intel-rapl:10:0", "dram")
     add_domain(tmp_path, "intel-rapl:3", "dram")  # top-level DRAM on some servers
     add_domain(tmp_path, "intel-rapl:0:0", "uncore")
-    (tmp_path / "intel-rapl:4").mkdir()  # no name file: skipped
+    (tmp_path / "intel-rapl:1").mkdir()  # no name file: skipped, and the later ones still read
     (tmp_path / "intel-rapl:0:1").mkdir()
     (tmp_path / "intel-rapl:0:1" / "name").write_text("dram\n")
     (tmp_path / "intel-rapl:0:1" / "max_energy_range_uj").write_text("n/a\n")
@@ -719,9 +719,11 @@ def test_the_presence_check_goes_on_past_failed_and_unstatable_domains(
     with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
         backend._failed[0] = "broken"  # package-0 (first in order) is frozen
         (tree["pkg1"] / "energy_uj").unlink()
+        (tree["dram0"] / "energy_uj").unlink()  # a second vanished file after the first
         backend._check_present_locked()
-        assert set(backend.failed) == {"cpu:package-0", "cpu:package-1"}
+        assert set(backend.failed) == {"cpu:package-0", "cpu:package-1", "dram:0"}
     set_uj(tree["pkg1"], 0)
+    set_uj(tree["dram0"], 0)
     with RaplBackend(tree["root"], poll_interval_s=3600) as backend:
         real_stat = rapl.os.stat
         pkg0 = tree["pkg0"] / "energy_uj"

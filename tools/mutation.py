@@ -221,7 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--fresh", action="store_true", help="delete the work folder first")
     parser.add_argument("--report-only", action="store_true", help="print the last run's table")
-    parser.add_argument("--survivors", action="store_true", help="list the surviving mutants")
+    parser.add_argument(
+        "--survivors", action="store_true", help="list the last run's surviving mutants (no run)"
+    )
     parser.add_argument("--show", action="store_true", help="with --survivors: print each diff")
     args = parser.parse_args(argv)
 
@@ -230,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         if not (ROOT / PACKAGE / m).is_file():
             parser.error(f"no module {m!r} under {PACKAGE}/: expected e.g. carbon/equivalents.py")
     workdir: Path = args.workdir.resolve()
-    if not args.report_only:
+    failed = False
+    if not (args.report_only or args.survivors):
         if args.fresh and workdir.exists():
             shutil.rmtree(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
@@ -247,7 +250,12 @@ def main(argv: list[str] | None = None) -> int:
             check=False,
         )
         if run.returncode != 0:
-            print(f"mutmut run exited with {run.returncode}", file=sys.stderr)
+            failed = True
+            print(
+                f"mutmut run exited with {run.returncode}: the table below holds the verdicts"
+                " it reached; mutmut's own output above says which stage failed",
+                file=sys.stderr,
+            )
     lines, survivors = _table(workdir, modules)
     print("\n".join(lines))
     if args.survivors:
@@ -257,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 subprocess.run(
                     [sys.executable, "-m", "mutmut", "show", name], cwd=workdir, check=False
                 )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

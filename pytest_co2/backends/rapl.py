@@ -204,7 +204,7 @@ class RaplBackend(Backend):
     # -- I/O, kept small so tests can replace them -------------------------------------
     @staticmethod
     def _open_uj(path: Path) -> int:
-        return os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        return os.open(path, os.O_RDONLY)  # not inherited by child processes (PEP 446)
 
     @staticmethod
     def _read_uj(fd: int) -> int:
