@@ -305,11 +305,10 @@ def _resolve(region: str, extra: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def _unknown_region(region: str, extra: dict[str, str] | None = None) -> IntensityError:
+def _unknown_region(region: str, names: dict[str, str]) -> IntensityError:
+    """The error for an unknown region, suggesting up to three of ``names`` (code -> name)."""
     import difflib
 
-    names = dict(_shipped().names)
-    names.update(extra or {})
     candidates: dict[str, str] = {}
     for code, name in names.items():
         candidates.setdefault(code.casefold(), code)
@@ -418,9 +417,7 @@ def _parse_rows(reader: Any, where: str) -> _Table:  # noqa: PLR0912, PLR0915
         for row in reader:
             fields = row
             n = len(fields)
-            if n < n_cols:
-                if not fields or not any(f.strip() for f in fields):
-                    continue  # a blank line
+            if n < n_cols:  # a short row (a blank line is skipped at its empty region)
                 fields = [*row, *[""] * (n_cols - n)]
             elif n > n_cols:
                 if not any(f.strip() for f in fields):
@@ -536,7 +533,7 @@ def resolve_region(text: str, *, csv_path: str | os.PathLike[str] | None = None)
     table = _merged(csv_path)
     code = _resolve(region, table.names)
     if code is None:
-        raise _unknown_region(region, table.names if csv_path is not None else None)
+        raise _unknown_region(region, table.names)
     return code
 
 
@@ -552,11 +549,12 @@ def _month_ranges(months: Iterable[tuple[int, int]]) -> str:
             runs[-1].append(ym)
         else:
             runs.append([ym])
-    text = [f"{r[0][0]:04d}-{r[0][1]:02d}" for r in runs]
-    return ", ".join(
-        t if len(r) == 1 else f"{t} to {r[-1][0]:04d}-{r[-1][1]:02d}"
-        for t, r in zip(text, runs, strict=False)
-    )
+
+    def run_text(run: list[tuple[int, int]]) -> str:
+        first = f"{run[0][0]:04d}-{run[0][1]:02d}"
+        return first if len(run) == 1 else f"{first} to {run[-1][0]:04d}-{run[-1][1]:02d}"
+
+    return ", ".join(run_text(r) for r in runs)
 
 
 def lookup(
@@ -597,7 +595,7 @@ def lookup(
         raise IntensityError(f"empty region: {_HINT[0].lower()}{_HINT[1:]}")
     resolved = _resolve(region, table.names)
     if resolved is None:
-        raise _unknown_region(region, table.names if csv_path is not None else None)
+        raise _unknown_region(region, table.names)
     code = resolved
 
     if ym is None:
@@ -612,12 +610,10 @@ def lookup(
     if hit is not None:
         return hit
     available = table.months_of(code)
-    name = table.names.get(code, code)
-    if not available:
-        with_months = table.monthly_codes()
+    if not available:  # (the shipped data has months, so the list is never empty)
         raise IntensityError(
-            f"no monthly data for {code} ({name}): monthly intensities exist for "
-            f"{', '.join(with_months) or 'no region'}; drop the month to use the yearly value"
+            f"no monthly data for {code} ({table.names[code]}): monthly intensities exist for "
+            f"{', '.join(table.monthly_codes())}; drop the month to use the yearly value"
         )
     raise IntensityError(
         f"no data for {code} in {ym[0]:04d}-{ym[1]:02d}: "
