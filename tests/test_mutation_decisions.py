@@ -69,6 +69,69 @@ def test_incomplete_beta_ends_and_both_branches() -> None:
     assert dec._beta_inc(0.5, 0.5, 0.25) == pytest.approx(1 / 3, rel=1e-12)  # arcsine law
 
 
+def _closed_form_cdf(t: float, nu: int) -> float:
+    """P(T <= t) for an integer ``nu`` from the finite sums of Abramowitz & Stegun 26.7.3/4."""
+    theta = math.atan2(t, math.sqrt(nu))
+    s, c2 = math.sin(theta), math.cos(theta) ** 2
+    terms, term = [1.0], 1.0
+    if nu % 2 == 0:  # A = sin(th) (1 + c2/2 + 1*3 c2^2/(2*4) + ...), nu/2 terms
+        for k in range(2, nu - 1, 2):
+            term *= (k - 1) / k * c2
+            terms.append(term)
+        a = s * math.fsum(terms)
+    else:  # A = 2/pi (th + sin(th) cos(th) (1 + 2/3 c2 + 2*4/(3*5) c2^2 + ...)), none for nu 1
+        for k in range(3, nu - 1, 2):
+            term *= (k - 1) / k * c2
+            terms.append(term)
+        tail = math.fsum(terms) if nu > 1 else 0.0
+        a = 2 / math.pi * (theta + s * math.sqrt(c2) * tail)
+    return 0.5 + 0.5 * a
+
+
+def test_closed_form_reference_is_right() -> None:
+    assert _closed_form_cdf(1.0, 1) == pytest.approx(0.75, rel=1e-15, abs=0)
+    assert _closed_form_cdf(1.0, 2) == pytest.approx(0.5 + 1 / (2 * math.sqrt(3)), rel=1e-15, abs=0)
+    assert _closed_form_cdf(2.0, 4) == pytest.approx(0.9419417382, rel=1e-10)
+
+
+@pytest.mark.parametrize(("t", "nu"), [(0.7, 2), (0.7, 4), (1.0, 6), (1.5, 7), (1.5, 10)])
+def test_t_cdf_to_the_last_digits_at_small_df(t: float, nu: int) -> None:
+    """The continued fraction stops once it has converged (1e-15): iterating on would drift."""
+    # (mutants that iterate on drift by >= 1.4e-14; a 15x margin for other libms)
+    assert t_cdf(t, nu) == pytest.approx(_closed_form_cdf(t, nu), rel=6e-15, abs=0)
+
+
+@pytest.mark.parametrize(("t", "nu"), [(0.05, 40), (0.1, 60), (0.05, 120), (-0.1, 120)])
+def test_t_cdf_near_the_center_at_large_df(t: float, nu: int) -> None:
+    """Near t = 0, x = df / (df + t^2) is above the beta mean: the mirrored fraction decides."""
+    assert t_cdf(t, nu) == pytest.approx(_closed_form_cdf(t, nu), rel=1e-12, abs=0)
+
+
+def test_t_quantile_table_values_above_30_df() -> None:
+    # R's qt() / any 6-digit t table: 2.021075, 2.000298, 2.617421, 1.697261
+    assert t_quantile(0.975, 40) == pytest.approx(2.021075390306273, rel=1e-12)
+    assert t_quantile(0.975, 60) == pytest.approx(2.000297822014260, rel=1e-12)
+    assert t_quantile(0.995, 120) == pytest.approx(2.617421145106866, rel=1e-12)
+    assert t_quantile(0.95, 30) == pytest.approx(1.697260886593957, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "exact"),
+    [
+        (0.5, 1, 0.0),
+        (0.5, 7, 0.0),
+        (0.75, 1, 1.0),  # Cauchy: tan(pi (p - 1/2))
+        (0.7, 1, math.tan(0.2 * math.pi)),
+        (0.75, 2, 0.5 / math.sqrt(0.375)),  # df 2: (2p - 1) / sqrt(2 p (1 - p))
+        (0.9, 2, 0.8 / math.sqrt(0.18)),
+    ],
+)
+def test_t_quantile_within_half_its_bracket(p: float, df: float, exact: float) -> None:
+    """The bisection stops when its bracket is below 1e-12 x max(1, t): the midpoint is within
+    half of it."""
+    assert abs(t_quantile(p, df) - exact) <= 5e-13 * max(1.0, exact)
+
+
 # -- estimates -------------------------------------------------------------------------------
 
 
@@ -152,6 +215,33 @@ def test_estimate_of_entry_edges() -> None:
         and t.method == "trimmed"
         and t.center_j == pytest.approx(7 / 3, rel=1e-12)
     )
+
+
+def test_one_window_keeps_its_method_and_plain_figures() -> None:
+    e = estimate([2.5], "trimmed")
+    assert (e.method, e.center_j, e.n, e.mean_j) == ("trimmed", 2.5, 1, 2.5)
+    assert math.isnan(e.se_j) and math.isnan(e.df) and math.isnan(e.std_j)
+    assert math.isnan(e.half_width_j()) and math.isnan(e.relative_half_width())
+
+
+def test_trimmed_with_two_values_kept_has_an_interval() -> None:
+    e = estimate([10.0, 1.0, 3.0, 2.0], "trimmed", trim=0.25)  # 1 cut each end: 2 and 3 kept
+    # winsorized 2, 2, 3, 3: variance 1/3; se = sqrt(3 x (1/3) / (2 x 1))
+    assert (e.center_j, e.df, e.se_j, e.mean_j) == (2.5, 1, math.sqrt(0.5), 4.0)
+    assert e.half_width_j() == pytest.approx(12.70620474 * math.sqrt(0.5), rel=1e-9)
+
+
+def test_no_interval_without_two_windows_or_a_finite_se() -> None:
+    one = Estimate("mean", 1.0, 0.5, 3.0, 1, 1.0, 0.5)  # a record's se with a single window
+    assert math.isnan(one.half_width_j()) and math.isnan(one.relative_half_width())
+    wild = Estimate("mean", 1.0, math.inf, 3.0, 4, 1.0, math.inf)
+    assert not wild.has_spread and math.isnan(wild.half_width_j())
+
+
+def test_from_summary_of_no_windows() -> None:
+    e = Estimate.from_summary(1.0, 1.0, 0)
+    assert (e.n, e.center_j, e.method) == (0, 1.0, "mean")
+    assert math.isnan(e.se_j) and math.isnan(e.df) and math.isnan(e.std_j)
 
 
 # -- the stopping rule -----------------------------------------------------------------------
@@ -240,6 +330,20 @@ def test_stop_decision_round_trip_and_describe_of_each_reason() -> None:
     assert trimmed.half_width_j == pytest.approx(trimmed.relative_half_width * 1.0, rel=1e-12)
     assert trimmed.std_j == pytest.approx(estimate(xs).std_j, rel=1e-15)
     assert (trimmed.steps, trimmed.measured_s, trimmed.stop) == (5, 1.0, False)
+
+
+def test_parse_precision_either_exponent_letter() -> None:
+    assert dec.parse_precision("3e-2") == 0.03
+    assert dec.parse_precision("3E-2") == 0.03
+    assert dec.parse_precision("2.5E+1%") == 0.25
+
+
+def test_stop_rule_before_any_window() -> None:
+    d = StopRule(precision=0.03).check([], 0.0)
+    assert (d.stop, d.reason, d.windows, d.steps) == (False, "continue", 0, 0)
+    for x in (d.center_j, d.mean_j, d.std_j, d.half_width_j, d.relative_half_width):
+        assert math.isnan(x)
+    assert d.describe() == "continue: 0 of at least 5 windows (target ±3.0%)"
 
 
 # -- compare ---------------------------------------------------------------------------------
@@ -384,6 +488,59 @@ def test_compare_round_trip_is_exact() -> None:
     assert CompareDecision.from_dict(inf).change == math.inf
 
 
+def test_compare_reports_plain_means_with_the_trimmed_method() -> None:
+    d = compare_decision(
+        [1.0, 1.0, 1.0, 1.0, 10.0], [2.0, 2.0, 2.0, 2.0, 20.0], 0.1, method="trimmed"
+    )
+    assert (d.change, d.mean_j, d.base_mean_j, d.method) == (1.0, 5.6, 2.8, "trimmed")
+    assert d.describe() == "regression: +100.0% (95% +100.0% to +100.0%) > 10%"
+
+
+def test_compare_reference_below_one_joule() -> None:
+    base = [1.0, 1.1, 0.9]
+    d = compare_decision(
+        base, [1.2 * x for x in base], 0.1, reference_base=[0.5, 0.5], reference_current=[0.6, 0.6]
+    )
+    assert d.change == pytest.approx(0.0, abs=1e-15)
+    assert d.reference_change == pytest.approx(0.2, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("current", "text"),
+    [
+        ([1.5], "regression: +36.4% (point: one window, no spread) > 10%"),
+        ([1.0], "no regression: -9.1% (point: one window, no spread) < 10%"),
+        ([1.2], "inconclusive: +9.1% (point: one window, no spread) vs 10%"),
+    ],
+)
+def test_compare_one_window_keeps_the_reference_change(current: list[float], text: str) -> None:
+    d = compare_decision(
+        [1.0], current, 0.1, reference_base=[2.0, 2.0], reference_current=[2.2, 2.2]
+    )
+    assert d.reference_change == pytest.approx(0.1, rel=1e-12)
+    assert d.describe().startswith(f"{text}, scaled by the reference workload (+10.0%)")
+
+
+def test_compare_interval_bound_on_the_threshold_is_inconclusive() -> None:
+    # no spread in any window: the interval is the point, and here it is the threshold
+    for base, cur, threshold in (([1.0, 1.0], [1.0, 1.0], 0.0), ([1.0, 1.0], [2.0, 2.0], 1.0)):
+        d = compare_decision(base, cur, threshold)
+        assert (d.low, d.high, d.outcome) == (threshold, threshold, INCONCLUSIVE)
+        assert d.describe().endswith("; the change equals the threshold: no precision decides it")
+
+
+def test_zero_baseline_with_the_current_interval_ending_at_zero() -> None:
+    hw = Estimate("mean", 1.0, 0.25, 4.0, 5, 1.0, 0.5).half_width_j()
+    edge = Estimate("mean", hw, 0.25, 4.0, 5, hw, 0.5)  # its interval's lower end is 0
+    d = compare_decision([0.0, 0.0], edge, 0.1)
+    assert (d.outcome, d.basis) == (INCONCLUSIVE, "zero baseline; the current interval includes 0")
+
+
+def test_needed_precision_is_zero_within_1e9_of_the_threshold() -> None:
+    assert dec._needed(1e-9, 1, 0.0) == 0.0
+    assert dec._needed(4e-9, 4, 0.0) == pytest.approx(2e-9, rel=1e-15, abs=0)
+
+
 # -- budget ----------------------------------------------------------------------------------
 
 
@@ -438,6 +595,12 @@ def test_budget_round_trip_of_a_one_window_verdict() -> None:
     )
 
 
+def test_budget_one_window_has_no_bounds() -> None:
+    v = budget_verdict(9.0, math.nan, 10.0)
+    assert math.isnan(v.low) and math.isnan(v.high)
+    assert (v.verdict, v.basis) == (UNDER, "one window")
+
+
 # -- formatting helpers -----------------------------------------------------------------------
 
 
@@ -455,3 +618,7 @@ def test_formatting_helpers() -> None:
     assert dec._json_num(-math.inf) == "-inf" and dec._json_num(math.inf) == "inf"
     assert dec._json_num(math.nan) is None and dec._json_num(2) == 2 and dec._json_num("x") == "x"
     assert math.isnan(dec._num(None)) and dec._num("inf") == math.inf and dec._num(3) == 3.0
+
+
+def test_pm_switches_format_at_one_percent() -> None:
+    assert dec._pm(0.00992) == "±0.99%"  # below 1%: two significant digits

@@ -55,8 +55,8 @@ METHODS = ("mean", "trimmed")
 def _beta_cf(a: float, b: float, x: float) -> float:
     """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
     tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
+    # the first denominator is >= 2 / (a + b + 2): _beta_inc passes x <= (a + 1) / (a + b + 2)
+    c, d = 1.0, 1.0 / (1.0 - (a + b) * x / (a + 1.0))
     frac = d
     for m in range(1, 500):
         for num in (
@@ -625,10 +625,9 @@ def _zero_case(b: Estimate | float, c: Estimate | float) -> tuple[str, float, st
 def _log_half_width(ests: Sequence[Estimate], between_run_cv: float) -> float:
     """t975 x se of the log ratio: delta-method relative variances plus 2 cv^2, on
     Welch-Satterthwaite degrees of freedom (the between-run term taken as known)."""
-    rel_vars = [(e.se_j / e.center_j) ** 2 for e in ests if e.has_spread]
-    dfs = [e.df for e in ests if e.has_spread]
-    var = math.fsum(rel_vars) + 2 * between_run_cv**2
-    denom = math.fsum(v * v / d for v, d in zip(rel_vars, dfs, strict=True))
+    terms = [((e.se_j / e.center_j) ** 2, e.df) for e in ests if e.has_spread]
+    var = math.fsum(v for v, _ in terms) + 2 * between_run_cv**2
+    denom = math.fsum(v * v / d for v, d in terms)
     df = var * var / denom if denom > 0 else math.inf
     return t_quantile(0.975, df) * math.sqrt(var)
 
@@ -733,7 +732,7 @@ def budget_verdict(
 
 def _json_num(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
-        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        return None if math.isnan(x) else str(x)  # "inf" or "-inf"
     return x
 
 
@@ -751,9 +750,7 @@ def _num_text(x: float) -> str:
 
 
 def _pct(x: float) -> str:
-    if math.isinf(x):
-        return "+inf%" if x > 0 else "-inf%"
-    return f"{x * 100:+.1f}%"
+    return f"{x * 100:+.1f}%"  # +inf% and -inf% too
 
 
 def _pm(x: float | None) -> str:
