@@ -464,28 +464,45 @@ def test_a_region_only_in_the_intensity_file_is_the_session_region(
     assert session["intensity"]["region"] == "MYDC"
 
 
-def test_a_user_file_is_parsed_once_per_version(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the user files parsed from here on (the parse cache starts empty)."""
     from pytest_co2.carbon import intensity
 
     calls: list[str] = []
     real = intensity._parse_user_csv
 
     def counting(where: str) -> object:
-        calls.append(where)
+        calls.append(Path(where).name)
         return real(where)
 
     monkeypatch.setattr(intensity, "_parse_user_csv", counting)
+    monkeypatch.setattr(intensity, "_user_cache", {})
+    return calls
+
+
+def test_a_user_file_is_parsed_once_per_version(tmp_path: Path, parsed: list[str]) -> None:
     path = _write(tmp_path, "region,year,month,g_co2e_per_kwh\nMYDC,2024,,42\n")
     for _ in range(3):  # the option check, the session, a what-if: one parse
         assert lookup("MYDC", csv_path=path).g_per_kwh == 42.0
     list_regions(csv_path=path)
     monthly_coverage(csv_path=path)
-    assert len(calls) == 1
+    assert parsed == ["ci.csv"]
     path.write_text("region,year,month,g_co2e_per_kwh\nMYDC,2024,,43.5\n", encoding="utf-8")
     assert lookup("MYDC", csv_path=path).g_per_kwh == 43.5  # a new version is read again
-    assert len(calls) == 2
+    assert parsed == ["ci.csv", "ci.csv"]
+
+
+def test_at_most_four_parsed_user_files_are_kept(tmp_path: Path, parsed: list[str]) -> None:
+    paths = [
+        _write(tmp_path, f"region,year,g_co2e_per_kwh\nSE,2024,{i}\n", f"{i}.csv") for i in range(5)
+    ]
+    for i, path in enumerate(paths):
+        assert lookup("SE", csv_path=path).g_per_kwh == float(i)
+    assert lookup("SE", csv_path=paths[1]).g_per_kwh == 1.0  # still cached
+    assert parsed == ["0.csv", "1.csv", "2.csv", "3.csv", "4.csv"]
+    assert lookup("SE", csv_path=paths[0]).g_per_kwh == 0.0  # the oldest was dropped
+    assert parsed == ["0.csv", "1.csv", "2.csv", "3.csv", "4.csv", "0.csv"]
 
 
 def test_blank_lines_january_zeros_bom_and_the_latest_yearly_row(tmp_path: Path) -> None:

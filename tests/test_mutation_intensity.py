@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_co2.carbon import intensity as intensity_mod
 from pytest_co2.carbon.intensity import (
     Intensity,
     IntensityError,
@@ -72,50 +71,30 @@ def test_a_shipped_month_takes_the_user_files_name(tmp_path: Path) -> None:
     )
 
 
-def test_unknown_region_suggestions_count_codes_not_spellings(tmp_path: Path) -> None:
-    # each region's code and name are both close: six close spellings give three regions
-    rows = "".join(f"ZZYZX{a},2024,,1,,ZZYZX{b}\n" for a, b in ("AB", "CD", "EF", "GH"))
-    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh,source,name\n" + rows)
-    with pytest.raises(IntensityError) as err:
-        lookup("zzyzx", csv_path=path)
-    assert str(err.value) == (
-        "unknown region 'zzyzx': did you mean ZZYZXG (ZZYZXH), ZZYZXE (ZZYZXF) "
-        f"or ZZYZXC (ZZYZXD)? {_HINT}"
-    )
-
-
-def test_unknown_region_suggests_at_most_three(tmp_path: Path) -> None:
-    rows = "".join(f"QQA{i},2024,,1,,Far name {i}\n" for i in range(1, 5))
-    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh,source,name\n" + rows)
-    with pytest.raises(IntensityError) as err:
-        lookup("qqa", csv_path=path)
-    assert str(err.value) == (
-        "unknown region 'qqa': did you mean QQA4 (Far name 4), QQA3 (Far name 3) "
-        f"or QQA2 (Far name 2)? {_HINT}"
-    )
-
-
-def test_user_files_are_parsed_once_and_at_most_four_are_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("rows", "query", "suggestions"),
+    [
+        pytest.param(  # code and name both close: six close spellings give three regions
+            "".join(f"ZZYZX{a},2024,,1,,ZZYZX{b}\n" for a, b in ("AB", "CD", "EF", "GH")),
+            "zzyzx",
+            "ZZYZXG (ZZYZXH), ZZYZXE (ZZYZXF) or ZZYZXC (ZZYZXD)",
+            id="codes-not-spellings",
+        ),
+        pytest.param(  # four close codes: three are shown
+            "".join(f"QQA{i},2024,,1,,Far name {i}\n" for i in range(1, 5)),
+            "qqa",
+            "QQA4 (Far name 4), QQA3 (Far name 3) or QQA2 (Far name 2)",
+            id="at-most-three",
+        ),
+    ],
+)
+def test_unknown_region_suggests_three_regions(
+    tmp_path: Path, rows: str, query: str, suggestions: str
 ) -> None:
-    parsed: list[str] = []
-    parse = intensity_mod._parse_user_csv
-
-    def counting(where: str) -> _Table:
-        parsed.append(Path(where).name)
-        return parse(where)
-
-    monkeypatch.setattr(intensity_mod, "_parse_user_csv", counting)
-    monkeypatch.setattr(intensity_mod, "_user_cache", {})
-    paths = [
-        _write(tmp_path, f"region,year,g_co2e_per_kwh\nSE,2024,{i}\n", f"{i}.csv") for i in range(5)
-    ]
-    for i, path in enumerate(paths):
-        assert lookup("SE", csv_path=path).g_per_kwh == float(i)
-    assert lookup("SE", csv_path=paths[1]).g_per_kwh == 1.0  # still cached
-    assert parsed == ["0.csv", "1.csv", "2.csv", "3.csv", "4.csv"]
-    assert lookup("SE", csv_path=paths[0]).g_per_kwh == 0.0  # the oldest was dropped
-    assert parsed[-1] == "0.csv" and len(parsed) == 6
+    path = _write(tmp_path, "region,year,month,g_co2e_per_kwh,source,name\n" + rows)
+    with pytest.raises(IntensityError) as err:
+        lookup(query, csv_path=path)
+    assert str(err.value) == f"unknown region {query!r}: did you mean {suggestions}? {_HINT}"
 
 
 def test_quoted_line_breaks_are_kept_as_written(tmp_path: Path) -> None:
