@@ -397,9 +397,14 @@ def test_an_energy_file_that_vanishes_is_a_fault(tree: dict[str, Path], how: str
         set_uj(tree["pkg1"], 3_000_000 + 1_000_000)
         path = tree["pkg1"] / "energy_uj"
         time.sleep(0.01)
-        path.unlink()
         if how == "replaced":
-            path.write_text("99000000\n")  # a new file: the open fd still reads the old one
+            # a new file in one rename, so that the poller never sees the path missing (an
+            # unlink then a write raced it: CI once saw "vanished"); the open fd reads the old one
+            new = path.with_name("energy_uj.new")
+            new.write_text("99000000\n")
+            new.replace(path)
+        else:
+            path.unlink()
         deadline = time.perf_counter() + 5
         while not backend.failed and time.perf_counter() < deadline:
             time.sleep(0.005)
