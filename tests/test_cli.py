@@ -36,7 +36,7 @@ def test_convert_sweden(capsys: pytest.CaptureFixture[str]) -> None:
         "7.0 kg CO2e = 1,000 kWh x PUE 1 x 7 g/kWh\n"
         "intensity: SE (Sweden), 2022; source: EEA 2022, as given in Table 1 of the paper\n"
         "= 64.7 km by car, 852 smartphone charges, a 29 km flight, "
-        "0.117 tree seedlings grown 10 years, 0.651% of a person's annual 1.5 °C budget\n"
+        "426 days of a tree seedling's growth, 0.651% of a person's annual 1.5\u00a0°C budget\n"
     )
 
 
@@ -80,7 +80,7 @@ def test_convert_paper_figure(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0] == "362.3 kg CO2e = 1,443.4 kWh x PUE 1 x 251 g/kWh"
     assert lines[2] == (
         "= 3,348 km by car, 44,075 smartphone charges, a 1,500 km flight, "
-        "6.04 tree seedlings grown 10 years, 33.7% of a person's annual 1.5 °C budget"
+        "6.04 tree seedlings grown 10 years, 33.7% of a person's annual 1.5\u00a0°C budget"
     )
 
 

@@ -47,19 +47,60 @@ def test_paper_figure_362_kg() -> None:
     assert round(e["tree_seedlings_10y"], 2) == 6.04
     assert format_equivalents(362.3) == (
         "= 3,348 km by car, 44,075 smartphone charges, a 1,500 km flight, "
-        "6.04 tree seedlings grown 10 years, 33.7% of a person's annual 1.5 °C budget"
+        "6.04 tree seedlings grown 10 years, 33.7% of a person's annual 1.5\u00a0°C budget"
     )
 
 
 def test_small_and_zero() -> None:
-    assert format_equivalents(0) == (
-        "= 0 km by car, 0 smartphone charges, a 0 km flight, "
-        "0 tree seedlings grown 10 years, 0% of a person's annual 1.5 °C budget"
-    )
+    assert format_equivalents(0) == "= nothing (0 g CO2e)"
+    # 8.22 g: every figure in the first unit where it reaches 1
     assert format_equivalents(0.00822) == (
-        "= 0.076 km by car, 1 smartphone charge, a 0.034 km flight, "
-        "0.000137 tree seedlings grown 10 years, 0.000765% of a person's annual 1.5 °C budget"
+        "= 76 m by car, 1 smartphone charge, a 34 m flight, "
+        "12 hours of a tree seedling's growth, "
+        "4.02 minutes of a person's annual 1.5\u00a0°C budget"
     )
+
+
+def test_tiny_masses_read_in_small_units_or_are_left_out() -> None:
+    # 1 mg: 9.24 mm by car (1 g / 108.2 g per km), the budget's share of a year in seconds
+    assert format_equivalents(1e-6) == (
+        "= 9.24 mm by car, 0.0122% of a smartphone charge, a 4.14 mm flight, "
+        "5.26 seconds of a tree seedling's growth, "
+        "0.0294 seconds of a person's annual 1.5\u00a0°C budget"
+    )
+    # 0.1 mg: the phone (0.00122%) and the budget (0.00294 s) fall below 0.01 of their
+    # last unit and are left out; never a figure such as 0.000000000000112 seedlings
+    assert format_equivalents(1e-7) == (
+        "= 0.924 mm by car, a 0.414 mm flight, 0.526 seconds of a tree seedling's growth"
+    )
+    # 1 ug: nothing left
+    assert format_equivalents(1e-9) == (
+        "= less than 0.01 mm by car (too little for an everyday equivalent)"
+    )
+
+
+@pytest.mark.parametrize(
+    "kg,part",
+    [
+        (1.075, "0.1% of a person's annual"),  # the budget in % down to 0.1%
+        (1.0, "8.15 hours of a person's annual"),  # then in hours of the year
+        (0.01, "4.89 minutes of a person's annual"),
+        (60.0 / 3652.5, "1 day of a tree seedling's growth"),  # singular
+        (0.1082, "a 448 m flight, "),
+        (0.1082, "= 1 km by car, "),
+        (0.00822 / 2, "50% of a smartphone charge"),
+    ],
+)
+def test_each_ladder_step(kg: float, part: str) -> None:
+    assert part in format_equivalents(kg)
+
+
+def test_the_budget_unit_is_never_split_by_a_wrap() -> None:
+    import textwrap
+
+    for width in range(20, 120):
+        lines = textwrap.wrap(format_equivalents(362.3), width)
+        assert not any(line.endswith("1.5") for line in lines)
 
 
 @pytest.mark.parametrize(

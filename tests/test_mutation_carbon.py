@@ -297,11 +297,11 @@ def test_each_equivalent_uses_its_own_factor() -> None:
     }
     assert format_equivalents(60.0) == (
         "= 555 km by car, 7,299 smartphone charges, a 248 km flight, "
-        "1 tree seedling grown 10 years, 5.58% of a person's annual 1.5 °C budget"
+        "1 tree seedling grown 10 years, 5.58% of a person's annual 1.5\u00a0°C budget"
     )
     assert format_equivalents(10.75) == (
         "= 99.4 km by car, 1,308 smartphone charges, a 44.5 km flight, "
-        "0.179 tree seedlings grown 10 years, 1% of a person's annual 1.5 °C budget"
+        "654 days of a tree seedling's growth, 1% of a person's annual 1.5\u00a0°C budget"
     )
 
 

@@ -96,7 +96,7 @@ def test_summary_table(fake_clock_pytester: pytest.Pytester) -> None:
             "test*measurement*J/unit (mean ± std)*kg CO2e ± std*method*kg PL*kg DE*",
             "test_summary_table.py::test_train*train*0.500*10*5.00 ± 0*1,000 iteration*0.00139*9.72e-6 ± 0*simulated*0.000925*0.000508*",
             "TOTAL*1 measurements*0.00139*9.72e-6*",
-            "total = 0.0000899 km by car, 0.00118 smartphone charges*",
+            "total = 89.9 mm by car, 0.118% of a smartphone charge*",
         ]
     )
 
