@@ -150,6 +150,40 @@ def test_http_errors(server: IntensityServer, status: int, body: object, tail: s
     assert str(exc.value) == f"HTTP {status} from 127.0.0.1:{server.port}: {tail}"
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (401, {"error": "bad token tok-123 for zone DE"}),  # a JSON error echoing the token
+        (500, b"upstream said: auth-token=tok-123; tok-123 rejected"),  # plain text, twice
+    ],
+)
+def test_a_token_echoed_by_the_provider_is_redacted(
+    server: IntensityServer, status: int, body: object
+) -> None:
+    server.serve("/v3/carbon-intensity/latest", body, status=status)
+    with pytest.raises(ProviderError) as exc:
+        em(server).fetch(1.0)
+    assert "tok-123" not in str(exc.value)
+    assert str(exc.value).count("[redacted]") == (1 if status == 401 else 2)
+    # the token was sent, so the redaction is not the absence of a token
+    assert {k.lower(): v for k, v in server.requests[-1][1].items()}["auth-token"] == "tok-123"
+
+
+def test_redact_replaces_the_longest_secret_first() -> None:
+    from pytest_co2.carbon.providers.http import redact
+
+    assert redact("a abcd abcdef z", ["abcd", "abcdef", "", "ab"]) == ("a [redacted] [redacted] z")
+
+
+def test_an_answer_nested_too_deeply_is_a_provider_error(server: IntensityServer) -> None:
+    server.serve("/intensity", b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ProviderError) as exc:
+        uk(server).fetch(5.0)
+    assert str(exc.value) == (
+        f"the answer from 127.0.0.1:{server.port} is nested too deeply to be an intensity answer"
+    )
+
+
 def test_unknown_zone_answered_by_the_provider(server: IntensityServer) -> None:
     server.serve(
         "/v3/carbon-intensity/latest", {"error": "Zone 'XX-NOPE' does not exist"}, status=404

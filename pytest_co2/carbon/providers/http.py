@@ -6,7 +6,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .base import ProviderError
@@ -39,9 +39,31 @@ def _error_detail(body: bytes) -> str:
     return " ".join(text.split())[:200]
 
 
+_PUBLIC_HEADERS = frozenset({"accept", "user-agent"})
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (a token, a key) replaced: an error answer that echoes
+    the token must not put it into a CI log."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def get_json(url: str, *, timeout_s: float, headers: Mapping[str, str] | None = None) -> Any:
     """GET ``url`` and decode its JSON. ProviderError (one line) on a timeout, a connection
-    failure, an HTTP error status (with the answer's message) or a body that is not JSON."""
+    failure, an HTTP error status (with the answer's message) or a body that is not JSON,
+    too large or nested too deeply; the values of the caller's headers (tokens) never
+    appear in a message."""
+    secrets = [v for k, v in (headers or {}).items() if k.lower() not in _PUBLIC_HEADERS]
+    try:
+        return _get_json(url, timeout_s=timeout_s, headers=headers)
+    except ProviderError as exc:
+        raise ProviderError(redact(str(exc), secrets)) from None
+
+
+def _get_json(url: str, *, timeout_s: float, headers: Mapping[str, str] | None) -> Any:
     request = urllib.request.Request(
         url, headers={"Accept": "application/json", "User-Agent": USER_AGENT, **(headers or {})}
     )
@@ -69,6 +91,10 @@ def get_json(url: str, *, timeout_s: float, headers: Mapping[str, str] | None = 
         raise ProviderError(f"the answer from {host} is larger than {MAX_BYTES:,} bytes")
     try:
         return json.loads(body.decode("utf-8"))
+    except RecursionError:
+        raise ProviderError(
+            f"the answer from {host} is nested too deeply to be an intensity answer"
+        ) from None
     except (UnicodeDecodeError, ValueError):
         start = " ".join(body[:60].decode("utf-8", "replace").split())
         raise ProviderError(f"the answer from {host} is not JSON: {start!r}") from None
