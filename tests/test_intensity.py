@@ -514,21 +514,46 @@ def test_blank_lines_january_zeros_bom_and_the_latest_yearly_row(tmp_path: Path)
         b"MYDC,2022,,100\r\n"
         b"MYDC,2024,,300\r\n"
         b"MYDC,2023,,200\r\n"  # an older year after a newer one: the newer stays
-        b"MYDC,2024,,301\r\n"  # the same year again: the later row wins
+        b"MYDC,2024,,300.0\r\n"  # the same year again with the same value: allowed
         b",,,\r\n"
         b"MYDC,2024,01,0\r\n"  # January, written 01; zero intensity is allowed
-        b"MYDC,2024,1,-0\r\n"  # January again: the later row wins; -0 is 0
+        b"MYDC,2024,1,-0\r\n"  # January again: -0 is 0, the same value
         b"MYDC,2024,2, 7.5 \r\n"
         b"\r\n"
     )
     it = lookup("mydc", csv_path=path)
-    assert (it.g_per_kwh, it.year, it.month) == (301.0, 2024, None)
+    assert (it.g_per_kwh, it.year, it.month) == (300.0, 2024, None)
     jan = lookup("MYDC", "2024-01", csv_path=path)
     assert jan == Intensity("MYDC", "MYDC", 0.0, 2024, 1, "user file ci.csv")
     assert math.copysign(1.0, jan.g_per_kwh) == 1.0
     assert lookup("MYDC", "2024-02", csv_path=path).g_per_kwh == 7.5
     assert monthly_coverage(csv_path=path)["MYDC"] == "2024-01 to 2024-02"
     assert [i.region for i in list_regions("2024-01", csv_path=path)] == ["MYDC"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            "MYDC,2024,3,100\nOTHER,2024,3,5\nmydc,2024,03,120\n",
+            "line 4: MYDC 2024-03 is 120 g/kWh here but 100 g/kWh at line 2",
+        ),
+        (
+            "MYDC,2023,,50\n\nMYDC,2023,,50\nMYDC,2023,, 51\n",
+            "line 5: MYDC year 2023 is 51 g/kWh here but 50 g/kWh at line 2",
+        ),
+    ],
+)
+def test_two_rows_for_one_region_and_period_are_an_error_naming_both_lines(
+    tmp_path: Path, rows: str, message: str
+) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("region,year,month,g_co2e_per_kwh\n" + rows, encoding="utf-8")
+    with pytest.raises(IntensityError) as exc:
+        lookup("MYDC", csv_path=path)
+    assert str(exc.value) == (
+        f"{path}, {message}: expected one value per region and period (remove one of the rows)"
+    )
 
 
 def _big_csv(path: Path, regions: int) -> int:

@@ -515,14 +515,14 @@ def test_user_csv_names_sources_and_their_exceptions(tmp_path: Path) -> None:
         "AAA,2024,1,8, grid a ,  Site A \n"
         "AAA,2024,2,16,grid b,\n"
         "AAA,2024,3,32,,\n"
-        "AAA,2024,2,24, grid a ,\n"  # a later row for February: back to the region's source
+        "AAA,2024,2,16, grid a ,\n"  # February again, same value: back to the region's source
         "DE,2024,1,128,,Deutschland\n"
         "SE,2030,,4,,\n",
     )
     jan = lookup("aaa", "2024-01", csv_path=path)
     assert jan == Intensity("AAA", "Site A", 8.0, 2024, 1, "grid a")
     assert lookup("Site A", "2024-02", csv_path=path) == Intensity(
-        "AAA", "Site A", 24.0, 2024, 2, "grid a"
+        "AAA", "Site A", 16.0, 2024, 2, "grid a"
     )
     assert lookup("AAA", "2024-03", csv_path=path).source == "user file ci.csv"
     de = lookup("DE", "2022-12", csv_path=path)  # a shipped month under the user's name

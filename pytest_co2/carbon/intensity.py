@@ -364,8 +364,8 @@ def _parse_user_csv(where: str) -> _Table:
     """Parse a user CSV ``region,year,month,g_co2e_per_kwh[,source][,name]``, streaming.
 
     Blank lines are skipped; a UTF-8 byte-order mark is allowed; of several yearly rows for
-    one region the latest year wins (the later row on a tie); a later monthly row for the
-    same month wins.
+    one region the latest year wins; two rows for one region and period (a year, or a
+    month) are an error naming both lines unless they agree.
     """
     try:
         with open(where, newline="", encoding="utf-8-sig") as fh:
@@ -466,6 +466,8 @@ def _parse_rows(reader: Any, where: str) -> _Table:  # noqa: PLR0912, PLR0915
                 )
             if not month_text or not month_text.strip():
                 previous = yearly.get(code)
+                if previous is not None and previous[0] == year and previous[1] != value:
+                    raise _conflict(where, reader.line_num, code, year, None, previous[1], value)
                 if previous is None or (year or 0) >= (previous[0] or 0):
                     yearly[code] = (year, value, source)
                 continue
@@ -483,7 +485,8 @@ def _parse_rows(reader: Any, where: str) -> _Table:  # noqa: PLR0912, PLR0915
             if values is None:
                 values = monthly[code] = {}
                 monthly_source[code] = source
-            values[key] = value
+            if values.setdefault(key, value) != value:
+                raise _conflict(where, reader.line_num, code, year, month, values[key], value)
             if source != monthly_source[code]:
                 exceptions[(code, key)] = source
             elif exceptions:
@@ -495,6 +498,48 @@ def _parse_rows(reader: Any, where: str) -> _Table:  # noqa: PLR0912, PLR0915
         for code, (year, value, source) in yearly.items()
     }
     return _Table(table_yearly, monthly, monthly_source, names, exceptions)
+
+
+def _conflict(
+    where: str,
+    line: int,
+    code: str,
+    year: int | None,
+    month: int | None,
+    first: float,
+    second: float,
+) -> IntensityError:
+    """Two rows giving one region and period different values: an error naming both lines
+    (the first is found again by a second pass, so the parse keeps no line numbers)."""
+    period = f"{year}-{month:02d}" if month is not None else f"year {year or '(blank)'}"
+    earlier = _first_line(where, code, year, month)
+    at = f"line {earlier}" if earlier is not None else "an earlier line"
+    return IntensityError(
+        f"{where}, line {line}: {code} {period} is {second:g} g/kWh here but {first:g} g/kWh "
+        f"at {at}: expected one value per region and period (remove one of the rows)"
+    )
+
+
+def _first_line(where: str, code: str, year: int | None, month: int | None) -> int | None:
+    """The line of the first row of ``code`` for that year and month (None: not found)."""
+    try:
+        with open(where, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header: list[str] = []
+            for row in reader:
+                if not header:
+                    header = [h.strip().lower() for h in row] if any(f.strip() for f in row) else []
+                    continue
+                fields = dict(zip(header, row, strict=False))
+                region = fields.get("region", "").strip()
+                if not region or (_resolve(region) or region.upper()) != code:
+                    continue
+                y, m = fields.get("year", "").strip(), fields.get("month", "").strip()
+                if (int(y) if y else None) == year and (int(m) if m else None) == month:
+                    return reader.line_num
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError):
+        return None
+    return None
 
 
 def _merged(csv_path: str | os.PathLike[str] | None) -> _Table:
