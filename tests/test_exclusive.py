@@ -529,3 +529,39 @@ def test_a_lock_file_of_another_user_is_refused(
     monkeypatch.setattr(exclusive.os, "fstat", fstat)
     with pytest.raises(LockDirError, match=r"gpu_0.lock' belongs to uid \d+, not to you"):
         DeviceLock(["gpu:0"], str(locks)).acquire(1.0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX modes")
+@pytest.mark.parametrize(
+    ("mode", "warned"),
+    [(0o777, True), (0o1777, True), (0o775, True), (0o755, False), (0o700, False)],
+)
+def test_a_lock_folder_others_may_write_to_is_a_warning(
+    tmp_path: Path, mode: int, warned: bool
+) -> None:
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    locks.chmod(mode)
+    policy = decide(True, (GPU,), concurrent=False, lock_dir=str(locks))
+    auto = decide(None, (GPU,), concurrent=True, lock_dir=str(locks))
+    expected = (
+        f"pytest-co2: lock folder {str(locks)!r} is writable by other users (mode {mode:04o}): "
+        "they can remove or pre-create its locks, so windows of two runs may overlap; run "
+        f"`chmod go-w {locks}` or give --co2-lock-dir a private folder"
+    )
+    assert policy.warning == auto.warning == (expected if warned else None)
+    # never for --co2-no-exclusive (no lock is taken) nor the default folder (made 0700)
+    assert decide(False, (GPU,), concurrent=False, lock_dir=str(locks)).warning is None
+
+
+def test_the_default_lock_folder_is_never_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    folder = tmp_path / f"pytest-co2-locks-{os.getuid()}"
+    folder.mkdir()
+    folder.chmod(0o777)
+    assert decide(True, (GPU,), concurrent=False).warning is None

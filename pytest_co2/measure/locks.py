@@ -88,6 +88,7 @@ class Policy:
     lock_dir: str | None
     concurrent: bool  # other processes of this run measure at the same time (xdist)
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S  # longest wait for a lock per window
+    dir_warning: str | None = None  # a lock folder that others may write to
 
     def describe(self) -> str:
         """One line for the report header and the JSON session block."""
@@ -117,6 +118,8 @@ class Policy:
         """The warning to give once per process when figures may double count."""
         if self.mode == "off" and self.concurrent:
             return "pytest-co2: " + self.describe()
+        if self.mode == "lock" and self.dir_warning:
+            return "pytest-co2: " + self.dir_warning
         return None
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,11 +162,20 @@ def decide(
                 lock_dir,
                 concurrent,
                 timeout,
+                open_to_others(lock_dir),
             )
         return Policy("off", "auto: one process", shared, None, concurrent, timeout)
     where = f" ({source})" if source else ""
     if exclusive:
-        return Policy("lock", f"--co2-exclusive{where}", shared, lock_dir, concurrent, timeout)
+        return Policy(
+            "lock",
+            f"--co2-exclusive{where}",
+            shared,
+            lock_dir,
+            concurrent,
+            timeout,
+            open_to_others(lock_dir),
+        )
     return Policy("off", f"--co2-no-exclusive{where}", shared, None, concurrent, timeout)
 
 
@@ -172,6 +184,25 @@ def decide(
 
 class LockDirError(OSError):
     """A lock folder that must not be used (a symbolic link, someone else's); one line."""
+
+
+def open_to_others(path: str) -> str | None:
+    """A warning when the lock folder ``path`` (of this user) is writable by other users:
+    they could remove or pre-create its lock files. None when private or absent, and for
+    the default folder, which is made 0700 when it is opened."""
+    if os.path.abspath(path) == os.path.abspath(default_lock_dir()):
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o022:
+        return None
+    return (
+        f"lock folder {path!r} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}): "
+        "they can remove or pre-create its locks, so windows of two runs may overlap; run "
+        f"`chmod go-w {path}` or give --co2-lock-dir a private folder"
+    )
 
 
 def check_lock_dir(path: str) -> str | None:
