@@ -33,6 +33,7 @@ class Snapshot:
     steal_ticks: int | None = None  # /proc/stat cpu steal
     total_ticks: int | None = None  # /proc/stat cpu, all fields but guest (counted in user)
     procs_running: int | None = None  # /proc/stat, this process's running threads included
+    cpus: int | None = None  # the cpuN lines of /proc/stat (online CPUs)
     # per thread id: (ns on a CPU, ns waiting for a CPU); empty when schedstat is unreadable
     threads: Mapping[str, tuple[int, int]] = field(default_factory=dict)
     main_thread: str | None = None  # the thread id of the process's main thread
@@ -57,14 +58,15 @@ def read_pressure_some_us(root: Path) -> int | None:
     return None
 
 
-def read_stat(root: Path) -> tuple[int | None, int | None, int | None]:
-    """(steal ticks, total ticks, procs_running) from ``proc/stat``; None where absent.
+def read_stat(root: Path) -> tuple[int | None, int | None, int | None, int | None]:
+    """(steal ticks, total ticks, procs_running, CPUs) from ``proc/stat``; None where absent.
 
     Total: user nice system idle iowait irq softirq steal (guest and guest_nice are already
     inside user and nice).
     """
     text = _read(root / "proc" / "stat")
     steal = total = running = None
+    cpus = 0
     for line in (text or "").splitlines():
         parts = line.split()
         if not parts:
@@ -72,9 +74,11 @@ def read_stat(root: Path) -> tuple[int | None, int | None, int | None]:
         if parts[0] == "cpu" and len(parts) >= 9 and all(p.isdigit() for p in parts[1:9]):
             ticks = [int(p) for p in parts[1:9]]
             steal, total = ticks[7], sum(ticks)
+        elif parts[0].startswith("cpu") and parts[0][3:].isdigit():
+            cpus += 1
         elif parts[0] == "procs_running" and len(parts) == 2 and parts[1].isdigit():
             running = int(parts[1])
-    return steal, total, running
+    return steal, total, running, cpus or None
 
 
 def read_threads(root: Path, pid: str) -> dict[str, tuple[int, int]]:
@@ -98,13 +102,14 @@ def read_snapshot(
     """A :class:`Snapshot` of the machine and of process ``pid`` (default: this one)."""
     root = Path(root)
     pid_text = str(os.getpid() if pid is None else pid)
-    steal, total, running = read_stat(root)
+    steal, total, running, cpus = read_stat(root)
     return Snapshot(
         wall_s=wall_s,
         pressure_some_us=read_pressure_some_us(root),
         steal_ticks=steal,
         total_ticks=total,
         procs_running=running,
+        cpus=cpus,
         threads=read_threads(root, pid_text),
         main_thread=pid_text,
     )
