@@ -29,6 +29,7 @@ rerun while the load fell from 3.8 to 1.9 after the baseline was saved).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -44,8 +45,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import itertools
 
 from noise_probe import TORCH_NET  # noqa: E402
 
