@@ -19,11 +19,14 @@ beside today's point compare before it is wired in.
     python tools/gate_check.py -k 8 --quiet-runtime --reference --json out.json
     python tools/gate_check.py --rejudge out.json --between-run-cv 0.03   # no runs
 
-Measured on the project's 2-core VM (shared with other agents, 1-min load 2-6), k = 8,
-``energy:10%``, today's point compare: default runtime: numpy 2/8 false fails and 2/8
-detected, torch 5/8 false fails (8/8 detected); with ``--quiet-runtime``: numpy 0/8 and
-8/8, torch 0/8 and 8/8 (and 1/8 false fail for numpy, 4/8 detections for torch in a
-rerun while the load fell from 3.8 to 1.9 after the baseline was saved).
+Measured on the project's 2-vCPU VM with three other agents' jobs running (load 5-12:
+"quiet" means no co-tenant of our own, not an idle machine), k = 8, ``energy:10%``, default
+options: false fails / catches of the plugin's gate: numpy quiet 1/8 and 6/8 (2
+inconclusive), loaded 0/8 and 0/8 (16 of 16 inconclusive: "the machine was contended",
+the full-figure gate gave 8/8 false fails there); torch quiet 0/8 and 4/8 (3 "no
+regression": its CPU seconds moved with the other agents' load), loaded 0/8 and 2/8 (6
+inconclusive). Adjacent runs of one condition as each other's baseline ("paired in
+time"): numpy 8/8 caught quiet, 4/8 loaded; torch 5/8 both.
 """
 
 from __future__ import annotations
