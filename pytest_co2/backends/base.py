@@ -92,11 +92,18 @@ class Backend(abc.ABC):
     with a fix in the message when the hardware is unusable), implement :meth:`read_j`,
     and may append human-readable ``notes`` (which defaults were used, what fell back).
     ``read_j`` is on the measured hot path: keep it to a few microseconds.
+
+    ``wall_w``: watts the backend charges per wall second whatever the process does (the
+    CPU estimate's idle share of the CPUs held), 0 for counters; ``work_basis`` says what
+    the energy less that charge is. A gate compares that part, which the process's own work
+    controls (a co-tenant that doubles the wall time doubles the idle charge).
     """
 
     name: str = "backend"
     devices: tuple[Device, ...] = ()
     notes: list[str]
+    wall_w: float = 0.0
+    work_basis: str = ""
 
     def __init__(self) -> None:
         self.notes = []

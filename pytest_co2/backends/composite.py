@@ -20,6 +20,8 @@ class CompositeBackend(Backend):
         self.devices = tuple(d for p in self.parts for d in p.devices)
         for p in self.parts:
             self.notes.extend(p.notes)
+        self.wall_w = math.fsum(p.wall_w for p in self.parts)  # the parts' wall-time charges
+        self.work_basis = "; ".join(p.work_basis for p in self.parts if p.work_basis)
 
     def read_j(self) -> Sequence[float]:
         if len(self.parts) == 2:  # the common case (GPU + CPU), without a generator

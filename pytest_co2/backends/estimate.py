@@ -424,6 +424,11 @@ class EstimateBackend(Backend):
         self.dynamic_w_per_thread = power.full_w - power.idle_w
         self.idle_w_held = power.idle_w * self.cpus_held
         self.cpu_w_per_thread = power.full_w  # what one busy thread draws in all
+        self.wall_w = self.idle_w_held  # charged per wall second, busy or not
+        self.work_basis = (
+            f"CPU seconds x {_w(self.dynamic_w_per_thread)} W dynamic per thread; the idle "
+            f"share ({_w(self.idle_w_held)} W x wall time) left out"
+        )
         self._legacy_attributes(cpu, power, cpu_tdp_w, n_cpus)
 
         self.basis = self._basis()

@@ -418,6 +418,12 @@ class CompareDecision:
     between_run_cv: float
     reference_change: float | None
     needed_precision: float | None
+    # what was compared (e.g. "CPU work": the energy less the estimate's wall-time idle
+    # share), the relative widening of the interval for a difference in contention between
+    # the runs (see measure.contention), and why; "" / 0 / None in reports before them
+    quantity: str = "energy"
+    allowance: float = 0.0
+    contention: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -432,10 +438,17 @@ class CompareDecision:
                 f"{self.outcome}: {_pct(self.change)} (95% {_pct(self.low)} to {_pct(self.high)})"
             )
         rel = {REGRESSION: ">", NO_REGRESSION: "<"}.get(self.outcome, "vs")
+        if self.allowance > 0 and not math.isnan(self.low):
+            lo, hi = _widen(self.low, self.high, self.allowance)
+            head += f", widened to {_pct(lo)} to {_pct(hi)} for contention"
         text = f"{head} {rel} {_num_text(self.threshold * 100)}%"
+        if self.quantity != "energy":
+            text += f" ({self.quantity})"
         if self.reference_change is not None:
             text += f", scaled by the reference workload ({_pct(self.reference_change)})"
-        if self.needed_precision is not None:
+        if self.contention is not None:
+            text += f"; {self.contention}"
+        if self.needed_precision is not None and self.contention is None:
             if self.needed_precision > 0:
                 text += f"; needs {_pm(self.needed_precision)} per run to decide"
             elif self.between_run_cv == 0:
@@ -468,7 +481,15 @@ class CompareDecision:
             needed_precision=None
             if d.get("needed_precision") is None
             else float(d["needed_precision"]),
+            quantity=str(d.get("quantity") or "energy"),
+            allowance=float(d.get("allowance") or 0.0),
+            contention=None if d.get("contention") is None else str(d["contention"]),
         )
+
+
+def _widen(low: float, high: float, allowance: float) -> tuple[float, float]:
+    """The change's interval widened by a relative ``allowance`` on each side (as ratios)."""
+    return (1 + low) / (1 + allowance) - 1, (1 + high) * (1 + allowance) - 1
 
 
 def _as_estimate(x: Estimate | Sequence[float] | float, method: str) -> Estimate | float:
@@ -497,6 +518,10 @@ def compare_decision(
     reference_base: Estimate | Sequence[float] | None = None,
     reference_current: Estimate | Sequence[float] | None = None,
     point_guard: float = 1.0,
+    quantity: str = "energy",
+    allowance: float = 0.0,
+    contention: str | None = None,
+    refuse: bool = False,
 ) -> CompareDecision:
     """Regression, no regression or inconclusive for the per-unit energy of one measurement.
 
@@ -524,8 +549,16 @@ def compare_decision(
     gets the plain point compare (regression above the threshold), labelled so. A zero
     baseline: no regression if the current is zero too; regression when the current's
     interval (or, without one, its value) is above zero; else inconclusive.
+
+    Contention (see :mod:`.contention`): ``allowance`` widens the interval on each side by
+    that relative amount before it is held against the threshold (the change that unlike
+    contention of the runs could make by itself); ``refuse`` makes the outcome inconclusive
+    whatever the interval (the runs are too differently contended to compare);
+    ``contention`` is the reason, shown on the line. ``quantity`` names what was compared.
     """
     _check_compare_args(threshold, between_run_cv, reference_base, reference_current)
+    if not (math.isfinite(allowance) and allowance >= 0):
+        raise ValueError(f"invalid allowance {allowance!r}: expected a fraction >= 0")
     b, c = _as_estimate(base, method), _as_estimate(current, method)
     cb, cc = _center(b), _center(c)
     nan = math.nan
@@ -554,6 +587,9 @@ def compare_decision(
             between_run_cv=between_run_cv,
             reference_change=ref,
             needed_precision=needed,
+            quantity=quantity,
+            allowance=allowance,
+            contention=contention if outcome == INCONCLUSIVE or allowance > 0 else None,
         )
 
     if cb <= 0 or cc <= 0:
@@ -574,27 +610,41 @@ def compare_decision(
     gap = abs(log_ratio - math.log1p(threshold))
 
     ests = [t for t in terms if isinstance(t, Estimate)]
-    if len(ests) < len(terms):
-        outcome = REGRESSION if change > threshold else NO_REGRESSION
-        return make(outcome, change, "point: no per-window samples", ref=ref_change)
-    if any(not e.has_spread for e in ests) and between_run_cv == 0:
-        basis = "point: one window, no spread"
-        if change > threshold * (1 + point_guard):
-            return make(REGRESSION, change, basis, ref=ref_change)
-        if change < threshold * (1 - point_guard):
-            return make(NO_REGRESSION, change, basis, ref=ref_change)
-        needed = _needed(gap, len(ests), between_run_cv)
-        return make(INCONCLUSIVE, change, basis, ref=ref_change, needed=needed)
+    if len(ests) < len(terms) or (any(not e.has_spread for e in ests) and between_run_cv == 0):
+        outcome, basis = _point(change, threshold, point_guard, len(ests) < len(terms))
+        needed = None
+        if refuse:
+            outcome = INCONCLUSIVE
+        elif outcome == INCONCLUSIVE:
+            needed = _needed(gap, len(ests), between_run_cv)
+        return make(outcome, change, basis, ref=ref_change, needed=needed)
 
     half = _log_half_width(ests, between_run_cv)
     low, high = math.expm1(log_ratio - half), math.expm1(log_ratio + half)
-    if low > threshold:
+    wide_low, wide_high = _widen(low, high, allowance)
+    if refuse:
+        outcome, needed_p = INCONCLUSIVE, None
+    elif wide_low > threshold:
         outcome, needed_p = REGRESSION, None
-    elif high < threshold:
+    elif wide_high < threshold:
         outcome, needed_p = NO_REGRESSION, None
     else:
         outcome, needed_p = INCONCLUSIVE, _needed(gap, len(ests), between_run_cv)
     return make(outcome, change, "interval", low, high, ref_change, needed_p)
+
+
+def _point(
+    change: float, threshold: float, point_guard: float, no_samples: bool
+) -> tuple[str, str]:
+    """(outcome, basis) of a compare without an interval (see compare_decision)."""
+    if no_samples:
+        return REGRESSION if change > threshold else NO_REGRESSION, "point: no per-window samples"
+    basis = "point: one window, no spread"
+    if change > threshold * (1 + point_guard):
+        return REGRESSION, basis
+    if change < threshold * (1 - point_guard):
+        return NO_REGRESSION, basis
+    return INCONCLUSIVE, basis
 
 
 def _check_compare_args(

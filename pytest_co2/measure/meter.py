@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..backends.base import Backend, realign
+from ..backends.contention import Snapshot
 from .records import DeviceEnergy, Measurement, Projection
 from .stats import Stats
 
@@ -63,6 +64,32 @@ def _cuda_synchronize() -> None:
 
         _SYNC_ALL.append(synchronize_all)
     _SYNC_ALL[0]()
+
+
+def work_part(
+    totals: Sequence[float],
+    times: Sequence[float],
+    units: Sequence[float],
+    groups: Sequence[tuple[int, int]],
+    wall_w: float,
+) -> tuple[tuple[float, ...], float | None]:
+    """(per-unit energy of each window, energy in all) less ``wall_w`` x wall time: the part
+    the process's own work controls. ``((), None)`` when the backend charges nothing per
+    wall second (a counter). From the readings as read: independent of idle subtraction;
+    never below 0 (the meter's and the backend's clocks are read microseconds apart)."""
+    if not wall_w > 0:
+        return (), None
+    per_unit = tuple(
+        max(totals[b] - totals[a] - wall_w * (times[b] - times[a]), 0.0) / math.fsum(units[a:b])
+        for a, b in groups
+    )
+    return per_unit, max(totals[-1] - totals[0] - wall_w * (times[-1] - times[0]), 0.0)
+
+
+def _read_snapshot(wall_s: float) -> Snapshot:
+    from ..backends.contention import read_snapshot
+
+    return read_snapshot(wall_s)
 
 
 class WindowError(RuntimeError):
@@ -154,6 +181,7 @@ class Window:
         self.measurement: Measurement | None = None
         self._loop: weakref.ref[Any] | None = None  # the steps() generator driving this window
         self._faults0 = 0  # the backend's hardware faults before this window
+        self._contention0: Snapshot | None = None  # the machine's counters at the start
 
     @property
     def is_open(self) -> bool:
@@ -247,6 +275,7 @@ class Window:
             meter.on_window_enter(self)  # e.g. take a cross-process device lock
         try:
             meter._sync()
+            self._contention0 = meter._snapshot()
             self._start_t = meter._clock()
             self._start_reading = backend.read_j()
             self._start_power = backend.read_power_w()
@@ -283,9 +312,11 @@ class Window:
         complete = user_ok and self.failure is None and self.abort_reason is None
         notes: list[str] = []
         end_power: Sequence[float] | None = None
+        contention1: Snapshot | None = None
         try:
             if self.failure is None:
                 end_power = self._last_reading(notes)
+            contention1 = meter._snapshot()
         except Exception as err:
             self._fail(err)
             complete = False
@@ -299,7 +330,7 @@ class Window:
         notes.extend(partial)
         if self.stop_reason is not None:
             notes.append(self.stop_reason)
-        self.measurement = self._finish(complete, notes, end_power)
+        self.measurement = self._finish(complete, notes, end_power, contention1)
         if self.left_early:
             meter.left_early.append(self.measurement)
         meter._record(self.measurement)
@@ -331,7 +362,11 @@ class Window:
         return None if self._start_power is None else meter.backend.read_power_w()
 
     def _finish(
-        self, complete: bool, notes: list[str], end_power: Sequence[float] | None = None
+        self,
+        complete: bool,
+        notes: list[str],
+        end_power: Sequence[float] | None = None,
+        contention1: Snapshot | None = None,
     ) -> Measurement:
         meter = self._meter
         backend = meter.backend
@@ -388,6 +423,12 @@ class Window:
         )
         energy_j = totals[-1] - totals[0] - idle_total_w * duration_s
         total_units = math.fsum(units)
+        work_unit, work_j = work_part(totals, times, units, groups, backend.wall_w)
+        contention = None
+        if self._contention0 is not None and contention1 is not None:
+            from .contention import contention_between
+
+            contention = contention_between(self._contention0, contention1)
         dev_energy = tuple(
             DeviceEnergy(d, dev_j[i] - (idle_w[i] * duration_s if idle_w else 0.0))
             for i, d in enumerate(devices)
@@ -423,6 +464,10 @@ class Window:
             complete=complete,
             notes=tuple(notes) + tuple(backend.notes),
             extrapolate=self.extrapolate,
+            work_unit_energies_j=work_unit,
+            work_energy_j=work_j,
+            work_basis=backend.work_basis if work_j is not None else "",
+            contention=contention,
         )
 
     # -- results --------------------------------------------------------------------------
@@ -473,6 +518,7 @@ class Meter:
         idle_w: Sequence[float] | None = None,
         precision: float | None = None,
         max_time_s: float | None = 10.0,
+        contention: Callable[[float], Snapshot] | str | None = "auto",
     ) -> None:
         self.backend = backend
         self.on_window_enter = on_window_enter
@@ -500,6 +546,21 @@ class Meter:
         # unwound the loop (Python cannot tell them apart; the plugin knows if the test raised)
         self.left_early: list[Measurement] = []
         self.warn: Callable[[str], None] | None = None  # how backend failures are reported
+        # The machine's contention at the start and end of each window (schedstat, PSI,
+        # steal; see backends.contention): "auto" reads /proc unless the backend keeps its
+        # own clock (a simulated one); None: not recorded; else a callable(wall_s).
+        if contention == "auto":
+            contention = None if hasattr(backend, "clock") else _read_snapshot
+        self._contention: Callable[[float], Snapshot] | None = contention  # type: ignore[assignment]
+
+    def _snapshot(self) -> Snapshot | None:
+        """The contention counters now (None when not recorded or unreadable)."""
+        if self._contention is None:
+            return None
+        try:
+            return self._contention(self._clock())
+        except Exception:  # never let a /proc oddity break a measurement
+            return None
 
     def measure(
         self,

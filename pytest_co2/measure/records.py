@@ -13,6 +13,7 @@ from typing import Any
 
 from ..backends.base import Device
 from ..constants import J_PER_KWH
+from .contention import Contention
 from .stats import Stats, json_num, num, t975
 
 
@@ -94,6 +95,13 @@ class Measurement:
     nodes: int = 1
     notes: tuple[str, ...] = ()
     extrapolate: int | None = None  # this measurement's own target, if it set one
+    # The part of the energy that scales with the process's own work, where a backend
+    # charges some of it per wall second (the CPU estimate's idle share): per window and in
+    # all, and what it is. Empty / None for counters (then the whole energy is the work).
+    work_unit_energies_j: tuple[float, ...] = ()
+    work_energy_j: float | None = None
+    work_basis: str = ""
+    contention: Contention | None = None  # None: not measured (unknown, never "quiet")
 
     @property
     def windows(self) -> int:
@@ -139,7 +147,19 @@ class Measurement:
             "nodes": self.nodes,
             "notes": list(self.notes),
             "extrapolate": self.extrapolate,
+            **self._additions(),
         }
+
+    def _additions(self) -> dict[str, Any]:
+        """Keys added to the schema after version 1's first reports: written when known."""
+        out: dict[str, Any] = {}
+        if self.work_energy_j is not None:
+            out["work_energy_j"] = self.work_energy_j
+            out["work_unit_energies_j"] = list(self.work_unit_energies_j)
+            out["work_basis"] = self.work_basis
+        if self.contention is not None:
+            out["contention"] = self.contention.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Measurement:
@@ -161,6 +181,12 @@ class Measurement:
             nodes=int(d.get("nodes", 1)),
             notes=tuple(d.get("notes", ())),
             extrapolate=None if d.get("extrapolate") is None else int(d["extrapolate"]),
+            work_unit_energies_j=tuple(float(x) for x in d.get("work_unit_energies_j") or ()),
+            work_energy_j=None if d.get("work_energy_j") is None else float(d["work_energy_j"]),
+            work_basis=str(d.get("work_basis") or ""),
+            contention=None
+            if not isinstance(d.get("contention"), Mapping)
+            else Contention.from_dict(d["contention"]),
         )
 
     @classmethod
@@ -186,6 +212,15 @@ class Measurement:
             std = math.sqrt(math.fsum(p.energy_per_unit_j.std**2 for p in parts))
             n = min(p.energy_per_unit_j.n for p in parts)
             stats = Stats(energy_j / units, std, std / math.sqrt(n) if n else math.nan, n)
+        work_j: float | None = None
+        work_units: tuple[float, ...] = ()
+        if all(p.work_energy_j is not None for p in parts):
+            work_j = math.fsum(p.work_energy_j or 0.0 for p in parts)
+            if len({len(p.work_unit_energies_j) for p in parts}) == 1:
+                work_units = tuple(
+                    math.fsum(vals)
+                    for vals in zip(*(p.work_unit_energies_j for p in parts), strict=True)
+                )
         methods = "+".join(dict.fromkeys(m for p in parts for m in p.method.split("+")))
         return replace(
             first,
@@ -199,4 +234,6 @@ class Measurement:
             ranks=sum(p.ranks for p in parts),
             nodes=nodes,
             notes=tuple(dict.fromkeys(n for p in parts for n in p.notes)),
+            work_energy_j=work_j,
+            work_unit_energies_j=work_units,
         )

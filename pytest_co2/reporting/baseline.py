@@ -25,7 +25,11 @@ from .fmt import fmt_num, fmt_pct
 from .model import Result, TestRecord
 
 if TYPE_CHECKING:
+    from ..measure.contention import Contention
     from ..measure.decisions import CompareDecision
+
+#: What a gate compares when both runs have the work part of an estimated figure.
+WORK_QUANTITY = "CPU work: the estimate less its wall-time idle share"
 
 STORAGE_DIR = ".co2"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
@@ -161,6 +165,12 @@ class Delta:
     kg_per_j: float = 0.0
     base_kg_per_j: float = 0.0
     decisions: tuple[tuple[str, CompareDecision], ...] = ()  # (fail spec, decision)
+    # the part the process's own work controls (the CPU estimate's energy less its
+    # wall-time idle share), per window, when both runs have it; and each run's contention
+    work_samples: tuple[float, ...] = ()
+    base_work_samples: tuple[float, ...] = ()
+    contention: Contention | None = None
+    base_contention: Contention | None = None
 
     @property
     def is_new(self) -> bool:
@@ -199,14 +209,25 @@ class Delta:
 
     def decide(self, spec: FailSpec) -> CompareDecision | None:
         """Regression, no regression or inconclusive for ``spec``, from both runs' per-window
-        per-unit samples (the 20% trimmed mean; CO2e scales them by each run's kg per J)."""
+        per-unit samples (the 20% trimmed mean; CO2e scales them by each run's kg per J).
+
+        Where both runs have the work part of an estimated figure (the energy less the
+        wall-time idle share, which a co-tenant inflates by slowing the run down), that is
+        compared; the full figures stay in the report. A difference in the runs' contention
+        widens the interval, or makes the outcome inconclusive (:mod:`..measure.contention`).
+        """
         if self.is_new:
             return None
+        from ..measure.contention import contention_allowance
         from ..measure.decisions import compare_decision
 
         base: Sequence[float] | float
         cur: Sequence[float] | float = self.samples or (self.mean_j or 0.0)
         base = self.base_samples or (self.base_mean_j if self.base_mean_j is not None else 0.0)
+        quantity = "energy"
+        if self.work_samples and self.base_work_samples:
+            cur, base, quantity = self.work_samples, self.base_work_samples, WORK_QUANTITY
+        allow = contention_allowance(self.base_contention, self.contention)
         if spec.field == "co2e":
             cur = (
                 [x * self.kg_per_j for x in cur]
@@ -222,7 +243,15 @@ class Delta:
         # threshold (below half of it, or above 1.5 times it); else inconclusive. A change
         # equal to the threshold (up to float noise) is no regression.
         return compare_decision(
-            base, cur, spec.percent / 100.0 + 1e-12, method="trimmed", point_guard=0.5
+            base,
+            cur,
+            spec.percent / 100.0 + 1e-12,
+            method="trimmed",
+            point_guard=0.5,
+            quantity=quantity,
+            allowance=allow.relative,
+            contention=allow.text,
+            refuse=allow.refuse,
         )
 
 
@@ -265,6 +294,10 @@ def compare_tests(tests: Iterable[TestRecord], baseline_tests: Iterable[TestReco
                 mean_j=r.measurement.energy_per_unit_j.mean,
                 kg_per_j=_kg_per_j(r),
                 base_kg_per_j=_kg_per_j(b),
+                work_samples=r.measurement.work_unit_energies_j,
+                base_work_samples=b.measurement.work_unit_energies_j,
+                contention=r.measurement.contention,
+                base_contention=b.measurement.contention,
             )
         )
     return out
