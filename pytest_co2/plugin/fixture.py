@@ -12,8 +12,8 @@ from ..carbon.accounting import Accounting
 from ..carbon.emission import Emission
 from ..measure.meter import Meter, Window
 from ..measure.records import Measurement, Projection
+from ..options import Settings
 from ..reporting.model import Budget, Result
-from .options import Settings
 
 
 class Co2Meter(Meter):
