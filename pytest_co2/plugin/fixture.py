@@ -47,7 +47,6 @@ class Co2Meter(Meter):
         )
         self.accounting = accounting
         self.settings = settings
-        self.backend_spec = settings.backend
         self.budget = budget
 
     def _account_default(self, projection: Projection) -> Emission:
