@@ -290,8 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_options(
         p.add_argument,
         names=("regions", "region", "month", "intensity_file"),
-        help={"regions": "candidate regions (default: the paper's Table 1)"},
-        default_help={"region": "the report's", "month": "the report's"},
+        help={
+            "regions": "candidate regions (default: the paper's Table 1)",
+            "month": "the current month (default: the report's)",
+        },
+        default_help={"region": "the report's"},
     )
     p.add_argument("--json", action="store_true", help="print the advice as JSON")
     p.set_defaults(func=cmd_advise)

@@ -224,7 +224,7 @@ class Option:
     parse: Callable[[str], Any]
     help: str  # what it is; the default is in ``default_help`` or, where it reads better, here
     metavar: str | None = None
-    default_help: str | None = None  # how the default reads: "(default ...)" after the help
+    default_help: str | None = None  # how the default reads: "(default: ...)" after the help
     flag: bool = False  # a store_true switch
     negatable: bool = False  # a flag that also has --<prefix>no-<name> (store_false)
     const: str | None = None  # the value of the option given without one (nargs="?")
@@ -248,7 +248,7 @@ class Option:
     def text(self, default_help: str | None = None) -> str:
         """The help line; ``default_help`` replaces how the default reads (a subcommand's)."""
         default = default_help or self.default_help
-        return f"{self.help} (default {default})" if default else self.help
+        return f"{self.help} (default: {default})" if default else self.help
 
 
 _OPTION = "option"  # the metadata key of a field that is an option
