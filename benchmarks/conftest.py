@@ -3,7 +3,7 @@
 Options (in the plugin's ``co2`` group):
   --co2-scale=paper|smoke   true latent shapes (default) or tiny ones that run in seconds
   --co2-time-budget=SECONDS measured seconds per measurement after the minimum of 2 steps
-                            (default 3 at paper scale, 0.25 at smoke scale)
+                            (default 2 at paper scale, 0.25 at smoke scale)
   --co2-paper-report=PATH   markdown with our figures beside the paper's, PNG charts beside it
   --co2-torch-threads=N     torch intra-op threads (default: CPU cores / xdist workers)
   --co2-out=DIR|off         folder of the run's outputs (default co2-out): the plugin's JSON

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh, parse_pue
-from .carbon.intensity import IntensityError, list_regions, lookup, normalize_month
+from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh
+from .carbon.intensity import IntensityError, list_regions, lookup
 from .constants import DEFAULT_REGION
-from .plugin.options import argparse_type
+from .options import add_options, argparse_type
 
 PROG = "pytest-co2"
 
@@ -32,14 +32,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{PROG}: error: {' '.join(message.split())}\n")
 
 
-def _intensity_arg(text: str) -> float:
-    return lookup(None, intensity_g_per_kwh=text).g_per_kwh  # type: ignore[arg-type]
-
-
 _ENERGY = argparse_type(parse_energy_kwh, "energy")
-_PUE = argparse_type(parse_pue, "pue")
-_MONTH = argparse_type(normalize_month, "month")
-_INTENSITY = argparse_type(_intensity_arg, "intensity")
 
 
 def _format_kg(kg: float) -> str:
@@ -182,8 +175,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         intensity=live,
         forecast=forecast,
     )
-    regions = tuple(r.strip() for r in (args.regions or "").split(",") if r.strip())
-    advice = advise_run(report.tests, accounting, regions)
+    advice = advise_run(report.tests, accounting, args.regions or ())
     if args.json:
         print(json.dumps(advice, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
@@ -237,7 +229,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; subcommands set ``func`` to their ``cmd_*`` function."""
+    """The argument parser; subcommands set ``func`` to their ``cmd_*`` function. The shared
+    arguments (region, month, intensity, intensity file, PUE, regions) are the plugin's
+    options without the ``co2-`` prefix (``pytest_co2.options``), parsed the same way."""
     parser = _Parser(
         prog=PROG,
         description="Energy to CO2e, the paper's Eq. 1: kWh x PUE x carbon intensity.",
@@ -253,51 +247,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KWH",
         help="IT energy in kWh, before PUE",
     )
-    p.add_argument(
-        "--region",
-        default=None,
-        help="ISO code or name: SE, DE, US-CA, WORLD, sweden (default EU27; "
-        "with --intensity, 'custom')",
-    )
-    p.add_argument(
-        "--pue",
-        type=_PUE,
-        default=DEFAULT_PUE,
-        help=f"power usage effectiveness >= 1 (default {DEFAULT_PUE}, the paper's)",
-    )
-    p.add_argument(
-        "--month",
-        type=_MONTH,
-        default=None,
-        metavar="YYYY-MM",
-        help="use the monthly intensity (shipped for DE 2022-01 to 2023-12)",
-    )
-    p.add_argument(
-        "--intensity",
-        type=_INTENSITY,
-        default=None,
-        metavar="G_PER_KWH",
-        help="your own carbon intensity in g CO2e/kWh (overrides the data)",
-    )
-    p.add_argument(
-        "--intensity-file",
-        default=None,
-        metavar="CSV",
-        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    add_options(
+        p.add_argument,
+        names=("region", "pue", "month", "intensity", "intensity_file"),
+        default_help={"region": "EU27; with --intensity, 'custom'"},
     )
     p.add_argument("--json", action="store_true", help="print a JSON object")
-    p.set_defaults(func=cmd_convert)
+    p.set_defaults(func=cmd_convert, pue=DEFAULT_PUE)
 
     p = sub.add_parser("regions", help="list regions and their carbon intensity")
-    p.add_argument(
-        "--month",
-        type=_MONTH,
-        default=None,
-        metavar="YYYY-MM",
-        help="only regions with data for this month",
-    )
-    p.add_argument(
-        "--intensity-file", default=None, metavar="CSV", help="also list the regions of this CSV"
+    add_options(
+        p.add_argument,
+        names=("month", "intensity_file"),
+        help={
+            "month": "only regions with data for this month",
+            "intensity_file": "also list the regions of this CSV",
+        },
     )
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.set_defaults(func=cmd_regions)
@@ -308,29 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "file", metavar="REPORT.json", help="a report written by --co2-json or --co2-save"
     )
-    p.add_argument(
-        "--region",
-        default=None,
-        help="ISO code or name (default: the region each measurement used)",
-    )
-    p.add_argument(
-        "--month",
-        type=_MONTH,
-        default=None,
-        metavar="YYYY-MM",
-        help="use the region's monthly intensity (DE has 2022-01 to 2023-12)",
-    )
-    p.add_argument(
-        "--pue",
-        type=_PUE,
-        default=None,
-        help="power usage effectiveness >= 1 (default: the report's)",
-    )
-    p.add_argument(
-        "--intensity-file",
-        default=None,
-        metavar="CSV",
-        help="CSV region,year,month,g_co2e_per_kwh[,source] that wins over shipped data",
+    add_options(
+        p.add_argument,
+        names=("region", "month", "pue", "intensity_file"),
+        default_help={"region": "the region each measurement used", "pue": "the report's"},
     )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--markdown", action="store_true", help="print a markdown table")
@@ -341,18 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
         "advise", help="where and when a saved run's work would emit least (no new measurement)"
     )
     p.add_argument("file", metavar="REPORT.json", help="a report written by --co2-json")
-    p.add_argument(
-        "--regions",
-        default=None,
-        metavar="R1,R2",
-        help="candidate regions (default: the paper's Table 1)",
-    )
-    p.add_argument("--region", default=None, help="the current region (default: the report's)")
-    p.add_argument(
-        "--month", type=_MONTH, default=None, metavar="YYYY-MM", help="the current month"
-    )
-    p.add_argument(
-        "--intensity-file", default=None, metavar="CSV", help="CSV of your own intensities"
+    add_options(
+        p.add_argument,
+        names=("regions", "region", "month", "intensity_file"),
+        help={
+            "regions": "candidate regions (default: the paper's Table 1)",
+            "month": "the current month (default: the report's)",
+        },
+        default_help={"region": "the report's"},
     )
     p.add_argument("--json", action="store_true", help="print the advice as JSON")
     p.set_defaults(func=cmd_advise)

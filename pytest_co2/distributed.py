@@ -119,11 +119,9 @@ def combine_across_ranks(
 # A DDP rank is a fresh process: it must measure with the backend the parent actually opened
 # (the fallback, a ``pytest_co2_make_backend`` backend, the idle power, the lock policy), not
 # re-open the requested name. The parent describes it with :func:`backend_spec` (JSON-safe,
-# passed in the spawn args or an environment variable, see :data:`SPEC_ENV`); each rank calls
-# :func:`open_rank_backend`, measuring ``cuda:<local rank>`` where the parent measured GPUs.
+# passed in the spawn args); each rank calls :func:`open_rank_backend`, measuring
+# ``cuda:<local rank>`` where the parent measured GPUs.
 
-#: Environment variable a launcher (torchrun) may carry the spec in, as JSON.
-SPEC_ENV = "PYTEST_CO2_BACKEND_SPEC"
 SPEC_VERSION = 1
 
 

@@ -16,7 +16,7 @@ from pytest_co2.measure.decisions import (
     REGRESSION,
     TOO_CLOSE,
     UNDER,
-    BudgetVerdict,
+    BudgetDecision,
     CompareDecision,
     Estimate,
     StopDecision,
@@ -26,9 +26,8 @@ from pytest_co2.measure.decisions import (
     estimate,
     estimate_of_entry,
     parse_precision,
-    t_cdf,
-    t_quantile,
 )
+from pytest_co2.measure.stats import t_cdf, t_quantile
 
 BASE = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98]  # mean 1.0, std 0.0605
 
@@ -468,7 +467,7 @@ def test_budget_in_kwh_and_with_between_run_spread() -> None:
         w.describe()
         == "too close to call: projected 9.5 kg CO2e (95% interval 8.56 to 10.4) vs budget 10 kg CO2e"
     )
-    back = BudgetVerdict.from_dict(json.loads(json.dumps(w.to_dict())))
+    back = BudgetDecision.from_dict(json.loads(json.dumps(w.to_dict())))
     assert back == w
 
 

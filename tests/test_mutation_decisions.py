@@ -9,7 +9,9 @@ import statistics
 
 import pytest
 
+from pytest_co2 import fmt
 from pytest_co2.measure import decisions as dec
+from pytest_co2.measure import stats
 from pytest_co2.measure.decisions import (
     INCONCLUSIVE,
     NO_REGRESSION,
@@ -17,7 +19,7 @@ from pytest_co2.measure.decisions import (
     REGRESSION,
     TOO_CLOSE,
     UNDER,
-    BudgetVerdict,
+    BudgetDecision,
     CompareDecision,
     Estimate,
     StopDecision,
@@ -26,9 +28,8 @@ from pytest_co2.measure.decisions import (
     compare_decision,
     estimate,
     estimate_of_entry,
-    t_cdf,
-    t_quantile,
 )
+from pytest_co2.measure.stats import t_cdf, t_quantile
 
 Z = statistics.NormalDist().inv_cdf(0.975)
 BASE = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98]
@@ -59,14 +60,14 @@ def test_t_cdf_values() -> None:
 
 
 def test_incomplete_beta_ends_and_both_branches() -> None:
-    assert dec._beta_inc(2.0, 3.0, 0.0) == 0.0 and dec._beta_inc(2.0, 3.0, -1.0) == 0.0
-    assert dec._beta_inc(2.0, 3.0, 1.0) == 1.0 and dec._beta_inc(2.0, 3.0, 2.0) == 1.0
+    assert stats._beta_inc(2.0, 3.0, 0.0) == 0.0 and stats._beta_inc(2.0, 3.0, -1.0) == 0.0
+    assert stats._beta_inc(2.0, 3.0, 1.0) == 1.0 and stats._beta_inc(2.0, 3.0, 2.0) == 1.0
     # I_x(2, 3) = 6x^2 - 8x^3 + 3x^4: x = 0.2 takes the direct fraction, 0.8 the mirrored one
     for x in (0.2, 0.8):
-        assert dec._beta_inc(2.0, 3.0, x) == pytest.approx(
+        assert stats._beta_inc(2.0, 3.0, x) == pytest.approx(
             6 * x**2 - 8 * x**3 + 3 * x**4, rel=1e-12
         )
-    assert dec._beta_inc(0.5, 0.5, 0.25) == pytest.approx(1 / 3, rel=1e-12)  # arcsine law
+    assert stats._beta_inc(0.5, 0.5, 0.25) == pytest.approx(1 / 3, rel=1e-12)  # arcsine law
 
 
 def _closed_form_cdf(t: float, nu: int) -> float:
@@ -588,7 +589,7 @@ def test_budget_round_trip_of_a_one_window_verdict() -> None:
         "quantity": "kWh",
         "basis": "one window",
     }
-    back = BudgetVerdict.from_dict(d)
+    back = BudgetDecision.from_dict(d)
     assert back.to_dict() == v.to_dict() and back.failed
     assert (
         back.describe() == "over budget: projected 11 kWh (no interval: one window) exceeds 10 kWh"
@@ -605,20 +606,21 @@ def test_budget_one_window_has_no_bounds() -> None:
 
 
 def test_formatting_helpers() -> None:
-    assert dec._num_text(1000.0) == "1,000" and dec._num_text(999.4) == "999"
-    assert dec._num_text(-1500.0) == "-1,500" and dec._num_text(-999.0) == "-999"
-    assert dec._num_text(0.012345) == "0.0123"
-    assert dec._num_text(math.inf) == "inf" and dec._num_text(math.nan) == "nan"
-    assert dec._pct(math.inf) == "+inf%" and dec._pct(-math.inf) == "-inf%"
-    assert dec._pct(0.0524) == "+5.2%" and dec._pct(-0.0524) == "-5.2%"
-    assert dec._pm(None) == "±n/a" and dec._pm(math.nan) == "±n/a"
-    assert dec._pm(math.inf) == "±inf%"
-    assert dec._pm(0.01) == "±1.0%" and dec._pm(0.0099) == "±0.99%" and dec._pm(0.1234) == "±12.3%"
-    assert dec._plural(1, "window") == "1 window" and dec._plural(0, "window") == "0 windows"
+    assert fmt.fmt_sig(1000.0) == "1,000" and fmt.fmt_sig(999.4) == "999"
+    assert fmt.fmt_sig(-1500.0) == "-1,500" and fmt.fmt_sig(-999.0) == "-999"
+    assert fmt.fmt_sig(0.012345) == "0.0123"
+    assert fmt.fmt_sig(math.inf) == "inf" and fmt.fmt_sig(math.nan) == "nan"
+    assert fmt.fmt_pct(math.inf) == "+inf%" and fmt.fmt_pct(-math.inf) == "-inf%"
+    assert fmt.fmt_pct(5.24) == "+5.2%" and fmt.fmt_pct(-5.24) == "-5.2%"
+    assert fmt.fmt_rel_pm(None) == "±n/a" and fmt.fmt_rel_pm(math.nan) == "±n/a"
+    assert fmt.fmt_rel_pm(math.inf) == "±inf%"
+    assert fmt.fmt_rel_pm(0.01) == "±1.0%" and fmt.fmt_rel_pm(0.0099) == "±0.99%"
+    assert fmt.fmt_rel_pm(0.1234) == "±12.3%"
+    assert fmt.plural("window", 1) == "window" and fmt.plural("window", 0) == "windows"
     assert dec._json_num(-math.inf) == "-inf" and dec._json_num(math.inf) == "inf"
     assert dec._json_num(math.nan) is None and dec._json_num(2) == 2 and dec._json_num("x") == "x"
-    assert math.isnan(dec._num(None)) and dec._num("inf") == math.inf and dec._num(3) == 3.0
+    assert math.isnan(stats.num(None)) and stats.num("inf") == math.inf and stats.num(3) == 3.0
 
 
 def test_pm_switches_format_at_one_percent() -> None:
-    assert dec._pm(0.00992) == "±0.99%"  # below 1%: two significant digits
+    assert fmt.fmt_rel_pm(0.00992) == "±0.99%"  # below 1%: two significant digits

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "pytest_co2"
 
 # The pure modules: accounting, intensity, equivalents, statistics and projection, compare and
-# gate decisions, budget, RAPL and the CPU estimate (issue 16's list), and the result model.
+# gate decisions, budget, RAPL and the CPU estimate, and the result model.
 PURE_MODULES = (
     "reporting/model.py",
     "carbon/emission.py",

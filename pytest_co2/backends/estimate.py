@@ -64,7 +64,6 @@ BYTES_PER_GB = 2**30
 # Off by default: SPECpower's whole-server watts include memory. A figure such as 0.375 W/GB
 # (3 W per 8 GB of DDR3/DDR4, Crucial's data sheet heuristic) can still be passed.
 MEMORY_W_PER_GB = 0.0
-LEGACY_MEMORY_W_PER_GB = 0.375
 
 # Idle power as a fraction of full load for --co2-cpu-tdp: the median idle / median full
 # watts per thread of the SPECpower results since 2021 (0.6875 / 2.8517 = 0.241), rounded.
@@ -89,15 +88,23 @@ def parse_watts_per_thread(text: str) -> tuple[float, float]:
 
     Raises :class:`ValueError` with one line naming the value and the accepted form.
     """
+    return check_watts_per_thread(text.split(","), shown=text)
+
+
+def check_watts_per_thread(
+    watts: Sequence[float | str], shown: str | None = None
+) -> tuple[float, float]:
+    """(idle, full) watts per thread as numbers, checked as :func:`parse_watts_per_thread`
+    does (``shown``: the value as the user wrote it, for the message)."""
     form = f"expected {WATTS_OPTION}=IDLE,FULL in watts per thread, 0 <= IDLE <= FULL, e.g. 0.4,2"
-    parts = text.split(",")
     try:
-        if len(parts) != 2:
+        if len(watts) != 2:
             raise ValueError
-        idle, full = float(parts[0]), float(parts[1])
-    except ValueError:
-        raise ValueError(f"invalid watts per thread {text!r}: {form}") from None
+        idle, full = float(watts[0]), float(watts[1])
+    except (TypeError, ValueError):
+        idle = full = math.nan
     if not (math.isfinite(idle) and math.isfinite(full) and 0 <= idle <= full and full > 0):
+        text = ",".join(map(str, watts)) if shown is None else shown
         raise ValueError(f"invalid watts per thread {text!r}: {form}")
     return idle, full
 
@@ -583,8 +590,8 @@ def _check_arguments(
     if watts_per_thread is None:
         return None
     try:
-        return parse_watts_per_thread(",".join(map(str, watts_per_thread)))
-    except (ValueError, TypeError) as exc:
+        return check_watts_per_thread(watts_per_thread)
+    except ValueError as exc:
         raise BackendError(str(exc)) from None
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "list_regions",
     "lookup",
     "monthly_coverage",
+    "parse_g_per_kwh",
     "parse_month",
     "parse_region",
     "resolve_region",
@@ -602,6 +603,19 @@ def _month_ranges(months: Iterable[tuple[int, int]]) -> str:
     return ", ".join(run_text(r) for r in runs)
 
 
+def parse_g_per_kwh(value: str | float) -> float:
+    """A carbon intensity in g CO2e/kWh: a finite number >= 0, else IntensityError (one line)."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        x = math.nan
+    if not (math.isfinite(x) and x >= 0):
+        raise IntensityError(
+            f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, a number >= 0"
+        )
+    return x
+
+
 def lookup(
     region: str | None = DEFAULT_REGION,
     month: str | None = None,
@@ -617,15 +631,7 @@ def lookup(
     ym = parse_month(month) if month not in (None, "") else None
 
     if intensity_g_per_kwh is not None:
-        try:
-            value = float(intensity_g_per_kwh)
-        except (TypeError, ValueError):
-            value = math.nan
-        if not (math.isfinite(value) and value >= 0):
-            raise IntensityError(
-                f"invalid intensity {intensity_g_per_kwh!r}: "
-                "give a carbon intensity in g CO2e/kWh, a number >= 0"
-            )
+        value = parse_g_per_kwh(intensity_g_per_kwh)
         code, name = "custom", "custom"
         if region:
             code = _resolve(region) or region

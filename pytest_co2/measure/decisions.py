@@ -10,7 +10,7 @@ Three decisions, each a frozen dataclass with ``to_dict``/``from_dict`` and a on
   inconclusive, from the relative change of the per-unit energy and its 95% interval
   (Welch's t on the log of the means, delta method; optionally scaled by a reference
   workload measured in both runs to cancel machine drift).
-- :func:`budget_verdict` / :class:`BudgetVerdict`: over, under or too close to call.
+- :func:`budget_verdict` / :class:`BudgetDecision`: over, under or too close to call.
 
 Intervals are two-sided 95% Student-t intervals. Rules, so that a reader can check them:
 
@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..constants import DEFAULT_MAX_TIME_S
+from ..fmt import fmt_pct, fmt_rel_pm, fmt_sig, plural
+from .stats import num, t_quantile
 
 LEVEL = 0.95  # every interval here is a two-sided 95% interval
 Z975 = statistics.NormalDist().inv_cdf(0.975)  # 1.959964...
@@ -47,72 +49,6 @@ Z975 = statistics.NormalDist().inv_cdf(0.975)  # 1.959964...
 MIN_WINDOWS = 5
 TRIM = 0.2  # fraction cut from each end by the trimmed mean (Yuen's 20%)
 METHODS = ("mean", "trimmed")
-
-
-# -- Student's t ----------------------------------------------------------------------------
-
-
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
-    tiny = 1e-300
-    # the first denominator is >= 2 / (a + b + 2): _beta_inc passes x <= (a + 1) / (a + b + 2)
-    c, d = 1.0, 1.0 / (1.0 - (a + b) * x / (a + 1.0))
-    frac = d
-    for m in range(1, 500):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            frac *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return frac
-
-
-def _beta_inc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _beta_cf(a, b, x) / a
-    return 1.0 - front * _beta_cf(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` (> 0, may be fractional or inf) degrees of freedom."""
-    if math.isinf(df):
-        return statistics.NormalDist().cdf(t)
-    tail = 0.5 * _beta_inc(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t >= 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile (0.5 <= p < 1) of Student's t; NaN for df <= 0 or NaN."""
-    if not (df > 0):
-        return math.nan
-    if math.isinf(df) or df > 1e7:
-        return statistics.NormalDist().inv_cdf(p)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if t_cdf(mid, df) < p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
 
 
 # -- estimates ------------------------------------------------------------------------------
@@ -160,12 +96,12 @@ class Estimate:
     def from_dict(cls, d: Mapping[str, Any]) -> Estimate:
         return cls(
             method=str(d["method"]),
-            center_j=_num(d["center_j"]),
-            se_j=_num(d["se_j"]),
-            df=_num(d["df"]),
+            center_j=num(d["center_j"]),
+            se_j=num(d["se_j"]),
+            df=num(d["df"]),
             n=int(d["n"]),
-            mean_j=_num(d["mean_j"]),
-            std_j=_num(d["std_j"]),
+            mean_j=num(d["mean_j"]),
+            std_j=num(d["std_j"]),
         )
 
     @classmethod
@@ -269,15 +205,15 @@ class StopDecision:
 
     def describe(self) -> str:
         """One line, e.g. ``precision reached: 95% CI ±2.8% of the mean after 14 windows``."""
-        rel = _pm(self.relative_half_width)
+        rel = fmt_rel_pm(self.relative_half_width)
         of = "of the trimmed mean" if self.method == "trimmed" else "of the mean"
-        target = f" (target {_pm(self.target)})" if self.target is not None else ""
-        win = _plural(self.windows, "window")
+        target = f" (target {fmt_rel_pm(self.target)})" if self.target is not None else ""
+        win = f"{self.windows} {plural('window', self.windows)}"
         if self.reason == "precision":
             return f"precision reached: 95% CI {rel} {of} after {win}"
         if self.reason == "time":
             return (
-                f"time cap {_num_text(self.max_time_s or 0)} s reached at {rel} after {win}{target}"
+                f"time cap {fmt_sig(self.max_time_s or 0)} s reached at {rel} after {win}{target}"
             )
         if self.reason == "max_steps":
             return f"max steps {self.max_steps} reached at {rel} after {win}{target}"
@@ -295,13 +231,13 @@ class StopDecision:
             reason=str(d["reason"]),
             windows=int(d["windows"]),
             steps=int(d["steps"]),
-            measured_s=_num(d["measured_s"]),
+            measured_s=num(d["measured_s"]),
             method=str(d["method"]),
-            center_j=_num(d["center_j"]),
-            mean_j=_num(d["mean_j"]),
-            std_j=_num(d["std_j"]),
-            half_width_j=_num(d["half_width_j"]),
-            relative_half_width=_num(d["relative_half_width"]),
+            center_j=num(d["center_j"]),
+            mean_j=num(d["mean_j"]),
+            std_j=num(d["std_j"]),
+            half_width_j=num(d["half_width_j"]),
+            relative_half_width=num(d["relative_half_width"]),
             target=None if d.get("target") is None else float(d["target"]),
             min_windows=int(d["min_windows"]),
             max_time_s=None if d.get("max_time_s") is None else float(d["max_time_s"]),
@@ -432,25 +368,23 @@ class CompareDecision:
     def describe(self) -> str:
         """One line, e.g. ``regression: +24.9% (95% +18.2% to +32.0%) > 10%``."""
         if math.isnan(self.low):
-            head = f"{self.outcome}: {_pct(self.change)} ({self.basis})"
+            head = f"{self.outcome}: {fmt_pct(self.change * 100)} ({self.basis})"
         else:
-            head = (
-                f"{self.outcome}: {_pct(self.change)} (95% {_pct(self.low)} to {_pct(self.high)})"
-            )
+            head = f"{self.outcome}: {fmt_pct(self.change * 100)} (95% {fmt_pct(self.low * 100)} to {fmt_pct(self.high * 100)})"
         rel = {REGRESSION: ">", NO_REGRESSION: "<"}.get(self.outcome, "vs")
         if self.allowance > 0 and not math.isnan(self.low):
             lo, hi = _widen(self.low, self.high, self.allowance)
-            head += f", widened to {_pct(lo)} to {_pct(hi)} for contention"
-        text = f"{head} {rel} {_num_text(self.threshold * 100)}%"
+            head += f", widened to {fmt_pct(lo * 100)} to {fmt_pct(hi * 100)} for contention"
+        text = f"{head} {rel} {fmt_sig(self.threshold * 100)}%"
         if self.quantity != "energy":
             text += f" ({self.quantity})"
         if self.reference_change is not None:
-            text += f", scaled by the reference workload ({_pct(self.reference_change)})"
+            text += f", scaled by the reference workload ({fmt_pct(self.reference_change * 100)})"
         if self.contention is not None:
             text += f"; {self.contention}"
         if self.needed_precision is not None and self.contention is None:
             if self.needed_precision > 0:
-                text += f"; needs {_pm(self.needed_precision)} per run to decide"
+                text += f"; needs {fmt_rel_pm(self.needed_precision)} per run to decide"
             elif self.between_run_cv == 0:
                 text += "; the change equals the threshold: no precision decides it"
             else:
@@ -464,20 +398,20 @@ class CompareDecision:
     def from_dict(cls, d: Mapping[str, Any]) -> CompareDecision:
         return cls(
             outcome=str(d["outcome"]),
-            change=_num(d["change"]),
-            low=_num(d["low"]),
-            high=_num(d["high"]),
+            change=num(d["change"]),
+            low=num(d["low"]),
+            high=num(d["high"]),
             threshold=float(d["threshold"]),
             basis=str(d["basis"]),
-            mean_j=_num(d["mean_j"]),
-            base_mean_j=_num(d["base_mean_j"]),
+            mean_j=num(d["mean_j"]),
+            base_mean_j=num(d["base_mean_j"]),
             n=int(d["n"]),
             base_n=int(d["base_n"]),
             method=str(d["method"]),
             between_run_cv=float(d["between_run_cv"]),
             reference_change=None
             if d.get("reference_change") is None
-            else _num(d["reference_change"]),
+            else num(d["reference_change"]),
             needed_precision=None
             if d.get("needed_precision") is None
             else float(d["needed_precision"]),
@@ -700,9 +634,12 @@ TOO_CLOSE = "too close"
 
 
 @dataclass(frozen=True)
-class BudgetVerdict:
+class BudgetDecision:
     """A projection against a budget: ``over`` (the interval's lower bound is above it),
-    ``under`` (its upper bound is below it) or ``too close`` (the budget is inside it)."""
+    ``under`` (its upper bound is below it) or ``too close`` (the budget is inside it).
+
+    The decision for one quantity; the test's record of its budget (both quantities, what the
+    JSON holds) is ``reporting.model.BudgetVerdict``."""
 
     verdict: str
     value: float
@@ -718,16 +655,16 @@ class BudgetVerdict:
 
     def interval_text(self) -> str:
         if math.isnan(self.low):
-            return f"{_num_text(self.value)} {self.quantity} (no interval: {self.basis})"
+            return f"{fmt_sig(self.value)} {self.quantity} (no interval: {self.basis})"
         return (
-            f"{_num_text(self.value)} {self.quantity} "
-            f"(95% interval {_num_text(self.low)} to {_num_text(self.high)})"
+            f"{fmt_sig(self.value)} {self.quantity} "
+            f"(95% interval {fmt_sig(self.low)} to {fmt_sig(self.high)})"
         )
 
     def describe(self) -> str:
         """One line, e.g. ``over budget: projected 12.3 kg CO2e (95% interval 11.9 to 12.7)
         exceeds 10 kg CO2e``."""
-        budget = f"{_num_text(self.budget)} {self.quantity}"
+        budget = f"{fmt_sig(self.budget)} {self.quantity}"
         if self.verdict == OVER:
             return f"over budget: projected {self.interval_text()} exceeds {budget}"
         if self.verdict == UNDER:
@@ -738,12 +675,12 @@ class BudgetVerdict:
         return {k: _json_num(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> BudgetVerdict:
+    def from_dict(cls, d: Mapping[str, Any]) -> BudgetDecision:
         return cls(
             verdict=str(d["verdict"]),
-            value=_num(d["value"]),
-            low=_num(d["low"]),
-            high=_num(d["high"]),
+            value=num(d["value"]),
+            low=num(d["low"]),
+            high=num(d["high"]),
             budget=float(d["budget"]),
             quantity=str(d["quantity"]),
             basis=str(d["basis"]),
@@ -757,7 +694,7 @@ def budget_verdict(
     *,
     quantity: str = "kg CO2e",
     between_run_cv: float = 0.0,
-) -> BudgetVerdict:
+) -> BudgetDecision:
     """Over, under or too close for a projected ``value`` with 95% half-width ``ci95``.
 
     ``ci95`` is the projection's interval half-width (the JSON's ``ci95_kg``/``ci95_kwh``;
@@ -770,46 +707,17 @@ def budget_verdict(
         raise ValueError(f"invalid between_run_cv {between_run_cv!r}: expected a fraction >= 0")
     if math.isnan(ci95) and between_run_cv == 0:
         verdict = OVER if value > budget else UNDER
-        return BudgetVerdict(verdict, value, math.nan, math.nan, budget, quantity, "one window")
+        return BudgetDecision(verdict, value, math.nan, math.nan, budget, quantity, "one window")
     half = math.hypot(0.0 if math.isnan(ci95) else ci95, Z975 * between_run_cv * value)
     low, high = value - half, value + half
     verdict = OVER if low > budget else UNDER if high < budget else TOO_CLOSE
-    return BudgetVerdict(verdict, value, low, high, budget, quantity, "interval")
+    return BudgetDecision(verdict, value, low, high, budget, quantity, "interval")
 
 
-# -- formatting and JSON helpers --------------------------------------------------------------
+# -- JSON helpers ---------------------------------------------------------------------------
 
 
 def _json_num(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None if math.isnan(x) else str(x)  # "inf" or "-inf"
     return x
-
-
-def _num(x: Any) -> float:
-    return math.nan if x is None else float(x)
-
-
-def _num_text(x: float) -> str:
-    """3 significant digits, thousands separated above 1,000."""
-    if not math.isfinite(x):
-        return str(x)
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.3g}"
-
-
-def _pct(x: float) -> str:
-    return f"{x * 100:+.1f}%"  # +inf% and -inf% too
-
-
-def _pm(x: float | None) -> str:
-    if x is None or math.isnan(x):
-        return "±n/a"
-    if math.isinf(x):
-        return "±inf%"
-    return f"±{x * 100:.2g}%" if x * 100 < 1 else f"±{x * 100:.1f}%"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"

@@ -1,14 +1,83 @@
-"""Statistics of per-unit energies: mean, spread, standard error, Student's t (pure)."""
+"""Statistics of per-unit energies: mean, spread, standard error, Student's t (pure, stdlib only).
+
+Student's t distribution (:func:`t_cdf`, :func:`t_quantile`) from the regularized incomplete
+beta function, for the intervals here and the decisions in :mod:`.decisions`.
+"""
 
 from __future__ import annotations
 
 import functools
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .decisions import t_quantile
+# -- Student's t ----------------------------------------------------------------------------
+
+
+def _beta_cf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the regularized incomplete beta function (modified Lentz)."""
+    tiny = 1e-300
+    # the first denominator is >= 2 / (a + b + 2): _beta_inc passes x <= (a + 1) / (a + b + 2)
+    c, d = 1.0, 1.0 / (1.0 - (a + b) * x / (a + 1.0))
+    frac = d
+    for m in range(1, 500):
+        for term in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + term * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + term / c
+            c = c if abs(c) > tiny else tiny
+            frac *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return frac
+
+
+def _beta_inc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    front = math.exp(
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_cf(a, b, x) / a
+    return 1.0 - front * _beta_cf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` (> 0, may be fractional or inf) degrees of freedom."""
+    if math.isinf(df):
+        return statistics.NormalDist().cdf(t)
+    tail = 0.5 * _beta_inc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile (0.5 <= p < 1) of Student's t; NaN for df <= 0 or NaN."""
+    if not (df > 0):
+        return math.nan
+    if math.isinf(df) or df > 1e7:
+        return statistics.NormalDist().inv_cdf(p)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        lo, hi = hi, hi * 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return 0.5 * (lo + hi)
+
 
 # Two-sided 97.5% quantiles of Student's t for df = 1..30, to 3 decimals (the usual table).
 _T975 = (

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..options import Settings
 from . import xdist
-from .options import Settings, add_options, resolve
+from .options import add_options, resolve
 
 if TYPE_CHECKING:
     from ..reporting.baseline import Baseline, Comparison

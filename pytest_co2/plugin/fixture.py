@@ -12,8 +12,8 @@ from ..carbon.accounting import Accounting
 from ..carbon.emission import Emission
 from ..measure.meter import Meter, Window
 from ..measure.records import Measurement, Projection
+from ..options import Settings
 from ..reporting.model import Budget, Result
-from .options import Settings
 
 
 class Co2Meter(Meter):
@@ -47,7 +47,6 @@ class Co2Meter(Meter):
         )
         self.accounting = accounting
         self.settings = settings
-        self.backend_spec = settings.backend
         self.budget = budget
 
     def _account_default(self, projection: Projection) -> Emission:

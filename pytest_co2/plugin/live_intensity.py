@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .options import Settings
+from ..options import Settings
 
 if TYPE_CHECKING:
     from ..carbon.providers import Resolved

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from ..fmt import fmt_num
 from ..measure.meter import Window
-from ..reporting.fmt import fmt_num
 
 PROGRESS_AFTER_S = 3.0  # only measurements that run longer than this show progress
 LOG_EVERY_S = 30.0  # without a terminal (CI logs): a line at most this often per measurement

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..options import Settings
 from . import xdist
-from .options import Settings
 
 if TYPE_CHECKING:
     from ..backends.base import Backend

@@ -18,8 +18,11 @@ import os
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
 
+from ..options import OPTION
+
 VARIABLE = "OMP_WAIT_POLICY"
-ENV_SWITCH = "PYTEST_CO2_QUIET_RUNTIME"
+_OPTION = OPTION["quiet_runtime"]
+ENV_SWITCH = _OPTION.env  # PYTEST_CO2_QUIET_RUNTIME
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 _KEEP_BYTES = 1 << 30
 
@@ -28,9 +31,9 @@ def wanted(args: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether the quiet runtime is on: the command line, then the environment (ini values
     are read too late: the runtime may be loaded by then)."""
     for arg in reversed(list(args)):
-        if arg == "--co2-no-quiet-runtime":
+        if arg == _OPTION.negative_flag_name():
             return False
-        if arg == "--co2-quiet-runtime":
+        if arg == _OPTION.flag_name():
             return True
     value = environ.get(ENV_SWITCH, "").strip().lower()
     return value not in ("0", "false", "no", "off")

@@ -26,7 +26,7 @@ from ..carbon.intensity import (
     paper_regions,
 )
 from ..carbon.providers.base import ForecastPoint, iso
-from .fmt import fmt_num, region_text
+from ..fmt import fmt_num, region_text
 from .model import Result, TestRecord, all_results
 
 

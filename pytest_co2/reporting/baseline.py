@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..constants import J_PER_KWH
-from .fmt import fmt_num, fmt_pct
+from ..fmt import fmt_num, fmt_pct
 from .model import Result, TestRecord
 
 if TYPE_CHECKING:
@@ -431,7 +431,7 @@ def render_comparison(c: Comparison, width: int = 100) -> list[str]:
     first fail spec (change and 95% interval) when there is one."""
     from tabulate import tabulate
 
-    from .fmt import shorten_nodeid
+    from ..fmt import shorten_nodeid
 
     rows = []
     for d in c.deltas:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..constants import MARKER, MARKER_HELP  # noqa: F401  (re-exported)
-from .fmt import fmt_count, fmt_num, fmt_pm, plural, region_text
+from ..fmt import fmt_count, fmt_num, fmt_pm, plural, region_text
 from .model import Budget, BudgetVerdict, Result, rss
 
 _ALLOWED = ("kg", "kwh", "extrapolate", "unit", "region")

@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ..fmt import fmt_num, fmt_pct, fmt_pm
 from .budget import budget_text, verdict_text
-from .fmt import fmt_num, fmt_pct, fmt_pm
 from .json_report import Report
 from .model import all_results, ranked
 from .terminal import measurement_name, projected_to

@@ -102,7 +102,9 @@ class Budget:
 
 @dataclass(frozen=True)
 class BudgetVerdict:
-    """A test's projected total against its budget; ``message`` says why it failed."""
+    """A test's projected total against its budget, as recorded (JSON ``budget``);
+    ``message`` says why it failed. Each quantity is decided by
+    ``measure.decisions.budget_verdict`` (a :class:`~pytest_co2.measure.decisions.BudgetDecision`)."""
 
     budget: Budget
     energy_kwh: float

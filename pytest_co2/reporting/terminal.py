@@ -11,8 +11,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Sequence
 
+from ..fmt import fmt_count, fmt_num, fmt_pm, shorten_nodeid
 from .budget import budget_text, verdict_text
-from .fmt import fmt_count, fmt_num, fmt_pm, shorten_nodeid
 from .model import Result, TestRecord, Totals, all_results, ranked
 
 DEFAULT_WIDTH = 100

@@ -1,4 +1,8 @@
-"""Number and text formatting: the one place where figures become strings."""
+"""Number and text formatting: the one place where figures become strings.
+
+Below every other layer (stdlib only), so that the decisions (``measure``) and the reports
+(``reporting``, ``plugin``) word their figures the same way.
+"""
 
 from __future__ import annotations
 
@@ -29,13 +33,31 @@ def fmt_count(n: float) -> str:
     return f"{int(n):,}" if float(n).is_integer() else f"{n:,.2f}"
 
 
+def fmt_sig(x: float) -> str:
+    """3 significant digits, thousands separated from 1,000 on: 0.0123 / 999 / 1,500; ``inf``
+    and ``nan`` as Python writes them."""
+    if not math.isfinite(x):
+        return str(x)
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.3g}"
+
+
 def fmt_pct(pct: float | None) -> str:
-    """``+20.0%``, ``-3.1%``, ``new`` (None), ``+inf%``."""
+    """``+20.0%``, ``-3.1%``, ``new`` (None), ``+inf%``, ``-inf%``."""
     if pct is None:
         return "new"
-    if math.isinf(pct):
-        return "+inf%"
     return f"{pct:+.1f}%"
+
+
+def fmt_rel_pm(x: float | None) -> str:
+    """A relative half-width as ``±2.5%`` (two significant digits below 1%: ``±0.45%``);
+    ``±n/a`` when unknown."""
+    if x is None or math.isnan(x):
+        return "±n/a"
+    if math.isinf(x):
+        return "±inf%"
+    return f"±{x * 100:.2g}%" if x * 100 < 1 else f"±{x * 100:.1f}%"
 
 
 def plural(unit: str, n: float) -> str:

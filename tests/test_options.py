@@ -1,0 +1,75 @@
+"""The option table (pytest_co2.options): one declaration for the plugin and the command."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import pytest
+
+from pytest_co2.backends.nvml import GpuSelection
+from pytest_co2.cli import build_parser
+from pytest_co2.options import OPTION, OPTIONS, Settings, add_options
+
+
+def _parser(prefix: str, **kw: object) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_options(parser.add_argument, prefix, **kw)
+    return parser
+
+
+def test_every_setting_is_an_option_in_field_order() -> None:
+    names = [f.name for f in dataclasses.fields(Settings)]
+    assert [opt.dest for opt in OPTIONS] == names[:-1] and names[-1] == "sources"
+    region = OPTION["region"]
+    assert (region.flag_name(), region.flag_name(""), region.ini, region.env) == (
+        "--co2-region",
+        "--region",
+        "co2_region",
+        "PYTEST_CO2_REGION",
+    )
+    assert OPTION["quiet_runtime"].negative_flag_name() == "--co2-no-quiet-runtime"
+
+
+def test_the_plugin_prefix_parses_into_the_settings_types() -> None:
+    args = _parser("co2-", dest_prefix="co2_").parse_args(
+        [
+            "--co2-region=sweden",
+            "--co2-cpu-watts-per-thread=0.5,2",
+            "--co2-gpus=0,1",
+            "--co2-regions=SE,poland",
+            "--co2-no-exclusive",
+            "--co2-compare",
+        ]
+    )
+    assert (args.co2_region, args.co2_cpu_watts_per_thread) == ("SE", (0.5, 2.0))
+    assert args.co2_gpus == GpuSelection("list", ("cuda:0", "cuda:1"))
+    assert (args.co2_regions, args.co2_exclusive, args.co2_compare) == (
+        ("SE", "PL"),
+        False,
+        "latest",
+    )
+    assert args.co2_pue is None and args.co2_advise is None  # not given: None, not the default
+
+
+def test_no_prefix_names_and_one_line_errors() -> None:
+    parser = _parser("", names=("pue", "intensity"))
+    assert parser.parse_args(["--pue", "1.2"]).pue == 1.2
+    with pytest.raises(argparse.ArgumentError) as info:
+        parser.parse_args(["--intensity", "-5"])
+    assert str(info.value) == (
+        "argument --intensity: invalid intensity '-5': give a carbon intensity in g CO2e/kWh, "
+        "a number >= 0"
+    )
+    with pytest.raises(SystemExit):  # only the names asked for
+        parser.parse_args(["--region", "SE"])
+
+
+def test_the_command_takes_its_shared_arguments_from_the_table() -> None:
+    sub = build_parser()._subparsers._group_actions[0].choices
+    helps = {(name, a.dest): a.help for name, p in sub.items() for a in p._actions if a.help}
+    pue = "power usage effectiveness of the data centre, >= 1"
+    assert helps[("convert", "pue")] == f"{pue} (default: 1.55, the paper's)"
+    assert helps[("report", "pue")] == f"{pue} (default: the report's)"
+    assert helps[("regions", "month")] == "only regions with data for this month"
+    assert helps[("convert", "intensity_file")] == OPTION["intensity_file"].text()
