@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli as cli
 
-from pytest_co2.reporting.json_report import load_report
+from pytest_co2.reporting.storage import load_report
 
 DATA = Path(__file__).parent / "data"
 REPORTS = ["report_v1_single.json", "report_v1_xdist.json"]
