@@ -4,7 +4,8 @@ The entry point (``pytest11``: ``co2 = pytest_co2.plugin``): the hooks that set 
 up. The work is done by the modules beside this one:
 
 - ``options``: command line, ini and environment into one frozen ``Settings``;
-- ``session``: the session's state, the per-test hooks and the end of the run;
+- ``session``: the session's state and the end of the run; ``runtest``: the per-test hooks,
+  registered once some test measures;
 - ``terminal``: the header and the summary (registered beside the session object);
 - ``provider``: which backend this process measures with (opened on first use, never by an
   xdist controller), its lock policy and idle power;
@@ -91,7 +92,7 @@ def _list_backends_in_help(config: pytest.Config) -> None:
 @pytest.fixture
 def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
     """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
-    from .session import METER_KEY
+    from .runtest import METER_KEY
 
     meter = request.config.stash[STATE_KEY].make_meter(request.node)
     request.node.stash[METER_KEY] = meter

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..measure.meter import Window
-from ..reporting.fmt import fmt_num
+if TYPE_CHECKING:
+    from ..measure.meter import Window
 
 PROGRESS_AFTER_S = 3.0  # only measurements that run longer than this show progress
 LOG_EVERY_S = 30.0  # without a terminal (CI logs): a line at most this often per measurement
@@ -96,6 +96,8 @@ class ProgressLine:
 
 
 def progress_text(window: Window) -> str:
+    from ..reporting.fmt import fmt_num
+
     """``co2 train: 12/40 iterations, 38 s, 1,234 J so far, about 90 s left``."""
     done, total = window.steps_done, window.total
     text = (

@@ -1,9 +1,10 @@
 """The session's state and how it ends: one object per process, registered as a plugin.
 
 It owns what a run measures with (the accounting, the backend provider, the collector of
-test records), runs the per-test hooks (meter, budget verdict, records, the journal) and
-finishes the run (comparison, reports, exit status). The terminal's part (header, summary)
-is ``terminal.Co2Terminal``, registered beside it, which only reads this state.
+test records), makes the meters, registers the per-test hooks (``runtest``) once some test
+measures, and finishes the run (comparison, reports, exit status). The terminal's part
+(header, summary) is ``terminal.Co2Terminal``, registered beside it, which only reads this
+state.
 """
 
 from __future__ import annotations
@@ -11,34 +12,23 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import warnings
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import sigterm, xdist
 from .options import Settings
+from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, warn_at
 
 if TYPE_CHECKING:
     from ..reporting.baseline import Baseline, Comparison
     from ..reporting.json_report import Report
-    from ..reporting.model import Budget, BudgetVerdict, Result  # noqa: F401 (stash key types)
     from ..reporting.session import SessionInfo
     from .fixture import Co2Meter
     from .progress import ProgressLine
 
-METER_KEY = pytest.StashKey["Co2Meter"]()
-RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
-VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
 RUNTIME_KEY = pytest.StashKey[str]()  # the quiet runtime's line (see ``runtime``)
-BUDGET_KEY = pytest.StashKey[object]()
-_SENT_KEY = pytest.StashKey[int]()  # results of the item already sent or collected
-_UNSET = object()
-_RAISED = "the test ended before this measurement did (it raised inside it)"
-
-
-class Co2BudgetWarning(UserWarning):
-    """A test exceeded its co2_budget under ``--co2-budget-mode=warn``."""
+__all__ = ["RUNTIME_KEY", "Co2BudgetWarning", "Co2Session", "ControllerHooks"]
 
 
 class Co2Session:
@@ -81,6 +71,19 @@ class Co2Session:
         if target is not None and not self.is_worker:
             self.journal, self.recovery_note = self.writer.open_journal(target)
         self._sigterm = None if self.is_worker else sigterm.install()
+        self._runtest: RuntestHooks | None = None
+        if settings.all or self.role == "controller":  # a controller collects every worker's
+            self.measure_tests()
+
+    def measure_tests(self) -> None:
+        """Register the per-test hooks (once): some test measures."""
+        if self._runtest is None:
+            self._runtest = RuntestHooks(self)
+            self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if measures(items, self.settings):
+            self.measure_tests()
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -115,6 +118,7 @@ class Co2Session:
     def make_meter(self, item: pytest.Item) -> Co2Meter:
         from .fixture import Co2Meter
 
+        self.measure_tests()  # a fixture requested at run time (``request.getfixturevalue``)
         backend = self.provider.backend
         for message in self.provider.take_warnings():
             warn_at(item, message)
@@ -143,92 +147,6 @@ class Co2Session:
         if message not in self._warned:
             self._warned.add(message)
             warnings.warn(message, RuntimeWarning, stacklevel=4)
-
-    # -- running tests -----------------------------------------------------------------------
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        error = None
-        try:
-            budget = budget_of(item, self.settings)
-        except ValueError as exc:
-            budget, error = None, str(exc)
-        if error is not None:
-            pytest.fail(error, pytrace=False)
-        meter = item.stash.get(METER_KEY, None)
-        window = None
-        if meter is None and (budget is not None or self.settings.all):
-            meter = self.make_meter(item)
-            item.stash[METER_KEY] = meter
-            window = meter.measure("call", unit="call")
-            window.__enter__()
-        try:
-            result = yield
-        except BaseException as exc:
-            if window is not None:
-                window.__exit__(type(exc), exc, exc.__traceback__)
-            if meter is not None:  # loops the exception unwound are partial, not complete
-                self.collector.mark_partial(meter.left_early, _RAISED)
-            raise
-        else:
-            if window is not None:  # the call phase measured as one unit (--co2-all, budget)
-                window.__exit__(None, None, None)
-        finally:
-            self.progress.clear()
-            if meter is not None:  # a steps() loop the test left by raising ends here
-                meter.close_open(_RAISED)
-                meter.left_early.clear()
-        if budget is not None and meter is not None:
-            self._judge(item, meter, budget)
-        return result
-
-    def _judge(self, item: pytest.Item, meter: Co2Meter, budget: Budget) -> None:
-        """The budget verdict over every measurement of the test so far."""
-        from ..reporting.budget import evaluate
-
-        results = item.stash.setdefault(RESULTS_KEY, [])
-        results.extend(self.collector.drain(meter.result_of))
-        verdict = evaluate(budget, results)
-        item.stash[VERDICT_KEY] = verdict
-        if verdict.message is not None:
-            if not verdict.passed and self.settings.budget_mode == "fail":
-                pytest.fail(verdict.message, pytrace=False)
-            warn_at(item, Co2BudgetWarning(verdict.message))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[Any]
-    ) -> Generator[None, Any, Any]:
-        from .collector import set_junit_properties
-
-        report = yield
-        meter = item.stash.get(METER_KEY, None)
-        results = item.stash.setdefault(RESULTS_KEY, [])
-        if meter is not None:
-            results.extend(self.collector.drain(meter.result_of))
-        else:
-            self.collector.pending.clear()
-        sent = item.stash.get(_SENT_KEY, 0)  # results judged in the call hook are not sent yet
-        new = results[sent:]
-        item.stash[_SENT_KEY] = len(results)
-        verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
-        if new:
-            set_junit_properties(item, report, results)
-        if self.is_worker:
-            self.collector.attach(report, new, verdict)
-        else:
-            self.collector.add(item.nodeid, new, verdict)
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.is_worker:
-            return
-        if self.role == "controller":
-            self.collector.receive(report)
-        self.collector.outcome(report)
-        if report.when == "teardown" and self.journal is not None:
-            record = self.collector.tests.get(report.nodeid)
-            if record is not None and (record.results or record.budget is not None):
-                self.journal.append(record.to_dict(), self.session_info)
 
     # -- the report --------------------------------------------------------------------------
     def session_info(self) -> SessionInfo:
@@ -361,27 +279,3 @@ class ControllerHooks:
         if facts:
             worker = str(getattr(node, "gateway", None) and node.gateway.id)
             self.state.provider.worker_facts[worker] = WorkerFacts.from_dict(facts)
-
-
-def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:
-    """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments."""
-    cached = item.stash.get(BUDGET_KEY, _UNSET)
-    if cached is not _UNSET:
-        return cached  # type: ignore[return-value]
-    mark = item.get_closest_marker("co2_budget")
-    if mark is None:
-        item.stash[BUDGET_KEY] = None
-        return None
-    from ..reporting.budget import budget_from_marker
-
-    budget = budget_from_marker(mark.args, mark.kwargs, csv_path=settings.intensity_file)
-    item.stash[BUDGET_KEY] = budget
-    return budget
-
-
-def warn_at(item: pytest.Item, warning: Warning) -> None:
-    """A warning attributed to the user's test (its file and line), not to the plugin."""
-    path, lineno, _ = item.location
-    filename = str(item.config.rootpath / path)
-    module = getattr(getattr(item, "module", None), "__name__", None) or path.rsplit("/", 1)[-1]
-    warnings.warn_explicit(warning, type(warning), filename, (lineno or 0) + 1, module=module)

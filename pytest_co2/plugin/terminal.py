@@ -82,16 +82,13 @@ class Co2Terminal:
 
     def _summary(self, tr: Any) -> None:
         state = self.session
-        if state.settings.report == "off":
-            return
+        tests = state.collector.records()
+        if state.settings.report == "off" or not tests:
+            return  # nothing measured: stay quiet in suites that do not use the plugin
         from ..carbon.equivalents import format_equivalents
-        from ..reporting.baseline import render_comparison
         from ..reporting.model import Totals, all_results
         from ..reporting.terminal import render_summary, wrap
 
-        tests = state.collector.records()
-        if not tests:
-            return  # nothing measured: stay quiet in suites that do not use the plugin
         tr.write_sep("=", "co2 emissions summary")
         i, s = state.accounting.intensity, state.settings
         width = terminal_width(tr)
@@ -126,6 +123,8 @@ class Co2Terminal:
             tr.write_line(line)
         comparison = state.comparison
         if comparison is not None:
+            from ..reporting.baseline import render_comparison
+
             tr.write_line(f"co2 compared with {comparison.baseline} (Δ: change over the baseline)")
             for line in render_comparison(comparison, width):
                 tr.write_line(line)

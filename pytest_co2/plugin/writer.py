@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..reporting import storage
-from ..reporting.json_report import Report
+if TYPE_CHECKING:  # imported when a report is written: a run without one skips them
+    from ..reporting.json_report import Report
+    from ..reporting.storage import Journal
 
 
 class ReportWriter:
@@ -34,9 +35,12 @@ class ReportWriter:
 
     def json(self, path: str, data: dict[str, Any]) -> bool:
         """The JSON report (``Report.to_dict()`` after the ``pytest_co2_update_json`` hooks)."""
+        from ..reporting import storage
+
         return self._write(storage.write_atomic, path, data)
 
     def markdown(self, path: str, report: Report) -> bool:
+        from ..reporting import storage
         from ..reporting.markdown import render_markdown
 
         return self._write(storage.write_text_atomic, path, render_markdown(report))
@@ -67,9 +71,11 @@ class ReportWriter:
             self.markdown(markdown, report)
         return written, saved_ok
 
-    def open_journal(self, target: str) -> tuple[storage.Journal, str | None]:
+    def open_journal(self, target: str) -> tuple[Journal, str | None]:
         """The journal beside the report ``target``, and a line for the header when a journal
         a killed run left there was recovered first, into ``<report>.recovered.json``."""
+        from ..reporting import storage
+
         path = storage.journal_path_for(target)
         note = None
         if os.path.exists(path):
