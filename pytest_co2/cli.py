@@ -11,12 +11,16 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh
 from .carbon.intensity import IntensityError, list_regions, lookup
 from .constants import DEFAULT_REGION
 from .options import add_options, argparse_type
+
+if TYPE_CHECKING:
+    from .reporting.json_report import Report
+    from .reporting.session import SessionInfo
 
 PROG = "pytest-co2"
 
@@ -121,10 +125,9 @@ def cmd_regions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(path: str) -> Any:
+def _load(path: str) -> Report:
     """A saved report, or the journal a killed run left beside it; UsageError (one line)."""
-    from .plugin.writer import JOURNAL_SUFFIX, journal_path_for, read_journal
-    from .reporting.json_report import load_report
+    from .reporting.storage import JOURNAL_SUFFIX, journal_path_for, load_report, read_journal
 
     journal = path if path.endswith(JOURNAL_SUFFIX) else journal_path_for(path)
     try:
@@ -140,21 +143,12 @@ def _load(path: str) -> Any:
         raise UsageError(" ".join(str(exc).split())) from None
 
 
-def _live_intensity(session: dict[str, Any], args: argparse.Namespace) -> tuple[Any, Any]:
+def _live_intensity(session: SessionInfo, args: argparse.Namespace) -> tuple[Any, Any]:
     """A run's --co2-intensity-source value and forecast, unless --region/--month replace it."""
-    from .carbon.intensity import Intensity
-    from .carbon.providers import ForecastPoint, ProviderError
-
-    it = session.get("intensity")
-    if args.region or args.month or not isinstance(it, dict):
+    it = session.intensity
+    if args.region or args.month or it is None or it.provenance == "shipped":
         return None, ()
-    if it.get("provenance") in (None, "shipped"):
-        return None, ()
-    try:
-        points = tuple(ForecastPoint.from_dict(p) for p in session.get("intensity_forecast") or ())
-        return Intensity.from_dict(it), points
-    except (KeyError, TypeError, ValueError, ProviderError):
-        return None, ()
+    return it, session.intensity_forecast or ()
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
@@ -165,12 +159,12 @@ def cmd_advise(args: argparse.Namespace) -> int:
     from .reporting.advice import advise_run
 
     report = _load(args.file)
-    settings = report.session.get("settings") or {}
-    live, forecast = _live_intensity(report.session, args)
+    session = report.session
+    live, forecast = _live_intensity(session, args)
     accounting = Accounting(
-        args.region or settings.get("region") or DEFAULT_REGION,
-        args.month or settings.get("month"),
-        pue=float(settings.get("pue") or DEFAULT_PUE),
+        args.region or session.setting("region") or DEFAULT_REGION,
+        args.month or session.setting("month"),
+        pue=float(session.setting("pue") or DEFAULT_PUE),
         intensity_file=args.intensity_file,
         intensity=live,
         forecast=forecast,
@@ -210,15 +204,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     from .carbon.equivalents import format_equivalents
     from .reporting.terminal import render_summary
 
-    settings, intensity = out.session["settings"], out.session["intensity"]
-    month = f" {settings['month']}" if settings.get("month") else ""
+    session = out.session
+    month = f" {session.setting('month')}" if session.setting("month") else ""
+    where = "?" if session.intensity is None else session.intensity.region
+    g = "?" if session.intensity is None else format(session.intensity.g_per_kwh, "g")
     print(
-        f"{args.file}: region {intensity['region']}{month} {intensity['g_per_kwh']:g} g CO2e/kWh, "
-        f"PUE {settings['pue']:g} (energies as measured; emissions recomputed)"
+        f"{args.file}: region {where}{month} {g} g CO2e/kWh, "
+        f"PUE {session.setting('pue'):g} (energies as measured; emissions recomputed)"
     )
     whatif = tuple(dict.fromkeys(w for t in out.tests for r in t.results for w in r.whatif_co2e_kg))
     for line in render_summary(
-        out.tests, budget_mode=settings.get("budget_mode", "fail"), whatif=whatif
+        out.tests, budget_mode=session.setting("budget_mode", "fail"), whatif=whatif
     ):
         print(line)
     print("total " + format_equivalents(out.totals.co2e_kg))

@@ -13,3 +13,5 @@ MARKER_HELP = (
     "the projected emissions (kg CO2e) or energy (kWh) of its measurements exceed the budget. "
     "extrapolate/unit set the projection target for this test; region its grid region."
 )
+STORAGE_DIR = ".co2"  # saved runs (--co2-save=NAME): <rootdir>/.co2/NAME.json
+LATEST = "latest"  # --co2-compare's name for the newest saved run

@@ -128,14 +128,13 @@ SPEC_VERSION = 1
 def _part_spec(backend: Any) -> dict[str, Any]:
     """One opened backend as a JSON-safe dict that :func:`_open_part` rebuilds."""
     from .backends.constant import ConstantBackend
-    from .backends.estimate import USER_TDP_SOURCE, EstimateBackend
+    from .backends.estimate import EstimateBackend
 
     kind = type(backend).__module__.rsplit(".", 1)[-1]
     if isinstance(backend, EstimateBackend):
-        user_tdp = backend.tdp_source == USER_TDP_SOURCE
         return {
             "type": "estimate",
-            "cpu_tdp_w": backend.tdp_w if user_tdp else None,
+            "cpu_tdp_w": backend.tdp_w if backend.tdp_from_user else None,
             "memory_w_per_gb": backend.memory_w_per_gb,
             "watts_per_thread": None
             if backend.watts_override is None

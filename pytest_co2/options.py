@@ -28,10 +28,10 @@ from .backends.nvml import GpuSelection, parse_gpu_devices
 from .carbon.emission import parse_pue
 from .carbon.intensity import normalize_month, parse_g_per_kwh, parse_region
 from .carbon.providers.resolve import parse_source
-from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION
+from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION, LATEST
 from .measure import decisions
 from .measure.locks import parse_lock_timeout
-from .reporting.baseline import LATEST, FailSpec, parse_fail_specs, parse_save_name
+from .reporting.baseline import FailSpec, parse_fail_specs, parse_save_name
 
 DEFAULT_UNIT = "iteration"
 BUDGET_MODES = ("fail", "warn")

@@ -21,11 +21,12 @@ from pytest_co2.reporting.baseline import (
     compare_tests,
     parse_fail_specs,
     parse_save_name,
-    resolve_baseline,
 )
 from pytest_co2.reporting.json_report import Report
 from pytest_co2.reporting.markdown import render_markdown
 from pytest_co2.reporting.model import Result, TestRecord
+from pytest_co2.reporting.session import SessionInfo
+from pytest_co2.reporting.storage import resolve_baseline
 
 BASE = [
     "--co2-backend=constant:100",
@@ -271,11 +272,9 @@ def test_resolve_baseline(tmp_path: Path) -> None:
 
 
 def test_markdown_escapes_cells() -> None:
-    session = {
-        "settings": {"pue": 1.55},
-        "intensity": {"region": "SE", "g_per_kwh": 7.0},
-        "backend": "x",
-    }
+    session = SessionInfo.from_dict(
+        {"settings": {"pue": 1.55}, "intensity": {"region": "SE", "g_per_kwh": 7.0}, "backend": "x"}
+    )
     report = Report(
         session, [TestRecord("t.py::test[a|b]", results=[_result("m", 0.5, 0.1, 1, True)])]
     )
@@ -287,11 +286,9 @@ def test_markdown_escapes_cells() -> None:
 
 
 def test_markdown_makes_user_strings_inert() -> None:
-    session = {
-        "settings": {"pue": 1.55},
-        "intensity": {"region": "SE", "g_per_kwh": 7.0},
-        "backend": "x",
-    }
+    session = SessionInfo.from_dict(
+        {"settings": {"pue": 1.55}, "intensity": {"region": "SE", "g_per_kwh": 7.0}, "backend": "x"}
+    )
     tests = [
         TestRecord("t.py::test[`x`]", results=[_result("<script>alert(1)</script>", 0.5, 0.1)]),
         TestRecord(

@@ -27,17 +27,15 @@ from pytest_co2.reporting.baseline import (
     decided,
     failures,
     inconclusive,
-    load_baseline,
     missing_from,
     parse_fail_specs,
     parse_save_name,
     render_comparison,
-    resolve_baseline,
-    saved_path,
-    saved_runs,
 )
 from pytest_co2.reporting.json_report import Report
 from pytest_co2.reporting.model import Result, TestRecord
+from pytest_co2.reporting.session import SessionInfo
+from pytest_co2.reporting.storage import load_baseline, resolve_baseline, saved_path, saved_runs
 
 BAD_SPEC = (
     "expected FIELD:PERCENT% with FIELD energy or co2e, e.g. energy:10% or co2e:5% "
@@ -186,9 +184,9 @@ def test_no_baseline_messages(tmp_path: Path) -> None:
 def test_load_baseline(tmp_path: Path) -> None:
     tests = [_test("t::a", _result())]
     path = tmp_path / "base.json"
-    path.write_text(json.dumps(Report({"started": "2026-01-01"}, tests).to_dict()))
+    path.write_text(json.dumps(Report(SessionInfo(started="2026-01-01"), tests).to_dict()))
     b = load_baseline(path)
-    assert b.session["started"] == "2026-01-01"
+    assert b.session.started == "2026-01-01"
     assert [t.nodeid for t in b.tests] == ["t::a"]
     assert b.tests[0].results[0].projection.energy_kwh == 1.0
     (tmp_path / "bad.json").write_text("[]")
@@ -469,12 +467,17 @@ def _noisy_and_steady() -> tuple[list[TestRecord], list[TestRecord]]:
 
 def test_compare_strict_and_not() -> None:
     now, base = _noisy_and_steady()
-    baseline = Baseline({"started": "2026-01-01T00:00:00", "intensity": {"region": "SE"}}, base)
+    intensity = {
+        "region": "SE", "name": "Sweden", "g_per_kwh": 7.0, "year": 2022, "month": None,
+        "source": "s",
+    }  # fmt: skip
+    session = SessionInfo.from_dict({"started": "2026-01-01T00:00:00", "intensity": intensity})
+    baseline = Baseline(session, base)
     specs = [FailSpec("energy", 10)]
     c = compare(Path("x") / "base.json", baseline, now, specs)
     assert c.baseline == os.path.join("x", "base.json")
     assert c.baseline_started == "2026-01-01T00:00:00"
-    assert c.baseline_intensity == {"region": "SE"}
+    assert c.baseline_intensity == intensity
     assert [d.nodeid for d in c.deltas] == ["t::steady", "t::noisy", "t::new"]
     assert [s for s, _ in c.deltas[0].decisions] == ["energy:10%"]
     assert c.missing == (("t::gone", "m"),) and c.fail_specs == (FailSpec("energy", 10),)
@@ -482,7 +485,7 @@ def test_compare_strict_and_not() -> None:
     assert len(c.inconclusive) == 1 and c.inconclusive[0].startswith("t::noisy [m]: energy +30.0%")
     strict = compare("base.json", baseline, now, specs, strict=True)
     assert strict.failures == c.failures + c.inconclusive
-    plain = compare("base.json", Baseline({}, base), now)
+    plain = compare("base.json", Baseline(SessionInfo(), base), now)
     assert plain.failures == () and plain.inconclusive == () and plain.baseline_started is None
     assert plain.deltas[0].decisions == ()
 

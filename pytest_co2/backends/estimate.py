@@ -481,7 +481,8 @@ class EstimateBackend(Backend):
     def _legacy_attributes(
         self, cpu: CpuInfo, power: PerThreadPower, cpu_tdp_w: float | None, n_cpus: int | None
     ) -> None:
-        """``cpu_model_name``, ``n_cpus``, ``tdp_w``, ``tdp_source``: read by the plugin today.
+        """``cpu_model_name``, ``n_cpus``, ``tdp_w``, ``tdp_source``: read by the plugin today;
+        ``tdp_from_user``: whether ``tdp_w`` is the user's ``--co2-cpu-tdp``.
 
         Without ``--co2-cpu-tdp``, ``tdp_w`` is not a TDP but the full-load watts per thread
         x ``n_cpus`` (the threads of one package where known, else the CPUs seen).
@@ -493,6 +494,7 @@ class EstimateBackend(Backend):
             self.n_cpus = max(round(power.threads_per_package), 1)
         else:
             self.n_cpus = cpu.siblings or cpu.logical_cpus or os.cpu_count() or 1
+        self.tdp_from_user = cpu_tdp_w is not None
         if cpu_tdp_w is not None:
             self.tdp_w, self.tdp_source = float(cpu_tdp_w), USER_TDP_SOURCE
         else:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..measure.records import Measurement
-from ..reporting.model import BudgetVerdict, Result, TestRecord
+if TYPE_CHECKING:  # imported when a first record comes: a run that measures nothing skips them
+    from ..measure.records import Measurement
+    from ..reporting.model import BudgetVerdict, Result, TestRecord
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
 BUDGET_ATTR = "co2_budget"  # on a worker's TestReport: BudgetVerdict.to_dict()
@@ -53,7 +54,11 @@ class Collector:
     def add(self, nodeid: str, results: Sequence[Result], verdict: BudgetVerdict | None) -> None:
         if not results and verdict is None and nodeid not in self.tests:
             return
-        record = self.tests.setdefault(nodeid, TestRecord(nodeid))
+        record = self.tests.get(nodeid)
+        if record is None:
+            from ..reporting.model import TestRecord
+
+            record = self.tests[nodeid] = TestRecord(nodeid)
         record.results.extend(results)
         if verdict is not None:
             record.budget = verdict
@@ -73,6 +78,8 @@ class Collector:
         budget = getattr(report, BUDGET_ATTR, None)
         if not entries and budget is None:
             return False
+        from ..reporting.model import BudgetVerdict, Result
+
         results = [Result.from_dict(e) for e in entries or ()]
         self.add(
             report.nodeid, results, None if budget is None else BudgetVerdict.from_dict(budget)

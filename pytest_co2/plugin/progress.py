@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..fmt import fmt_num
-from ..measure.meter import Window
+
+if TYPE_CHECKING:
+    from ..measure.meter import Window
 
 PROGRESS_AFTER_S = 3.0  # only measurements that run longer than this show progress
 LOG_EVERY_S = 30.0  # without a terminal (CI logs): a line at most this often per measurement

@@ -10,6 +10,8 @@ pytest-xdist the controller never opens one: each worker does, and returns what 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,8 +22,27 @@ from . import xdist
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..measure.locks import Policy, WindowGuard
+    from ..reporting.session import ExclusiveInfo, WorkerFacts
 
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
+
+
+@dataclass(frozen=True)
+class HandedFacts:
+    """What the xdist controller decides once for every worker (``workerinput``)."""
+
+    concurrent: bool = False  # other processes of the run measure at the same time
+    lock_dir: str | None = None  # where the --co2-exclusive lock files are
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"concurrent": self.concurrent, "lock_dir": self.lock_dir}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> HandedFacts:
+        lock_dir = d.get("lock_dir")
+        return cls(
+            concurrent=bool(d.get("concurrent")), lock_dir=str(lock_dir) if lock_dir else None
+        )
 
 
 def backend_names(config: pytest.Config) -> tuple[str, ...]:
@@ -62,10 +83,10 @@ class BackendProvider:
         self.idle_w: tuple[float, ...] = ()
         self.pending_warnings: list[Warning] = []
         # facts handed down by the xdist controller (see pytest_configure_node)
-        self.handed: dict[str, Any] = dict(
+        self.handed = HandedFacts.from_dict(
             getattr(config, "workerinput", {}).get(WORKER_FACTS_KEY) or {}
         )
-        self.worker_facts: dict[str, dict[str, Any]] = {}  # controller: what each worker opened
+        self.worker_facts: dict[str, WorkerFacts] = {}  # controller: what each worker opened
         self.on_lock_wait: Any = None  # progress callback while a window waits for a lock
 
     @property
@@ -130,9 +151,9 @@ class BackendProvider:
         self.policy = decide(
             s.exclusive,
             backend.devices,
-            concurrent=bool(self.handed.get("concurrent")) or xdist.under_xdist(self.config),
+            concurrent=self.handed.concurrent or xdist.under_xdist(self.config),
             source=s.sources.get("exclusive"),
-            lock_dir=self.handed.get("lock_dir") or s.lock_dir,
+            lock_dir=self.handed.lock_dir or s.lock_dir,
             lock_timeout_s=s.lock_timeout,
         )
         self.guard = WindowGuard(self.policy, on_wait=self.on_lock_wait)
@@ -144,34 +165,38 @@ class BackendProvider:
         return out
 
     # -- xdist -----------------------------------------------------------------------------
-    def facts_for_workers(self) -> dict[str, Any]:
+    def facts_for_workers(self) -> HandedFacts:
         """What the controller decides once for every worker."""
         from ..measure.locks import default_lock_dir
 
-        return {"concurrent": True, "lock_dir": self.settings.lock_dir or default_lock_dir()}
+        return HandedFacts(concurrent=True, lock_dir=self.settings.lock_dir or default_lock_dir())
 
-    def facts(self) -> dict[str, Any]:
+    def facts(self) -> WorkerFacts:
         """What this process opened, for the controller (``workeroutput``) and the JSON."""
-        if self._backend is None:
-            return {"backend": None}
-        b = self._backend
-        return {
-            "backend": b.describe(),
-            "notes": list(b.notes),
-            "devices": [d.to_dict() for d in b.devices],
-            "idle_w": {d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
-            "exclusive": self.exclusive_dict(),
-            "lock_summary": None if self.guard is None else self.guard.summary(),
-        }
+        from ..reporting.session import WorkerFacts
 
-    def exclusive_dict(self) -> dict[str, Any] | None:
+        if self._backend is None:
+            return WorkerFacts()
+        b = self._backend
+        return WorkerFacts(
+            backend=b.describe(),
+            notes=tuple(b.notes),
+            devices=tuple(b.devices),
+            idle_w={d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
+            exclusive=self.exclusive_info(),
+            lock_summary=None if self.guard is None else self.guard.summary(),
+        )
+
+    def exclusive_info(self) -> ExclusiveInfo | None:
         """The lock policy and what the windows met (waits, timeouts), for the JSON."""
+        from ..reporting.session import ExclusiveInfo
+
         if self.policy is None:
             return None
-        d = self.policy.to_dict()
+        windows = None
         if self.guard is not None and self.policy.mode == "lock":
-            d["windows"] = self.guard.to_dict()
-        return d
+            windows = self.guard.to_dict()
+        return ExclusiveInfo.from_dict({**self.policy.to_dict(), "windows": windows})
 
     # -- texts -----------------------------------------------------------------------------
     def describe(self) -> str:

@@ -17,12 +17,12 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..constants import J_PER_KWH
+from ..constants import J_PER_KWH, STORAGE_DIR
 from ..fmt import fmt_num, fmt_pct
 from .model import Result, TestRecord
+from .session import SessionInfo
 
 if TYPE_CHECKING:
     from ..measure.contention import Contention
@@ -31,9 +31,7 @@ if TYPE_CHECKING:
 #: What a gate compares when both runs have the work part of an estimated figure.
 WORK_QUANTITY = "CPU work: the estimate less its wall-time idle share"
 
-STORAGE_DIR = ".co2"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
-LATEST = "latest"
 
 
 # -- --co2-compare-fail ------------------------------------------------------------------------
@@ -87,60 +85,12 @@ def parse_save_name(text: str) -> str:
     return name
 
 
-# -- storage -------------------------------------------------------------------------------
-
-
-def saved_path(storage_dir: str | os.PathLike[str], name: str) -> Path:
-    return Path(storage_dir) / f"{name}.json"
-
-
-def saved_runs(storage_dir: str | os.PathLike[str]) -> list[Path]:
-    """The saved reports in ``storage_dir``, oldest first (by modification time, then name)."""
-    d = Path(storage_dir)
-    if not d.is_dir():
-        return []
-    files = [p for p in d.glob("*.json") if p.is_file()]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
-
-
-def resolve_baseline(value: str | None, storage_dir: str | os.PathLike[str]) -> Path:
-    """The file ``--co2-compare=value`` names: the latest saved (None, '' or 'latest'), a
-    saved NAME, or a PATH to a report. ValueError with one line when there is none."""
-    runs = saved_runs(storage_dir)
-    if value in (None, "", LATEST):
-        if not runs:
-            raise ValueError(
-                f"--co2-compare: no saved run in {os.fspath(storage_dir)}: save one first with "
-                "--co2-save=NAME"
-            )
-        return runs[-1]
-    named = saved_path(storage_dir, value[:-5] if value.endswith(".json") else value)
-    if named.is_file():
-        return named
-    if os.path.isfile(value):
-        return Path(value)
-    have = ", ".join(p.stem for p in runs) or "none"
-    raise ValueError(
-        f"--co2-compare: no baseline {value!r}: neither {os.fspath(named)} nor a file {value!r} "
-        f"exists (saved runs: {have})"
-    )
-
-
 @dataclass(frozen=True)
 class Baseline:
-    """A saved run: its session facts and its test records."""
+    """A saved run: its session facts and its test records (``storage.load_baseline``)."""
 
-    session: Mapping[str, Any]
+    session: SessionInfo
     tests: list[TestRecord]
-
-
-def load_baseline(path: str | os.PathLike[str]) -> Baseline:
-    """Read and validate a saved report; ValueError with one line naming the file and the
-    first bad field when it is not one."""
-    from .json_report import load_report
-
-    report = load_report(path, what="baseline")
-    return Baseline(session=report.session, tests=report.tests)
 
 
 # -- deltas --------------------------------------------------------------------------------
@@ -409,8 +359,10 @@ def compare(
     unsure = inconclusive(deltas, specs)
     return Comparison(
         baseline=os.fspath(baseline_path),
-        baseline_started=baseline.session.get("started"),
-        baseline_intensity=baseline.session.get("intensity"),
+        baseline_started=baseline.session.started,
+        baseline_intensity=None
+        if baseline.session.intensity is None
+        else baseline.session.intensity.to_dict(),
         deltas=tuple(deltas),
         missing=tuple(missing_from(tests, baseline.tests)),
         fail_specs=tuple(specs),

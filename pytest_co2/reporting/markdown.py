@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..fmt import fmt_num, fmt_pct, fmt_pm
 from .budget import budget_text, verdict_text
 from .json_report import Report
 from .model import all_results, ranked
 from .terminal import measurement_name, projected_to
+
+if TYPE_CHECKING:
+    from ..carbon.intensity import Intensity
 
 _SPECIAL = re.compile(r"([\\`*_<>|~&])")
 
@@ -38,17 +41,11 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _provenance(intensity: Mapping[str, Any]) -> str:
+def _provenance(intensity: Intensity | None) -> str:
     """`` (source; live, zone DE, at ...)`` for a --co2-intensity-source value, else ``""``."""
-    if intensity.get("provenance") in (None, "shipped"):
+    if intensity is None or intensity.provenance == "shipped":
         return ""
-    from ..carbon.intensity import Intensity
-
-    try:
-        it = Intensity.from_dict(dict(intensity))
-    except (KeyError, TypeError, ValueError):
-        return f" ({md_text(intensity.get('provenance'))})"
-    return f" ({md_text(it.source)}; {md_text(it.provenance_text)})"
+    return f" ({md_text(intensity.source)}; {md_text(intensity.provenance_text)})"
 
 
 def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> str:
@@ -57,22 +54,21 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
     from ..carbon.equivalents import format_equivalents
 
     session = report.session
-    settings: Mapping[str, Any] = session.get("settings", {})
-    intensity: Mapping[str, Any] = session.get("intensity", {})
+    intensity = session.intensity
     comparison = report.comparison
-    budget_mode = settings.get("budget_mode", "fail")
-    month = f" {md_text(settings['month'])}" if settings.get("month") else ""
-    g = intensity.get("g_per_kwh")
-    pue = settings.get("pue")
+    budget_mode = session.setting("budget_mode", "fail")
+    month = f" {md_text(session.setting('month'))}" if session.setting("month") else ""
+    pue = session.setting("pue")
+    region = "?" if intensity is None else intensity.region
+    g = "?" if intensity is None else format(intensity.g_per_kwh, "g")
     lines = [f"### {md_text(title)}", ""]
     lines.append(
-        f"Region {md_text(intensity.get('region', '?'))}{month}, "
-        f"{'?' if g is None else format(g, 'g')} g CO2e/kWh{_provenance(intensity)}; "
-        f"PUE {'?' if pue is None else format(pue, 'g')}; backend {md_text(session.get('backend', '?'))}"
+        f"Region {md_text(region)}{month}, {g} g CO2e/kWh{_provenance(intensity)}; "
+        f"PUE {'?' if pue is None else format(pue, 'g')}; backend {md_text(session.backend or '?')}"
     )
-    exclusive = session.get("exclusive")
-    if isinstance(exclusive, Mapping) and exclusive.get("mode") != "not needed":
-        lines += ["", f"_{md_text(exclusive.get('description', ''))}_"]
+    exclusive = session.exclusive
+    if exclusive is not None and exclusive.needed:
+        lines += ["", f"_{md_text(exclusive.description)}_"]
     lines.append("")
     headers = ["test", "measurement", "steps", "projected to", "kWh", "kg CO2e ± std", "method", "budget", "verdict"]  # fmt: skip
     deltas = {}

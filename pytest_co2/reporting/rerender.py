@@ -15,6 +15,7 @@ from ..constants import DEFAULT_REGION
 from .budget import evaluate
 from .json_report import Report
 from .model import Result, TestRecord
+from .session import RerenderInfo
 
 
 def _own_intensity(e: Emission) -> Intensity:
@@ -39,13 +40,13 @@ def rerender(
     Unset values keep what each measurement used. Raises ValueError (e.g. IntensityError)
     with one line for an unknown region or a month without data.
     """
-    session = dict(report.session)
-    settings = dict(session.get("settings") or {})
-    new_pue = float(pue) if pue is not None else float(settings.get("pue", DEFAULT_PUE))
+    session = report.session
+    settings = dict(session.settings)
+    new_pue = float(pue) if pue is not None else float(session.setting("pue", DEFAULT_PUE))
     target: Intensity | None = None
     if region is not None or month is not None:
         target = lookup(
-            region or settings.get("region") or DEFAULT_REGION, month, csv_path=intensity_file
+            region or session.setting("region") or DEFAULT_REGION, month, csv_path=intensity_file
         )
     whatif_cache: dict[str, Intensity] = {}
 
@@ -70,14 +71,16 @@ def rerender(
             budget = evaluate(budget.budget, results)
         tests.append(TestRecord(t.nodeid, t.outcome, results, budget))
     if target is not None:
-        session["intensity"] = target.to_dict()
         settings["region"], settings["month"] = target.region, target.month_text
     settings["pue"] = new_pue
-    session["settings"] = settings
-    session["rerendered"] = {
-        "region": None if target is None else target.region,
-        "month": None if target is None else target.month_text,
-        "pue": new_pue,
-        "note": "emissions recomputed from the saved energies; nothing was measured again",
-    }
+    session = replace(
+        session,
+        intensity=target if target is not None else session.intensity,
+        settings=settings,
+        rerendered=RerenderInfo(
+            region=None if target is None else target.region,
+            month=None if target is None else target.month_text,
+            pue=new_pue,
+        ),
+    )
     return Report(session=session, tests=tests)  # the comparison was for the original accounting

@@ -1,0 +1,182 @@
+"""The per-test hooks: a meter for tests that measure, the budget verdict, each phase's
+records (sent by an xdist worker, collected elsewhere) and the journal.
+
+Registered only once some test measures (``--co2-all``, a ``co2_budget`` marker, the
+``co2_meter`` fixture): a run whose tests measure nothing pays nothing per test.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Generator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+from ..options import Settings
+
+if TYPE_CHECKING:
+    from ..reporting.model import Budget, BudgetVerdict, Result  # noqa: F401 (stash key types)
+    from ..reporting.session import SessionInfo
+    from ..reporting.storage import Journal
+    from .collector import Collector
+    from .fixture import Co2Meter
+    from .progress import ProgressLine
+
+METER_KEY = pytest.StashKey["Co2Meter"]()
+RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
+VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
+BUDGET_KEY = pytest.StashKey[object]()
+_SENT_KEY = pytest.StashKey[int]()  # results of the item already sent or collected
+_UNSET = object()
+_RAISED = "the test ended before this measurement did (it raised inside it)"
+
+
+class Co2BudgetWarning(UserWarning):
+    """A test exceeded its co2_budget under ``--co2-budget-mode=warn``."""
+
+
+class State(Protocol):
+    """What the hooks use of the session object (``session.Co2Session``)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def is_worker(self) -> bool: ...
+    @property
+    def progress(self) -> ProgressLine: ...
+    @property
+    def journal(self) -> Journal | None: ...
+    @property
+    def collector(self) -> Collector: ...
+
+    def make_meter(self, item: pytest.Item) -> Co2Meter: ...
+
+    def session_info(self) -> SessionInfo: ...
+
+
+def measures(items: Sequence[pytest.Item], settings: Settings) -> bool:
+    """Whether any of ``items`` measures: ``--co2-all``, a budget or the fixture."""
+    return settings.all or any(
+        "co2_meter" in getattr(item, "fixturenames", ())
+        or item.get_closest_marker("co2_budget") is not None
+        for item in items
+    )
+
+
+class RuntestHooks:
+    """The hooks of each test's phases, for the session object ``state``."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        error = None
+        try:
+            budget = budget_of(item, self.state.settings)
+        except ValueError as exc:
+            budget, error = None, str(exc)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+        meter = item.stash.get(METER_KEY, None)
+        window = None
+        if meter is None and (budget is not None or self.state.settings.all):
+            meter = self.state.make_meter(item)
+            item.stash[METER_KEY] = meter
+            window = meter.measure("call", unit="call")
+            window.__enter__()
+        try:
+            result = yield
+        except BaseException as exc:
+            if window is not None:
+                window.__exit__(type(exc), exc, exc.__traceback__)
+            if meter is not None:  # loops the exception unwound are partial, not complete
+                self.state.collector.mark_partial(meter.left_early, _RAISED)
+            raise
+        else:
+            if window is not None:  # the call phase measured as one unit (--co2-all, budget)
+                window.__exit__(None, None, None)
+        finally:
+            self.state.progress.clear()
+            if meter is not None:  # a steps() loop the test left by raising ends here
+                meter.close_open(_RAISED)
+                meter.left_early.clear()
+        if budget is not None and meter is not None:
+            self._judge(item, meter, budget)
+        return result
+
+    def _judge(self, item: pytest.Item, meter: Co2Meter, budget: Budget) -> None:
+        """The budget verdict over every measurement of the test so far."""
+        from ..reporting.budget import evaluate
+
+        results = item.stash.setdefault(RESULTS_KEY, [])
+        results.extend(self.state.collector.drain(meter.result_of))
+        verdict = evaluate(budget, results)
+        item.stash[VERDICT_KEY] = verdict
+        if verdict.message is not None:
+            if not verdict.passed and self.state.settings.budget_mode == "fail":
+                pytest.fail(verdict.message, pytrace=False)
+            warn_at(item, Co2BudgetWarning(verdict.message))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[Any]
+    ) -> Generator[None, Any, Any]:
+        from .collector import set_junit_properties
+
+        report = yield
+        meter = item.stash.get(METER_KEY, None)
+        results = item.stash.setdefault(RESULTS_KEY, [])
+        if meter is not None:
+            results.extend(self.state.collector.drain(meter.result_of))
+        else:
+            self.state.collector.pending.clear()
+        sent = item.stash.get(_SENT_KEY, 0)  # results judged in the call hook are not sent yet
+        new = results[sent:]
+        item.stash[_SENT_KEY] = len(results)
+        verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
+        if new:
+            set_junit_properties(item, report, results)
+        if self.state.is_worker:
+            self.state.collector.attach(report, new, verdict)
+        else:
+            self.state.collector.add(item.nodeid, new, verdict)
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.state.is_worker:
+            return
+        if self.state.role == "controller":
+            self.state.collector.receive(report)
+        self.state.collector.outcome(report)
+        if report.when == "teardown" and self.state.journal is not None:
+            record = self.state.collector.tests.get(report.nodeid)
+            if record is not None and (record.results or record.budget is not None):
+                self.state.journal.append(record.to_dict(), self.state.session_info)
+
+
+def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:
+    """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments."""
+    cached = item.stash.get(BUDGET_KEY, _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
+    mark = item.get_closest_marker("co2_budget")
+    if mark is None:
+        item.stash[BUDGET_KEY] = None
+        return None
+    from ..reporting.budget import budget_from_marker
+
+    budget = budget_from_marker(mark.args, mark.kwargs, csv_path=settings.intensity_file)
+    item.stash[BUDGET_KEY] = budget
+    return budget
+
+
+def warn_at(item: pytest.Item, warning: Warning) -> None:
+    """A warning attributed to the user's test (its file and line), not to the plugin."""
+    path, lineno, _ = item.location
+    filename = str(item.config.rootpath / path)
+    module = getattr(getattr(item, "module", None), "__name__", None) or path.rsplit("/", 1)[-1]
+    warnings.warn_explicit(warning, type(warning), filename, (lineno or 0) + 1, module=module)

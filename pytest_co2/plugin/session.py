@@ -1,0 +1,281 @@
+"""The session's state and how it ends: one object per process, registered as a plugin.
+
+It owns what a run measures with (the accounting, the backend provider, the collector of
+test records), makes the meters, registers the per-test hooks (``runtest``) once some test
+measures, and finishes the run (comparison, reports, exit status). The terminal's part
+(header, summary) is ``terminal.Co2Terminal``, registered beside it, which only reads this
+state.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from ..options import Settings
+from . import sigterm, xdist
+from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, warn_at
+
+if TYPE_CHECKING:
+    from ..reporting.baseline import Baseline, Comparison
+    from ..reporting.json_report import Report
+    from ..reporting.session import SessionInfo
+    from .fixture import Co2Meter
+    from .progress import ProgressLine
+
+RUNTIME_KEY = pytest.StashKey[str]()  # the quiet runtime's line (see ``runtime``)
+__all__ = ["RUNTIME_KEY", "Co2BudgetWarning", "Co2Session", "ControllerHooks"]
+
+
+class Co2Session:
+    """Per-process session state, registered as a plugin so its hooks can reach it."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, progress: ProgressLine) -> None:
+        from ..carbon.accounting import Accounting
+        from .collector import Collector
+        from .live_intensity import region_for, resolve_live
+        from .provider import BackendProvider
+        from .writer import ReportWriter
+
+        self.config = config
+        self.settings = settings
+        self.role = xdist.role(config)
+        self.is_worker = self.role == "worker"
+        self.started = _dt.datetime.now().astimezone()
+        self.live = resolve_live(config, settings)  # --co2-intensity-source, once, at start
+        self.accounting = Accounting(
+            region_for(self.live, settings),
+            settings.month,
+            pue=settings.pue,
+            intensity_g_per_kwh=settings.intensity,
+            intensity_file=settings.intensity_file,
+            whatif_regions=settings.regions,
+            intensity=None if self.live is None else self.live.intensity,
+            forecast=() if self.live is None else self.live.forecast,
+        )
+        self.provider = BackendProvider(config, settings)
+        self.collector = Collector()
+        self.progress = progress
+        self.provider.on_lock_wait = progress.lock_wait
+        self.writer = ReportWriter()
+        self.baseline_path, self.baseline = self._load_baseline()
+        self.comparison: Comparison | None = None
+        self._warned: set[str] = set()
+        self.recovery_note: str | None = None  # a killed run's journal recovered at start
+        self.journal = None
+        target = settings.json or self.saved_path()
+        if target is not None and not self.is_worker:
+            self.journal, self.recovery_note = self.writer.open_journal(target)
+        self._sigterm = None if self.is_worker else sigterm.install()
+        self._runtest: RuntestHooks | None = None
+        if settings.all or self.role == "controller":  # a controller collects every worker's
+            self.measure_tests()
+
+    def measure_tests(self) -> None:
+        """Register the per-test hooks (once): some test measures."""
+        if self._runtest is None:
+            self._runtest = RuntestHooks(self)
+            self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if measures(items, self.settings):
+            self.measure_tests()
+
+    # -- baseline ----------------------------------------------------------------------------
+    @property
+    def storage_dir(self) -> str:
+        from ..reporting.storage import STORAGE_DIR
+
+        return os.path.join(str(self.config.rootpath), STORAGE_DIR)
+
+    def saved_path(self) -> str | None:
+        """Where ``--co2-save=NAME`` saves this run (None without it)."""
+        if not self.settings.save:
+            return None
+        from ..reporting.storage import saved_path
+
+        return os.fspath(saved_path(self.storage_dir, self.settings.save))
+
+    def _load_baseline(self) -> tuple[str | None, Baseline | None]:
+        """Load the ``--co2-compare`` run now (checked at start-up, before this run may save
+        over it): a bad one is a usage error naming the file and the first bad field."""
+        s = self.settings
+        if self.is_worker or (s.compare is None and not s.compare_fail):
+            return None, None
+        from ..reporting.storage import load_baseline, resolve_baseline
+
+        try:
+            path = resolve_baseline(s.compare, self.storage_dir)
+            return os.fspath(path), load_baseline(path)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    # -- fixture ---------------------------------------------------------------------------
+    def make_meter(self, item: pytest.Item) -> Co2Meter:
+        from .fixture import Co2Meter
+
+        self.measure_tests()  # a fixture requested at run time (``request.getfixturevalue``)
+        backend = self.provider.backend
+        for message in self.provider.take_warnings():
+            warn_at(item, message)
+        try:
+            budget = budget_of(item, self.settings)
+        except ValueError:
+            budget = None  # reported as a failure by pytest_runtest_call
+        meter = Co2Meter(
+            backend,
+            self.accounting,
+            self.settings,
+            budget=budget,
+            on_record=self.collector.on_record,
+            progress=self.progress.update if self.progress.enabled() else None,
+            idle_w=self.provider.idle_w if self.settings.subtract_idle else None,
+        )
+        meter.warn = self._warn_once
+        policy, guard = self.provider.policy, self.provider.guard
+        if policy is not None and guard is not None and (policy.mode == "lock" or policy.warning):
+            meter.on_window_enter = guard.enter
+            meter.on_window_exit = guard.exit
+        return meter
+
+    def _warn_once(self, message: str) -> None:
+        """A warning per cause per session (not per test or per window)."""
+        if message not in self._warned:
+            self._warned.add(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    # -- the report --------------------------------------------------------------------------
+    def session_info(self) -> SessionInfo:
+        """The report's session block as of now (the run has not ended)."""
+        from ..reporting.session import IdleInfo, session_info
+
+        s, controller = self.settings, self.role == "controller"
+        more: dict[str, Any] = {}
+        if controller:
+            workers = dict(self.provider.worker_facts)
+            policies = [f.exclusive for f in workers.values() if f.exclusive]
+            more.update(
+                backend=self.provider.describe(),
+                workers=workers,
+                exclusive=policies[0] if policies else None,  # the same in every worker
+            )
+        else:
+            more["exclusive"] = self.provider.exclusive_info()
+            if s.idle:
+                more["idle"] = IdleInfo(
+                    seconds=s.idle,
+                    power_w=self.provider.facts().idle_w,
+                    subtracted=s.subtract_idle,
+                )
+        if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
+            more["intensity_forecast"] = tuple(self.live.forecast)
+        info = session_info(
+            s.to_dict(),
+            None if controller else self.provider.backend,
+            self.started,
+            intensity=self.accounting.intensity,
+            runtime=self.config.stash.get(RUNTIME_KEY, None),
+            xdist_workers=xdist.worker_count(self.config) if controller else None,
+            **more,
+        )
+        return info.ended(exit_status=None, interrupted=False)
+
+    def advice(self) -> dict[str, Any] | None:
+        """The ``--co2-advise`` block for the records so far."""
+        if not self.settings.advise or not self.collector.records():
+            return None
+        from ..reporting.advice import advise_run
+
+        return advise_run(self.collector.records(), self.accounting, self.settings.regions)
+
+    def report(self, exit_status: int | None, interrupted: bool) -> Report:
+        from ..reporting.json_report import Report
+
+        session = self.session_info().ended(exit_status=exit_status, interrupted=interrupted)
+        block = self.advice()
+        return Report(
+            session=session,
+            tests=self.collector.records(),
+            comparison=self.comparison,
+            extra={} if block is None else {"advice": block},
+        )
+
+    # -- the end -----------------------------------------------------------------------------
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            from .provider import WORKER_FACTS_KEY
+
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput[WORKER_FACTS_KEY] = self.provider.facts().to_dict()
+            return
+        status = int(exitstatus)
+        interrupted = status == pytest.ExitCode.INTERRUPTED
+        if self.baseline is not None and self.baseline_path is not None:
+            from ..reporting.baseline import compare
+
+            self.comparison = compare(
+                self.baseline_path,
+                self.baseline,
+                self.collector.records(),
+                self.settings.compare_fail,
+                strict=self.settings.compare_strict,
+            )
+            if self.comparison.failures and status == pytest.ExitCode.OK:
+                session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
+        s = self.settings
+        if not (s.json or s.save or s.markdown):
+            return
+        report = self.report(status, interrupted)
+        data = report.to_dict()
+        self.config.hook.pytest_co2_update_json(config=self.config, report=data)
+        written, saved = self.writer.outputs(
+            data,
+            report,
+            json_path=s.json,
+            saved=self.saved_path(),
+            markdown=s.markdown,
+            interrupted=interrupted,
+        )
+        if not saved and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a baseline not saved is an error
+        if self.journal is not None:
+            self.journal.close(remove=written)
+            if self.journal.error:
+                self.writer.errors.append(self.journal.error)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.provider.close()
+        if self._sigterm is not None:
+            sigterm.restore(self._sigterm)
+
+
+class ControllerHooks:
+    """Controller-side pytest-xdist hooks (registered only where xdist is active): what the
+    controller hands down to each worker, and what each worker opened, collected back."""
+
+    def __init__(self, state: Co2Session) -> None:
+        self.state = state
+
+    def pytest_configure_node(self, node: Any) -> None:
+        from .live_intensity import WORKER_KEY, for_workers
+        from .provider import WORKER_FACTS_KEY
+
+        node.workerinput[WORKER_FACTS_KEY] = self.state.provider.facts_for_workers().to_dict()
+        live = for_workers(self.state.live)
+        if live is not None:
+            node.workerinput[WORKER_KEY] = live
+
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        from ..reporting.session import WorkerFacts
+        from .provider import WORKER_FACTS_KEY
+
+        facts = getattr(node, "workeroutput", {}).get(WORKER_FACTS_KEY)
+        if facts:
+            worker = str(getattr(node, "gateway", None) and node.gateway.id)
+            self.state.provider.worker_facts[worker] = WorkerFacts.from_dict(facts)

@@ -1,0 +1,169 @@
+"""The terminal's part of the plugin: the report header, the emissions summary, the advice,
+the comparison and the xdist workers' lines.
+
+Registered beside the session object (``session.Co2Session``), whose state it reads and never
+changes; the live progress line is ``progress.ProgressLine``, which both share.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .session import Co2Session
+
+SUMMARY_ROWS = 40  # rows of the default summary (largest emitters; --co2-report=full: all)
+
+
+class Co2Terminal:
+    """Header and summary lines of one process (an xdist worker shows no summary)."""
+
+    def __init__(self, session: Co2Session) -> None:
+        self.session = session
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        from ..backends import find_part
+        from ..backends.estimate import EstimateBackend
+        from ..reporting.terminal import wrap
+        from .live_intensity import header_lines
+        from .session import RUNTIME_KEY
+
+        state = self.session
+        s, i, provider = state.settings, state.accounting.intensity, state.provider
+        month = f" {s.month}" if s.month else ""
+        lines = [
+            f"co2: backend {provider.describe()}",
+            f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}"
+            f"{'; ' + i.provenance_text if i.provenance_text else ''}); "
+            f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
+        ]
+        lines += header_lines(state.live)
+        if state.role != "controller":
+            est = find_part(provider.backend, EstimateBackend)
+            if est is not None and est.basis not in lines[0]:
+                lines.append("co2: " + est.header_line())
+            if s.idle:
+                lines.append("co2: " + provider.idle_text())
+            policy = provider.policy
+            if policy is not None and (policy.mode != "not needed" or state.role != "single"):
+                lines.append("co2: " + policy.describe())
+        if state.recovery_note:
+            lines.append(state.recovery_note)
+        runtime_note = config.stash.get(RUNTIME_KEY, None)
+        if runtime_note:
+            lines.append("co2: " + runtime_note)
+        if state.baseline_path is not None:
+            fail = (
+                f"; fail on {', '.join(str(f) for f in s.compare_fail)}" if s.compare_fail else ""
+            )
+            lines.append(f"co2: comparing with {state.baseline_path}{fail}")
+        if s.regions:
+            whatif = ", ".join(
+                f"{r} {v.g_per_kwh:g} g/kWh" for r, v in state.accounting.whatif.items()
+            )
+            lines.append("co2: what-if regions (yearly): " + whatif)
+        width = terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
+        return [part for line in lines for part in wrap(line, width, indent="co2:   ")]
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        state = self.session
+        if state.is_worker:
+            return
+        self._summary(terminalreporter)
+        for message in state.writer.errors:
+            terminalreporter.write_line(message, yellow=True)
+        comparison = state.comparison
+        if comparison is not None and comparison.failures:
+            terminalreporter.write_sep("=", "co2 regressions", red=True)
+            for line in comparison.failures:
+                terminalreporter.write_line("co2 regression: " + line, red=True)
+
+    def _summary(self, tr: Any) -> None:
+        state = self.session
+        tests = state.collector.records()
+        if state.settings.report == "off" or not tests:
+            return  # nothing measured: stay quiet in suites that do not use the plugin
+        from ..carbon.equivalents import format_equivalents
+        from ..reporting.model import Totals, all_results
+        from ..reporting.terminal import render_summary, wrap
+
+        tr.write_sep("=", "co2 emissions summary")
+        i, s = state.accounting.intensity, state.settings
+        width = terminal_width(tr)
+        for line in wrap(
+            f"region {i.region}{' ' + s.month if s.month else ''} {i.g_per_kwh:g} g CO2e/kWh"
+            f"{' (' + i.source + '; ' + i.provenance_text + ')' if i.provenance_text else ''}"
+            f", PUE {s.pue:g}; ± is the per-unit spread scaled "
+            "to the projection (the paper's convention); method says how energy was obtained",
+            width,
+        ):
+            tr.write_line(line)
+        for line in self._worker_lines():
+            tr.write_line(line)
+        guard = state.provider.guard
+        lock_line = None if guard is None else guard.summary()
+        if lock_line:
+            tr.write_line("co2: " + lock_line)
+        for line in render_summary(
+            tests,
+            budget_mode=s.budget_mode,
+            full=s.report == "full",
+            whatif=tuple(state.accounting.whatif),
+            max_rows=None if s.report == "full" else SUMMARY_ROWS,
+            width=width,
+        ):
+            tr.write_line(line)
+        for line in wrap(
+            "total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg), width
+        ):
+            tr.write_line(line)
+        for line in self._advice_lines(width):
+            tr.write_line(line)
+        comparison = state.comparison
+        if comparison is not None:
+            from ..reporting.baseline import render_comparison
+
+            tr.write_line(f"co2 compared with {comparison.baseline} (Δ: change over the baseline)")
+            for line in render_comparison(comparison, width):
+                tr.write_line(line)
+            for line in comparison.inconclusive:
+                what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
+                tr.write_line(f"co2 inconclusive ({what}): {line}", yellow=True)
+        for line in self._output_lines():
+            tr.write_line(line)
+
+    def _output_lines(self) -> list[str]:
+        """Which files were written (a failed write says so among the errors instead)."""
+        state = self.session
+        s, writer, saved = state.settings, state.writer, state.saved_path()
+        lines = []
+        if s.json and not writer.failed(s.json):
+            lines.append(f"co2 report written to {s.json}")
+        if s.save and not writer.failed(saved):
+            lines.append(f"co2 baseline saved to {saved}")
+        if s.markdown and not writer.failed(s.markdown):
+            lines.append(f"co2 markdown written to {s.markdown}")
+        return lines
+
+    def _advice_lines(self, width: int) -> list[str]:
+        from ..reporting.terminal import wrap
+
+        advice = self.session.advice()
+        return [] if advice is None else wrap("co2 advice: " + advice["session"]["text"], width)
+
+    def _worker_lines(self) -> list[str]:
+        """Under xdist, what the workers measured with (the controller opens nothing)."""
+        facts = self.session.provider.worker_facts.values()
+        backends = dict.fromkeys(f.backend for f in facts if f.backend)
+        policies = dict.fromkeys(f.exclusive.description for f in facts if f.exclusive)
+        lines = [f"co2: workers measured with {b}" for b in backends]
+        locks = [f"co2: {f.lock_summary}" for f in facts if f.lock_summary]
+        return lines + [f"co2: {p}" for p in policies] + locks
+
+
+def terminal_width(tr: Any) -> int:
+    """The terminal's width as pytest sees it (``COLUMNS`` included), 100 when unknown."""
+    width = getattr(getattr(tr, "_tw", None), "fullwidth", None)
+    return int(width) if isinstance(width, int) and width > 0 else 100

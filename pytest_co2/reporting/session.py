@@ -1,0 +1,408 @@
+"""The report's ``session`` block, typed: what ran, where, with which backend and settings.
+
+Built by the plugin (:func:`session_info`), written with ``to_dict`` and read back with
+``from_dict``. Reading is lenient about keys it does not know (a newer version's, or those a
+``pytest_co2_update_json`` hook added): they are kept in ``extra`` and written again, so a
+round trip keeps them. Keys the plugin writes only sometimes (``workers``, ``idle``,
+``intensity_forecast``, ``recovered_from``, ``rerendered``) are left out when None.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..backends.base import Device
+from ..carbon.intensity import Intensity
+from ..carbon.providers.base import ForecastPoint
+from .model import ReportError
+
+if TYPE_CHECKING:
+    from ..backends.base import Backend
+
+_T = TypeVar("_T")
+
+
+def _opt(d: Mapping[str, Any], key: str, conv: Callable[[Any], _T]) -> _T | None:
+    return None if d.get(key) is None else conv(d[key])
+
+
+def _extra(d: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k not in known}
+
+
+def _strs(values: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in values or ())
+
+
+def _floats(values: Any) -> dict[str, float]:
+    return {str(k): float(v) for k, v in dict(values or {}).items()}
+
+
+@dataclass(frozen=True)
+class CpuEstimateInfo:
+    """The CPU-time estimate's figures (``session.cpu_estimate``)."""
+
+    basis: str
+    idle_w_per_thread: float
+    full_w_per_thread: float
+    cpus_held: float
+    source: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("basis", "idle_w_per_thread", "full_w_per_thread", "cpus_held", "source")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "basis": self.basis,
+            "idle_w_per_thread": self.idle_w_per_thread,
+            "full_w_per_thread": self.full_w_per_thread,
+            "cpus_held": self.cpus_held,
+            "source": self.source,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CpuEstimateInfo:
+        return cls(
+            basis=str(d.get("basis", "")),
+            idle_w_per_thread=float(d["idle_w_per_thread"]),
+            full_w_per_thread=float(d["full_w_per_thread"]),
+            cpus_held=float(d["cpus_held"]),
+            source=str(d.get("source", "")),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
+class IdleInfo:
+    """``--co2-idle``: the idle power measured at start, per device id, and its use."""
+
+    seconds: float
+    power_w: Mapping[str, float]
+    subtracted: bool
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("seconds", "power_w", "subtracted")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seconds": self.seconds,
+            "power_w": dict(self.power_w),
+            "subtracted": self.subtracted,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IdleInfo:
+        return cls(
+            seconds=float(d["seconds"]),
+            power_w=_floats(d.get("power_w")),
+            subtracted=bool(d.get("subtracted", False)),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
+class ExclusiveInfo:
+    """The cross-process lock policy (``session.exclusive``) and, in lock mode, what the
+    measured windows met (``windows``: waits, timeouts)."""
+
+    mode: str
+    reason: str
+    devices: tuple[str, ...]
+    lock_dir: str | None
+    lock_timeout_s: float | None
+    concurrent: bool
+    description: str
+    windows: Mapping[str, Any] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = (
+        "mode", "reason", "devices", "lock_dir", "lock_timeout_s", "concurrent", "description",
+        "windows",
+    )  # fmt: skip
+
+    @property
+    def needed(self) -> bool:
+        """Whether any device is shared (mode other than "not needed")."""
+        return self.mode != "not needed"
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "mode": self.mode,
+            "reason": self.reason,
+            "devices": list(self.devices),
+            "lock_dir": self.lock_dir,
+            "lock_timeout_s": self.lock_timeout_s,
+            "concurrent": self.concurrent,
+            "description": self.description,
+        }
+        if self.windows is not None:
+            d["windows"] = dict(self.windows)
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ExclusiveInfo:
+        windows = d.get("windows")
+        return cls(
+            mode=str(d["mode"]),
+            reason=str(d.get("reason", "")),
+            devices=_strs(d.get("devices")),
+            lock_dir=_opt(d, "lock_dir", str),
+            lock_timeout_s=_opt(d, "lock_timeout_s", float),
+            concurrent=bool(d.get("concurrent", False)),
+            description=str(d.get("description", "")),
+            windows=None if windows is None else dict(windows),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerFacts:
+    """What one process opened (an xdist worker's ``workeroutput``, ``session.workers``):
+    ``backend`` None when it measured nothing (then nothing else is said)."""
+
+    backend: str | None = None
+    notes: tuple[str, ...] = ()
+    devices: tuple[Device, ...] = ()
+    idle_w: Mapping[str, float] = field(default_factory=dict)
+    exclusive: ExclusiveInfo | None = None
+    lock_summary: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("backend", "notes", "devices", "idle_w", "exclusive", "lock_summary")
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.backend is None:
+            return {"backend": None, **self.extra}
+        return {
+            "backend": self.backend,
+            "notes": list(self.notes),
+            "devices": [dev.to_dict() for dev in self.devices],
+            "idle_w": dict(self.idle_w),
+            "exclusive": None if self.exclusive is None else self.exclusive.to_dict(),
+            "lock_summary": self.lock_summary,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkerFacts:
+        exclusive = d.get("exclusive")
+        return cls(
+            backend=_opt(d, "backend", str),
+            notes=_strs(d.get("notes")),
+            devices=tuple(Device.from_dict(dict(x)) for x in d.get("devices") or ()),
+            idle_w=_floats(d.get("idle_w")),
+            exclusive=None if not exclusive else ExclusiveInfo.from_dict(exclusive),
+            lock_summary=_opt(d, "lock_summary", str),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
+class RerenderInfo:
+    """``pytest-co2 report``: the accounting a saved run was re-rendered for."""
+
+    region: str | None
+    month: str | None
+    pue: float
+    note: str = "emissions recomputed from the saved energies; nothing was measured again"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("region", "month", "pue", "note")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "month": self.month,
+            "pue": self.pue,
+            "note": self.note,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RerenderInfo:
+        return cls(
+            region=_opt(d, "region", str),
+            month=_opt(d, "month", str),
+            pue=float(d["pue"]),
+            note=str(d.get("note", "")),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """The ``session`` block of a report. ``settings`` is the run's ``Settings.to_dict()``
+    as written (its keys are the options' own); ``extra`` holds keys this version does not
+    know. Every field may be None in a report read back (older or hand-written ones)."""
+
+    pytest_co2_version: str | None = None
+    started: str | None = None
+    host: str | None = None
+    python: str | None = None
+    cpu_model: str | None = None
+    cpu_estimate: CpuEstimateInfo | None = None
+    cpu_tdp_w: float | None = None  # only a TDP the user gave (--co2-cpu-tdp)
+    gpus: tuple[str, ...] = ()
+    backend: str | None = None
+    backend_notes: tuple[str, ...] = ()
+    intensity: Intensity | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    workers: Mapping[str, WorkerFacts] | None = None  # an xdist controller's, by worker id
+    exclusive: ExclusiveInfo | None = None
+    idle: IdleInfo | None = None
+    runtime: str | None = None
+    intensity_forecast: tuple[ForecastPoint, ...] | None = None
+    xdist_workers: int | None = None
+    exit_status: int | None = None
+    interrupted: bool | None = None
+    finished: str | None = None
+    recovered_from: str | None = None  # the journal of a killed run it was recovered from
+    rerendered: RerenderInfo | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- settings as written -----------------------------------------------------------------
+    def setting(self, key: str, default: Any = None) -> Any:
+        """A value of the run's settings (``None`` or ``default`` when absent)."""
+        value = self.settings.get(key)
+        return default if value is None else value
+
+    def ended(self, *, exit_status: int | None, interrupted: bool) -> SessionInfo:
+        """This block with how and when the run ended (now)."""
+        return replace(
+            self,
+            exit_status=exit_status,
+            interrupted=interrupted,
+            finished=_dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "pytest_co2_version": self.pytest_co2_version,
+            "started": self.started,
+            "host": self.host,
+            "python": self.python,
+            "cpu_model": self.cpu_model,
+            "cpu_estimate": None if self.cpu_estimate is None else self.cpu_estimate.to_dict(),
+            "cpu_tdp_w": self.cpu_tdp_w,
+            "gpus": list(self.gpus),
+            "backend": self.backend,
+            "backend_notes": list(self.backend_notes),
+            "intensity": None if self.intensity is None else self.intensity.to_dict(),
+            "settings": dict(self.settings),
+        }
+        if self.workers is not None:
+            d["workers"] = {k: w.to_dict() for k, w in self.workers.items()}
+        d["exclusive"] = None if self.exclusive is None else self.exclusive.to_dict()
+        if self.idle is not None:
+            d["idle"] = self.idle.to_dict()
+        d["runtime"] = self.runtime
+        if self.intensity_forecast is not None:
+            d["intensity_forecast"] = [p.to_dict() for p in self.intensity_forecast]
+        d["xdist_workers"] = self.xdist_workers
+        d["exit_status"] = self.exit_status
+        d["interrupted"] = self.interrupted
+        d["finished"] = self.finished
+        if self.recovered_from is not None:
+            d["recovered_from"] = self.recovered_from
+        if self.rerendered is not None:
+            d["rerendered"] = self.rerendered.to_dict()
+        d.update(self.extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "session") -> SessionInfo:
+        """The block read back; ReportError names the first bad field (``session.idle``)."""
+        if not isinstance(d, Mapping):
+            raise ReportError(f"{where}: expected an object")
+        values: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in _FIELDS:
+                continue
+            if value is None:
+                values[key] = _EMPTY.get(key)
+                continue
+            try:
+                values[key] = _PARSERS[key](value)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ReportError(
+                    f"{where}.{key}: bad value ({type(exc).__name__}: {exc})"
+                ) from None
+        return cls(**values, extra={k: v for k, v in d.items() if k not in _FIELDS})
+
+
+def _settings(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"expected an object, got {value!r}")
+    return dict(value)
+
+
+_PARSERS: dict[str, Callable[[Any], Any]] = {
+    "pytest_co2_version": str,
+    "started": str,
+    "host": str,
+    "python": str,
+    "cpu_model": str,
+    "cpu_estimate": CpuEstimateInfo.from_dict,
+    "cpu_tdp_w": float,
+    "gpus": _strs,
+    "backend": str,
+    "backend_notes": _strs,
+    "intensity": lambda v: Intensity.from_dict(dict(v)),
+    "settings": _settings,
+    "workers": lambda v: {str(k): WorkerFacts.from_dict(w) for k, w in dict(v).items()},
+    "exclusive": ExclusiveInfo.from_dict,
+    "idle": IdleInfo.from_dict,
+    "runtime": str,
+    "intensity_forecast": lambda v: tuple(ForecastPoint.from_dict(p) for p in v),
+    "xdist_workers": int,
+    "exit_status": int,
+    "interrupted": bool,
+    "finished": str,
+    "recovered_from": str,
+    "rerendered": RerenderInfo.from_dict,
+}
+_FIELDS = frozenset(_PARSERS)
+_EMPTY: dict[str, Any] = {"gpus": (), "backend_notes": (), "settings": {}}  # null: empty
+
+
+def session_info(
+    settings: Mapping[str, Any], opened: Backend | None, started: _dt.datetime, **more: Any
+) -> SessionInfo:
+    """The session block of this process, which measured with the backend ``opened`` (None
+    in an xdist controller, which opens none); ``more``: the fields only the plugin knows (intensity, exclusive, idle...),
+    or those it says otherwise (an xdist controller's ``backend``)."""
+    from .. import __version__
+    from ..backends import find_part
+    from ..backends.estimate import EstimateBackend
+
+    est = find_part(opened, EstimateBackend)
+    info = SessionInfo(
+        pytest_co2_version=__version__,
+        started=started.isoformat(timespec="seconds"),
+        host=socket.gethostname(),
+        python=platform.python_version(),
+        cpu_model=(est.cpu_model_name if est is not None else None) or platform.processor(),
+        cpu_estimate=None
+        if est is None
+        else CpuEstimateInfo(
+            basis=est.basis,
+            idle_w_per_thread=est.idle_w_per_thread,
+            full_w_per_thread=est.full_w_per_thread,
+            cpus_held=est.cpus_held,
+            source=est.power.source,
+        ),
+        cpu_tdp_w=est.tdp_w if est is not None and est.tdp_from_user else None,
+        gpus=tuple(d.label for d in getattr(opened, "devices", ()) if d.kind == "gpu"),
+        backend=opened.describe() if opened is not None else None,
+        backend_notes=tuple(getattr(opened, "notes", ())),
+        settings=dict(settings),
+    )
+    return replace(info, **more)

@@ -1,0 +1,240 @@
+"""Where reports live and how they are written and read: saved runs (``.co2/NAME.json``),
+atomic file writes, report loading, and the journal that keeps a killed run's results.
+
+A reader (or a crash) never sees a half-written file: every report is written beside its
+target and renamed over it. The journal is appended and fsync'd test by test, and read
+back into a :class:`~pytest_co2.reporting.json_report.Report` when a run was killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..constants import LATEST, STORAGE_DIR
+from .json_report import Report
+from .model import SCHEMA_VERSION, ReportError, tests_from_dicts
+from .session import SessionInfo
+
+if TYPE_CHECKING:
+    from .baseline import Baseline
+
+__all__ = [
+    "JOURNAL_SUFFIX",
+    "JOURNAL_VERSION",
+    "STORAGE_DIR",
+    "Journal",
+    "journal_path_for",
+    "load_baseline",
+    "load_report",
+    "read_journal",
+    "resolve_baseline",
+    "saved_path",
+    "saved_runs",
+    "write_atomic",
+    "write_text_atomic",
+]
+
+# -- saved runs ----------------------------------------------------------------------------
+
+
+def saved_path(storage_dir: str | os.PathLike[str], name: str) -> Path:
+    return Path(storage_dir) / f"{name}.json"
+
+
+def saved_runs(storage_dir: str | os.PathLike[str]) -> list[Path]:
+    """The saved reports in ``storage_dir``, oldest first (by modification time, then name)."""
+    d = Path(storage_dir)
+    if not d.is_dir():
+        return []
+    files = [p for p in d.glob("*.json") if p.is_file()]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def resolve_baseline(value: str | None, storage_dir: str | os.PathLike[str]) -> Path:
+    """The file ``--co2-compare=value`` names: the latest saved (None, '' or 'latest'), a
+    saved NAME, or a PATH to a report. ValueError with one line when there is none."""
+    runs = saved_runs(storage_dir)
+    if value in (None, "", LATEST):
+        if not runs:
+            raise ValueError(
+                f"--co2-compare: no saved run in {os.fspath(storage_dir)}: save one first with "
+                "--co2-save=NAME"
+            )
+        return runs[-1]
+    named = saved_path(storage_dir, value[:-5] if value.endswith(".json") else value)
+    if named.is_file():
+        return named
+    if os.path.isfile(value):
+        return Path(value)
+    have = ", ".join(p.stem for p in runs) or "none"
+    raise ValueError(
+        f"--co2-compare: no baseline {value!r}: neither {os.fspath(named)} nor a file {value!r} "
+        f"exists (saved runs: {have})"
+    )
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report:
+    """Read and validate a saved report. ValueError (one line) naming the file and the first
+    bad field: unreadable, not UTF-8, not JSON, another schema, a missing or bad field."""
+    where = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise ReportError(f"cannot read {what} {where!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ReportError(
+            f"{what} {where!r} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{what} {where!r} is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        raise ReportError(
+            f"{what} {where!r} is not a pytest-co2 report of schema version {SCHEMA_VERSION}"
+        )
+    if not isinstance(data.get("session"), dict):
+        raise ReportError(f"{what} {where!r}: missing field 'session'")
+    try:
+        session = SessionInfo.from_dict(data["session"])
+        tests = tests_from_dicts(data.get("tests"))
+    except ReportError as exc:
+        raise ReportError(f"{what} {where!r}: {exc}") from None
+    return Report(session=session, tests=tests)
+
+
+def load_baseline(path: str | os.PathLike[str]) -> Baseline:
+    """Read and validate a saved report as a baseline; ValueError with one line naming the
+    file and the first bad field when it is not one."""
+    from .baseline import Baseline
+
+    report = load_report(path, what="baseline")
+    return Baseline(session=report.session, tests=report.tests)
+
+
+# -- atomic writes -------------------------------------------------------------------------
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
+    a reader (or a crash) never sees a half-written report. A target that exists and is not
+    a regular file (``/dev/stdout``, a pipe) is written in place, never replaced."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".tmp", dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
+    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# -- the journal ---------------------------------------------------------------------------
+
+JOURNAL_SUFFIX = ".journal.jsonl"
+JOURNAL_VERSION = 1
+
+
+def journal_path_for(report_path: str) -> str:
+    """``co2.json`` -> ``co2.json.journal.jsonl``: the journal lies beside its report."""
+    return report_path + JOURNAL_SUFFIX
+
+
+class Journal:
+    """Durable results: each finished test's record is appended as one JSON line and
+    fsync'd, so that a killed run (SIGKILL, ``os._exit``, a power cut) loses at most the test
+    in flight. The first line holds the session facts. Removed once the report is written;
+    a journal left behind is recovered by the next run or by ``pytest-co2 report``."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self.error: str | None = None
+
+    def append(self, record: dict[str, Any], session: Callable[[], SessionInfo]) -> None:
+        """Append one test's record (``session``: the session block, asked for once)."""
+        try:
+            if self._fd is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+                self._fd = os.open(self.path, flags, 0o644)
+                head = {"journal": JOURNAL_VERSION, "session": session().to_dict()}
+                os.write(self._fd, (json.dumps(head, allow_nan=False) + "\n").encode())
+            os.write(self._fd, (json.dumps(record, allow_nan=False) + "\n").encode())
+            os.fsync(self._fd)
+        except (OSError, ValueError) as exc:
+            self.error = f"pytest-co2: could not append to the journal {self.path}: {exc}"
+
+    def close(self, *, remove: bool) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        if remove:
+            with contextlib.suppress(OSError):  # never there, or its folder is gone
+                os.unlink(self.path)
+
+
+def read_journal(path: str) -> Report:
+    """The report a killed run's journal holds (its complete lines; a torn last line is
+    dropped). ValueError (one line) naming the file when it is not a journal."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"cannot read journal {path!r}: {exc}") from None
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i >= len(lines) - 2:  # the line being written when the run was killed
+                break
+            raise ReportError(f"journal {path!r}: line {i + 1} is not JSON") from None
+    if not rows or not isinstance(rows[0], dict) or rows[0].get("journal") != JOURNAL_VERSION:
+        raise ReportError(f"{path!r} is not a pytest-co2 journal (version {JOURNAL_VERSION})")
+    head = dict(rows[0].get("session") or {})
+    head["recovered_from"] = path
+    head.setdefault("exit_status", None)
+    head.setdefault("interrupted", True)
+    try:
+        session = SessionInfo.from_dict(head, where="journal session")
+        tests = tests_from_dicts(rows[1:], where="journal records")
+    except ReportError as exc:
+        raise ReportError(f"journal {path!r}: {exc}") from None
+    return Report(session=session, tests=tests)
