@@ -20,18 +20,13 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .backends import BUILTIN_NAMES, check_backend_spec
-from .backends.estimate import parse_watts_per_thread
-from .backends.nvml import GpuSelection, parse_gpu_devices
-from .carbon.emission import parse_pue
-from .carbon.intensity import normalize_month, parse_g_per_kwh, parse_region
-from .carbon.providers.resolve import parse_source
 from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION, LATEST
-from .measure import decisions
-from .measure.locks import parse_lock_timeout
-from .reporting.baseline import FailSpec, parse_fail_specs, parse_save_name
+
+if TYPE_CHECKING:
+    from .backends.nvml import GpuSelection
+    from .reporting.baseline import FailSpec
 
 DEFAULT_UNIT = "iteration"
 BUDGET_MODES = ("fail", "warn")
@@ -40,6 +35,39 @@ PLUGIN_PREFIX = "co2-"  # --co2-region; the ini key co2_region, the variable PYT
 
 
 # -- parsers: str -> value, raising ValueError with one line ---------------------------------
+
+
+def _lazy(target: str) -> Callable[[str], Any]:
+    """The parser ``module:function``, imported on its first use: declaring the options must
+    not import the backends, the decisions and the reports (every pytest run declares them;
+    tests/test_options.py resolves every such reference)."""
+    module, _, name = target.partition(":")
+    parse: Callable[[str], Any] | None = None
+
+    def parse_lazily(text: str) -> Any:
+        nonlocal parse
+        if parse is None:
+            import importlib
+
+            parse = getattr(importlib.import_module(module, __package__), name)
+        return parse(text)
+
+    parse_lazily.__name__ = name
+    parse_lazily.__qualname__ = name
+    parse_lazily.lazy_target = target  # type: ignore[attr-defined]
+    return parse_lazily
+
+
+parse_watts_per_thread = _lazy(".backends.estimate:parse_watts_per_thread")
+parse_gpu_devices = _lazy(".backends.nvml:parse_gpu_devices")
+parse_pue = _lazy(".carbon.emission:parse_pue")
+parse_region = _lazy(".carbon.intensity:parse_region")
+normalize_month = _lazy(".carbon.intensity:normalize_month")
+parse_g_per_kwh = _lazy(".carbon.intensity:parse_g_per_kwh")
+parse_source = _lazy(".carbon.providers.resolve:parse_source")
+parse_lock_timeout = _lazy(".measure.locks:parse_lock_timeout")
+parse_save_name = _lazy(".reporting.baseline:parse_save_name")
+parse_fail_specs = _lazy(".reporting.baseline:parse_fail_specs")
 
 
 def parse_extrapolate(text: str) -> dict[str, int]:
@@ -100,7 +128,9 @@ def parse_precision(text: str) -> float:
     """``5%`` or ``0.05``; ``off`` (0.0 here) measures exactly the steps asked for."""
     if str(text).strip().lower() in ("off", "none"):
         return 0.0
-    return decisions.parse_precision(text)
+    from .measure.decisions import parse_precision as parse
+
+    return parse(text)
 
 
 def parse_regions(text: str) -> tuple[str, ...]:
@@ -114,6 +144,8 @@ def parse_regions(text: str) -> tuple[str, ...]:
 def parse_backend(text: str) -> str:
     """A built-in backend (checked now) or a name a ``pytest_co2_make_backend`` hook serves
     (checked when the plugins are loaded, see ``provider.check_backend_name``)."""
+    from .backends import BUILTIN_NAMES, check_backend_spec
+
     spec = str(text).strip().lower()
     if spec.split(":", 1)[0] in BUILTIN_NAMES or spec.startswith("constant"):
         return check_backend_spec(spec)

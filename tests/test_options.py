@@ -73,3 +73,32 @@ def test_the_command_takes_its_shared_arguments_from_the_table() -> None:
     assert helps[("report", "pue")] == f"{pue} (default: the report's)"
     assert helps[("regions", "month")] == "only regions with data for this month"
     assert helps[("convert", "intensity_file")] == OPTION["intensity_file"].text()
+
+
+def test_every_lazy_parser_resolves_to_a_callable() -> None:
+    import importlib
+
+    lazy = [opt for opt in OPTIONS if hasattr(opt.parse, "lazy_target")]
+    assert len(lazy) >= 8  # the backends', decisions', reports' and intensity parsers
+    for opt in lazy:
+        module, _, name = opt.parse.lazy_target.partition(":")  # type: ignore[attr-defined]
+        assert callable(getattr(importlib.import_module(module, "pytest_co2"), name)), opt.dest
+        assert opt.parse.__name__ == name
+
+
+def test_declaring_the_options_imports_no_backend_decision_or_report_module() -> None:
+    """Every pytest run declares the options: that must stay cheap (see tools/overhead.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, argparse, pytest_co2.options as o; "
+        "o.add_options(argparse.ArgumentParser().add_argument, 'co2-'); "
+        "print(sorted(m for m in sys.modules if m.startswith("
+        "('pytest_co2.backends', 'pytest_co2.measure', 'pytest_co2.reporting', "
+        "'pytest_co2.carbon'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
