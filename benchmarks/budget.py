@@ -96,6 +96,7 @@ class BudgetRun:
         self.decoded: set[str] = set()
         self.observed: list[tuple[float, float]] = []  # (seconds, reference seconds)
         self.current: tuple[str, StepControl, float, host.CpuCounters] | None = None
+        self._planned: pl.Planned | None = None
 
     # -- estimates ----------------------------------------------------------------------------
     def factor(self) -> float:
@@ -158,6 +159,7 @@ class BudgetRun:
         )
         self.reset_peak()
         self.current = (key, control, self.clock(), self.counters(self.clock()))
+        self._planned = planned
         return control, "", text
 
     def _skipped(self, key: str, reason: str, planned: pl.Planned) -> None:
@@ -177,6 +179,7 @@ class BudgetRun:
         steps = sum(n for n, _ in control.ran)
         measured = math.fsum(s for _, s in control.ran)
         ref = self._reference(key)
+        assert self._planned is not None
         if steps:
             self.observed.append((wall, ref.cost_s(steps)))
         spec = self.specs[key]
@@ -186,7 +189,7 @@ class BudgetRun:
         self.done[key] = {
             "label": ref.label,
             "steps": steps,
-            "default_steps": ref.default_steps,
+            "default_steps": self._planned.config.default_steps,
             "planned_steps": control.steps,
             "reduced": control.reduced,
             "wall_s": round(wall, 1),

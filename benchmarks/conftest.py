@@ -289,40 +289,34 @@ def _config_key(item: pytest.Item) -> Key | str | None:
     return mark.args[0] if mark is not None else None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Measurements cheapest first (the job budget's order, ``planner.order``), then the
-    renderings, then the relation checks after every measurement they read (pytest-randomly
-    shuffles before this hook; a stable sort keeps its order where ranks tie)."""
+def _specs(config: pytest.Config, items: list[pytest.Item]) -> dict[str, Spec]:
+    """The configs these items measure (several tests may share one: samplers, reuse)."""
     settings = bench_settings(config)
     specs: dict[str, Spec] = {}
     for item in items:
         key = _config_key(item)
-        if key is None or _stage(item) != 0 or config_id(key) in specs:
+        if key is None or config_id(key) in specs:
             continue
         single = None
         if isinstance(key, Key) and key.variant.startswith("ddp-"):
             single = specs.get(Key("train", key.model, key.image, "", "single-process").id)
         specs[config_id(key)] = make_spec(key, settings, single)
+    return specs
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Measurements cheapest first (the job budget's order, ``planner.order``), the
+    renderings after them, the relation checks after every measurement they read
+    (pytest-randomly shuffles before this hook; a stable sort keeps its order where ranks tie)."""
+    specs = _specs(config, items)
     order = [c.key for c in pl.order(s.config for s in specs.values())]
     rank = {k: i for i, k in enumerate(order)}
 
     def sort_key(item: pytest.Item) -> tuple[int, int]:
         key = _config_key(item)
-        return _stage(item), rank.get(config_id(key), -1) if key is not None else -1
+        return _stage(item), rank.get(config_id(key), len(order)) if key is not None else len(order)
 
     items.sort(key=sort_key)
-    from . import costs
-
-    prior = costs.SMOKE_PRIOR if settings["scale"] == "smoke" else 1.0
-    config.stash[BUDGET_KEY] = BudgetRun(
-        specs,
-        order,
-        job_budget_s(config),
-        prior=prior,
-        time_budget_s=settings["time_budget_s"],
-        min_steps=settings["min_steps"],
-        start_t=config.stash.get(START_KEY, None),
-    )
 
 
 def _write_line(config: pytest.Config, text: str) -> None:
@@ -343,9 +337,23 @@ def _write_line(config: pytest.Config, text: str) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The plan, before the first config runs (every config at paper scale; the head at smoke)."""
-    run = session.config.stash.get(BUDGET_KEY, None)
-    if run is None or not run.order or session.config.option.collectonly:
+    config = session.config
+    specs = _specs(config, session.items)  # the items left after -k, -m, deselection
+    if not specs or config.option.collectonly:
         return
+    from . import costs
+
+    settings = bench_settings(config)
+    order = [c.key for c in pl.order(s.config for s in specs.values())]
+    config.stash[BUDGET_KEY] = run = BudgetRun(
+        specs,
+        order,
+        job_budget_s(config),
+        prior=costs.SMOKE_PRIOR if settings["scale"] == "smoke" else 1.0,
+        time_budget_s=settings["time_budget_s"],
+        min_steps=settings["min_steps"],
+        start_t=config.stash.get(START_KEY, None),
+    )
     lines = run.plan().lines()
     registry = session.config.stash[REGISTRY_KEY]
     registry.session["plan"] = lines

@@ -111,6 +111,8 @@ def train_config(
         default_steps(step, time_budget_s, min_steps, 50),
         "iteration",
         warmup,
+        time_budget_s=time_budget_s,
+        min_steps=min_steps,
     )
 
 
@@ -137,6 +139,8 @@ def synth_config(
         default_steps(step, time_budget_s, min_steps, 50),
         "step",
         warmup,
+        time_budget_s=time_budget_s,
+        min_steps=min_steps,
     )
 
 
@@ -158,6 +162,8 @@ def samplers_config(
         default_steps(rnd, time_budget_s * len(w.SAMPLERS), min_steps, 50),
         "round",
         warmup,
+        time_budget_s=time_budget_s * len(w.SAMPLERS),
+        min_steps=min_steps,
     )
 
 

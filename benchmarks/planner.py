@@ -31,6 +31,7 @@ SMOKE_BUDGET_S = 5 * 60.0
 RESERVE_S = 15.0
 #: Fewest measured steps a reduced config runs (one step: a mean, no interval).
 FLOOR_STEPS = 1
+MAX_STEPS = 50
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -51,8 +52,10 @@ def parse_budget(text: str) -> float | None:
 
 
 def fmt_duration(seconds: float) -> str:
-    """``45 s``, ``12 min 30 s``, ``20 min``, ``1 h 5 min``."""
-    s = max(0, round(seconds))
+    """``4.2 s``, ``45 s``, ``12 min 30 s``, ``20 min``, ``1 h 5 min``."""
+    if seconds < 9.95:
+        return f"{max(0.0, seconds):.1f} s"
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:
@@ -81,6 +84,9 @@ class Config:
     unit: str = "step"
     warmup: int = 1
     after: str = ""  # the key of a config that must run first (DDP after its single process)
+    #: the per-measurement time budget and minimum steps ``default_steps`` came from (0: fixed)
+    time_budget_s: float = 0.0
+    min_steps: int = 2
 
     def cost_s(self, steps: int) -> float:
         return self.fixed_s + steps * self.step_s if steps > 0 else 0.0
@@ -187,7 +193,8 @@ def plan(
 
     Default steps where they fit; else the last configs lose steps first, down to
     :data:`FLOOR_STEPS`; where even that does not fit, the last configs are skipped, each
-    with the time it would need and the time left.
+    with the time it would need and the time left for it, and the time a skip frees goes
+    back to the configs before it as steps.
     """
     steps = [c.default_steps for c in configs]
     if budget_s is None:
@@ -206,10 +213,18 @@ def plan(
         c = configs[i]
         cut = min(steps[i] - FLOOR_STEPS, math.ceil(over / c.step_s) if c.step_s > 0 else 0)
         steps[i] -= max(0, cut)
-    reasons = [""] * len(configs)
+    skipped = []
     for i in reversed(range(len(configs))):
         if total() <= left:
             break
+        steps[i] = 0
+        skipped.append(i)
+    # what a skip freed goes back to the configs before it, first come first served
+    for i, c in enumerate(configs):
+        while 0 < steps[i] < c.default_steps and total() + c.step_s <= left:
+            steps[i] += 1
+    reasons = [""] * len(configs)
+    for i in skipped:
         c = configs[i]
         before = math.fsum(configs[j].cost_s(steps[j]) for j in range(i))
         reasons[i] = (
@@ -217,7 +232,6 @@ def plan(
             f"({c.warmup} warm-up + 1 {c.unit}), "
             f"{fmt_duration(max(0.0, left - before))} of the budget left for it"
         )
-        steps[i] = 0
     runs = tuple(Planned(c, n, r) for c, n, r in zip(configs, steps, reasons, strict=True))
     return Plan(runs, budget_s, spent_s)
 
@@ -253,8 +267,13 @@ def speed_factor(observed: Iterable[tuple[float, float]], prior: float = 1.0) ->
 
 
 def scaled(config: Config, factor: float) -> Config:
-    """The config's estimate on this machine (reference table x ``factor``)."""
-    return replace(config, step_s=config.step_s * factor, fixed_s=config.fixed_s * factor)
+    """The config's estimate on this machine (reference table x ``factor``); its default
+    steps follow the scaled step where they come from a per-measurement time budget."""
+    step = config.step_s * factor
+    default = config.default_steps
+    if config.time_budget_s > 0:
+        default = default_steps(step, config.time_budget_s, config.min_steps, MAX_STEPS)
+    return replace(config, step_s=step, fixed_s=config.fixed_s * factor, default_steps=default)
 
 
 def progress_text(plan: Plan, key: str, index: int, count: int) -> str:
@@ -262,6 +281,8 @@ def progress_text(plan: Plan, key: str, index: int, count: int) -> str:
     p = plan.get(key)
     if p is None:
         return ""
+    if not p.steps:
+        return f"co2 bench {index}/{count} {p.config.label}: {p.describe()}"
     left = (
         ""
         if plan.budget_s is None

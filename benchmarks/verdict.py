@@ -564,22 +564,31 @@ def render_terminal(  # noqa: PLR0912 - one block per section
     def verdict_w() -> int:
         return max(len(r[3] + r[4]) for r in rows)
 
+    def total(cols: list[int]) -> int:
+        return sum(widths[i] for i in cols) + 2 * len(cols) + verdict_w()
+
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    cols = [0, 1, 2]  # finding, paper, ours; the verdict last
+    # fit the width with the text: the finding column down to 18, shorter verdict words,
+    # the finding column down to 8, then without the paper's column; never a number cut
+    for step in ("finding", "words", "finding", "paper"):
+        over = total(cols) - width
+        if over <= 0:
+            break
+        if step == "finding":
+            widths[0] = max(18 if widths[0] > 18 else 8, widths[0] - over)
+        elif step == "words":
+            for r in rows:
+                r[3] = _SHORT_STATUS.get(r[3], r[3])
+        else:
+            cols = [0, 2]
+            widths[0] = min(max(len(r[0]) for r in rows), widths[0] + widths[1] + 2)
+            widths[0] = max(8, min(widths[0], width - widths[2] - 4 - verdict_w()))
     header = ["finding", "paper", "ours"]
-    if sum(widths) + 6 + verdict_w() > width:  # shorter words for the verdict first
-        for r in rows:
-            r[3] = _SHORT_STATUS.get(r[3], r[3])
-    avail = width - 6 - verdict_w()
-    if widths[0] > avail - widths[1] - widths[2]:  # then the finding column (text)
-        widths[0] = max(8, avail - widths[1] - widths[2])
-    lines.append(
-        f"{header[0]:<{widths[0]}}  {header[1]:<{widths[1]}}  {header[2]:<{widths[2]}}  verdict"
-    )
+    lines.append("  ".join(f"{header[i]:<{widths[i]}}" for i in cols) + "  verdict")
     for r in rows:
-        lines.append(
-            f"{_fit(r[0], widths[0]):<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:<{widths[2]}}  "
-            f"{r[3]}{r[4]}"
-        )
+        cells = [(_fit(r[0], widths[0]) if i == 0 else r[i]).ljust(widths[i]) for i in cols]
+        lines.append("  ".join(cells) + f"  {r[3]}{r[4]}")
     for reason, n in reasons.items():
         lines += _wrap(f"({n}) {reason}", width, "")
     if fewer:
