@@ -298,14 +298,15 @@ def _costs(registry: Registry) -> list[str]:
     rows = []
     for r in runs.values():
         if r.get("skipped"):
-            rows.append([r.get("label", ""), "skipped: " + r["skipped"], "", "", "", "", ""])
+            rows.append([r.get("label", ""), "skipped: " + r["skipped"], "", "", "", "", "", ""])
             continue
         c = r.get("contention") or {}
         p = c.get("pressure")
         rows.append(
             [
                 r.get("label", ""),
-                f"{r.get('steps')} (default {r.get('default_steps')})",
+                f"{r.get('steps')}" + (" (cut by the budget)" if r.get("reduced") else ""),
+                f"{r.get('planned_steps')}",
                 f"{r.get('fixed_s')}",
                 f"{r.get('step_s')}",
                 f"{r.get('wall_s')}",
@@ -318,6 +319,7 @@ def _costs(registry: Registry) -> list[str]:
         [
             "config (run order)",
             "measured steps",
+            "planned",
             "s besides the steps (warm-up, build, decode)",
             "s per step",
             "s in all",
