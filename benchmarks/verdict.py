@@ -126,6 +126,25 @@ def _series(
     return [(label, a) for label, a in zip(labels, accs, strict=True) if a is not None]
 
 
+def _measured(
+    registry: Registry, keys: list[Key], labels: list[str]
+) -> tuple[list[tuple[str, PaperAccounting]] | None, str]:
+    """The series, or the part of it that was measured when the rest was skipped by the job
+    (budget or memory: the reason comes along); None where a point is missing otherwise or
+    fewer than two were measured."""
+    full = _series(registry, keys, labels)
+    if full is not None:
+        return full, ""
+    why = not_run_reason(registry, keys)
+    runs = registry.session.get("runs", {})
+    missing = [k for k in keys if k not in registry.results]
+    if not all(runs.get(_run_id(k), {}).get("skipped") for k in missing):
+        return None, why
+    part = [(lb, registry.paper(k)) for k, lb in zip(keys, labels, strict=True) if k not in missing]
+    series = [(lb, a) for lb, a in part if a is not None]
+    return (series if len(series) >= 2 else None), why
+
+
 def _direction(series: list[tuple[str, PaperAccounting]]) -> str | None:
     """NOT_HELD / INCONCLUSIVE when the series does not grow, None when it does."""
     bad, unsure = growth_check(series)
@@ -203,18 +222,23 @@ def _fig1(registry: Registry, smoke: bool) -> list[Finding]:
             first, last = w.IMAGE_SIZES[keys[0]].label, w.IMAGE_SIZES[keys[-1]].label
             claim = f"{dims}D {title}"
             paper = f"{_x(paper_f)} {first}-{last}"
-            series = _series(registry, [make(model, k) for k in keys], keys)
+            labels = [w.IMAGE_SIZES[k].label for k in keys]
+            series, why = _measured(registry, [make(model, k) for k in keys], labels)
             if series is None:
-                why = not_run_reason(registry, [make(model, k) for k in keys])
                 out.append(Finding("Fig. 1", claim, paper, "", NOT_RUN, why))
                 continue
             ours_f = series[-1][1].kg / series[0][1].kg
+            ours = _x(ours_f) if not why else f"{_x(ours_f)} {series[0][0]}-{series[-1][0]}"
             if smoke:
-                out.append(Finding("Fig. 1", claim, paper, _x(ours_f), NOT_JUDGED, REASON_SMOKE))
+                out.append(Finding("Fig. 1", claim, paper, ours, NOT_JUDGED, REASON_SMOKE))
+                continue
+            if why:  # a size skipped by the job: the growth so far, the size of it unknown
+                status = _direction(series) or INCONCLUSIVE
+                out.append(Finding("Fig. 1", claim, paper, ours, status, why))
                 continue
             status = _direction(series) or factor_status(ours_f, paper_f)
             reason = REASON_COMPUTE if status == HARDWARE else ""
-            out.append(Finding("Fig. 1", claim, paper, _x(ours_f), status, reason))
+            out.append(Finding("Fig. 1", claim, paper, ours, status, reason))
     return out
 
 
@@ -238,13 +262,14 @@ def _fig2(registry: Registry, smoke: bool) -> list[Finding]:
         for dims, image_key in w.MODEL_SIZE_IMAGES.items():
             make = train_key if phase == "train" else synth_key
             keys = [make(w.model_for(dims, s).key, image_key) for s in w.MODEL_SIZES]
-            series = _series(registry, keys, list(w.MODEL_SIZES))
+            series, skipped = _measured(registry, keys, list(w.MODEL_SIZES))
+            why = why or skipped
             if series is None:
                 statuses.append(NOT_RUN)
-                why = why or not_run_reason(registry, keys)
                 continue
             growths += [b.kg / a.kg - 1 for (_, a), (_, b) in itertools.pairwise(series)]
-            statuses.append(_direction(series) or HELD)
+            # a size skipped by the job: the series grows so far, whether it goes on is unknown
+            statuses.append(_direction(series) or (INCONCLUSIVE if skipped else HELD))
         if NOT_RUN in statuses or not growths:
             out.append(Finding("Fig. 2", claim, paper, "", NOT_RUN, why))
             continue
@@ -256,6 +281,7 @@ def _fig2(registry: Registry, smoke: bool) -> list[Finding]:
         if status == HELD:  # grows: does it grow by about the paper's amount?
             status = worst([factor_status(g, (lo + hi) / 2) for g in growths])
         reason = REASON_MODELS.format(steps=_param_steps()) if status == HARDWARE else ""
+        reason = why if status == INCONCLUSIVE and why else reason
         out.append(Finding("Fig. 2", claim, paper, ours, status, reason))
     return out
 
@@ -493,17 +519,27 @@ def _short_label(text: str, width: int) -> str:
     return _fit_middle(text, width)
 
 
+#: a duration (``1 min 19 s``) or a count and its unit stay on one line when a sentence wraps
+_KEEP = re.compile(
+    r"\d+(?:\.\d+)? (?:h|min|s)\b(?: \d+ (?:min|s)\b)?|\d+ (?:warm-up|steps?|iterations?|rounds?)\b"
+)
+
+
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(
-        text,
-        width,
-        initial_indent=indent,
-        subsequent_indent=indent + "  ",
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    keep = _KEEP.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+    return [
+        line.replace("\u00a0", " ")
+        for line in textwrap.wrap(
+            keep,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    ]
 
 
 def _kg(x: float) -> str:

@@ -404,6 +404,30 @@ def test_budget_notes_name_fewer_steps_and_skips():
     assert data["fewer_steps"] == fewer and data["skipped"] == skipped
 
 
+def test_a_size_skipped_by_the_job_makes_its_finding_inconclusive():
+    r = paper_like()
+    del r.results[train_key("3d-large", "3d-192")]
+    why = "over the budget: needs about 10 min 59 s (1 warm-up + 1 iteration), 1 min 19 s left"
+    r.session["runs"] = {"train/3d-large/3d-192": {"label": "train 3d-large 192³", "skipped": why}}
+    by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
+    fig2 = by["Fig. 2 train"]
+    assert (fig2.ours, fig2.status) == ("+212% to +380%", V.INCONCLUSIVE)
+    assert fig2.reason == "train 3d-large 192³ skipped, " + why
+    del r.results[train_key("3d-medium", "3d-256x256x192")]
+    r.session["runs"]["train/3d-medium/3d-256x256x192"] = {"label": "t", "skipped": why}
+    fig1 = {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 1 3D train"]
+    assert (fig1.ours, fig1.status, fig1.reason) == (
+        "x27 64³-192³",
+        V.INCONCLUSIVE,
+        "t skipped, " + why,
+    )
+    # missing for another reason (deselected): not run, as before
+    r.session["runs"] = {}
+    assert {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 2 train"].status == V.NOT_RUN
+    lines = V.render_terminal(V.findings(r), V.ratios(r), 100)
+    assert max(len(line) for line in lines) <= 100
+
+
 def test_ratio_check_decides_with_the_interval():
     b = acc(1.0, 0.0)
     assert V.ratio_check(acc(0.22, 0.0), b, 0.2, 0.05) == (V.HELD, 0.22, 0.0)
