@@ -417,7 +417,7 @@ def test_a_size_skipped_by_the_job_makes_its_finding_inconclusive():
     r.session["runs"]["train/3d-medium/3d-256x256x192"] = {"label": "t", "skipped": why}
     fig1 = {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 1 3D train"]
     assert (fig1.ours, fig1.status, fig1.reason) == (
-        "x27 64³-192³",
+        "x26 64³-192³",
         V.INCONCLUSIVE,
         "t skipped, " + why,
     )
