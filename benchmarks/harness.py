@@ -4,8 +4,10 @@ One :class:`Bench` per session (the ``bench`` fixture) holds the built models (a
 independent of the image size, so one model per config serves every size), the decode
 measurements (one per image size) and the results registry.
 
-Training: ``co2_meter.steps`` over training iterations (unit ``iteration``), 1 warm-up, at
-least 2 measured, more until the per-test time budget is spent.
+Training: training iterations (unit ``iteration``) in one window of ``co2_meter``, 1 warm-up,
+at least 2 measured, more until the per-test time budget is spent; with a job budget
+(``--co2-bench-budget``) the planned steps of the config (``budget.StepControl``), which may
+be fewer: the window's ``total`` is that plan, so the live progress line shows it.
 
 Synthesis: a sample is all its denoising steps plus one decode. We measure k denoising steps
 (unit ``step``) and the decode separately on a private meter that shares the session's
@@ -23,6 +25,7 @@ from typing import Any
 from pytest_co2.meter import Measurement, Meter, Stats
 
 from . import workloads as w
+from .budget import BudgetRun, StepControl
 from .registry import Key, Registry, synth_key, train_key
 
 #: A round-robin sampler window runs at least this long (several steps where steps are tiny).
@@ -90,6 +93,32 @@ def sample_measurement(
     )
 
 
+def run_steps(
+    meter: Any,
+    step: Any,
+    control: StepControl,
+    *,
+    name: str,
+    unit: str,
+    warmup: int,
+    extrapolate: int | None = None,
+) -> Measurement:
+    """``warmup`` steps, then measured steps while ``control`` says so, in one window."""
+    with meter.measure(
+        name, unit=unit, warmup=warmup, extrapolate=extrapolate, total=control.steps
+    ) as win:
+        for _ in range(warmup):
+            step()
+            win.step()
+        done = 0
+        while control.more(done, win.measured_s):
+            step()
+            win.step()
+            done += 1
+    control.record(done, win.measured_s)
+    return meter.measurements[-1]  # type: ignore[no-any-return]
+
+
 def concat(parts: list[Measurement], *, name: str, warmup: int, note: str) -> Measurement:
     """One measurement from consecutive-or-interleaved windows of the same work and unit."""
     energy_j = math.fsum(p.energy_j for p in parts)
@@ -120,11 +149,14 @@ def concat(parts: list[Measurement], *, name: str, warmup: int, note: str) -> Me
 class Bench:
     """Models, decoders and decode measurements shared by every benchmark of the session."""
 
-    def __init__(self, options: BenchOptions, registry: Registry) -> None:
+    def __init__(
+        self, options: BenchOptions, registry: Registry, budget: BudgetRun | None = None
+    ) -> None:
         import torch
 
         self.options = options
         self.registry = registry
+        self.budget = budget
         self.scale = w.check_scale(options.scale)
         torch.set_num_threads(options.threads)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -168,11 +200,16 @@ class Bench:
             return None  # the command line's value applies
         return {"iteration": w.PAPER_TRAIN_ITERATIONS, "sample": w.PAPER_SAMPLES}.get(unit)
 
-    def _steps_kwargs(self, steps: int | None) -> dict[str, Any]:
+    def control(self, steps: int | None = None) -> StepControl:
+        """The job budget's control of the config running now; else ``steps`` exactly, or
+        the fixed rule (at least ``min_steps``, more while the time budget lasts)."""
+        current = self.budget.current if self.budget is not None else None
+        if current is not None:
+            return current[1]
         o = self.options
-        if steps is not None:  # a fixed number of measured steps
-            return dict(warmup=o.warmup)
-        return dict(warmup=o.warmup, time_budget_s=o.time_budget_s, min_steps=o.min_steps)
+        if steps is not None:
+            return StepControl(steps, steps, 0.0)
+        return StepControl(o.max_steps, o.min_steps, o.time_budget_s)
 
     def note_session(self, meter: Any) -> None:
         """Keep the run's accounting (region, PUE, targets, backend) for the paper report."""
@@ -204,19 +241,19 @@ class Bench:
         step = w.TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
         name = f"train {model_key} {w.scaled_label(image, self.scale)}"
         try:
-            for _ in meter.steps(
-                steps or self.options.max_steps,
+            m = run_steps(
+                meter,
+                step,
+                self.control(steps),
                 name=name,
                 unit="iteration",
+                warmup=self.options.warmup,
                 extrapolate=self.target(meter, "iteration"),
-                **self._steps_kwargs(steps),
-            ):
-                step()
+            )
         finally:
             step.close()
             del step
             w.release_memory()  # the iteration's activations and Adam state, back to the OS
-        m = meter.measurements[-1]
         self.registry.add(key or train_key(model_key, image_key), m)
         return m
 
@@ -228,11 +265,14 @@ class Bench:
         step = w.DenoiseStep(
             self.unet(model_key), self.latent(image_key), kind, inference_steps, device=self.device
         )
-        for _ in meter.steps(
-            self.options.max_steps, name=f"{kind} step", unit="step", **self._steps_kwargs(None)
-        ):
-            step()
-        return meter.measurements[-1]
+        return run_steps(
+            meter,
+            step,
+            self.control(),
+            name=f"{kind} step",
+            unit="step",
+            warmup=self.options.warmup,
+        )
 
     def interleaved_steps(
         self, backend: Any, model_key: str, image_key: str, samplers: tuple[tuple[str, int], ...]
@@ -269,10 +309,9 @@ class Bench:
             meter = Meter(backend)
             windows: dict[tuple[str, int], list[Measurement]] = {s: [] for s in samplers}
             start, rounds = time.perf_counter(), 0
-            while rounds < o.max_steps and (
-                rounds < o.min_steps
-                or time.perf_counter() - start < o.time_budget_s * len(samplers)
-            ):
+            control = self.control()
+            # the time budget is per sampler: a round of them may take len(samplers) times it
+            while control.more(rounds, time.perf_counter() - start, len(samplers)):
                 for s, step in steppers.items():
                     with meter.measure(f"{s[0]} step", unit="step") as win:
                         for _ in range(per_window[s]):
@@ -280,6 +319,7 @@ class Bench:
                         win.step(per_window[s])
                     windows[s].append(win.measurement)
                 rounds += 1
+            control.record(rounds, time.perf_counter() - start)
             k = max(per_window.values())
             note = (
                 f"steps measured round-robin with {len(samplers) - 1} other samplers "
@@ -301,16 +341,15 @@ class Bench:
                 self.decoder(image.dims), self.latent(image_key), device=self.device
             )
             o = self.options
-            for _ in meter.steps(
-                o.max_steps,
+            # a decode is not the config's step: its own fixed rule, outside the plan's count
+            self._decodes[image_key] = run_steps(
+                meter,
+                step,
+                StepControl(o.max_steps, o.min_steps, o.time_budget_s / 2),
                 name=f"decode {w.scaled_label(image, self.scale)}",
                 unit="decode",
                 warmup=o.warmup,
-                time_budget_s=o.time_budget_s / 2,
-                min_steps=o.min_steps,
-            ):
-                step()
-            self._decodes[image_key] = meter.measurements[-1]
+            )
         return self._decodes[image_key]
 
     def synth(

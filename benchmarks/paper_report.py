@@ -19,8 +19,12 @@ from pytest_co2.reporting.json_report import write_text_atomic
 
 from . import paper as P
 from . import workloads as w
+from .planner import fmt_duration
 from .registry import PaperAccounting, Registry, synth_key, train_key
 
+SMOKE_TITLE = "SMOKE SCALE: tiny shapes and widths, a pipeline check, not a result"
+#: what a run writes beside its paper report (cleared first, so no older chart stays)
+CHARTS = ("fig1", "fig2", "fig3", "fig4")
 PHASE_TITLE = {"train": "Training (150,000 iterations)", "synth": "Synthesis (10,000 samples)"}
 
 
@@ -280,6 +284,58 @@ def _fig4(registry: Registry) -> tuple[list[str], dict[str, Any]]:
     return lines, {"single": single, "ddp": ddp, "samplers": samplers}
 
 
+def _costs(registry: Registry) -> list[str]:
+    """What each config cost this run: the job budget's plan and the measured time and memory."""
+    runs = registry.session.get("runs", {})
+    if not runs:
+        return []
+    budget = registry.session.get("budget_s")
+    head = (
+        f"## This run's configs (job budget {fmt_duration(budget)})"
+        if budget
+        else "## This run's configs (no job budget)"
+    )
+    rows = []
+    for r in runs.values():
+        if r.get("skipped"):
+            rows.append([r.get("label", ""), "skipped: " + r["skipped"], "", "", "", "", "", ""])
+            continue
+        c = r.get("contention") or {}
+        p = c.get("pressure")
+        rows.append(
+            [
+                r.get("label", ""),
+                f"{r.get('steps')}" + (" (cut by the budget)" if r.get("reduced") else ""),
+                f"{r.get('planned_steps')}",
+                f"{r.get('fixed_s')}",
+                f"{r.get('step_s')}",
+                f"{r.get('wall_s')}",
+                f"{r.get('peak_rss_gb')}" if r.get("peak_rss_gb") is not None else "n/a",
+                f"{p:.0%}" if p is not None else "unknown",
+            ]
+        )
+    lines = [head, ""]
+    lines += _table(
+        [
+            "config (run order)",
+            "measured steps",
+            "planned",
+            "s besides the steps (warm-up, build, decode)",
+            "s per step",
+            "s in all",
+            "peak RSS, GB",
+            "CPU pressure (some)",
+        ],
+        rows,
+    )
+    lines.append(
+        f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs. CPU pressure: the share of the config's "
+        "time that runnable tasks waited for a CPU (/proc/pressure/cpu), i.e. other load."
+    )
+    lines.append("")
+    return lines
+
+
 # -- charts ---------------------------------------------------------------------------------------
 
 
@@ -317,8 +373,23 @@ def _charts(  # noqa: PLR0915 - one block per figure
     ours, theirs = "#2a7ab9", "black"
     car_g = factors()["car_km"].g_per_unit
 
+    smoke = registry.session.get("scale") == "smoke"
+
     def save(fig: Any, name: str) -> None:
         out = f"{path_stem}-{name}.png"
+        if smoke:  # a chart taken out of the folder must not pass for a result
+            fig.suptitle(SMOKE_TITLE, color="#b00000", fontweight="bold")
+            fig.text(
+                0.5,
+                0.5,
+                "SMOKE",
+                fontsize=90,
+                color="#b00000",
+                alpha=0.12,
+                ha="center",
+                va="center",
+                rotation=25,
+            )
         fig.tight_layout()
         fig.savefig(out + ".tmp.png", dpi=110)
         os.replace(out + ".tmp.png", out)
@@ -452,8 +523,10 @@ def _charts(  # noqa: PLR0915 - one block per figure
 
 def render(registry: Registry) -> tuple[list[str], tuple[dict, dict, dict, dict]]:
     s = registry.session
+    smoke = s.get("scale") == "smoke"
     lines = [
-        "# Latent Pollution Model: this run beside the paper",
+        *([f"**{SMOKE_TITLE}.**", ""] if smoke else []),
+        "# Latent Pollution Model: this run beside the paper" + (" (smoke scale)" if smoke else ""),
         "",
         f"Generated {_dt.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} by `pytest benchmarks` (pytest-co2).",
         "",
@@ -479,12 +552,28 @@ def render(registry: Registry) -> tuple[list[str], tuple[dict, dict, dict, dict]
     from .verdict import findings, ratios
     from .verdict import render_markdown as verdict_markdown
 
-    lines += verdict_markdown(findings(registry), ratios(registry))
+    lines += verdict_markdown(findings(registry), ratios(registry), registry)
+    lines += _costs(registry)
     l1, f1 = _fig1(registry)
     l2, f2 = _fig2(registry)
     l3, f3 = _fig3(registry)
     l4, f4 = _fig4(registry)
     return lines + l1 + l2 + l3 + l4, (f1, f2, f3, f4)
+
+
+def clear_outputs(path: str) -> list[str]:
+    """Remove an earlier run's paper report and charts at ``path`` (what this run writes)."""
+    stem = os.path.splitext(path)[0]
+    removed = []
+    for p in [path, *(f"{stem}-{c}.png" for c in CHARTS)]:
+        try:
+            os.remove(p)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            continue
+        removed.append(p)
+    return removed
 
 
 def write_report(registry: Registry, path: str) -> list[str]:

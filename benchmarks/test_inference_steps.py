@@ -24,7 +24,15 @@ VARIANT = "samplers"
 @pytest.mark.parametrize(
     "kind,steps",
     [
-        pytest.param(k, n, id=f"{k}-{n}", marks=pytest.mark.paper_budget(sampler_budget(IMAGE, n)))
+        pytest.param(
+            k,
+            n,
+            id=f"{k}-{n}",
+            marks=[
+                pytest.mark.paper_budget(sampler_budget(IMAGE, n)),
+                pytest.mark.bench_config("samplers/3d-medium/3d-64"),
+            ],
+        )
         for k, n in w.SAMPLERS
     ],
 )

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from . import paper as P
 from . import workloads as w
+from .host import Contention
+from .planner import steps_note
 from .registry import Key, PaperAccounting, Registry, growth_check, synth_key, train_key
 
 HELD = "held"
@@ -123,10 +126,88 @@ def _series(
     return [(label, a) for label, a in zip(labels, accs, strict=True) if a is not None]
 
 
+def _measured(
+    registry: Registry, keys: list[Key], labels: list[str]
+) -> tuple[list[tuple[str, PaperAccounting]] | None, str]:
+    """The series, or the part of it that was measured when the rest was skipped by the job
+    (budget or memory: the reason comes along); None where a point is missing otherwise or
+    fewer than two were measured."""
+    full = _series(registry, keys, labels)
+    if full is not None:
+        return full, ""
+    why = not_run_reason(registry, keys)
+    runs = registry.session.get("runs", {})
+    missing = [k for k in keys if k not in registry.results]
+    if not all(runs.get(_run_id(k), {}).get("skipped") for k in missing):
+        return None, why
+    part = [(lb, registry.paper(k)) for k, lb in zip(keys, labels, strict=True) if k not in missing]
+    series = [(lb, a) for lb, a in part if a is not None]
+    return (series if len(series) >= 2 else None), why
+
+
 def _direction(series: list[tuple[str, PaperAccounting]]) -> str | None:
     """NOT_HELD / INCONCLUSIVE when the series does not grow, None when it does."""
     bad, unsure = growth_check(series)
     return NOT_HELD if bad else INCONCLUSIVE if unsure else None
+
+
+def _run_id(key: Key) -> str:
+    """The job budget's id of the config that measured ``key`` (samplers share one)."""
+    if key.variant == "samplers":
+        return f"samplers/{key.model}/{key.image}"
+    return key.id
+
+
+def not_run_reason(registry: Registry, keys: list[Key]) -> str:
+    """Why the first of ``keys`` without a result has none, where the job said why."""
+    runs = registry.session.get("runs", {})
+    for k in keys:
+        if k not in registry.results:
+            skipped = runs.get(_run_id(k), {}).get("skipped")
+            if skipped:
+                return f"{runs[_run_id(k)].get('label', k.id)} skipped, {skipped}"
+    return ""
+
+
+def load_during(registry: Registry, keys: list[Key]) -> Contention | None:
+    """The worst CPU contention measured while ``keys`` ran (None: none was recorded)."""
+    runs = registry.session.get("runs", {})
+    out: Contention | None = None
+    for k in keys:
+        c = runs.get(_run_id(k), {}).get("contention")
+        if c is not None:
+            here = Contention(c.get("pressure"), c.get("steal"))
+            out = here if out is None else out.worst(here)
+    return out
+
+
+def ddp_check(
+    single: PaperAccounting, ddp: PaperAccounting, load: Contention | None
+) -> tuple[str, str]:
+    """Fig. 4a: (status, text). Distributing may not cut the energy per batch by more than
+    MAX_DDP_REDUCTION. A larger cut fails only beyond both 95% intervals and on a CPU known
+    not to be contended: other load slows the 2-thread single process more than 1-thread
+    ranks (0.73 under load where quiet runs give 0.96-1.13), so under load or with the load
+    unknown it is inconclusive, naming the contention."""
+    ratio = ddp.energy_kwh / single.energy_kwh
+    text = f"{ratio:.2f} x the single process's energy per batch"
+    floor = 1.0 - MAX_DDP_REDUCTION
+    if ratio >= floor:
+        return HELD, text
+    margin = math.hypot(single.ci95_kwh, ddp.ci95_kwh)
+    shortfall = floor * single.energy_kwh - ddp.energy_kwh
+    if not (math.isfinite(margin) and shortfall > margin):
+        return INCONCLUSIVE, f"inconclusive: {text}, within the 95% intervals (±{margin:.3g} kWh)"
+    loaded = None if load is None else load.loaded
+    if loaded is None:
+        where = load.describe() if load is not None else "no contention recorded"
+        return INCONCLUSIVE, f"inconclusive, load unknown: {text} ({where})"
+    if loaded:
+        return INCONCLUSIVE, f"inconclusive under load: {text} ({load.describe()})"  # type: ignore[union-attr]
+    return (
+        NOT_HELD,
+        f"{text}, beyond the 95% intervals (±{margin:.3g} kWh) on a quiet CPU ({load.describe()})",
+    )  # type: ignore[union-attr]
 
 
 def _fig1(registry: Registry, smoke: bool) -> list[Finding]:
@@ -141,17 +222,23 @@ def _fig1(registry: Registry, smoke: bool) -> list[Finding]:
             first, last = w.IMAGE_SIZES[keys[0]].label, w.IMAGE_SIZES[keys[-1]].label
             claim = f"{dims}D {title}"
             paper = f"{_x(paper_f)} {first}-{last}"
-            series = _series(registry, [make(model, k) for k in keys], keys)
+            labels = [w.IMAGE_SIZES[k].label for k in keys]
+            series, why = _measured(registry, [make(model, k) for k in keys], labels)
             if series is None:
-                out.append(Finding("Fig. 1", claim, paper, "", NOT_RUN))
+                out.append(Finding("Fig. 1", claim, paper, "", NOT_RUN, why))
                 continue
             ours_f = series[-1][1].kg / series[0][1].kg
+            ours = _x(ours_f) if not why else f"{_x(ours_f)} {series[0][0]}-{series[-1][0]}"
             if smoke:
-                out.append(Finding("Fig. 1", claim, paper, _x(ours_f), NOT_JUDGED, REASON_SMOKE))
+                out.append(Finding("Fig. 1", claim, paper, ours, NOT_JUDGED, REASON_SMOKE))
+                continue
+            if why:  # a size skipped by the job: the growth so far, the size of it unknown
+                status = _direction(series) or INCONCLUSIVE
+                out.append(Finding("Fig. 1", claim, paper, ours, status, why))
                 continue
             status = _direction(series) or factor_status(ours_f, paper_f)
             reason = REASON_COMPUTE if status == HARDWARE else ""
-            out.append(Finding("Fig. 1", claim, paper, _x(ours_f), status, reason))
+            out.append(Finding("Fig. 1", claim, paper, ours, status, reason))
     return out
 
 
@@ -171,17 +258,20 @@ def _fig2(registry: Registry, smoke: bool) -> list[Finding]:
         paper = f"+{lo:.0%} to +{hi:.0%}/size"
         growths: list[float] = []
         statuses = []
+        why = ""
         for dims, image_key in w.MODEL_SIZE_IMAGES.items():
             make = train_key if phase == "train" else synth_key
             keys = [make(w.model_for(dims, s).key, image_key) for s in w.MODEL_SIZES]
-            series = _series(registry, keys, list(w.MODEL_SIZES))
+            series, skipped = _measured(registry, keys, list(w.MODEL_SIZES))
+            why = why or skipped
             if series is None:
                 statuses.append(NOT_RUN)
                 continue
             growths += [b.kg / a.kg - 1 for (_, a), (_, b) in itertools.pairwise(series)]
-            statuses.append(_direction(series) or HELD)
+            # a size skipped by the job: the series grows so far, whether it goes on is unknown
+            statuses.append(_direction(series) or (INCONCLUSIVE if skipped else HELD))
         if NOT_RUN in statuses or not growths:
-            out.append(Finding("Fig. 2", claim, paper, "", NOT_RUN))
+            out.append(Finding("Fig. 2", claim, paper, "", NOT_RUN, why))
             continue
         ours = f"{min(growths):+.0%} to {max(growths):+.0%}"
         if smoke:
@@ -191,6 +281,7 @@ def _fig2(registry: Registry, smoke: bool) -> list[Finding]:
         if status == HELD:  # grows: does it grow by about the paper's amount?
             status = worst([factor_status(g, (lo + hi) / 2) for g in growths])
         reason = REASON_MODELS.format(steps=_param_steps()) if status == HARDWARE else ""
+        reason = why if status == INCONCLUSIVE and why else reason
         out.append(Finding("Fig. 2", claim, paper, ours, status, reason))
     return out
 
@@ -241,20 +332,20 @@ def _fig4a(registry: Registry, smoke: bool) -> Finding:
         if k.variant.startswith("ddp-") and (k.model, k.image) == (model, image)
     ]
     if single is None or not ddp:
-        return Finding("Fig. 4a", claim, paper, "", NOT_RUN)
+        why = not_run_reason(
+            registry,
+            [train_key(model, image, "single-process"), train_key(model, image, "ddp-gloo-2")],
+        )
+        return Finding("Fig. 4a", claim, paper, "", NOT_RUN, why)
     variant, acc = ddp[-1]
     assert acc is not None
     ratio = acc.energy_kwh / single.energy_kwh
     ours = f"{variant.rsplit('-', 1)[-1]} procs: x{ratio:.2f}"
     if smoke:
         return Finding("Fig. 4a", claim, paper, ours, NOT_JUDGED, REASON_SMOKE)
-    floor = 1.0 - MAX_DDP_REDUCTION
-    if ratio >= floor:
-        return Finding("Fig. 4a", claim, paper, ours, HELD)
-    margin = math.hypot(single.ci95_kwh, acc.ci95_kwh)
-    shortfall = floor * single.energy_kwh - acc.energy_kwh
-    status = NOT_HELD if math.isfinite(margin) and shortfall > margin else INCONCLUSIVE
-    return Finding("Fig. 4a", claim, paper, ours, status)
+    keys = [train_key(model, image, "single-process"), train_key(model, image, variant)]
+    status, text = ddp_check(single, acc, load_during(registry, keys))
+    return Finding("Fig. 4a", claim, paper, ours, status, "" if status == HELD else text)
 
 
 def _fig4b(registry: Registry) -> Finding:
@@ -265,7 +356,14 @@ def _fig4b(registry: Registry) -> Finding:
     ddpm = registry.paper(synth_key(model, image, "ddpm", 1000, "samplers"))
     ddim = registry.paper(synth_key(model, image, "ddim", 200, "samplers"))
     if ddpm is None or ddim is None:
-        return Finding("Fig. 4b", claim, paper, "", NOT_RUN)
+        why = not_run_reason(
+            registry,
+            [
+                synth_key(model, image, "ddpm", 1000, "samplers"),
+                synth_key(model, image, "ddim", 200, "samplers"),
+            ],
+        )
+        return Finding("Fig. 4b", claim, paper, "", NOT_RUN, why)
     status, ratio, half = ratio_check(ddim, ddpm, expected, P.DDIM_RATIO_TOLERANCE)
     ours = f"{ratio:.3f} ± {half:.3f}" if math.isfinite(half) else f"{ratio:.3f}"
     reason = "within the 95% interval: too noisy to tell" if status == INCONCLUSIVE else ""
@@ -372,6 +470,32 @@ def ratios(registry: Registry) -> list[Ratio]:
     return out
 
 
+# -- what the job budget changed -------------------------------------------------------------------
+
+
+def _rel_ci95(registry: Registry, run_id: str) -> float:
+    """The 95% interval of the config's per-unit energy, relative to its mean."""
+    for key in registry.results:
+        if _run_id(key) == run_id:
+            acc = registry.paper(key)
+            if acc is not None and acc.energy_kwh > 0:
+                return acc.ci95_kwh / acc.energy_kwh
+    return math.nan
+
+
+def budget_notes(registry: Registry) -> tuple[list[str], list[str]]:
+    """(configs with fewer steps than the default, configs skipped) as ``label: note`` lines."""
+    runs = registry.session.get("runs", {})
+    fewer, skipped = [], []
+    for run_id, r in runs.items():
+        if r.get("skipped"):
+            skipped.append(f"{r.get('label', run_id)}: {r['skipped']}")
+        elif r.get("reduced") and r.get("steps", 0) < r.get("default_steps", 0):
+            note = steps_note(r["steps"], r["default_steps"], _rel_ci95(registry, run_id))
+            fewer.append(f"{r.get('label', run_id)}: {note}")
+    return fewer, skipped
+
+
 # -- rendering ------------------------------------------------------------------------------------
 
 
@@ -387,10 +511,35 @@ def _fit_middle(text: str, width: int) -> str:
     return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
+def _short_label(text: str, width: int) -> str:
+    """A config label within ``width``: the smoke scale's ``(192³/4, w/8)`` goes first, then
+    the middle of the label (text only: the numbers of a row are never cut)."""
+    if len(text) > width and " (" in text:
+        text = re.sub(r" \([^)]*/\d+, w/\d+\)", "", text)
+    return _fit_middle(text, width)
+
+
+#: a duration (``1 min 19 s``) or a count and its unit stay on one line when a sentence wraps
+_KEEP = re.compile(
+    r"\d+(?:\.\d+)? (?:h|min|s)\b(?: \d+ (?:min|s)\b)?|\d+ (?:warm-up|steps?|iterations?|rounds?)\b"
+)
+
+
 def _wrap(text: str, width: int, indent: str) -> list[str]:
     import textwrap
 
-    return textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ")
+    keep = _KEEP.sub(lambda m: m.group(0).replace(" ", "\u00a0"), text)
+    return [
+        line.replace("\u00a0", " ")
+        for line in textwrap.wrap(
+            keep,
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+    ]
 
 
 def _kg(x: float) -> str:
@@ -399,26 +548,45 @@ def _kg(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
 
-def render_terminal(fs: list[Finding], rs: list[Ratio], width: int = WIDTH) -> list[str]:
-    """The verdict section: ratios per config, then one line per finding (``width`` columns)."""
+#: shorter words for the verdict column where a row would not fit otherwise
+_SHORT_STATUS = {HARDWARE: "hw-dependent", INCONCLUSIVE: "inconcl.", NOT_HELD: "not held"}
+
+
+def render_terminal(  # noqa: PLR0912 - one block per section
+    fs: list[Finding],
+    rs: list[Ratio],
+    width: int = WIDTH,
+    fewer: list[str] | None = None,
+    skipped: list[str] | None = None,
+) -> list[str]:
+    """The verdict section: ratios per config, then one line per finding, within ``width``
+    columns where it can be: text columns are shortened, numbers never."""
     lines: list[str] = []
     if rs:
-        lines.append(
-            _fit("vs paper: ours / the paper's kg CO2e (EU27, PUE 1.55, the paper's N)", width)
+        lines += _wrap(
+            "vs paper: ours / the paper's kg CO2e (EU27, PUE 1.55, the paper's N)", width, ""
         )
-        name_w = min(max(len(r.label) for r in rs), width - 31)
-        for r in rs:
-            bound = " " if r.published else "≤"
+        pad = "" if all(r.published for r in rs) else " "
+        cells = [
+            (
+                r.label,
+                _kg(r.ours_kg),
+                (pad if r.published else "≤") + _kg(r.paper_kg),
+                _x(r.ratio) if math.isfinite(r.ratio) else "",
+            )
+            for r in rs
+        ]
+        w_ours, w_paper, w_ratio = (max(len(c[i]) for c in cells) for i in (1, 2, 3))
+        numbers_w = 2 + 1 + w_ours + 3 + w_paper + 1 + w_ratio
+        name_w = max(12, min(max(len(c[0]) for c in cells), width - numbers_w))
+        for label, ours, paper, ratio in cells:
             lines.append(
-                _fit(
-                    f"  {_fit_middle(r.label, name_w):<{name_w}} {_kg(r.ours_kg):>9} / "
-                    f"{bound}{_kg(r.paper_kg):<8} {_x(r.ratio) if math.isfinite(r.ratio) else '':>6}",
-                    width,
-                )
+                f"  {_short_label(label, name_w):<{name_w}} {ours:>{w_ours}} / "
+                f"{paper:<{w_paper}} {ratio:>{w_ratio}}".rstrip()
             )
         if not all(r.published for r in rs):
-            lines.append(
-                _fit("  ≤: the paper gives no number; an upper bound derived from it", width)
+            lines += _wrap(
+                "  ≤: the paper gives no number; an upper bound derived from it", width, ""
             )
     reasons: dict[str, int] = {}
     rows = []
@@ -427,33 +595,54 @@ def render_terminal(fs: list[Finding], rs: list[Ratio], width: int = WIDTH) -> l
         if f.reason:
             n = reasons.setdefault(f.reason, len(reasons) + 1)
             mark = f" ({n})"
-        rows.append((f"{f.figure} {f.claim}", f.paper, f.ours or "-", f.status + mark))
+        rows.append([f"{f.figure} {f.claim}", f.paper, f.ours or "-", f.status, mark])
+
+    def verdict_w() -> int:
+        return max(len(r[3] + r[4]) for r in rows)
+
+    def total(cols: list[int]) -> int:
+        return sum(widths[i] for i in cols) + 2 * len(cols) + verdict_w()
+
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    avail = width - 6 - max(len(r[3]) for r in rows)
-    while sum(widths) > avail and max(widths) > 8:  # shorten the widest column first
-        widths[widths.index(max(widths))] -= 1
-    lines.append(
-        _fit(
-            f"{'finding':<{widths[0]}}  {'paper':<{widths[1]}}  {'ours':<{widths[2]}}  verdict",
-            width,
-        )
-    )
-    for row in rows:
-        cells = [_fit(c, widths[i]).ljust(widths[i]) for i, c in enumerate(row[:3])]
-        lines.append(_fit("  ".join([*cells, row[3]]), width))
+    cols = [0, 1, 2]  # finding, paper, ours; the verdict last
+    # fit the width with the text: the finding column down to 18, shorter verdict words,
+    # the finding column down to 8, then without the paper's column; never a number cut
+    for step in ("finding", "words", "finding", "paper"):
+        over = total(cols) - width
+        if over <= 0:
+            break
+        if step == "finding":
+            widths[0] = max(18 if widths[0] > 18 else 8, widths[0] - over)
+        elif step == "words":
+            for r in rows:
+                r[3] = _SHORT_STATUS.get(r[3], r[3])
+        else:
+            cols = [0, 2]
+            widths[0] = min(max(len(r[0]) for r in rows), widths[0] + widths[1] + 2)
+            widths[0] = max(8, min(widths[0], width - widths[2] - 4 - verdict_w()))
+    header = ["finding", "paper", "ours"]
+    lines.append("  ".join(f"{header[i]:<{widths[i]}}" for i in cols) + "  verdict")
+    for r in rows:
+        cells = [(_fit(r[0], widths[0]) if i == 0 else r[i]).ljust(widths[i]) for i in cols]
+        lines.append("  ".join(cells) + f"  {r[3]}{r[4]}")
     for reason, n in reasons.items():
         lines += _wrap(f"({n}) {reason}", width, "")
+    if fewer:
+        lines += _wrap("fewer measured steps than the default (the job budget):", width, "")
+        for line in fewer:
+            lines += _wrap(line, width, "  ")
+    if skipped:
+        lines += _wrap("skipped by the job:", width, "")
+        for line in skipped:
+            lines += _wrap(line, width, "  ")
     counts = {s: sum(f.status == s for f in fs) for s in SEVERITY}
-    lines.append(
-        _fit(
-            "verdict: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n),
-            width,
-        )
-    )
+    lines += _wrap("verdict: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), width, "")
     return lines
 
 
-def render_markdown(fs: list[Finding], rs: list[Ratio]) -> list[str]:
+def render_markdown(
+    fs: list[Finding], rs: list[Ratio], registry: Registry | None = None
+) -> list[str]:
     """The verdict as markdown tables (the paper report's first section)."""
     lines = [
         "## Verdict",
@@ -466,6 +655,13 @@ def render_markdown(fs: list[Finding], rs: list[Ratio]) -> list[str]:
         for f in fs
     ]
     lines.append("")
+    fewer, skipped = budget_notes(registry) if registry is not None else ([], [])
+    if fewer:
+        lines += ["Fewer measured steps than the default (the job budget):", ""]
+        lines += [f"- {x}" for x in fewer] + [""]
+    if skipped:
+        lines += ["Skipped by the job:", ""]
+        lines += [f"- {x}" for x in skipped] + [""]
     if rs:
         lines += [
             "Ours / the paper's kg CO2e per config (both EU27, PUE 1.55, the paper's N; "
@@ -486,8 +682,12 @@ def render_markdown(fs: list[Finding], rs: list[Ratio]) -> list[str]:
 def verdict_json(registry: Registry) -> dict[str, Any]:
     """JSON-safe verdict for the plugin's report (key ``paper_verdict``)."""
     fs, rs = findings(registry), ratios(registry)
+    fewer, skipped = budget_notes(registry)
     return {
         "scale": registry.session.get("scale", "paper"),
+        "budget_s": registry.session.get("budget_s"),
+        "fewer_steps": fewer,
+        "skipped": skipped,
         "findings": [asdict(f) for f in fs],
         "vs_paper": [
             {**asdict(r), "ratio": r.ratio if math.isfinite(r.ratio) else None} for r in rs

@@ -302,9 +302,17 @@ def test_verdict_contradictions_and_noise():
         synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"),
         measurement([1.0, 31999.0], unit="sample"),
     )
+    r.session["runs"] = {  # measured on a quiet CPU
+        "train/3d-medium/3d-64/single-process": {"contention": {"pressure": 0.02, "steal": 0.0}},
+        "train/3d-medium/3d-64/ddp-gloo-2": {"contention": {"pressure": 0.03, "steal": None}},
+    }
     by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
     assert by["Fig. 1 3D synth"].status == V.NOT_HELD
     assert by["Fig. 4a DDP"].status == V.NOT_HELD
+    assert by["Fig. 4a DDP"].reason == (
+        "0.50 x the single process's energy per batch, beyond the 95% intervals (±1.18 kWh) "
+        "on a quiet CPU (CPU pressure 3% (some), steal 0%)"
+    )
     assert by["Fig. 4b DDIM 200"].status == V.INCONCLUSIVE
     assert by["Sec. 3.1 synth > train"].ours == "7/8, x0.0096-x21"
     assert by["Sec. 3.1 synth > train"].status == V.NOT_HELD
@@ -318,6 +326,106 @@ def test_verdict_at_smoke_scale_and_without_results():
     assert {f.reason for f in fs if f.status == V.NOT_JUDGED} == {V.REASON_SMOKE}
     empty = V.findings(Registry())
     assert [f.status for f in empty] == [V.NOT_RUN] * 11 and all(f.ours == "" for f in empty)
+
+
+def test_distributed_check_under_load_or_unknown_load_is_inconclusive():
+    from benchmarks.host import Contention
+
+    single, ddp = acc(1.0, 0.01), acc(0.73, 0.01)
+    assert V.ddp_check(single, ddp, Contention(0.45, 0.01)) == (
+        V.INCONCLUSIVE,
+        "inconclusive under load: 0.73 x the single process's energy per batch "
+        "(CPU pressure 45% (some), steal 1%)",
+    )
+    assert V.ddp_check(single, ddp, Contention(None, None)) == (
+        V.INCONCLUSIVE,
+        "inconclusive, load unknown: 0.73 x the single process's energy per batch "
+        "(CPU pressure unknown (no /proc/pressure/cpu))",
+    )
+    assert V.ddp_check(single, ddp, None)[1].endswith("(no contention recorded)")
+    # steal alone (no pressure file) can show the load
+    assert V.ddp_check(single, ddp, Contention(None, 0.2))[0] == V.INCONCLUSIVE
+    assert V.ddp_check(single, ddp, Contention(0.05, 0.0))[0] == V.NOT_HELD
+    assert V.ddp_check(single, acc(0.96, 0.01), Contention(0.9, 0.0)) == (
+        V.HELD,
+        "0.96 x the single process's energy per batch",
+    )
+
+
+def test_budget_notes_name_fewer_steps_and_skips():
+    r = paper_like()
+    r.add(train_key("3d-large", "3d-192"), measurement([1.0e3], unit="iteration"))
+    r.session["runs"] = {
+        "train/3d-large/3d-192": {
+            "label": "train 3d-large 192³",
+            "steps": 1,
+            "default_steps": 2,
+            "reduced": True,
+        },
+        "train/3d-medium/3d-256x256x192": {
+            "label": "train 3d-medium 256²×192",
+            "steps": 2,
+            "default_steps": 3,
+            "reduced": True,
+        },
+        "samplers/3d-medium/3d-64": {
+            "label": "synth 3d-medium 64³ 5 samplers",
+            "skipped": "over the budget: needs about 40 s (1 warm-up + 1 round), 12 s of the "
+            "budget left for it",
+        },
+        "train/2d-medium/2d-192": {"label": "x", "steps": 3, "default_steps": 8, "reduced": False},
+    }
+    del r.results[synth_key("3d-medium", "3d-64", "ddim", 200, "samplers")]
+    fewer, skipped = V.budget_notes(r)
+    rel = V._rel_ci95(r, "train/3d-medium/3d-256x256x192")
+    assert fewer == [
+        "train 3d-large 192³: 1 step (default 2): no interval",
+        f"train 3d-medium 256²×192: 2 steps (default 3): interval ±{rel:.0%}",
+    ]
+    assert skipped == [
+        "synth 3d-medium 64³ 5 samplers: over the budget: needs about 40 s (1 warm-up + 1 "
+        "round), 12 s of the budget left for it"
+    ]
+    by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
+    assert by["Fig. 4b DDIM 200"].status == V.NOT_RUN
+    assert by["Fig. 4b DDIM 200"].reason == "synth 3d-medium 64³ 5 samplers skipped, " + (
+        "over the budget: needs about 40 s (1 warm-up + 1 round), 12 s of the budget left for it"
+    )
+    lines = V.render_terminal(V.findings(r), V.ratios(r), 80, fewer, skipped)
+    assert max(len(line) for line in lines) <= 80
+    i = lines.index("fewer measured steps than the default (the job budget):")
+    assert lines[i + 1] == "  train 3d-large 192³: 1 step (default 2): no interval"
+    assert lines[i + 3 : i + 6] == [
+        "skipped by the job:",
+        "  synth 3d-medium 64³ 5 samplers: over the budget: needs about 40 s (1 warm-up +",
+        "    1 round), 12 s of the budget left for it",
+    ]
+    data = V.verdict_json(r)
+    assert data["fewer_steps"] == fewer and data["skipped"] == skipped
+
+
+def test_a_size_skipped_by_the_job_makes_its_finding_inconclusive():
+    r = paper_like()
+    del r.results[train_key("3d-large", "3d-192")]
+    why = "over the budget: needs about 10 min 59 s (1 warm-up + 1 iteration), 1 min 19 s left"
+    r.session["runs"] = {"train/3d-large/3d-192": {"label": "train 3d-large 192³", "skipped": why}}
+    by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
+    fig2 = by["Fig. 2 train"]
+    assert (fig2.ours, fig2.status) == ("+212% to +380%", V.INCONCLUSIVE)
+    assert fig2.reason == "train 3d-large 192³ skipped, " + why
+    del r.results[train_key("3d-medium", "3d-256x256x192")]
+    r.session["runs"]["train/3d-medium/3d-256x256x192"] = {"label": "t", "skipped": why}
+    fig1 = {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 1 3D train"]
+    assert (fig1.ours, fig1.status, fig1.reason) == (
+        "x26 64³-192³",
+        V.INCONCLUSIVE,
+        "t skipped, " + why,
+    )
+    # missing for another reason (deselected): not run, as before
+    r.session["runs"] = {}
+    assert {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 2 train"].status == V.NOT_RUN
+    lines = V.render_terminal(V.findings(r), V.ratios(r), 100)
+    assert max(len(line) for line in lines) <= 100
 
 
 def test_ratio_check_decides_with_the_interval():
@@ -385,17 +493,35 @@ def test_terminal_verdict_fits_100_columns():
     lines = V.render_terminal(V.findings(r), V.ratios(r))
     assert max(len(line) for line in lines) <= 100
     assert len(lines) == 1 + 31 + 1 + 1 + 11 + 4 + 1
-    assert lines[1] == "  train 2d-small 256²                 0.486 / ≤0.99      x0.49"
+    assert lines[1] == "  train 2d-small 256²             0.486 / ≤0.99  x0.49"
     assert lines[34] == (
         "Fig. 1 2D train         x2.0 192²-512²     x7.7               hardware-dependent (1)"
     )
     assert lines[-1] == "verdict: 4 hardware-dependent, 7 held"
+
+
+def test_narrow_terminals_shorten_text_never_numbers():
+    r = paper_like()
     narrow = V.render_terminal(V.findings(r), V.ratios(r), width=80)
     assert max(len(line) for line in narrow) == 80
     assert narrow[44] == "Sec. 3.1 synth > …  at every size      8/8, x19-x21       held"
     tiny = V.render_terminal(V.findings(r), V.ratios(r), width=60)
     assert max(len(line) for line in tiny) <= 60
-    assert tiny[9] == "  train 3d-mediu…4³ DDP gloo x2      1.95 / ≤0.96       x2.0"
+    assert tiny[10] == "  train 3d-medium 64³ DDP gloo x2  1.95 / ≤0.96   x2.0"
+    # the paper's column goes (its claims are in paper.md), the verdict words shorten
+    assert tiny[35:37] == [
+        "finding                 ours               verdict",
+        "Fig. 1 2D train         x7.7               hw-dependent (1)",
+    ]
+    # smoke labels: whole at 80 columns; at 60 the divisors go, every number stays whole
+    smoke = paper_like("smoke")
+    lines = V.render_terminal(V.findings(smoke), V.ratios(smoke), width=80)
+    assert max(len(line) for line in lines) <= 80
+    assert lines[9] == "  train 3d-medium smoke 16³ (64³/4, w/8) DDP gloo x2  1.95 / ≤0.96   x2.0"
+    lines = V.render_terminal(V.findings(smoke), V.ratios(smoke), width=60)
+    assert max(len(line) for line in lines) <= 60
+    assert not any("…" in line for line in lines[2:33])
+    assert lines[10] == "  train 3d-medium smoke 16³ DDP gloo x2  1.95 / ≤0.96   x2.0"
 
 
 def test_verdict_json_and_markdown():
