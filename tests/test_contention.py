@@ -256,6 +256,44 @@ def test_meter_records_work_and_contention_of_an_estimate(tmp_path: Path) -> Non
     assert back == rec
 
 
+def test_a_window_start_reuses_a_recent_snapshot_and_a_short_window_records_none(
+    tmp_path: Path,
+) -> None:
+    """The /proc counters cost about 0.2 ms a read: under --co2-all every trivial test would
+    pay two. A start within CONTENTION_REUSE_S of the last read reuses it; a window shorter
+    than that records no contention (unknown), never a made-up one."""
+    from pytest_co2.measure.meter import CONTENTION_REUSE_S
+
+    cpu, clock = Fake(0.0), Fake(50.0)
+    backend = EstimateBackend(
+        watts_per_thread=(0.5, 2.5), cpus_held=2.0, process_times=cpu, clock=clock,
+        rss_bytes=lambda: 0, root=tmp_path,
+    )  # fmt: skip
+    reads: list[float] = []
+
+    def reader(t: float) -> Snapshot:
+        reads.append(t)
+        return Snapshot(t, steal_ticks=int(t * 100), total_ticks=int(t * 1000))
+
+    def window(length_s: float) -> Measurement | None:
+        meter = Meter(backend, clock=clock, sync=lambda: None, contention=reader)
+        with meter.measure("w") as m:
+            clock.t += length_s
+            m.step()
+        return m.measurement
+
+    short = window(0.001)  # reads at 50.0; too short for an end read
+    assert reads == [50.0] and short is not None and short.contention is None
+    clock.t += CONTENTION_REUSE_S / 2
+    long = window(1.0)  # the start reuses the read at 50.0, the end reads afresh
+    assert reads == [50.0, 50.0 + 0.001 + CONTENTION_REUSE_S / 2 + 1.0]
+    assert long is not None and long.contention is not None
+    assert long.contention.wall_s == pytest.approx(1.0 + 0.001 + CONTENTION_REUSE_S / 2)
+    clock.t += CONTENTION_REUSE_S  # the last read is now too old to reuse
+    window(1.0)
+    assert len(reads) == 4
+
+
 def test_a_measurement_saved_before_has_no_work_and_unknown_contention() -> None:
     d = _measurement().to_dict()
     assert "contention" not in d and "work_energy_j" not in d  # counters: nothing added

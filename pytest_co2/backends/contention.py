@@ -40,10 +40,26 @@ class Snapshot:
 
 
 def _read(path: Path) -> str | None:
+    """The text of a small /proc file (at most 1 MiB), None when unreadable. Plain
+    ``os.read``: a window boundary reads three of these, and ``Path.read_text``'s buffered,
+    decoded file object costs several times as much."""
     try:
-        return path.read_text(encoding="ascii", errors="replace")
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
+    try:
+        chunks, size = [], 0
+        while size < 1 << 20:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks).decode("ascii", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def read_pressure_some_us(root: Path) -> int | None:
