@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .cpuinfo import host_root
 from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
 from .poller import PowerPoller
 
@@ -663,7 +664,7 @@ def _import_amdsmi() -> Any:
     if (
         "amdsmi" not in sys.modules
         and sys.platform.startswith("linux")
-        and not amd_driver_present()
+        and not amd_driver_present(str(host_root()))
     ):
         raise BackendUnavailable("no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)")
     try:

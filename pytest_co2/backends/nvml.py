@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 from . import cuda as _cuda
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .cpuinfo import host_root
 from .poller import PowerPoller
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
@@ -194,7 +195,7 @@ def _driver_present() -> bool:
     /proc and /dev (/dev/dxg on WSL2); elsewhere we cannot tell and let nvmlInit decide."""
     if not sys.platform.startswith("linux"):
         return True
-    return gpu_host_kind() is not None
+    return gpu_host_kind(str(host_root())) is not None
 
 
 class _PowerSource(NamedTuple):
