@@ -4,6 +4,7 @@ exact."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
@@ -74,4 +75,8 @@ def _fake_host(fake_host_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test, and every pytest run it starts (in process or as a subprocess), sees the
     fake host instead of this machine's CPU, RAPL and GPUs, and one terminal width."""
     monkeypatch.setenv(HOST_ROOT_ENV, str(fake_host_root))
+    # A GPU library that an earlier test imported (pynvml where it is installed) would skip
+    # the driver check and find this machine's GPUs: each test imports its own, or a fake.
+    for module in ("pynvml", "amdsmi"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("COLUMNS", COLUMNS)

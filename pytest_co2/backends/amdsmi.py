@@ -75,8 +75,10 @@ _U64_MAX = 2**64 - 1
 INSTALL_HINT = "pip install 'pytest-co2[amd]' (amdsmi needs ROCm's libamd_smi)"
 
 
-def amd_driver_present(root: str = "/") -> bool:
-    """Whether the amdgpu kernel driver shows (``/dev/kfd`` or ``/sys/module/amdgpu``)."""
+def amd_driver_present(root: str | None = None) -> bool:
+    """Whether the amdgpu kernel driver shows (``/dev/kfd`` or ``/sys/module/amdgpu``) under
+    ``root`` (None: :func:`~.cpuinfo.host_root`)."""
+    root = str(host_root()) if root is None else root
     return os.path.exists(os.path.join(root, "dev/kfd")) or os.path.exists(
         os.path.join(root, "sys/module/amdgpu")
     )
@@ -664,7 +666,7 @@ def _import_amdsmi() -> Any:
     if (
         "amdsmi" not in sys.modules
         and sys.platform.startswith("linux")
-        and not amd_driver_present(str(host_root()))
+        and not amd_driver_present()
     ):
         raise BackendUnavailable("no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)")
     try:

@@ -177,9 +177,11 @@ def select_visible(
     return selected, notes
 
 
-def gpu_host_kind(root: str = "/") -> str | None:
+def gpu_host_kind(root: str | None = None) -> str | None:
     """``"linux"`` (NVIDIA driver in /proc or /dev), ``"wsl2"`` (``/dev/dxg`` without
-    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU)."""
+    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU), under ``root``
+    (None: :func:`~.cpuinfo.host_root`)."""
+    root = str(host_root()) if root is None else root
     join = os.path.join
     if os.path.exists(join(root, "proc/driver/nvidia/version")) or os.path.exists(
         join(root, "dev/nvidiactl")
@@ -195,7 +197,7 @@ def _driver_present() -> bool:
     /proc and /dev (/dev/dxg on WSL2); elsewhere we cannot tell and let nvmlInit decide."""
     if not sys.platform.startswith("linux"):
         return True
-    return gpu_host_kind(str(host_root())) is not None
+    return gpu_host_kind() is not None
 
 
 class _PowerSource(NamedTuple):
