@@ -803,3 +803,87 @@ def test_a_test_with_a_rather_long_name_that_would_wrap_a_narrow_terminal(co2_me
     else:
         assert "J/unit" not in out  # no room: the compact columns only
         result.stdout.fnmatch_lines(["test_the_summ*…*[[]2[]] [[]training loop[]]  0.0208 *"])
+
+
+def test_a_failed_tests_measurement_is_in_every_total(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    """One test fails after its measurement: the terminal TOTAL, the markdown total and the
+    JSON totals agree, and all count it (100 + 200 + 400 J, each block one unit x 1,000)."""
+    from pytest_co2.reporting.fmt import fmt_num, fmt_pm
+
+    fake_clock_pytester.makepyfile(
+        """
+def test_a(co2_meter, clock):
+    with co2_meter.measure("a"):
+        clock.advance(1.0)
+
+def test_fails(co2_meter, clock):
+    with co2_meter.measure("f"):
+        clock.advance(2.0)
+    assert False, "fails after its measurement"
+
+def test_c(co2_meter, clock):
+    with co2_meter.measure("c"):
+        clock.advance(4.0)
+"""
+    )
+    result, data = run_json(fake_clock_pytester, "--co2-markdown=summary.md")
+    result.assert_outcomes(passed=2, failed=1)
+    outcomes = {t["nodeid"].split("::")[1]: t["outcome"] for t in data["tests"]}
+    assert outcomes == {"test_a": "passed", "test_fails": "failed", "test_c": "passed"}
+    totals = data["totals"]
+    kwh = 1000 * 700.0 / 3.6e6  # 0.194 kWh; without the failed test 0.139
+    assert (totals["measurements"], totals["energy_j"]) == (3, 700.0)
+    assert totals["energy_kwh"] == pytest.approx(kwh, rel=1e-12)
+    assert totals["co2e_kg"] == pytest.approx(kwh * 7 / 1000, rel=1e-12)
+    energy, co2e = fmt_num(totals["energy_kwh"]), fmt_pm(totals["co2e_kg"], totals["std_kg"])
+    assert (energy, co2e) == ("0.194", "0.00136")  # one-unit blocks: no spread
+    (terminal,) = [line for line in unwrapped(result).lines if line.startswith("TOTAL")]
+    assert terminal.split() == ["TOTAL", "(3", "measurements)", energy, *co2e.split()]
+    md = (fake_clock_pytester.path / "summary.md").read_text().splitlines()
+    (total_row,) = [line for line in md if line.startswith("| **total** |")]
+    cells = [c.strip() for c in total_row.strip("|").split("|")]
+    assert cells[:6] == ["**total**", "3 measurements", "", "", energy, co2e]
+
+
+def test_windows_left_open_are_closed_at_the_end_of_their_test(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    """A steps() loop the test leaves by raising (its iterator kept in a variable, so nothing
+    closes it), and a measure() block entered by hand and never exited: each is recorded,
+    partial, for its own test, and the next test's measurement is its own."""
+    fake_clock_pytester.makepyfile(
+        """
+def test_loop_left_by_raising(co2_meter, clock):
+    it = co2_meter.steps(10, name="loop")
+    for k in it:
+        clock.advance(1.0)
+        if k == 3:
+            raise RuntimeError("boom")
+
+def test_block_never_exited(co2_meter, clock):
+    block = co2_meter.measure("block")
+    block.__enter__()
+    clock.advance(2.0)
+
+def test_next(co2_meter, clock):
+    clock.advance(8.0)  # between windows: no one's energy
+    with co2_meter.measure("next"):
+        clock.advance(4.0)
+"""
+    )
+    result, data = run_json(fake_clock_pytester)
+    result.assert_outcomes(passed=2, failed=1)
+    records = {
+        t["nodeid"].split("::")[1]: [
+            (m["name"], m["steps"], m["complete"], m["energy_j"]) for m in t["measurements"]
+        ]
+        for t in data["tests"]
+    }
+    assert records == {
+        "test_loop_left_by_raising": [("loop", 3, False, 300.0)],  # 3 whole steps of 4
+        "test_block_never_exited": [("block", 1, False, 200.0)],
+        "test_next": [("next", 1, True, 400.0)],
+    }
+    assert data["totals"]["energy_j"] == 900.0
