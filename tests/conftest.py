@@ -71,9 +71,14 @@ def fake_host_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _fake_host(fake_host_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fake_host(
+    request: pytest.FixtureRequest, fake_host_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test, and every pytest run it starts (in process or as a subprocess), sees the
-    fake host instead of this machine's CPU, RAPL and GPUs, and one terminal width."""
+    fake host instead of this machine's CPU, RAPL and GPUs, and one terminal width. Except
+    the ``hardware`` tests: they are about this machine's real counters."""
+    if request.node.get_closest_marker("hardware") is not None:
+        return
     monkeypatch.setenv(HOST_ROOT_ENV, str(fake_host_root))
     # A GPU library that an earlier test imported (pynvml where it is installed) would skip
     # the driver check and find this machine's GPUs: each test imports its own, or a fake.
