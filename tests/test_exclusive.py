@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from terminal_text import unwrapped
 
 from pytest_co2.backends.base import Device, Method
 from pytest_co2.measure.locks import DeviceLock, WindowGuard, decide, lock_file_name
@@ -184,7 +185,7 @@ def test_exclusive_lock_prevents_double_counting(
         "auto: pytest-xdist with a counter backend",
     )
     assert (pytester.path / "locks" / "gpu_7.lock").exists()
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2: exclusive: measured windows on shared counter devices (gpu:7) are serialized*"]
     )
 
@@ -200,7 +201,7 @@ def test_without_the_lock_workers_double_count(
     assert data["session"]["exclusive"]["mode"] == "off"
     notes = [n for t in data["tests"] for n in t["measurements"][0]["notes"]]
     assert any("double counting" in n for n in notes)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2: not exclusive (--co2-no-exclusive (command line)): concurrent pytest-xdist workers*"]
     )
 
@@ -428,7 +429,7 @@ def test_a_run_with_a_lock_held_elsewhere_finishes_and_says_so(
     notes = [n for t in data["tests"] for m in t["measurements"] for n in m["notes"]]
     assert sum(n.startswith("exclusive: NOT locked: waited 0.5 s") for n in notes) == 1
     assert sum(n.startswith("exclusive: NOT locked:") for n in notes) == 2
-    result.stdout.fnmatch_lines(["*held by another process for 0.5 s*"])
+    unwrapped(result).fnmatch_lines(["*held by another process for 0.5 s*"])
     windows = data["session"]["exclusive"]["windows"]
     assert (windows["unlocked_windows"], windows["timed_out"]) == (2, 1)
 
