@@ -368,7 +368,8 @@ class EstimateBackend(Backend):
     ``watts_per_thread`` (idle, full) and ``cpu_tdp_w`` are the user's overrides;
     ``n_cpus`` the threads of one package for the TDP mode; ``cpus_held`` replaces the CPUs
     the process may use; ``root`` is where ``proc/`` and ``sys/`` are read (tests pass fake
-    trees; None: :func:`~.cpuinfo.host_root`). ``cpu_model`` replaces the model name read from ``/proc/cpuinfo``.
+    trees; None: :func:`~.cpuinfo.host_root`). ``cpu_model`` replaces the model name read
+    from ``/proc/cpuinfo``.
     ``process_times``, ``rss_bytes`` and ``clock`` replace the process's CPU seconds, RSS in
     bytes and the wall clock. :meth:`read_j` takes no lock: call it from one thread.
     """
