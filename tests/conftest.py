@@ -1,10 +1,20 @@
-"""Shared helpers: a pytester conftest whose backend is a simulated 100 W device on a fake
-clock that tests advance by hand, so that every number is exact."""
+"""Shared helpers: one fake host for every test, and a pytester conftest whose backend is a
+simulated 100 W device on a fake clock that tests advance by hand, so that every number is
+exact."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
 import pytest
+from fake_machine import fake_host
+
+from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
+
+# pytester runs whose assertions read terminal text get this width (pytest reads COLUMNS).
+COLUMNS = "80"
 
 FAKE_CLOCK_CONFTEST = """
 import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
@@ -52,3 +62,26 @@ def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     (pytester clears PYTEST_ADDOPTS when it starts, so it is set after that.)"""
     monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
     return pytester
+
+
+@pytest.fixture(scope="session")
+def fake_host_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fake machine's ``/`` (see :func:`tests.fake_machine.fake_host`)."""
+    return fake_host(tmp_path_factory.mktemp("host"))
+
+
+@pytest.fixture(autouse=True)
+def _fake_host(
+    request: pytest.FixtureRequest, fake_host_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test, and every pytest run it starts (in process or as a subprocess), sees the
+    fake host instead of this machine's CPU, RAPL and GPUs, and one terminal width. Except
+    the ``hardware`` tests: they are about this machine's real counters."""
+    if request.node.get_closest_marker("hardware") is not None:
+        return
+    monkeypatch.setenv(HOST_ROOT_ENV, str(fake_host_root))
+    # A GPU library that an earlier test imported (pynvml where it is installed) would skip
+    # the driver check and find this machine's GPUs: each test imports its own, or a fake.
+    for module in ("pynvml", "amdsmi"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setenv("COLUMNS", COLUMNS)

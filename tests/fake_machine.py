@@ -70,3 +70,18 @@ def make_tree(
 
 
 KVM_DMI = {"sys_vendor": "QEMU", "product_name": "Standard PC (Q35 + ICH9, 2009)"}
+
+
+FAKE_HOST_CPU = "AMD EPYC 9654 96-Core Processor"
+FAKE_HOST_CPUS = 4
+
+
+def fake_host(root: Path) -> Path:
+    """The machine every test sees by default (``tests/conftest.py``): bare metal, 4 threads of
+    an AMD EPYC 9654 (a SPECpower model), all allowed, no cgroup quota, no RAPL, no GPU."""
+    return make_tree(
+        root,
+        cpuinfo_text(FAKE_HOST_CPUS, family=25, model=17, name=FAKE_HOST_CPU, siblings=192),
+        cpus_allowed=f"0-{FAKE_HOST_CPUS - 1}",
+        files={"sys/class/powercap/.keep": "", "dev/.keep": ""},
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from terminal_text import unwrapped
 
 from pytest_co2.carbon.intensity import lookup, paper_regions
 from pytest_co2.reporting.advice import advise
@@ -39,7 +40,7 @@ def test_co2_advise_in_the_summary_json_and_markdown(fake_clock_pytester: pytest
     )  # fmt: skip
     result.assert_outcomes(passed=1)
     # 25 J x 1,000 = 25,000 J = 0.006944 kWh: PL 666 g -> 4.62e-3 kg, SE 7 g -> 4.86e-5 kg
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2 advice: run in SE: 4.86e-5 kg instead of 0.00462 kg in PL (-99%)*"]
     )
     advice = json.loads((fake_clock_pytester.path / "r.json").read_text())["advice"]

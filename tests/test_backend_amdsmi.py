@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from terminal_text import unwrapped
 
 from pytest_co2.backends import (
     BackendError,
@@ -832,8 +833,8 @@ def test_plugin_end_to_end_with_the_fake_module(
         "no:cacheprovider",
     )
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["co2: backend amdsmi: AMD Instinct MI300X [[]counter[]]*"])
-    result.stdout.fnmatch_lines(["*AMD Instinct MI300X [[]counter[]] 40*J*"])
+    unwrapped(result).fnmatch_lines(["co2: backend amdsmi: AMD Instinct MI300X [[]counter[]]*"])
+    unwrapped(result).fnmatch_lines(["*AMD Instinct MI300X [[]counter[]] 40*J*"])
     data = json.loads((pytester.path / "r.json").read_text())
     (m,) = data["tests"][0]["measurements"]
     assert m["energy_j"] == 40.0 and m["method"] == "counter"

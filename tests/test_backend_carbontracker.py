@@ -7,7 +7,6 @@ import socket
 import sys
 import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,16 +60,23 @@ class FakeHandler:
         self.shutdowns += 1
 
 
-no_rapl = not Path("/sys/class/powercap").exists()
+def test_fallback_on_a_machine_without_rapl_or_gpu_without_network(
+    no_network: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """carbontracker's own handlers, told that this machine (the fake host of the suite) has
+    no RAPL and no NVIDIA GPU: carbontracker probes the real /sys and NVML itself."""
+    from carbontracker.components.cpu import intel
 
-
-@pytest.mark.skipif(not no_rapl, reason="this machine has a powercap tree")
-def test_fallback_on_this_machine_without_network(no_network: list[Any]) -> None:
+    monkeypatch.setattr(intel.IntelCPU, "available", lambda self: False)
+    try:
+        from carbontracker.components.gpu import nvidia
+    except ImportError:
+        pass  # no pynvml: the handler cannot be imported, which the backend says
+    else:
+        monkeypatch.setattr(nvidia.NvidiaGPU, "available", lambda self: False)
     with pytest.warns(BackendWarning, match="fell back to the CPU-time estimate"):
         backend = CarbontrackerBackend()
     try:
-        if any(d.kind == "gpu" for d in backend.devices):
-            pytest.skip("carbontracker found an NVIDIA GPU here")
         assert backend.name == "carbontracker (fallback: estimate)"
         assert [d.id for d in backend.devices] == ["cpu:process", "memory:process"]
         assert backend.method == "estimated"
@@ -99,7 +105,11 @@ def test_polls_and_integrates_component_power(no_network: list[Any]) -> None:
         assert all(d.method is Method.POLLED for d in backend.devices)
         assert backend.update_period_s == 1.0
         assert backend.name == "carbontracker"
-        time.sleep(0.15)
+        # a few samples each, however long a busy runner keeps the poller threads waiting
+        deadline = time.monotonic() + 60
+        while min(gpu.samples, cpu.samples) <= 3:
+            assert time.monotonic() < deadline, (gpu.samples, cpu.samples)
+            time.sleep(0.01)
         t0 = time.perf_counter()
         energy = backend.read_j()
         t1 = time.perf_counter()
@@ -145,7 +155,7 @@ def test_rapl_permission_error_is_explained() -> None:
 
 
 def _wait_for_error(backend: CarbontrackerBackend, index: int = 0) -> None:
-    deadline = time.perf_counter() + 2.0
+    deadline = time.perf_counter() + 60.0  # ends when the poller saw it: a few ms
     while backend._pollers[index].error is None and time.perf_counter() < deadline:
         time.sleep(0.005)
     assert backend._pollers[index].error is not None

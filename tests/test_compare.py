@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from terminal_text import unwrapped
 
 from pytest_co2.backends.base import Device, Method
 from pytest_co2.carbon.emission import Emission
@@ -69,7 +70,7 @@ def saved(fake_clock_pytester: pytest.Pytester) -> pytest.Pytester:
     fake_clock_pytester.makepyfile(WORKLOAD)
     result = run(fake_clock_pytester, 1.0, "--co2-save=base")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["co2 baseline saved to *.co2*base.json"])
+    unwrapped(result).fnmatch_lines(["co2 baseline saved to *.co2*base.json"])
     data = json.loads((fake_clock_pytester.path / ".co2" / "base.json").read_text())
     assert data["schema_version"] == 1 and len(data["tests"]) == 2
     assert not list((fake_clock_pytester.path / ".co2").glob(".co2-*"))  # atomic write
@@ -80,7 +81,7 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
     result = run(saved, 1.2, "--co2-compare-fail=energy:10%", "--co2-json=r.json")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=2)  # the tests pass; the session fails
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         [
             "co2: comparing with *base.json; fail on energy:10%",
             "*co2 compared with *base.json*",
@@ -104,7 +105,7 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
 def test_a_5_percent_change_passes(saved: pytest.Pytester) -> None:
     result = run(saved, 1.05, "--co2-compare-fail=energy:10%,co2e:10%")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_train*train*+5.0%*+5.0%*no regression*"])
+    unwrapped(result).fnmatch_lines(["*test_train*train*+5.0%*+5.0%*no regression*"])
     assert "co2 regression" not in result.stdout.str()
 
 
@@ -113,14 +114,14 @@ def test_compare_by_name_and_path_latest_and_co2e(saved: pytest.Pytester) -> Non
     # no value: the latest saved (double), so 1.2 is a 40% improvement
     result = run(saved, 1.2, "--co2-compare", "--co2-compare-fail=co2e:1%")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*test_train*train*-40.0%*-40.0%*"])
+    unwrapped(result).fnmatch_lines(["*test_train*train*-40.0%*-40.0%*"])
     result = run(saved, 1.2, "--co2-compare=base", "--co2-compare-fail=co2e:19%")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%: regression*"]
     )
     result = run(saved, 1.2, f"--co2-compare={saved.path / '.co2' / 'double.json'}")
-    result.stdout.fnmatch_lines(["*test_train*train*-40.0%*"])
+    unwrapped(result).fnmatch_lines(["*test_train*train*-40.0%*"])
 
 
 def test_missing_baseline_is_a_usage_error(pytester: pytest.Pytester) -> None:
@@ -139,7 +140,7 @@ def test_markdown_and_junit(saved: pytest.Pytester) -> None:
     result = run(
         saved, 1.2, "--co2-compare=base", "--co2-markdown=out/summary.md", "--junitxml=junit.xml"
     )
-    result.stdout.fnmatch_lines(["co2 markdown written to out/summary.md"])
+    unwrapped(result).fnmatch_lines(["co2 markdown written to out/summary.md"])
     md = (saved.path / "out" / "summary.md").read_text()
     lines = md.splitlines()
     assert lines[0] == "### CO2e of this test run"

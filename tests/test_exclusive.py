@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from terminal_text import unwrapped
 
 from pytest_co2.backends.base import Device, Method
 from pytest_co2.measure.locks import DeviceLock, WindowGuard, decide, lock_file_name
@@ -77,9 +78,20 @@ def rendezvous():
     """Wait (outside any window) until both tests arrived, so their windows would overlap."""
     def wait(name):
         open(os.path.join(BUSY_DIR, "arrived-" + name), "w").close()
-        deadline = time.time() + 10
+        deadline = time.time() + 120  # a busy runner can start one xdist worker much later
         while len([n for n in os.listdir(BUSY_DIR) if n.startswith("arrived-")]) < 2:
             assert time.time() < deadline, "the other worker never arrived"
+            time.sleep(0.005)
+    return wait
+
+
+@pytest.fixture
+def both_busy():
+    """Wait until both workers have started their work (inside a window: without the lock)."""
+    def wait():
+        deadline = time.time() + 120
+        while len([n for n in os.listdir(BUSY_DIR) if n.startswith("busy-")]) < 2:
+            assert time.time() < deadline, "the other worker never started its work"
             time.sleep(0.005)
     return wait
 '''
@@ -94,15 +106,40 @@ def test_work(co2_meter, work, rendezvous, name):
         work(0.4)
 """
 
+# Without the lock: each window stays open until the other worker's work started, so the two
+# windows overlap however late a busy runner started one of the workers.
+TWO_OVERLAPPING_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("name", ["a", "b"])
+def test_work(co2_meter, work, rendezvous, both_busy, name):
+    rendezvous(name)
+    with co2_meter.measure("work"):
+        work(0.4)
+        both_busy()
+"""
+
+
+def busy_intervals(busy: Path) -> list[tuple[float, float]]:
+    """(start, end) of each worker's work, in time.time() seconds, in order of start."""
+    return sorted(
+        (float(a), float(b))
+        for f in busy.glob("busy-*")
+        for a, b in (line.split() for line in f.read_text().splitlines() if line.split())
+    )
+
 
 def run_shared(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *args: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    tests: str = TWO_TESTS,
 ) -> tuple[pytest.RunResult, dict, float]:
     busy = pytester.path / "busy"
     busy.mkdir()
     monkeypatch.setenv("CO2_TEST_BUSY_DIR", str(busy))
     pytester.makeconftest(SHARED_COUNTER_CONFTEST)
-    pytester.makepyfile(TWO_TESTS)
+    pytester.makepyfile(tests)
     result = pytester.runpytest(
         "-n",
         "2",
@@ -133,12 +170,14 @@ def test_exclusive_lock_prevents_double_counting(
     measured = [t["measurements"][0] for t in data["tests"]]
     assert len(measured) == 2
     total_j = sum(m["energy_j"] for m in measured)
-    assert true_j == pytest.approx(80.0, rel=0.05)  # 2 x 0.4 s x 100 W
-    assert total_j == pytest.approx(true_j, rel=0.02)
+    assert true_j >= 80.0  # 2 x 0.4 s x 100 W: sleep(0.4) lasts 0.4 s or longer
+    assert total_j == pytest.approx(true_j, rel=1e-9)  # serialized: each window its own work
+    (_, end_a), (start_b, _) = busy_intervals(pytester.path / "busy")
+    assert start_b >= end_a  # the works did not overlap...
     notes = [n for m in measured for n in m["notes"] if n.startswith("exclusive:")]
     assert len(notes) == 2 and all("held the lock on gpu:7" in n for n in notes)
     waits = sorted(float(n.rsplit("waited ", 1)[1].split(" s")[0]) for n in notes)
-    assert waits[1] >= 0.3  # the second window waited for the first: they were serialized
+    assert waits[1] > 0  # ...because the second window waited for the lock
     ex = data["session"]["exclusive"]
     assert (ex["mode"], ex["devices"], ex["reason"]) == (
         "lock",
@@ -146,7 +185,7 @@ def test_exclusive_lock_prevents_double_counting(
         "auto: pytest-xdist with a counter backend",
     )
     assert (pytester.path / "locks" / "gpu_7.lock").exists()
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2: exclusive: measured windows on shared counter devices (gpu:7) are serialized*"]
     )
 
@@ -154,13 +193,15 @@ def test_exclusive_lock_prevents_double_counting(
 def test_without_the_lock_workers_double_count(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result, data, true_j = run_shared(pytester, monkeypatch, "--co2-no-exclusive")
+    result, data, true_j = run_shared(
+        pytester, monkeypatch, "--co2-no-exclusive", tests=TWO_OVERLAPPING_TESTS
+    )
     total_j = sum(t["measurements"][0]["energy_j"] for t in data["tests"])
-    assert total_j > 1.5 * true_j  # each window also counted the other worker's work
+    assert total_j > true_j  # each window also counted some of the other worker's work
     assert data["session"]["exclusive"]["mode"] == "off"
     notes = [n for t in data["tests"] for n in t["measurements"][0]["notes"]]
     assert any("double counting" in n for n in notes)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2: not exclusive (--co2-no-exclusive (command line)): concurrent pytest-xdist workers*"]
     )
 
@@ -325,12 +366,10 @@ def test_a_lock_held_elsewhere_costs_one_timeout_and_is_said(tmp_path: Path, hol
         meter.measure("first"),
     ):
         assert guard.waiting is None
-    assert 0.4 <= time.perf_counter() - t0 < 0.4 + 1.0  # the timeout plus its own time
+    assert time.perf_counter() - t0 >= 0.4  # the timeout, waited in full
     assert events[0] == (False, False) and events[-1] == (True, False)
-    t1 = time.perf_counter()
-    with meter.measure("second"):  # the lock is still busy: no second wait
+    with meter.measure("second"):  # the lock is still busy: no second wait ("still held")
         pass
-    assert time.perf_counter() - t1 < 0.2
     first, second = meter.measurements
     (n1,) = [n for n in first.notes if n.startswith("exclusive")]
     assert n1.startswith("exclusive: NOT locked: waited 0.4 s (the lock timeout) for ")
@@ -382,13 +421,15 @@ def test_a_run_with_a_lock_held_elsewhere_finishes_and_says_so(
         "-p", "no:cacheprovider", "--co2-exclusive", f"--co2-lock-dir={locks}",
         "--co2-lock-timeout=0.5", "--co2-json=r.json",
     )  # fmt: skip
-    assert time.perf_counter() - t0 < 0.5 + 8.0  # before the fix: it never ended
+    # before the fix it never ended; it ends now (one 0.5 s timeout, then no wait), and a
+    # minute is room for a busy runner, not a claim about its speed
+    assert time.perf_counter() - t0 < 0.5 + 60.0
     result.assert_outcomes(passed=2)
     data = json.loads((pytester.path / "r.json").read_text())
     notes = [n for t in data["tests"] for m in t["measurements"] for n in m["notes"]]
     assert sum(n.startswith("exclusive: NOT locked: waited 0.5 s") for n in notes) == 1
     assert sum(n.startswith("exclusive: NOT locked:") for n in notes) == 2
-    result.stdout.fnmatch_lines(["*held by another process for 0.5 s*"])
+    unwrapped(result).fnmatch_lines(["*held by another process for 0.5 s*"])
     windows = data["session"]["exclusive"]["windows"]
     assert (windows["unlocked_windows"], windows["timed_out"]) == (2, 1)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from intensity_server import IntensityServer, em_forecast, em_latest, start_server, uk_fw24h
+from terminal_text import unwrapped
 
 RUN = """
 def test_train(co2_meter, clock):
@@ -77,7 +78,7 @@ def test_ukgrid_live_then_cached(
     args = (*BASE, "--co2-intensity-source=ukgrid", f"--co2-intensity-url={server.url}")
     result = fake_clock_pytester.runpytest(*args, "--co2-advise", "--co2-markdown=r.md")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         [
             "co2: region GB 200 g CO2e/kWh (UK National Grid ESO carbon intensity API (actual); "
             "live, zone GB, at *Z); PUE 1;*",
@@ -130,7 +131,9 @@ def test_ukgrid_live_then_cached(
     result = fake_clock_pytester.runpytest(*args)
     result.assert_outcomes(passed=1)
     assert len(server.requests) == 2
-    result.stdout.fnmatch_lines(["co2: region GB 200 g CO2e/kWh (*; cached * ago, zone GB, at *"])
+    unwrapped(result).fnmatch_lines(
+        ["co2: region GB 200 g CO2e/kWh (*; cached * ago, zone GB, at *"]
+    )
     assert report(fake_clock_pytester)["session"]["intensity"]["provenance"] == "cached"
 
 
@@ -144,7 +147,7 @@ def test_a_failing_provider_falls_back_and_the_test_passes(
         "--co2-intensity-timeout=0.2",
     )  # fmt: skip
     result.assert_outcomes(passed=1, warnings=1)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         [
             "*IntensityWarning: pytest-co2: --co2-intensity-source=ukgrid zone GB: HTTP 500 from "
             f"127.0.0.1:{server.port}: down; using the shipped data instead: GB *",
@@ -178,7 +181,7 @@ def test_electricitymaps_from_the_environment(
     fake_clock_pytester.makepyfile(RUN)
     result = fake_clock_pytester.runpytest(*BASE, "--co2-region=DE", "--co2-advise")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         [
             "co2: region DE 312 g CO2e/kWh (Electricity Maps (lifecycle, estimated); live, zone "
             "DE, at 2026-12-03T08:00:00Z); *",
@@ -246,7 +249,7 @@ def test_file_source_and_no_source_keeps_todays_records(
     )
     result = fake_clock_pytester.runpytest(*BASE, "--co2-intensity-source=file:ci.json")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         [
             "co2: region SE 12 g CO2e/kWh (intensity file ci.json; file, zone SE, at 2026-12-03T08:00:00Z); *"
         ]
@@ -268,7 +271,7 @@ def test_file_source_and_no_source_keeps_todays_records(
     }
     emission = data["tests"][0]["measurements"][0]["emission"]
     assert not {"provenance", "zone", "at", "reason"} & set(emission)
-    result.stdout.fnmatch_lines(
+    unwrapped(result).fnmatch_lines(
         ["co2: region SE 7 g CO2e/kWh (EEA 2022, as given in Table 1 of the paper); PUE 1; *"]
     )
 
@@ -299,5 +302,5 @@ def test_help_asks_nothing(
     monkeypatch.setenv("PYTEST_CO2_INTENSITY_URL", server.url)
     result = pytester.runpytest("--help")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*--co2-intensity-source=SOURCE*"])
+    unwrapped(result).fnmatch_lines(["*--co2-intensity-source=SOURCE*"])
     assert server.requests == []

@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .cpuinfo import host_root
 from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
 from .poller import PowerPoller
 
@@ -74,8 +75,10 @@ _U64_MAX = 2**64 - 1
 INSTALL_HINT = "pip install 'pytest-co2[amd]' (amdsmi needs ROCm's libamd_smi)"
 
 
-def amd_driver_present(root: str = "/") -> bool:
-    """Whether the amdgpu kernel driver shows (``/dev/kfd`` or ``/sys/module/amdgpu``)."""
+def amd_driver_present(root: str | None = None) -> bool:
+    """Whether the amdgpu kernel driver shows (``/dev/kfd`` or ``/sys/module/amdgpu``) under
+    ``root`` (None: :func:`~.cpuinfo.host_root`)."""
+    root = str(host_root()) if root is None else root
     return os.path.exists(os.path.join(root, "dev/kfd")) or os.path.exists(
         os.path.join(root, "sys/module/amdgpu")
     )

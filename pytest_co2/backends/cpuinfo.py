@@ -25,6 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_ROOT = Path("/")
+# Test-only: the test suite names a fake machine's "/" here so that its runs see one host
+# everywhere; unset (every user), host facts come from the real "/".
+HOST_ROOT_ENV = "_PYTEST_CO2_HOST_ROOT"
+
+
+def host_root() -> Path:
+    """Where backends read host facts by default: ``/``, or ``$_PYTEST_CO2_HOST_ROOT``."""
+    return Path(os.environ.get(HOST_ROOT_ENV) or DEFAULT_ROOT)
 
 
 # -- /proc/cpuinfo ------------------------------------------------------------------------

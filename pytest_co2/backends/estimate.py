@@ -49,6 +49,7 @@ from .cpuinfo import (
     Virtualization,
     cpu_allowance,
     detect_vm,
+    host_root,
     in_container,
     match_cpu_model,
     microarchitecture,
@@ -374,7 +375,8 @@ class EstimateBackend(Backend):
     ``watts_per_thread`` (idle, full) and ``cpu_tdp_w`` are the user's overrides;
     ``n_cpus`` the threads of one package for the TDP mode; ``cpus_held`` replaces the CPUs
     the process may use; ``root`` is where ``proc/`` and ``sys/`` are read (tests pass fake
-    trees). ``cpu_model`` replaces the model name read from ``/proc/cpuinfo``.
+    trees; None: :func:`~.cpuinfo.host_root`). ``cpu_model`` replaces the model name read
+    from ``/proc/cpuinfo``.
     ``process_times``, ``rss_bytes`` and ``clock`` replace the process's CPU seconds, RSS in
     bytes and the wall clock. :meth:`read_j` takes no lock: call it from one thread.
     """
@@ -394,14 +396,14 @@ class EstimateBackend(Backend):
         watts_per_thread: tuple[float, float] | None = None,
         cpus_held: float | None = None,
         cpu_share: float = 1.0,
-        root: str | Path = DEFAULT_ROOT,
+        root: str | Path | None = None,
     ) -> None:
         super().__init__()
         watts_per_thread = _check_arguments(
             cpu_tdp_w, memory_w_per_gb, n_cpus, cpus_held, watts_per_thread
         )
         self.watts_override = watts_per_thread  # the user's IDLE,FULL, if given
-        self._root = root = Path(root)
+        self._root = root = host_root() if root is None else Path(root)
         cpu = read_cpuinfo(root / "proc" / "cpuinfo")
         if cpu.problem:
             self.notes.append(f"CPU identification: {cpu.problem}; using the next fallback")

@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 
 from . import cuda as _cuda
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .cpuinfo import host_root
 from .poller import PowerPoller
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
@@ -176,9 +177,11 @@ def select_visible(
     return selected, notes
 
 
-def gpu_host_kind(root: str = "/") -> str | None:
+def gpu_host_kind(root: str | None = None) -> str | None:
     """``"linux"`` (NVIDIA driver in /proc or /dev), ``"wsl2"`` (``/dev/dxg`` without
-    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU)."""
+    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU), under ``root``
+    (None: :func:`~.cpuinfo.host_root`)."""
+    root = str(host_root()) if root is None else root
     join = os.path.join
     if os.path.exists(join(root, "proc/driver/nvidia/version")) or os.path.exists(
         join(root, "dev/nvidiactl")

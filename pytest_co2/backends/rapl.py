@@ -39,8 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
+from .cpuinfo import host_root
 
 DEFAULT_ROOT = "/sys/class/powercap"
+
+
+def _default_root() -> Path:
+    """:data:`DEFAULT_ROOT` under :func:`~.cpuinfo.host_root` (``/`` unless tests fake one)."""
+    return host_root() / DEFAULT_ROOT.lstrip("/")
+
 
 # A conservative upper bound on the power of one RAPL domain (a package or its DRAM),
 # used only to bound how fast a counter can wrap. Server sockets today are <= ~400 W TDP.
@@ -136,11 +143,12 @@ class RaplBackend(Backend):
 
     def __init__(
         self,
-        root: str | os.PathLike[str] = DEFAULT_ROOT,
+        root: str | os.PathLike[str] | None = None,
         poll_interval_s: float | None = None,
     ) -> None:
         super().__init__()
-        self.root = Path(root)
+        # None: DEFAULT_ROOT, under the fake machine's "/" where the test suite names one
+        self.root = Path(root) if root is not None else _default_root()
         self.domains = tuple(discover_domains(self.root))
         if not self.domains:
             raise BackendUnavailable(f"no RAPL powercap domains under {self.root}")
