@@ -811,7 +811,7 @@ def test_a_failed_tests_measurement_is_in_every_total(
 ) -> None:
     """One test fails after its measurement: the terminal TOTAL, the markdown total and the
     JSON totals agree, and all count it (100 + 200 + 400 J, each block one unit x 1,000)."""
-    from pytest_co2.reporting.fmt import fmt_num, fmt_pm
+    from pytest_co2.fmt import fmt_num, fmt_pm
 
     fake_clock_pytester.makepyfile(
         """
