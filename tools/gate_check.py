@@ -19,14 +19,20 @@ beside today's point compare before it is wired in.
     python tools/gate_check.py -k 8 --quiet-runtime --reference --json out.json
     python tools/gate_check.py --rejudge out.json --between-run-cv 0.03   # no runs
 
-Measured on the project's 2-vCPU VM with three other agents' jobs running (load 5-12:
-"quiet" means no co-tenant of our own, not an idle machine), k = 8, ``energy:10%``, default
-options: false fails / catches of the plugin's gate: numpy quiet 1/8 and 6/8 (2
-inconclusive), loaded 0/8 and 0/8 (16 of 16 inconclusive: "the machine was contended",
-the full-figure gate gave 8/8 false fails there); torch quiet 0/8 and 4/8 (3 "no
-regression": its CPU seconds moved with the other agents' load), loaded 0/8 and 2/8 (6
-inconclusive). Adjacent runs of one condition as each other's baseline ("paired in
-time"): numpy 8/8 caught quiet, 4/8 loaded; torch 5/8 both.
+Measured on the project's 2-vCPU VM with other agents' jobs running (load 5.8 at start, 8.1
+at end: "quiet" means no co-tenant of our own, not an idle machine; measuring shell at
+autogroup nice -10), k = 8, ``energy:10%``, default options, the stop rule aimed at the work
+part. False fails / catches of the plugin's gate: numpy quiet 0/8 and 4/8 (3 inconclusive),
+loaded 0/8 and 0/8 (16 of 16 inconclusive: contended); torch quiet 0/8 and 4/8 (3
+inconclusive), loaded 0/8 and 1/8 (3 inconclusive, 4 "no regression"). The +25% rows grow
+the work part by only +16% to +20% (median; +10% torch loaded), and the CPU seconds of
+unchanged runs move 9-12% between runs (sd of the paired log ratios 0.06-0.14, 0.25
+torch loaded), which the windows of one run do not see. The paired mode (A U G triplets,
+sliding windows of 4 pairs): no false regression anywhere; numpy 0/5 caught (5
+inconclusive) quiet and loaded; torch 5/5 caught quiet, 0/5 loaded (5 inconclusive). With
+all 8 pairs in one decision: torch quiet regression +28% (95% +21.7% to +34.7%); numpy
+quiet +20.6% (+9.8% to +32.4%, 9 pairs would decide), loaded +18.5% (12 pairs); torch
+loaded +15.6% (-7.9% to +45.0%, about 119 pairs): inconclusive, never a wrong verdict.
 """
 
 from __future__ import annotations
