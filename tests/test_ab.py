@@ -149,3 +149,33 @@ def test_outside_a_checkout_and_a_run_without_report(
         and err.startswith("pytest-co2: error: ")
         and "not inside a git" in err
     )
+
+
+def test_end_to_end_measures_the_revisions_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real pytest runs on the fake clock: A's step.py takes 0.25 s a step, the working
+    tree's 0.30 s, so every window of B is exactly 20% above A's."""
+    from conftest import FAKE_CLOCK_CONFTEST
+
+    r = tmp_path / "proj"
+    r.mkdir()
+    git(r, "init", "-q")
+    (r / "conftest.py").write_text(FAKE_CLOCK_CONFTEST)
+    (r / "step.py").write_text("DT = 0.25\n")
+    (r / "test_energy.py").write_text(
+        "from step import DT\n\n\ndef test_train(co2_meter, clock):\n"
+        "    for _ in co2_meter.steps(4, name='train'):\n        clock.advance(DT)\n"
+    )
+    git(r, "add", ".")
+    git(r, "commit", "-qm", "one")
+    (r / "step.py").write_text("DT = 0.30\n")
+    monkeypatch.chdir(r)
+    rc, out, err = cli(capsys, "ab", "--against", "HEAD", "--runs", "2", "--", "--co2-backend=constant:100", "-q")  # fmt: skip
+    lines = out.splitlines()
+    assert rc == 1, err
+    assert lines[1] == (
+        "test_energy.py::test_train [train]: A 25.0 J -> B 30.0 J per unit (+20.0%): "
+        "regression: +20.0% (95% +20.0% to +20.0%) > 10%"
+    )
+    assert git(r, "worktree", "list").count("\n") == 0
