@@ -221,6 +221,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ab(args: argparse.Namespace) -> int:
+    """The paired A/B gate: REV and the working tree run interleaved (reporting.ab)."""
+    from .reporting.ab import ABError, run_ab
+
+    pytest_args = list(args.pytest_args)
+    if pytest_args[:1] == ["--"]:
+        pytest_args = pytest_args[1:]
+    try:
+        return run_ab(args.against, pytest_args, runs=args.runs, fail=args.fail)
+    except ABError as exc:
+        raise UsageError(str(exc)) from None
+
+
 # -------------------------------------------------------------------------------- parser
 
 
@@ -294,6 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the advice as JSON")
     p.set_defaults(func=cmd_advise)
+
+    p = sub.add_parser(
+        "ab", help="paired A/B gate: REV and the working tree, run interleaved on this machine"
+    )
+    p.add_argument("--against", required=True, metavar="REV", help="the baseline revision (A)")
+    p.add_argument("--runs", type=int, default=4, metavar="K", help="runs of each side (4)")
+    p.add_argument("--fail", default="energy:10%", metavar="energy:PCT", help="(energy:10%%)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
+    p.set_defaults(func=cmd_ab)
     return parser
 
 

@@ -240,3 +240,41 @@ def test_below_idle_is_clamped_with_a_note() -> None:
     m = w.measurement
     assert m is not None and m.energy_j == 0.0 and m.unit_energies_j == (0.0,)
     assert any("below idle" in n for n in m.notes)
+
+
+class WallPlusWork(Backend):
+    """A simulated CPU estimate: ``wall_w`` per wall second plus the work each step adds."""
+
+    name = "wall+work"
+
+    def __init__(self, clock: Clock, wall_w: float) -> None:
+        super().__init__()
+        self.clock, self.wall_w, self.work_j = clock, wall_w, 0.0
+        self.devices = (Device("cpu:0", "cpu", "fake CPU", Method.SIMULATED, update_period_s=0.0),)
+
+    def read_j(self) -> Sequence[float]:
+        return (self.wall_w * self.clock() + self.work_j,)
+
+
+@pytest.mark.parametrize("on_work", [False, True])
+def test_steps_can_aim_the_precision_at_the_work_part(on_work: bool) -> None:
+    """Work of 9 or 11 J a step over a 50 W wall charge: the full figure (59/61 J) is within
+    5% after 6 windows; the work part (9/11 J, CV 10%) needs 44."""
+    from pytest_co2.measure.decisions import StopRule
+
+    clock = Clock()
+    backend = WallPlusWork(clock, 50.0)
+    meter = Meter(backend, sync=lambda: None, precision=0.05, max_time_s=100.0, clock=clock)
+    meter.stop_on_work = on_work
+    works = [9.0, 11.0] * 50
+    for i in meter.steps(2, name="train"):
+        clock.advance(1.0)
+        backend.work_j += works[i]
+    (m,) = meter.measurements
+    rule = StopRule(precision=0.05, max_time_s=100.0, method="trimmed")
+    aimed = works if on_work else [50.0 + w for w in works]
+    expected = next(n for n in range(5, 100) if rule.check(aimed[:n], n).stop)
+    assert m.steps == expected == (44 if on_work else 6)
+    assert m.work_unit_energies_j == tuple(works[: m.steps])
+    note = "(of the CPU work part, which a compare decides on)"
+    assert any(n.endswith(note) for n in m.notes) == on_work

@@ -19,14 +19,20 @@ beside today's point compare before it is wired in.
     python tools/gate_check.py -k 8 --quiet-runtime --reference --json out.json
     python tools/gate_check.py --rejudge out.json --between-run-cv 0.03   # no runs
 
-Measured on the project's 2-vCPU VM with three other agents' jobs running (load 5-12:
-"quiet" means no co-tenant of our own, not an idle machine), k = 8, ``energy:10%``, default
-options: false fails / catches of the plugin's gate: numpy quiet 1/8 and 6/8 (2
-inconclusive), loaded 0/8 and 0/8 (16 of 16 inconclusive: "the machine was contended",
-the full-figure gate gave 8/8 false fails there); torch quiet 0/8 and 4/8 (3 "no
-regression": its CPU seconds moved with the other agents' load), loaded 0/8 and 2/8 (6
-inconclusive). Adjacent runs of one condition as each other's baseline ("paired in
-time"): numpy 8/8 caught quiet, 4/8 loaded; torch 5/8 both.
+Measured on the project's 2-vCPU VM with other agents' jobs running (load 5.8 at start, 8.1
+at end: "quiet" means no co-tenant of our own, not an idle machine; measuring shell at
+autogroup nice -10), k = 8, ``energy:10%``, default options, the stop rule aimed at the work
+part. False fails / catches of the plugin's gate: numpy quiet 0/8 and 4/8 (3 inconclusive),
+loaded 0/8 and 0/8 (16 of 16 inconclusive: contended); torch quiet 0/8 and 4/8 (3
+inconclusive), loaded 0/8 and 1/8 (3 inconclusive, 4 "no regression"). The +25% rows grow
+the work part by only +16% to +20% (median; +10% torch loaded), and the CPU seconds of
+unchanged runs move 9-12% between runs (sd of the paired log ratios 0.06-0.14, 0.25
+torch loaded), which the windows of one run do not see. The paired mode (A U G triplets,
+sliding windows of 4 pairs): no false regression anywhere; numpy 0/5 caught (5
+inconclusive) quiet and loaded; torch 5/5 caught quiet, 0/5 loaded (5 inconclusive). With
+all 8 pairs in one decision: torch quiet regression +28% (95% +21.7% to +34.7%); numpy
+quiet +20.6% (+9.8% to +32.4%, 9 pairs would decide), loaded +18.5% (12 pairs); torch
+loaded +15.6% (-7.9% to +45.0%, about 119 pairs): inconclusive, never a wrong verdict.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from noise_probe import TORCH_NET  # noqa: E402
 from pytest_co2.measure.decisions import compare_decision  # noqa: E402
 
 THRESHOLD = [0.10]  # the fail threshold of this invocation (set by main)
+AB_PAIRS = [4]  # pairs per decision of the paired mode (pytest-co2 ab --runs; set by main)
 WORK_ENV = "GATE_CHECK_WORK"  # 1.0 unchanged, 1.25 for +25% work per step
 
 REFERENCE_ENV = "GATE_CHECK_REFERENCE"  # 1: each test first measures a fixed reference
@@ -291,6 +298,30 @@ def paired(
     return [rule(a, b, threshold) for a, b in zip(others, entries, strict=False)]
 
 
+def ab_value(entry: dict[str, Any]) -> float:
+    """What ``pytest-co2 ab`` pairs: the trimmed center of the work part (else the full)."""
+    from pytest_co2.measure.decisions import estimate
+
+    xs = entry.get("work_unit_energies_j") or entry["unit_energies_j"]
+    return estimate(xs, "trimmed").center_j
+
+
+def ab_mode(
+    a: list[dict[str, Any]], b: list[dict[str, Any]], threshold: float, pairs: int
+) -> list[str]:
+    """The paired mode's outcomes on runs i of ``a`` and ``b`` (interleaved A B): one decision
+    per window of ``pairs`` consecutive pairs, sliding by one (overlapping windows share runs:
+    k - pairs + 1 decisions that are not independent)."""
+    from pytest_co2.measure.paired import paired_decision
+
+    m = min(len(a), len(b))
+    va, vb = [ab_value(e) for e in a[:m]], [ab_value(e) for e in b[:m]]
+    return [
+        paired_decision(va[i : i + pairs], vb[i : i + pairs], threshold + 1e-12).outcome
+        for i in range(m - pairs + 1)
+    ]
+
+
 def check_workload(
     name: str,
     k: int,
@@ -301,9 +332,12 @@ def check_workload(
     quiet: bool = False,
     conditions: tuple[str, ...] = ("quiet", "loaded"),
     hogs: int = 2,
+    ab: bool = True,
 ) -> dict[str, Any]:
     """One quiet baseline, then ``k`` unchanged and ``k`` +25% reruns per condition
-    (``loaded``: ``hogs`` co-tenants started after the baseline, stopped after the runs)."""
+    (``loaded``: ``hogs`` co-tenants started after the baseline, stopped after the runs).
+    With ``ab``, each unchanged/+25% pair is preceded by one more unchanged run without the
+    gate: the A side of the paired mode (A U G, A U G, ...; A and B under the same hogs)."""
     out: dict[str, Any] = {"name": name}
     with tempfile.TemporaryDirectory(prefix=f"gate-{name}-") as tmp:
         workdir = Path(tmp)
@@ -324,9 +358,15 @@ def check_workload(
         for cond in conditions:
             procs = start_hogs(hogs) if cond == "loaded" else []
             runs: list[tuple[float, dict[str, Any]]] = []
+            a_side: list[dict[str, Any]] = []  # the paired mode's A runs (unchanged)
             try:
-                for i in range(k):  # interleaved: drift of the machine hits both kinds alike
-                    for work in (1.0, 1.25):
+                for i in range(k):  # interleaved: drift of the machine hits all kinds alike
+                    for work in (("A", 1.0), 1.0, 1.25) if ab else (1.0, 1.25):
+                        if isinstance(work, tuple):
+                            a_side.append(
+                                run_pytest(workdir, test_file, 1.0, extra, env, f"{cond}-{i}-A")
+                            )
+                            continue
                         tag = f"{cond}-{i}-{work}"
                         runs.append((work, run_pytest(workdir, test_file, work, gate, env, tag)))
                         print(f"  {name} {cond} run {len(runs)}/{2 * k}", file=sys.stderr)
@@ -334,6 +374,7 @@ def check_workload(
                 stop_hogs(procs)
             out[cond] = {str(w): summarize(base, [r for x, r in runs if x == w], threshold, cv)
                          for w in (1.0, 1.25)}  # fmt: skip
+            out[cond]["A"] = [r["entry"] for r in a_side]
     return out
 
 
@@ -393,7 +434,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     head = (
         f"{'workload':8} {'condition':9} {'kind':9} {'gate fails':>10}  {'plugin decisions':24} "
         f"{'full, no contention':24} {'work, no contention':24} {'paired in time':24} "
-        f"{'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
+        f"{'ab mode (sliding K)':24} {'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -412,12 +453,17 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 "1.0": paired(same, same, THRESHOLD[0]),
                 "1.25": paired(grown, same, THRESHOLD[0]),
             }
+            a_side = r[cond].get("A") or []
+            ab = {
+                "1.0": ab_mode(a_side, same, THRESHOLD[0], AB_PAIRS[0]),
+                "1.25": ab_mode(a_side, grown, THRESHOLD[0], AB_PAIRS[0]),
+            }
             for work, label in (("1.0", "unchanged"), ("1.25", "+25%")):
                 p = r[cond][work]
                 print(
                     f"{r['name']:8} {cond:9} {label:9} {p['failed']:>4}/{p['runs']:<5}  "
                     f"{counts(p['outcomes']):24} {counts(p['offline_full']):24} "
-                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} "
+                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} {counts(ab[work]):24} "
                     f"{_median_pct(p['full_changes']):>6} "
                     f"{_median_pct(p['work_changes']):>6} {_wait(p['contention']):>9}"
                 )
@@ -429,7 +475,7 @@ def rejudge(path: Path, threshold: float, cv: float) -> int:
     results = json.loads(path.read_text(encoding="utf-8"))
     for r in results:
         for cond in ("quiet", "loaded"):
-            for part in r.get(cond, {}).values():
+            for part in (r[cond][w] for w in ("1.0", "1.25") if cond in r):
                 part["offline_full"] = [
                     offline(r["base_entry"], e, threshold, cv, "full") for e in part["entries"]
                 ]
@@ -485,9 +531,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="each test first measures a fixed numpy reference (kept in the JSON)",
     )
+    ap.add_argument(
+        "--ab-pairs", type=int, default=4, help="paired mode: pairs per decision (--runs, 4)"
+    )
+    ap.add_argument(
+        "--no-ab", action="store_true", help="no A runs for the paired mode (2k runs, not 3k)"
+    )
     ap.add_argument("--json", default="", help="write the results here")
     args = ap.parse_args(argv)
     THRESHOLD[0] = args.threshold / 100
+    AB_PAIRS[0] = args.ab_pairs
     if args.rejudge:
         return rejudge(Path(args.rejudge), args.threshold / 100, args.between_run_cv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
@@ -529,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.quiet_runtime,
                 conds,
                 args.hogs,
+                not args.no_ab,
             )
         )
         if args.json:

@@ -262,6 +262,14 @@ class Window:
         groups = group_windows(self._times, self._units, GROUP_FACTOR * period)
         return [(totals[b] - totals[a]) / math.fsum(self._units[a:b]) for a, b in groups]
 
+    def grouped_work_unit_energies_j(self) -> list[float]:
+        """The same windows' work part (less the backend's wall-time charge, see
+        :func:`work_part`); empty when the backend charges nothing per wall second."""
+        totals = [math.fsum(r) for r in self._readings]
+        backend = self._meter.backend
+        groups = group_windows(self._times, self._units, GROUP_FACTOR * backend.update_period_s)
+        return list(work_part(totals, self._times, self._units, groups, backend.wall_w)[0])
+
     # -- context manager ----------------------------------------------------------------
     def __enter__(self) -> Window:
         meter = self._meter
@@ -551,6 +559,9 @@ class Meter:
         self._open: list[Window] = []  # entered, not yet exited (at most one: no nesting)
         self.precision: float | None = precision  # steps(): the 95% interval to reach
         self.max_time_s: float | None = max_time_s  # steps(): measured seconds at most
+        # steps(): aim the precision at the work part (the energy less the backend's
+        # wall-time charge) when there is one: what a baseline compare decides on
+        self.stop_on_work = False
         # steps() loops the caller left before their end: a `break`, or an exception that
         # unwound the loop (Python cannot tell them apart; the plugin knows if the test raised)
         self.left_early: list[Measurement] = []
@@ -678,13 +689,18 @@ class Meter:
                         continue  # check about 20 times a second, not at every fast step
                     next_check_s = w.measured_s + 0.05
                     windows = w.grouped_unit_energies_j()
+                    on_work = self.stop_on_work and (work := w.grouped_work_unit_energies_j())
+                    if on_work:
+                        windows = work
                     spread = max(windows) - min(windows) if windows else 0.0
                     if len(windows) >= 2 and spread <= 1e-9 * abs(windows[0]):
                         w.stop_reason = f"no spread: {len(windows)} identical windows"
                         break  # a simulated or constant device: exact, nothing to gain
                     decision = rule.check(windows, w.measured_s, steps=done)
                     if decision.stop:
-                        w.stop_reason = decision.describe()
+                        w.stop_reason = decision.describe() + (
+                            " (of the CPU work part, which a compare decides on)" if on_work else ""
+                        )
                         break
             except GeneratorExit:  # a `break` in the caller, or an exception unwinding it
                 w.left_early = True

@@ -48,6 +48,11 @@ class Co2Meter(Meter):
         self.accounting = accounting
         self.settings = settings
         self.budget = budget
+        # a run that saves or compares a baseline aims --co2-precision at the part the gate
+        # compares (the CPU estimate's work part), not at the full figure
+        self.stop_on_work = bool(
+            settings.save or settings.compare is not None or settings.compare_fail
+        )
 
     def _account_default(self, projection: Projection) -> Emission:
         region = self.budget.region if self.budget is not None else None
