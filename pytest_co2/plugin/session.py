@@ -187,7 +187,8 @@ class Co2Session:
         return info.ended(exit_status=None, interrupted=False)
 
     def origin(self) -> OriginInfo:
-        """Host key, run, shard (pytest-split's ``--group``/``--splits`` where given) and rank
+        """Host key, run, shard (pytest-split's ``--group``/``--splits``, pytest-shard's
+        ``--shard-id``/``--num-shards`` where given) and rank
         facts of this process, for ``pytest-co2 combine``."""
         from ..reporting.origin import detect
 
@@ -195,12 +196,11 @@ class Co2Session:
             value = getattr(self.config.option, name, None)
             return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-        return detect(
-            os.environ,
-            run_id=self.settings.run_id,
-            group=int_option("group"),
-            splits=int_option("splits"),
-        )
+        group, splits = int_option("group"), int_option("splits")  # pytest-split
+        shard_id, shards = int_option("shard_id"), int_option("num_shards")  # pytest-shard
+        if group is None and shard_id is not None and shards:
+            group, splits = shard_id + 1, shards  # 0-based there
+        return detect(os.environ, run_id=self.settings.run_id, group=group, splits=splits)
 
     def advice(self) -> dict[str, Any] | None:
         """The ``--co2-advise`` block for the records so far."""
