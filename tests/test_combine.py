@@ -371,3 +371,56 @@ def test_two_hosts_count_it_twice(node_dir: Path) -> None:
     combined = _combined(outs)
     assert combined["totals"]["energy_j"] == 400.0
     assert not [n for n in combined["session"]["combined"]["notes"] if "node-level" in n]
+
+
+# -- multi-node torchrun on localhost ------------------------------------------------------------
+
+
+def _node_rank_main(rank: int, store: str, out_dir: str) -> None:
+    """One rank of a two-node job on localhost: its node is its fake host (node-a, node-b)."""
+    from dataclasses import replace
+
+    import torch
+    import torch.distributed as dist
+
+    from pytest_co2.backends.constant import ConstantBackend
+    from pytest_co2.distributed import combine_across_ranks
+    from pytest_co2.meter import Meter
+
+    origin.HOST_READER = lambda: (f"node-{'ab'[rank]}", f"boot-{rank}")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        t = [1000.0]
+        backend = ConstantBackend(100.0 * (rank + 1), clock=lambda: t[0])
+        backend.devices = (replace(backend.devices[0], id="node:0", shared=True),)
+        meter = Meter(backend)
+        with meter.measure("train") as w:
+            for _ in range(4):
+                t[0] += 0.25
+                w.step()
+        two_nodes = combine_across_ranks(w.measurement)  # the host keys name the nodes
+        one_node = combine_across_ranks(w.measurement, node="same")
+        out = {"two": two_nodes.to_dict(), "one": one_node.to_dict()}
+        Path(out_dir, f"rank{rank}.json").write_text(json.dumps(out))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_two_node_gloo_job_counts_each_nodes_device(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("torch")
+    import torch.multiprocessing as mp
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    mp.spawn(_node_rank_main, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0 == r1  # every rank has the job's figure
+    two, one = r0["two"], r0["one"]
+    assert two["energy_j"] == 100.0 + 200.0 and two["nodes"] == 2  # each node's device once
+    assert [d["label"].rsplit("(", 1)[1] for d in two["devices"]] == [
+        "rank 0, node-a/boot-0)", "rank 1, node-b/boot-1)",
+    ]  # fmt: skip
+    assert one["energy_j"] == 100.0 and one["nodes"] == 1  # one node: rank 0 keeps it
