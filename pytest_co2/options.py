@@ -595,6 +595,15 @@ class Settings:
             "TORCHELASTIC_RUN_ID, the first set",
         ),
     )
+    slurm_reconcile: bool = field(
+        default=False,
+        metadata=_opt(
+            parse_bool,
+            "in a SLURM job, print this run's measured energy beside sacct's ConsumedEnergyRaw "
+            "of the step (acct_gather_energy)",
+            flag=True,
+        ),
+    )
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from
 
     def to_dict(self) -> dict[str, Any]:

@@ -424,3 +424,47 @@ def test_a_two_node_gloo_job_counts_each_nodes_device(
         "rank 0, node-a/boot-0)", "rank 1, node-b/boot-1)",
     ]  # fmt: skip
     assert one["energy_j"] == 100.0 and one["nodes"] == 1  # one node: rank 0 keeps it
+
+
+# -- --co2-slurm-reconcile ---------------------------------------------------------------------
+
+FAKE_SACCT = """#!/bin/sh
+# a fake sacct: the arguments it was given, then SLURM's figures
+echo "$@" > "$(dirname "$0")/sacct-args"
+echo "5|3000"
+echo "5.batch|"
+echo "5.0|1500"
+"""
+
+
+def test_slurm_reconcile_prints_sacct_beside_ours(
+    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = fake_clock_pytester
+    bin_dir = p.path / "bin"
+    bin_dir.mkdir()
+    sacct = bin_dir / "sacct"
+    sacct.write_text(FAKE_SACCT)
+    sacct.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "5")
+    monkeypatch.setenv("SLURM_STEP_ID", "0")
+    p.makepyfile(test_suite=SUITE)
+    result = p.runpytest(*BASE, "--co2-slurm-reconcile", "-k", "test_c")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        ["co2 slurm reconcile: ours 200 J measured (this process's windows) beside SLURM's "
+         "1500 J (sacct ConsumedEnergyRaw of step 5.0; whole nodes, whole step), ours/SLURM 0.133"]
+    )  # fmt: skip
+    args = (bin_dir / "sacct-args").read_text().split()
+    assert args[:2] == ["-j", "5.0"] and "--format=JobID,ConsumedEnergyRaw" in args
+
+    monkeypatch.setenv("SLURM_STEP_ID", "7")
+    result = p.runpytest(*BASE, "--co2-slurm-reconcile", "-k", "test_c")
+    result.stdout.fnmatch_lines(
+        ["co2 slurm reconcile: ours 200 J measured; no SLURM figure: sacct has no line for 5.7"]
+    )
+    monkeypatch.delenv("SLURM_JOB_ID")
+    result = p.runpytest(*BASE, "--co2-slurm-reconcile", "-k", "test_c")
+    result.stdout.fnmatch_lines(["*no SLURM figure: not in a SLURM job (SLURM_JOB_ID is not set)"])
+    assert "co2 slurm reconcile" not in p.runpytest(*BASE, "-k", "test_c").stdout.str()
