@@ -468,3 +468,19 @@ def test_slurm_reconcile_prints_sacct_beside_ours(
     result = p.runpytest(*BASE, "--co2-slurm-reconcile", "-k", "test_c")
     result.stdout.fnmatch_lines(["*no SLURM figure: not in a SLURM job (SLURM_JOB_ID is not set)"])
     assert "co2 slurm reconcile" not in p.runpytest(*BASE, "-k", "test_c").stdout.str()
+
+
+def test_reports_written_before_origins_combine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = Path(__file__).parent / "data"
+    single, xdist = str(data / "report_v1_single.json"), str(data / "report_v1_xdist.json")
+    out = tmp_path / "old.json"
+    rc, text, err = run_cli(capsys, "combine", single, xdist, "-o", str(out))
+    assert rc == 0, err
+    parts = [load_report(single), load_report(xdist)]
+    combined = load_report(out)
+    assert [t.nodeid for t in combined.tests] == [t.nodeid for p in parts for t in p.tests]
+    assert combined.totals.energy_j == math.fsum(t.totals.energy_j for t in parts)
+    assert [x["run_id"] for x in combined.session.combined.inputs] == [None, None]  # type: ignore[union-attr]
+    assert "note: node-level" not in text
