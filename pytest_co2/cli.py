@@ -234,6 +234,88 @@ def cmd_ab(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
 
 
+def cmd_combine(args: argparse.Namespace) -> int:
+    """Join the reports of a sharded run or a cluster job into one report (no new measurement)."""
+    from .reporting.combine import combine, load_parts, summary
+    from .reporting.storage import write_atomic
+
+    try:
+        parts, warned = load_parts(args.inputs)
+        report = combine(parts, allow_mixed=args.allow_mixed)
+    except ValueError as exc:  # CombineError, or a bad report: one line
+        raise UsageError(" ".join(str(exc).split())) from None
+    for line in warned:
+        print(f"{PROG}: warning: {line}", file=sys.stderr)
+    write_atomic(args.output, report.to_dict())
+    for line in summary(report):
+        print(line)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """The in-session --co2-compare as a command: exit 1 on a regression (the final CI job)."""
+    from .constants import STORAGE_DIR
+    from .reporting.baseline import compare, render_comparison
+    from .reporting.storage import load_baseline, resolve_baseline
+
+    report = _load(args.file)
+    try:
+        path = resolve_baseline(args.baseline, args.storage_dir or STORAGE_DIR)
+        baseline = load_baseline(path)
+    except ValueError as exc:
+        raise UsageError(" ".join(str(exc).split())) from None
+    c = compare(path, baseline, report.tests, args.fail or (), strict=args.strict)
+    print(f"co2 compared with {c.baseline} (Δ: change over the baseline)")
+    for line in render_comparison(c):
+        print(line)
+    for line in c.inconclusive:
+        what = "fails (--strict)" if args.strict else "warning"
+        print(f"co2 inconclusive ({what}): {line}")
+    for line in c.failures:
+        print("co2 regression: " + line)
+    return 1 if c.failures else 0
+
+
+def _add_cluster_commands(sub: Any) -> None:
+    """``combine`` and ``compare``: the final job of a sharded run or a cluster job."""
+    from .reporting.baseline import parse_fail_specs
+
+    p = sub.add_parser(
+        "combine", help="join the reports of CI shards or cluster tasks into one report"
+    )
+    p.add_argument("inputs", nargs="+", metavar="IN", help="report files or folders of them")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.json", help="the joined report")
+    p.add_argument(
+        "--allow-mixed", action="store_true", help="combine reports of different runs too"
+    )
+    p.set_defaults(func=cmd_combine)
+
+    p = sub.add_parser(
+        "compare", help="compare a report with a baseline; exit 1 on a regression (a CI gate)"
+    )
+    p.add_argument("file", metavar="CURRENT.json", help="a report (e.g. a combined one)")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME|PATH",
+        help="a saved run's NAME (.co2/NAME.json) or a report PATH (default: the latest saved)",
+    )
+    p.add_argument(
+        "--fail",
+        type=argparse_type(parse_fail_specs, "fail"),
+        metavar="FIELD:PCT%%",
+        help="fail on a confident growth over this: energy:10%%, co2e:5%% (comma-separated)",
+    )
+    p.add_argument(
+        "--strict", action="store_true", help="a comparison too noisy to judge fails too"
+    )
+    p.add_argument(
+        "--storage-dir", default=None, metavar="DIR", help="where saved runs are (default: .co2)"
+    )
+    p.set_defaults(func=cmd_compare)
+
+
 # -------------------------------------------------------------------------------- parser
 
 
@@ -316,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail", default="energy:10%", metavar="energy:PCT", help="(energy:10%%)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
     p.set_defaults(func=cmd_ab)
+
+    _add_cluster_commands(sub)
     return parser
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -98,8 +97,8 @@ def combine_across_ranks(
     """Gather every rank's ``measurement`` and return the job's one figure (on every rank).
 
     Call it on all ranks of ``group`` (default: the world) after the measured block; ranks
-    must have measured the same steps. ``node`` names this rank's node (default: the host
-    name). Without an initialized process group the measurement is returned unchanged.
+    must have measured the same steps. ``node`` names this rank's node (default: its host
+    key, the host name and boot id of ``pytest_co2.reporting.origin``). Without an initialized process group the measurement is returned unchanged.
     """
     import torch.distributed as dist
 
@@ -107,11 +106,15 @@ def combine_across_ranks(
         return measurement
     world = dist.get_world_size(group)
     gathered: list[Any] = [None] * world
-    dist.all_gather_object(
-        gathered, (measurement.to_dict(), node or socket.gethostname()), group=group
-    )
+    dist.all_gather_object(gathered, (measurement.to_dict(), node or _host_key()), group=group)
     parts = [Measurement.from_dict(d) for d, _ in gathered]
     return combine_parts(parts, [n for _, n in gathered])
+
+
+def _host_key() -> str:
+    from .reporting.origin import detect
+
+    return detect({}).host_key
 
 
 # -- the parent's backend, rebuilt in every rank ------------------------------------------------

@@ -232,6 +232,17 @@ def parse_existing_file(text: str) -> str:
     return str(text)
 
 
+def parse_run_id(text: str) -> str:
+    """A run id: printable, no white space, at most 200 characters."""
+    value = str(text).strip()
+    if not value or len(value) > 200 or not value.isprintable() or any(c.isspace() for c in value):
+        raise ValueError(
+            f"invalid --co2-run-id {text!r}: expected 1 to 200 printable characters without "
+            "spaces, e.g. 8123456789-1"
+        )
+    return value
+
+
 def argparse_type(parse: Callable[[str], Any], name: str | None = None) -> Callable[[str], Any]:
     """Wrap a parser so that argparse prints its one-line message as a usage error (not
     "invalid value")."""
@@ -603,6 +614,25 @@ class Settings:
         metadata=_opt(
             parse_bool,
             "subtract the idle power measured by --co2-idle from every measurement (noted on each)",
+            flag=True,
+        ),
+    )
+    run_id: str | None = field(
+        default=None,
+        metadata=_opt(
+            parse_run_id,
+            "the run this report belongs to, for pytest-co2 combine",
+            "ID",
+            default_help="GITHUB_RUN_ID+GITHUB_RUN_ATTEMPT, CI_PIPELINE_ID, SLURM_JOB_ID or "
+            "TORCHELASTIC_RUN_ID, the first set",
+        ),
+    )
+    slurm_reconcile: bool = field(
+        default=False,
+        metadata=_opt(
+            parse_bool,
+            "in a SLURM job, print this run's measured energy beside sacct's ConsumedEnergyRaw "
+            "of the step (acct_gather_energy)",
             flag=True,
         ),
     )

@@ -72,6 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "pytest-co2-session")
     config.pluginmanager.register(Co2Terminal(state), "pytest-co2-terminal")
+    if settings.slurm_reconcile:
+        from .slurm import SlurmReconcile
+
+        config.pluginmanager.register(SlurmReconcile(state), "pytest-co2-slurm")
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")
 

@@ -23,6 +23,7 @@ from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, warn_a
 if TYPE_CHECKING:
     from ..reporting.baseline import Baseline, Comparison
     from ..reporting.json_report import Report
+    from ..reporting.origin import OriginInfo
     from ..reporting.session import SessionInfo
     from .fixture import Co2Meter
     from .progress import ProgressLine
@@ -173,6 +174,7 @@ class Co2Session:
                 )
         if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
             more["intensity_forecast"] = tuple(self.live.forecast)
+        more["origin"] = self.origin()
         info = session_info(
             s.to_dict(),
             None if controller else self.provider.backend,
@@ -183,6 +185,22 @@ class Co2Session:
             **more,
         )
         return info.ended(exit_status=None, interrupted=False)
+
+    def origin(self) -> OriginInfo:
+        """Host key, run, shard (pytest-split's ``--group``/``--splits``, pytest-shard's
+        ``--shard-id``/``--num-shards`` where given) and rank
+        facts of this process, for ``pytest-co2 combine``."""
+        from ..reporting.origin import detect
+
+        def int_option(name: str) -> int | None:
+            value = getattr(self.config.option, name, None)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        group, splits = int_option("group"), int_option("splits")  # pytest-split
+        shard_id, shards = int_option("shard_id"), int_option("num_shards")  # pytest-shard
+        if group is None and shard_id is not None and shards:
+            group, splits = shard_id + 1, shards  # 0-based there
+        return detect(os.environ, run_id=self.settings.run_id, group=group, splits=splits)
 
     def advice(self) -> dict[str, Any] | None:
         """The ``--co2-advise`` block for the records so far."""

@@ -4,7 +4,8 @@ Built by the plugin (:func:`session_info`), written with ``to_dict`` and read ba
 ``from_dict``. Reading is lenient about keys it does not know (a newer version's, or those a
 ``pytest_co2_update_json`` hook added): they are kept in ``extra`` and written again, so a
 round trip keeps them. Keys the plugin writes only sometimes (``workers``, ``idle``,
-``intensity_forecast``, ``recovered_from``, ``rerendered``) are left out when None.
+``intensity_forecast``, ``recovered_from``, ``rerendered``, ``origin``, ``combined``) are
+left out when None.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..backends.base import Device
 from ..carbon.intensity import Intensity
 from ..carbon.providers.base import ForecastPoint
 from .model import ReportError
+from .origin import OriginInfo
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -238,6 +240,37 @@ class RerenderInfo:
 
 
 @dataclass(frozen=True)
+class CombinedInfo:
+    """``pytest-co2 combine``: the reports joined into this one (``inputs``: one object each,
+    with its file, run, shard, host key, rank and test count), what was counted once or
+    refused (``notes``), and the shards that were missing."""
+
+    inputs: tuple[Mapping[str, Any], ...]
+    notes: tuple[str, ...] = ()
+    missing_shards: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("inputs", "notes", "missing_shards")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "inputs": [dict(x) for x in self.inputs],
+            "notes": list(self.notes),
+            "missing_shards": list(self.missing_shards),
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> CombinedInfo:
+        return cls(
+            inputs=tuple(dict(x) for x in d.get("inputs") or ()),
+            notes=_strs(d.get("notes")),
+            missing_shards=_strs(d.get("missing_shards")),
+            extra=_extra(d, cls._KEYS),
+        )
+
+
+@dataclass(frozen=True)
 class SessionInfo:
     """The ``session`` block of a report. ``settings`` is the run's ``Settings.to_dict()``
     as written (its keys are the options' own); ``extra`` holds keys this version does not
@@ -266,6 +299,8 @@ class SessionInfo:
     finished: str | None = None
     recovered_from: str | None = None  # the journal of a killed run it was recovered from
     rerendered: RerenderInfo | None = None
+    origin: OriginInfo | None = None  # host key, run, shard, rank facts (absent: older)
+    combined: CombinedInfo | None = None  # written by pytest-co2 combine
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- settings as written -----------------------------------------------------------------
@@ -314,6 +349,10 @@ class SessionInfo:
             d["recovered_from"] = self.recovered_from
         if self.rerendered is not None:
             d["rerendered"] = self.rerendered.to_dict()
+        if self.origin is not None:
+            d["origin"] = self.origin.to_dict()
+        if self.combined is not None:
+            d["combined"] = self.combined.to_dict()
         d.update(self.extra)
         return d
 
@@ -368,6 +407,8 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "finished": str,
     "recovered_from": str,
     "rerendered": RerenderInfo.from_dict,
+    "origin": OriginInfo.from_dict,
+    "combined": CombinedInfo.from_dict,
 }
 _FIELDS = frozenset(_PARSERS)
 _EMPTY: dict[str, Any] = {"gpus": (), "backend_notes": (), "settings": {}}  # null: empty
