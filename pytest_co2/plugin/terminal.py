@@ -37,7 +37,9 @@ class Co2Terminal:
             f"co2: backend {provider.describe()}",
             f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}"
             f"{'; ' + i.provenance_text if i.provenance_text else ''}); "
-            f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
+            f"PUE {s.pue:g}; "
+            + (f"extrapolate {s.extrapolate_text()}; " if s.extrapolate else "")
+            + f"budget mode {s.budget_mode}",
         ]
         lines += header_lines(state.live)
         if state.role != "controller":
@@ -76,9 +78,30 @@ class Co2Terminal:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
         if comparison is not None and comparison.failures:
+            from ..reporting.terminal import wrap
+
+            width = terminal_width(terminalreporter)
             terminalreporter.write_sep("=", "co2 regressions", red=True)
             for line in comparison.failures:
-                terminalreporter.write_line("co2 regression: " + line, red=True)
+                for part in wrap("co2 regression: " + line, width):
+                    terminalreporter.write_line(part, red=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The run's last line, after pytest's own count of passed tests: that the co2
+        gate failed it, and why."""
+        state = self.session
+        comparison = state.comparison
+        if state.is_worker or comparison is None or not comparison.failures:
+            return
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        from ..reporting.baseline import verdict_line
+
+        line = verdict_line(comparison, terminal_width(tr))
+        if line:
+            tr.write_line(line, red=True, bold=True)
 
     def _summary(self, tr: Any) -> None:
         state = self.session
