@@ -197,10 +197,41 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(advice, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
-    print(f"session: {advice['session']['text']}")
+    width = _width()
+    whole = advice["session"]
+    _print_wrapped(f"session: {whole['text']}", width)
+    cur = whole["current"]
+    if cur["g_per_kwh"] > 0:  # Eq. 1 is linear: every candidate's figure from the current one
+        from .fmt import fmt_num
+
+        each = []
+        for region in advice["candidates"]:
+            g = lookup(region, None, csv_path=args.intensity_file).g_per_kwh
+            each.append(f"{region} {g:g} g/kWh {fmt_num(cur['co2e_kg'] * g / cur['g_per_kwh'])} kg")
+        _print_wrapped("candidates (yearly): " + ", ".join(each), width)
+    same = 0
     for nodeid, a in advice["tests"].items():
-        print(f"{nodeid}: {a['text']}")
+        if _choice_key(a) == _choice_key(whole):
+            same += 1
+        else:
+            _print_wrapped(f"{nodeid}: {a['text']}", width)
+    if same:
+        _print_wrapped(
+            f"{same} of {len(advice['tests'])} tests: the same choice as the session "
+            "(each test's figures: --json)",
+            width,
+        )
     return 0
+
+
+def _choice_key(advice: Any) -> tuple[Any, ...]:
+    """What an advice block chooses (region, month, start), not its figures."""
+    month, start = advice.get("best_month"), advice.get("best_start")
+    return (
+        advice["best_region"]["region"],
+        None if month is None else (month["region"], month["month"]),
+        None if start is None else start.get("start"),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -153,7 +153,8 @@ class Co2Terminal:
                 tr.write_line(line)
             for line in comparison.inconclusive:
                 what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
-                tr.write_line(f"co2 inconclusive ({what}): {line}", yellow=True)
+                for part in wrap(f"co2 inconclusive ({what}): {line}", width):
+                    tr.write_line(part, yellow=True)
         for line in self._output_lines():
             tr.write_line(line)
 
