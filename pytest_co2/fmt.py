@@ -108,6 +108,14 @@ def _strip_notes(label: str) -> str:
     return " ".join("".join(out).split()).replace(" ]", "]")
 
 
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
 def _fit_unique(labels: list[str], width: int) -> list[str]:
     """Labels longer than ``width`` cut with an ellipsis after the test's parameters, where
     the text cut out is shared by the most other labels (so what tells a row apart stays);
@@ -121,6 +129,13 @@ def _fit_unique(labels: list[str], width: int) -> list[str]:
             out.append(s)
             continue
         cut_len = len(s) - keep
+        test = s.partition("[")[0]
+        group = [o for o in labels if o.partition("[")[0] == test]
+        shared = len(_common_prefix(group)) if len(group) > 1 else 0
+        if cut_len <= shared:  # inside what the rows of this test share: nothing lost
+            head = shared - cut_len
+            out.append(s[:head] + "…" + s[head + cut_len :])
+            continue
         params_end = s.find("]") + 1  # the test's own parameters stay whole when they fit
         first = params_end if 0 < params_end <= keep - 4 else 0
         best, best_score = first, -1
@@ -139,14 +154,17 @@ def _fit_unique(labels: list[str], width: int) -> list[str]:
     return out
 
 
-def row_labels(ids: list[str], width: int) -> tuple[list[str], str]:
+def row_labels(
+    ids: list[str], width: int, suffixes: list[str] | None = None
+) -> tuple[list[str], str]:
     """Distinct labels of at most ``width`` columns for table rows named by test ids, and a
     note of what was left out of all of them ("" when nothing was).
 
     What every row shares goes first: the common directory, then the file when the test
-    names alone tell the rows apart, then parenthesised notes (``(projected from 7 steps)``)
-    when the rows stay distinct without them; only then are labels cut, where the cut keeps
-    them distinct."""
+    names alone tell the rows apart, then parenthesised notes (``(projected from 7 steps)``),
+    then the measurement names (``suffixes``, the end of each id) while the rows stay
+    distinct without them; only then are labels cut, inside what rows of the same test share
+    where that suffices, and distinct."""
     if all(len(s) <= width for s in ids):
         return list(ids), ""
     labels, dropped = _drop_shared(ids)
@@ -155,6 +173,14 @@ def row_labels(ids: list[str], width: int) -> tuple[list[str], str]:
         if plain != labels and len(set(plain)) == len(set(labels)):
             dropped.append("notes in parentheses")
             labels = plain
+    if suffixes is not None and any(len(s) > width for s in labels):
+        bare = [
+            i[: len(i) - len(x)] if x and i.endswith(x) else i
+            for i, x in zip(ids, suffixes, strict=True)
+        ]
+        if bare != ids and len(set(bare)) == len(set(ids)):
+            labels, dropped = _drop_shared(bare)
+            dropped.append("measurement names")
     return _fit_unique(labels, width), ", ".join(dropped)
 
 

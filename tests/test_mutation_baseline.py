@@ -482,8 +482,12 @@ def test_compare_strict_and_not() -> None:
     assert [d.nodeid for d in c.deltas] == ["t::steady", "t::noisy", "t::new"]
     assert [s for s, _ in c.deltas[0].decisions] == ["energy:10%"]
     assert c.missing == (("t::gone", "m"),) and c.fail_specs == (FailSpec("energy", 10),)
-    assert len(c.failures) == 1 and c.failures[0].startswith("t::steady [m]: energy 1.00 -> 1.30 kWh")
-    assert len(c.inconclusive) == 1 and c.inconclusive[0].startswith("t::noisy [m]: energy 1.00 -> 1.30 kWh")
+    assert len(c.failures) == 1 and c.failures[0].startswith(
+        "t::steady [m]: energy 1.00 -> 1.30 kWh"
+    )
+    assert len(c.inconclusive) == 1 and c.inconclusive[0].startswith(
+        "t::noisy [m]: energy 1.00 -> 1.30 kWh"
+    )
     strict = compare("base.json", baseline, now, specs, strict=True)
     assert strict.failures == c.failures + c.inconclusive
     plain = compare("base.json", Baseline(SessionInfo(), base), now)

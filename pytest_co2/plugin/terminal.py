@@ -123,12 +123,11 @@ class Co2Terminal:
             width,
         ):
             tr.write_line(line)
-        for line in self._worker_lines():
-            tr.write_line(line)
         guard = state.provider.guard
         lock_line = None if guard is None else guard.summary()
-        if lock_line:
-            tr.write_line("co2: " + lock_line)
+        for line in [*self._worker_lines(), *(["co2: " + lock_line] if lock_line else [])]:
+            for part in wrap(line, width, indent="co2:   "):
+                tr.write_line(part)
         for line in render_summary(
             tests,
             budget_mode=s.budget_mode,
@@ -144,19 +143,26 @@ class Co2Terminal:
             tr.write_line(line)
         for line in self._advice_lines(width):
             tr.write_line(line)
-        comparison = state.comparison
-        if comparison is not None:
-            from ..reporting.baseline import render_comparison
-
-            tr.write_line(f"co2 compared with {comparison.baseline} (Δ: change over the baseline)")
-            for line in render_comparison(comparison, width):
-                tr.write_line(line)
-            for line in comparison.inconclusive:
-                what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
-                for part in wrap(f"co2 inconclusive ({what}): {line}", width):
-                    tr.write_line(part, yellow=True)
+        self._comparison(tr, width)
         for line in self._output_lines():
             tr.write_line(line)
+
+    def _comparison(self, tr: Any, width: int) -> None:
+        """The comparison table and its inconclusive warnings, when comparing."""
+        comparison = self.session.comparison
+        if comparison is None:
+            return
+        from ..reporting.baseline import render_comparison
+        from ..reporting.terminal import wrap
+
+        head = f"co2 compared with {comparison.baseline} (Δ: change over the baseline)"
+        for line in [*wrap(head, width), *render_comparison(comparison, width)]:
+            tr.write_line(line)
+        strict = self.session.settings.compare_strict
+        what = "fails (--co2-compare-strict)" if strict else "warning"
+        for line in comparison.inconclusive:
+            for part in wrap(f"co2 inconclusive ({what}): {line}", width):
+                tr.write_line(part, yellow=True)
 
     def _output_lines(self) -> list[str]:
         """Which files were written (a failed write says so among the errors instead)."""

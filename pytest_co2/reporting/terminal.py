@@ -147,26 +147,26 @@ def render_summary(
         missing = [h[3:] for h, _, _ in optional if h.startswith("kg ") and h not in shown]
     table = cells(chosen)
     named = any(h == "measurement" for h, _, _ in chosen)
-    ids = [
-        t.nodeid + ("" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]")
+    suffixes = [
+        "" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]"
         for t, r in pairs
     ]
+    ids = [t.nodeid + x for (t, _), x in zip(pairs, suffixes, strict=True)]
     dropped = ""
     if full:
         names = ids
     else:
         test_width = max(MIN_TEST_WIDTH, width - sum(_width(table)) - GAP * len(chosen))
         test_width = max(test_width, len("TOTAL (0 measurements)") + 4)
-        names, dropped = row_labels(ids, test_width)
+        names, dropped = row_labels(ids, test_width, suffixes)
     rows = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
     rows.append(["TOTAL" if named else f"TOTAL ({tot.measurements} measurements)", *table[-1]])
     headers = ["test", *table[0]]
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
     lines = [line.rstrip() for line in lines]
     if missing:
-        wanted = {f"kg {m}" for m in missing}
-        need = sum(_width(cells(chosen + [c for c in optional if c[0] in wanted])))
-        need += GAP * (len(chosen) + len(missing)) + keep_test
+        wanted = [*chosen, *(c for c in optional if c[0] in {f"kg {m}" for m in missing})]
+        need = sum(_width(cells(wanted))) + GAP * len(wanted) + keep_test
         lines += wrap(
             f"what-if columns {', '.join(missing)} left out at {width} columns: "
             f"--co2-report=full or COLUMNS={need} shows them (--co2-json has every figure)",
