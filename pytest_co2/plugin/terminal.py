@@ -69,11 +69,22 @@ class Co2Terminal:
         width = terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
         return [part for line in lines for part in wrap(line, width, indent="co2:   ")]
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         state = self.session
         if state.is_worker:
             return
         self._summary(terminalreporter)
+        if exitstatus == pytest.ExitCode.INTERRUPTED and state.collector.records():
+            from ..reporting.terminal import wrap
+
+            done = len(state.collector.records())
+            for part in wrap(
+                f"co2: the run was interrupted (Ctrl-C or SIGTERM): these figures cover the "
+                f"{done} measured {'test' if done == 1 else 'tests'} that finished before it "
+                "stopped (an interrupted run saves no baseline)",
+                terminal_width(terminalreporter),
+            ):
+                terminalreporter.write_line(part, yellow=True)
         for message in state.writer.errors:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
