@@ -335,6 +335,14 @@ def test_per_unit_rescaling_scales_energy_and_co2e() -> None:
     assert d.percent("energy") == 0.0 and d.percent("co2e") == -25.0
 
 
+def test_measured_counts_that_differ_compare_per_unit() -> None:
+    # adaptive steps: 20 steps measured before, 10 now at twice the energy per step
+    base = [_test("t::b", _result(kwh=1.0, kg=2.0, n=20, measured=True))]
+    now = [_test("t::b", _result(kwh=1.0, kg=2.0, n=10, measured=True))]
+    (d,) = compare_tests(now, base)
+    assert d.per_unit and d.base_energy_kwh == 0.5 and d.percent("energy") == 100.0
+
+
 @pytest.mark.parametrize(
     "now_measured, base_measured, base_n",
     [(True, False, 500), (False, True, 500), (False, False, 1000), (False, False, 0)],

@@ -227,7 +227,7 @@ def compare_tests(tests: Iterable[TestRecord], baseline_tests: Iterable[TestReco
             continue
         bp = b.projection
         scale, per_unit = 1.0, False
-        if not p.measured and not bp.measured and bp.n != p.n and bp.n:
+        if p.measured == bp.measured and bp.n != p.n and bp.n:  # adaptive steps too: per unit
             scale, per_unit = p.n / bp.n, True
         out.append(
             Delta(
