@@ -31,6 +31,7 @@ from pytest_co2.reporting.baseline import (
     parse_fail_specs,
     parse_save_name,
     render_comparison,
+    verdict_line,
 )
 from pytest_co2.reporting.json_report import Report
 from pytest_co2.reporting.model import Result, TestRecord
@@ -588,3 +589,28 @@ def test_render_comparison_keeps_long_ids_distinct() -> None:
         "test_x.py::test_long[a]…",  # 24 wide, the parameters whole
         "test_y.py::test_long[a]…",
     ]
+
+
+def test_verdict_line_fits_the_width_and_counts_what_it_leaves_out() -> None:
+    reg = (("energy:10%", _decision("regression")),)
+    deltas = tuple(
+        Delta(f"tests/test_x.py::test_{k}", name, 1.2, 0.6, 1.0, 0.5, decisions=reg)
+        for k, name in (("a", "default"), ("b", "train"), ("c", "default"))
+    )
+    ok = Delta(
+        "t::ok", "m", 1.0, 1.0, 1.0, 1.0, decisions=(("energy:10%", _decision("no regression")),)
+    )
+    c = Comparison("b.json", None, None, (*deltas, ok), (), (FailSpec("energy", 10),), ("f",) * 3)
+    assert verdict_line(c, 200) == (
+        "co2: FAILED: 3 regressions (test_a +20.0%, 95% +15.0% to +25.0%; test_b [train] +20.0%, "
+        "95% +15.0% to +25.0%; test_c +20.0%, 95% +15.0% to +25.0%)"
+    )
+    assert verdict_line(c, 80) == (
+        "co2: FAILED: 3 regressions (test_a +20.0%, 95% +15.0% to +25.0%; 2 more)"
+    )
+    assert verdict_line(c, 40) == "co2: FAILED: 3 regressions (3 more)"
+    assert verdict_line(c, 20) == "co2: FAILED: 3 regre"  # never over the width
+    # --co2-compare-strict: a too-noisy comparison among the failures
+    unsure = Comparison("b.json", None, None, (ok,), (), (FailSpec("energy", 10),), ("i",))
+    assert verdict_line(unsure) == "co2: FAILED: 1 too noisy to judge (--co2-compare-strict)"
+    assert verdict_line(Comparison("b.json", None, None, (ok,), (), (), ())) is None
