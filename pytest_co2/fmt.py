@@ -123,23 +123,26 @@ def _fit_unique(labels: list[str], width: int) -> list[str]:
     if all(len(s) <= width for s in labels):
         return labels
     keep = max(width - 1, 1)
+    groups: dict[str, list[str]] = {}
+    for s in labels:
+        groups.setdefault(s.partition("[")[0], []).append(s)
+    prefix = {t: len(_common_prefix(g)) if len(g) > 1 else 0 for t, g in groups.items()}
+    scored = len(labels) <= 200  # comparing every cut with every row: small tables only
     out = []
     for s in labels:
         if len(s) <= width:
             out.append(s)
             continue
         cut_len = len(s) - keep
-        test = s.partition("[")[0]
-        group = [o for o in labels if o.partition("[")[0] == test]
-        shared = len(_common_prefix(group)) if len(group) > 1 else 0
+        shared = prefix[s.partition("[")[0]]
         if cut_len <= shared:  # inside what the rows of this test share: nothing lost
             head = shared - cut_len
             out.append(s[:head] + "…" + s[head + cut_len :])
             continue
         params_end = s.find("]") + 1  # the test's own parameters stay whole when they fit
         first = params_end if 0 < params_end <= keep - 4 else 0
-        best, best_score = first, -1
-        for head in range(first, keep + 1):
+        best, best_score = (first, -1) if scored else (min(shared, keep // 3), 0)
+        for head in range(first, keep + 1) if scored else ():
             removed = s[head : head + cut_len]
             score = sum(removed in other for other in labels if other is not s)
             if score > best_score or (score == best_score and head > best):
