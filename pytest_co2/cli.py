@@ -50,6 +50,20 @@ def _format_kg(kg: float) -> str:
 # ------------------------------------------------------------------------------ commands
 
 
+def _width() -> int:
+    """The terminal's width (``COLUMNS`` first), 100 when unknown."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((100, 24)).columns)
+
+
+def _print_wrapped(text: str, width: int) -> None:
+    from .reporting.terminal import wrap
+
+    for line in wrap(text, width):
+        print(line)
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert an energy (kWh) into kg CO2e for a region (and month)."""
     from .carbon.equivalents import equivalents, format_equivalents
@@ -115,13 +129,23 @@ def cmd_regions(args: argparse.Namespace) -> int:
         ]
         for it in items
     ]
-    print(
-        tabulate(
-            rows,
-            headers=["region", "name", "g/kWh", "year (month)", "source"],
-            disable_numparse=True,
-        )
-    )
+    headers = ["region", "name", "g/kWh", "year (month)", "source"]
+    width = _width()
+    fixed = [max(len(h) + 2, *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers[:4])]
+    name_w = min(fixed[1], max(12, (width - fixed[0] - fixed[2] - fixed[3] - 8) // 2))
+    source_w = max(16, width - fixed[0] - name_w - fixed[2] - fixed[3] - 8)
+    cut = False
+    for row in rows:
+        for i, room in ((1, name_w), (4, source_w)):
+            text = str(row[i])
+            if len(text) > room:
+                row[i], cut = text[: room - 1] + "…", True
+    print(tabulate(rows, headers=headers, disable_numparse=True))
+    if cut:
+        from .reporting.terminal import wrap
+
+        for line in wrap(f"names and sources cut to {width} columns: --json has them whole", width):
+            print(line)
     return 0
 
 
@@ -173,10 +197,41 @@ def cmd_advise(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(advice, indent=2, ensure_ascii=False, allow_nan=False))
         return 0
-    print(f"session: {advice['session']['text']}")
+    width = _width()
+    whole = advice["session"]
+    _print_wrapped(f"session: {whole['text']}", width)
+    cur = whole["current"]
+    if cur["g_per_kwh"] > 0:  # Eq. 1 is linear: every candidate's figure from the current one
+        from .fmt import fmt_num
+
+        each = []
+        for region in advice["candidates"]:
+            g = lookup(region, None, csv_path=args.intensity_file).g_per_kwh
+            each.append(f"{region} {g:g} g/kWh {fmt_num(cur['co2e_kg'] * g / cur['g_per_kwh'])} kg")
+        _print_wrapped("candidates (yearly): " + ", ".join(each), width)
+    same = 0
     for nodeid, a in advice["tests"].items():
-        print(f"{nodeid}: {a['text']}")
+        if _choice_key(a) == _choice_key(whole):
+            same += 1
+        else:
+            _print_wrapped(f"{nodeid}: {a['text']}", width)
+    if same:
+        _print_wrapped(
+            f"{same} of {len(advice['tests'])} tests: the same choice as the session "
+            "(each test's figures: --json)",
+            width,
+        )
     return 0
+
+
+def _choice_key(advice: Any) -> tuple[Any, ...]:
+    """What an advice block chooses (region, month, start), not its figures."""
+    month, start = advice.get("best_month"), advice.get("best_start")
+    return (
+        advice["best_region"]["region"],
+        None if month is None else (month["region"], month["month"]),
+        None if start is None else start.get("start"),
+    )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -208,16 +263,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     month = f" {session.setting('month')}" if session.setting("month") else ""
     where = "?" if session.intensity is None else session.intensity.region
     g = "?" if session.intensity is None else format(session.intensity.g_per_kwh, "g")
-    print(
+    width = _width()
+    _print_wrapped(
         f"{args.file}: region {where}{month} {g} g CO2e/kWh, "
-        f"PUE {session.setting('pue'):g} (energies as measured; emissions recomputed)"
+        f"PUE {session.setting('pue'):g} (energies as measured; emissions recomputed)",
+        width,
     )
     whatif = tuple(dict.fromkeys(w for t in out.tests for r in t.results for w in r.whatif_co2e_kg))
     for line in render_summary(
-        out.tests, budget_mode=session.setting("budget_mode", "fail"), whatif=whatif
+        out.tests, budget_mode=session.setting("budget_mode", "fail"), whatif=whatif, width=width
     ):
         print(line)
-    print("total " + format_equivalents(out.totals.co2e_kg))
+    _print_wrapped("total " + format_equivalents(out.totals.co2e_kg), width)
     return 0
 
 

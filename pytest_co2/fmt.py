@@ -93,3 +93,124 @@ def shorten_nodeid(nodeid: str, width: int) -> str:
     if sep and room >= 8:
         return shorten_middle(path, room) + sep + name
     return shorten_middle(nodeid, width)
+
+
+def _strip_notes(label: str) -> str:
+    """``a [b (c)]`` -> ``a [b]``: parenthesised notes left out (the brackets stay)."""
+    out, depth = [], 0
+    for ch in label:
+        if ch == "(":
+            depth += 1
+        elif ch == ")" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(ch)
+    return " ".join("".join(out).split()).replace(" ]", "]")
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def _fit_unique(labels: list[str], width: int) -> list[str]:
+    """Labels longer than ``width`` cut with an ellipsis after the test's parameters, where
+    the text cut out is shared by the most other labels (so what tells a row apart stays);
+    an ordinal (``#2``) tells apart what no cut can."""
+    if all(len(s) <= width for s in labels):
+        return labels
+    keep = max(width - 1, 1)
+    groups: dict[str, list[str]] = {}
+    for s in labels:
+        groups.setdefault(s.partition("[")[0], []).append(s)
+    prefix = {t: len(_common_prefix(g)) if len(g) > 1 else 0 for t, g in groups.items()}
+    scored = len(labels) <= 200  # comparing every cut with every row: small tables only
+    out = []
+    for s in labels:
+        if len(s) <= width:
+            out.append(s)
+            continue
+        cut_len = len(s) - keep
+        shared = prefix[s.partition("[")[0]]
+        if cut_len <= shared:  # inside what the rows of this test share: nothing lost
+            head = shared - cut_len
+            out.append(s[:head] + "…" + s[head + cut_len :])
+            continue
+        params_end = s.find("]") + 1  # the test's own parameters stay whole when they fit
+        first = params_end if 0 < params_end <= keep - 4 else 0
+        best, best_score = (first, -1) if scored else (min(shared, keep // 3), 0)
+        for head in range(first, keep + 1) if scored else ():
+            removed = s[head : head + cut_len]
+            score = sum(removed in other for other in labels if other is not s)
+            if score > best_score or (score == best_score and head > best):
+                best, best_score = head, score
+        out.append(s[:best] + "…" + s[best + cut_len :])
+    seen: dict[str, int] = {}
+    for i, short in enumerate(out):
+        seen[short] = seen.get(short, 0) + 1
+        if seen[short] > 1:
+            tag = f" #{seen[short]}"
+            out[i] = shorten_middle(labels[i], max(width - len(tag), 1)) + tag
+    return out
+
+
+def row_labels(
+    ids: list[str], width: int, suffixes: list[str] | None = None
+) -> tuple[list[str], str]:
+    """Distinct labels of at most ``width`` columns for table rows named by test ids, and a
+    note of what was left out of all of them ("" when nothing was).
+
+    What every row shares goes first: the common directory, then the file when the test
+    names alone tell the rows apart, then parenthesised notes (``(projected from 7 steps)``),
+    then the measurement names (``suffixes``, the end of each id) while the rows stay
+    distinct without them; only then are labels cut, inside what rows of the same test share
+    where that suffices, and distinct."""
+    if all(len(s) <= width for s in ids):
+        return list(ids), ""
+    labels, dropped = _drop_shared(ids)
+    if any(len(s) > width for s in labels):
+        plain = [_strip_notes(s) for s in labels]
+        if plain != labels and len(set(plain)) == len(set(labels)):
+            dropped.append("notes in parentheses")
+            labels = plain
+    if suffixes is not None and any(len(s) > width for s in labels):
+        bare = [
+            i[: len(i) - len(x)] if x and i.endswith(x) else i
+            for i, x in zip(ids, suffixes, strict=True)
+        ]
+        if bare != ids and len(set(bare)) == len(set(ids)):
+            labels, dropped = _drop_shared(bare)
+            dropped.append("measurement names")
+    return _fit_unique(labels, width), ", ".join(dropped)
+
+
+def _drop_shared(ids: list[str]) -> tuple[list[str], list[str]]:
+    """The ids without their common directory, or without their file when the test names
+    alone tell them apart; and what was dropped."""
+    labels = list(ids)
+    dropped: list[str] = []
+    paths = [s.partition("::")[0] for s in labels]
+    prefix = ""
+    if labels and all("::" in s for s in labels):
+        first = paths[0]
+        cut = first.rfind("/") + 1
+        while cut > 0 and not all(p.startswith(first[:cut]) for p in paths):
+            cut = first.rfind("/", 0, cut - 1) + 1
+        prefix = first[:cut]
+        names = [s.partition("::")[2] for s in labels]
+        if len(set(names)) == len(set(labels)):
+            files = sorted(set(paths))
+            dropped.append(f"file {files[0]}" if len(files) == 1 else "file names")
+            labels = names
+        elif prefix:
+            dropped.append(f"directory {prefix}")
+            labels = [s[len(prefix) :] for s in labels]
+    return labels, dropped
+
+
+def shared_dropped_width(ids: list[str]) -> int:
+    """The longest id once what every id shares is dropped (see :func:`row_labels`)."""
+    return max((len(s) for s in _drop_shared(ids)[0]), default=0)

@@ -70,10 +70,12 @@ def test_pytest_co2_advise_reads_a_saved_run(
     capsys.readouterr()  # the inner run's output
     rc, out, _ = run_cli(capsys, "advise", path, "--regions", "SE,FR,PL")
     assert rc == 0
+    # one answer for the session, every candidate asked for, and tests only where they differ
     assert out.splitlines() == [
         "session: run in SE: 4.86e-5 kg instead of 0.00462 kg in PL (-99%)",
-        "test_pytest_co2_advise_reads_a_saved_run.py::test_train: run in SE: 4.86e-5 kg instead "
-        "of 0.00462 kg in PL (-99%)",
+        "candidates (yearly): SE 7 g/kWh 4.86e-5 kg, FR 74 g/kWh 0.000514 kg, PL 666 g/kWh "
+        "0.00462 kg",
+        "1 of 1 tests: the same choice as the session (each test's figures: --json)",
     ]
     rc, out, _ = run_cli(capsys, "advise", path, "--regions", "SE,FR", "--json")
     data = json.loads(out)

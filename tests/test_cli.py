@@ -180,12 +180,19 @@ def test_malformed_intensity_file(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert err == f"pytest-co2: error: {path}, line 2: g_co2e_per_kwh 'x' is not a number >= 0\n"
 
 
-def test_regions_table_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_regions_table_and_json(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     rc, out, _ = run(capsys, "regions")
     assert rc == 0
     lines = out.splitlines()
     assert lines[0].split() == ["region", "name", "g/kWh", "year", "(month)", "source"]
-    assert len(lines) == 2 + 265
+    # one row per region, cut (never wrapped) to the width, and a line that says so
+    assert len(lines) == 2 + 265 + 1 and max(len(line) for line in lines) == 80
+    assert lines[2].split()[:4] == ["EU27", "European", "Union", "(27)"]
+    assert lines[2].endswith("…")
+    assert lines[-1] == "names and sources cut to 80 columns: --json has them whole"
     assert any(line.split()[:3] == ["SE", "Sweden", "7"] for line in lines)
     rc, out, _ = run(capsys, "regions", "--json")
     items = json.loads(out)

@@ -85,16 +85,23 @@ def test_a_20_percent_regression_fails_the_session(saved: pytest.Pytester) -> No
         [
             "co2: comparing with *base.json; fail on energy:10%",
             "*co2 compared with *base.json*",
-            "*test_train*train*0.00347*0.00417*+20.0%*+20.0%",
+            "*test_train*train*0.00347*0.00417*+20.0%*+20.0%*",
             "*test_steady*sample*+0.0%*+0.0%*",
             "*co2 regressions*",
-            "co2 regression: test_a_20_percent_regression_fails_the_session.py::test_train [train]: energy +20.0% "
-            "(0.00347 -> 0.00417 kWh) exceeds --co2-compare-fail=energy:10%: regression: +20.0% "
-            "(95% +20.0% to +20.0%) > 10%",
         ]
     )
     assert "test_steady [sample]" not in result.stdout.str().split("co2 regressions")[1]
+    # the run ends with what failed it, after pytest's count of passed tests
+    assert result.outlines[-2].strip("= ").startswith("2 passed")
+    assert result.outlines[-1] == (
+        "co2: FAILED: 1 regression (test_train [train] +20.0%, 95% +20.0% to +20.0%)"
+    )
     comparison = json.loads((saved.path / "r.json").read_text())["comparison"]
+    assert comparison["failures"] == [
+        "test_a_20_percent_regression_fails_the_session.py::test_train [train]: energy 0.00347 -> "
+        "0.00417 kWh exceeds --co2-compare-fail=energy:10%: regression: +20.0% "
+        "(95% +20.0% to +20.0%) > 10%"
+    ]
     (train,) = [d for d in comparison["deltas"] if d["name"] == "train"]
     assert train["energy_pct"] == pytest.approx(20.0, rel=1e-9)
     assert train["base_energy_kwh"] == pytest.approx(TRAIN_KWH, rel=1e-12)
@@ -118,8 +125,9 @@ def test_compare_by_name_and_path_latest_and_co2e(saved: pytest.Pytester) -> Non
     result = run(saved, 1.2, "--co2-compare=base", "--co2-compare-fail=co2e:19%")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     unwrapped(result).fnmatch_lines(
-        ["co2 regression: *test_train [[]train[]]: CO2e +20.0%*co2e:19%: regression*"]
+        ["co2 regression: *test_train [[]train[]]: CO2e 2.43e-5 -> 2.92e-5 kg CO2e exceeds *"]
     )
+    assert result.outlines[-1].startswith("co2: FAILED: 1 regression (test_train [train] +20.0%")
     result = run(saved, 1.2, f"--co2-compare={saved.path / '.co2' / 'double.json'}")
     unwrapped(result).fnmatch_lines(["*test_train*train*-40.0%*"])
 
@@ -254,7 +262,7 @@ def test_compare_tests_and_checks() -> None:
     assert check(d["t::a"], FailSpec("energy", 10.0)) is None  # not more than 10%
     assert (
         check(d["t::a"], FailSpec("energy", 9.9))
-        == "t::a [m]: energy +10.0% (1.00 -> 1.10 kWh) exceeds --co2-compare-fail=energy:9.9%: "
+        == "t::a [m]: energy 1.00 -> 1.10 kWh exceeds --co2-compare-fail=energy:9.9%: "
         "regression: +10.0% (95% +10.0% to +10.0%) > 9.9%"
     )
     zero = Delta("t::z", "m", 1.0, 1.0, 0.0, 0.0, samples=(5.0,) * 3, base_samples=(0.0,) * 3)

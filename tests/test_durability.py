@@ -90,3 +90,12 @@ def test_sigterm_ends_the_run_like_ctrl_c(tmp_path: Path) -> None:
     assert data["session"]["interrupted"] is True and data["session"]["exit_status"] == 2
     assert [t["measurements"][0]["energy_j"] for t in data["tests"]] == [50.0, 100.0]
     assert not (tmp_path / "r.json.journal.jsonl").exists()
+    # the output says the run was stopped, and why the banner points at the handler
+    out = " ".join(proc.stdout.split())
+    assert (
+        "co2: the run was interrupted (Ctrl-C or SIGTERM): these figures cover the 2 measured "
+        "tests that finished before it stopped (an interrupted run saves no baseline)"
+    ) in out
+    assert (
+        "KeyboardInterrupt: SIGTERM (a CI timeout or kill): the run was stopped, not a crash" in out
+    )

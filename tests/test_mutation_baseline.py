@@ -31,6 +31,7 @@ from pytest_co2.reporting.baseline import (
     parse_fail_specs,
     parse_save_name,
     render_comparison,
+    verdict_line,
 )
 from pytest_co2.reporting.json_report import Report
 from pytest_co2.reporting.model import Result, TestRecord
@@ -316,7 +317,7 @@ def test_decide_a_zero_baseline() -> None:
     assert dec.basis == "zero baseline"
     line = check(d, FailSpec("energy", 10))
     assert line == (
-        "t [m]: energy +inf% (0 -> 1.00 kWh) exceeds --co2-compare-fail=energy:10%: "
+        "t [m]: energy 0 -> 1.00 kWh exceeds --co2-compare-fail=energy:10%: "
         "regression: +inf% (zero baseline) > 10%"
     )
     zero_now = Delta("t", "m", 0.0, 0.0, 0.0, 0.0)  # zero before and now: no regression
@@ -333,6 +334,14 @@ def test_per_unit_rescaling_scales_energy_and_co2e() -> None:
     (d,) = compare_tests(now, base)
     assert d.per_unit and d.base_energy_kwh == 2.0 and d.base_co2e_kg == 4.0
     assert d.percent("energy") == 0.0 and d.percent("co2e") == -25.0
+
+
+def test_measured_counts_that_differ_compare_per_unit() -> None:
+    # adaptive steps: 20 steps measured before, 10 now at twice the energy per step
+    base = [_test("t::b", _result(kwh=1.0, kg=2.0, n=20, measured=True))]
+    now = [_test("t::b", _result(kwh=1.0, kg=2.0, n=10, measured=True))]
+    (d,) = compare_tests(now, base)
+    assert d.per_unit and d.base_energy_kwh == 0.5 and d.percent("energy") == 100.0
 
 
 @pytest.mark.parametrize(
@@ -403,7 +412,7 @@ def test_check_uses_the_stored_decision() -> None:
         base_samples=(5.0,) * 3, decisions=(("co2e:10%", _decision("regression")),),
     )  # fmt: skip
     assert check(d, spec) == (
-        "t::a [m]: CO2e +20.0% (0.500 -> 0.600 kg CO2e, per unit) exceeds "
+        "t::a [m]: CO2e 0.500 -> 0.600 kg CO2e, per unit exceeds "
         "--co2-compare-fail=co2e:10%: regression: +20.0% (95% +15.0% to +25.0%) > 10%"
     )
     assert check(d, FailSpec("energy", 10)) is None  # no stored decision: decided afresh
@@ -416,9 +425,10 @@ def test_inconclusive_lines() -> None:
         "t::a", "m", 1.2, 0.6, 1.0, 0.5, decisions=(("energy:10%", _decision("inconclusive", 0.05)),),
     )  # fmt: skip
     assert inconclusive([d], [spec]) == [
-        "t::a [m]: energy +20.0% (1.00 -> 1.20 kWh) is too noisy to judge against "
+        "t::a [m]: energy 1.00 -> 1.20 kWh is too noisy to judge against "
         "--co2-compare-fail=energy:10%: inconclusive: +20.0% (95% +5.0% to +25.0%) vs 10%; "
-        "needs ±2.0% per run to decide"
+        "to decide, measure both runs to ±2.0% (--co2-precision=2%, more steps or a longer "
+        "--co2-max-time)"
     ]
     assert check(d, spec) is None and failures([d], [spec]) == []
     regression = Delta(
@@ -433,7 +443,7 @@ def test_inconclusive_lines() -> None:
     )  # fmt: skip
     (line,) = inconclusive([noisy], [spec])
     assert line.startswith(
-        "t::b [m]: energy +12.0% (1.00 -> 1.12 kWh) is too noisy to judge against "
+        "t::b [m]: energy 1.00 -> 1.12 kWh is too noisy to judge against "
         "--co2-compare-fail=energy:10%: inconclusive: +12.0% (95% "
     )
 
@@ -481,8 +491,12 @@ def test_compare_strict_and_not() -> None:
     assert [d.nodeid for d in c.deltas] == ["t::steady", "t::noisy", "t::new"]
     assert [s for s, _ in c.deltas[0].decisions] == ["energy:10%"]
     assert c.missing == (("t::gone", "m"),) and c.fail_specs == (FailSpec("energy", 10),)
-    assert len(c.failures) == 1 and c.failures[0].startswith("t::steady [m]: energy +30.0%")
-    assert len(c.inconclusive) == 1 and c.inconclusive[0].startswith("t::noisy [m]: energy +30.0%")
+    assert len(c.failures) == 1 and c.failures[0].startswith(
+        "t::steady [m]: energy 1.00 -> 1.30 kWh"
+    )
+    assert len(c.inconclusive) == 1 and c.inconclusive[0].startswith(
+        "t::noisy [m]: energy 1.00 -> 1.30 kWh"
+    )
     strict = compare("base.json", baseline, now, specs, strict=True)
     assert strict.failures == c.failures + c.inconclusive
     plain = compare("base.json", Baseline(SessionInfo(), base), now)
@@ -523,7 +537,7 @@ def test_render_comparison() -> None:
     c = Comparison(
         "b.json", None, None, deltas, (("t::x", "y"), ("t::z", "y")), (FailSpec("energy", 10),), ()
     )
-    assert render_comparison(c) == [
+    assert render_comparison(c, width=120) == [
         "test        kWh before    kWh now    Δ energy    Δ CO2e            decision (energy:10%)",
         "----------  ------------  ---------  ----------  ----------------  "
         "--------------------------------",
@@ -534,6 +548,14 @@ def test_render_comparison() -> None:
         "t::new [m]  -             5.00       new         new",
         "not measured in this run: 2 measurement(s) of the baseline",
     ]
+    assert render_comparison(c) == render_comparison(c, width=120)  # 99 columns: it fits 100
+    # narrower, the figure before goes first, then Δ CO2e, then kWh now
+    assert render_comparison(c, width=80)[:3] == [
+        "test        kWh now    Δ energy    decision (energy:10%)",
+        "----------  ---------  ----------  --------------------------------",
+        "t::a [m]    1.20       +20.0%      regression, 95% +15.0% to +25.0%",
+    ]
+    assert render_comparison(c, width=60)[0] == "test        Δ energy    decision (energy:10%)"
     plain = Comparison("b.json", None, None, deltas[2:], (), (), ())
     lines = render_comparison(plain)
     assert lines == [
@@ -543,28 +565,52 @@ def test_render_comparison() -> None:
     ]
 
 
-def test_render_comparison_shortens_long_ids_to_the_room_left() -> None:
-    nodeid = "tests/" + "deep/" * 12 + "test_x.py::test_long"
-    d = Delta(nodeid, "m", 1.0, 1.0, 1.0, 1.0)
-    c = Comparison("b.json", None, None, (d,), (), (), ())
+def test_render_comparison_keeps_long_ids_distinct() -> None:
+    deep = "tests/" + "deep/" * 12
+    ids = [f"{deep}test_x.py::test_long[a]", f"{deep}test_y.py::test_long[a]"]
+    c = Comparison("b.json", None, None, tuple(Delta(n, "m", 1, 1, 1, 1) for n in ids), (), (), ())
+    full = [f"{n} [m]" for n in ids]
     # the other columns: 12 + 9 + 10 + 8 + 10 wide, 2 apart: 59 of the width
-    full = f"{nodeid} [m]"
-    fits = render_comparison(c, width=59 + len(full))
-    assert fits[2].startswith(full + "  ")
-    cut = render_comparison(c, width=58 + len(full))[2].split("  ")[0]
-    assert len(cut) == len(full) - 1 and "…" in cut and cut.endswith("::test_long [m]")
-    narrow = render_comparison(c, width=10)[2].split("  ")[0]
-    assert len(narrow) == 24  # never narrower than 24 characters
+    fits = render_comparison(c, width=59 + len(full[0]))
+    assert [line.split("  ")[0] for line in fits[2:4]] == full and len(fits) == 4
+    # a column less: the common directory goes, and a line says so
+    cut = render_comparison(c, width=58 + len(full[0]))
+    assert [line.split("  ")[0] for line in cut[2:4]] == [
+        "test_x.py::test_long[a] [m]",
+        "test_y.py::test_long[a] [m]",
+    ]
+    assert cut[4:] == [f"test names without their directory {deep}"]
+    for width in (80, 40):
+        lines = render_comparison(c, width=width)
+        names = [line.split("  ")[0] for line in lines[2:4]]
+        assert len(set(names)) == 2 and all(len(line) <= max(width, 60) for line in lines)
+    narrow = render_comparison(c, width=10)
+    assert [line.split("  ")[0] for line in narrow[2:4]] == [
+        "test_x.py::test_long[a]…",  # 24 wide, the parameters whole
+        "test_y.py::test_long[a]…",
+    ]
 
 
-def test_render_comparison_is_100_columns_wide_by_default() -> None:
-    def first_cell(nodeid: str) -> str:
-        d = Delta(nodeid, "m", 1.0, 1.0, 1.0, 1.0)
-        return render_comparison(Comparison("b.json", None, None, (d,), (), (), ()))[2].split("  ")[
-            0
-        ]
-
-    # 100 - 59 columns for the others: 41 for the test
-    assert first_cell("t/" + "x" * 24 + ".py::test_a") == "t/" + "x" * 24 + ".py::test_a [m]"
-    cut = first_cell("t/" + "x" * 25 + ".py::test_a")
-    assert len(cut) == 41 and "…" in cut and cut.endswith(".py::test_a [m]")
+def test_verdict_line_fits_the_width_and_counts_what_it_leaves_out() -> None:
+    reg = (("energy:10%", _decision("regression")),)
+    deltas = tuple(
+        Delta(f"tests/test_x.py::test_{k}", name, 1.2, 0.6, 1.0, 0.5, decisions=reg)
+        for k, name in (("a", "default"), ("b", "train"), ("c", "default"))
+    )
+    ok = Delta(
+        "t::ok", "m", 1.0, 1.0, 1.0, 1.0, decisions=(("energy:10%", _decision("no regression")),)
+    )
+    c = Comparison("b.json", None, None, (*deltas, ok), (), (FailSpec("energy", 10),), ("f",) * 3)
+    assert verdict_line(c, 200) == (
+        "co2: FAILED: 3 regressions (test_a +20.0%, 95% +15.0% to +25.0%; test_b [train] +20.0%, "
+        "95% +15.0% to +25.0%; test_c +20.0%, 95% +15.0% to +25.0%)"
+    )
+    assert verdict_line(c, 80) == (
+        "co2: FAILED: 3 regressions (test_a +20.0%, 95% +15.0% to +25.0%; 2 more)"
+    )
+    assert verdict_line(c, 40) == "co2: FAILED: 3 regressions (3 more)"
+    assert verdict_line(c, 20) == "co2: FAILED: 3 regre"  # never over the width
+    # --co2-compare-strict: a too-noisy comparison among the failures
+    unsure = Comparison("b.json", None, None, (ok,), (), (FailSpec("energy", 10),), ("i",))
+    assert verdict_line(unsure) == "co2: FAILED: 1 too noisy to judge (--co2-compare-strict)"
+    assert verdict_line(Comparison("b.json", None, None, (ok,), (), (), ())) is None

@@ -91,8 +91,9 @@ def test_rerender_for_poland_and_for_germany_in_december_2022(
 
 
 def test_rerender_text_markdown_and_pue(
-    saved_report: Path, capsys: pytest.CaptureFixture[str]
+    saved_report: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the first line unwrapped
     rc, out, _ = cli(capsys, "report", str(saved_report), "--region", "PL")
     assert rc == 0
     lines = out.splitlines()

@@ -177,10 +177,13 @@ def test_the_xdist_controller_never_opens_a_backend(pytester: pytest.Pytester) -
         "import pytest\n\n@pytest.mark.parametrize('k', range(4))\n"
         "def test_x(co2_meter, k):\n    with co2_meter.measure('m'):\n        pass\n"
     )
-    result = pytester.runpytest(
-        "-n", "2", "--co2-backend=constant:10", "--co2-json=r.json", "--co2-idle=0.01"
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "80")
+        result = pytester.runpytest(
+            "-n", "2", "--co2-backend=constant:10", "--co2-json=r.json", "--co2-idle=0.01"
+        )
     result.assert_outcomes(passed=4)
+    assert [line for line in result.outlines if line.startswith("co2") and len(line) > 80] == []
     opened = sorted(p.name.split("-")[1] for p in pytester.path.glob("opened-*"))
     assert opened == ["worker", "worker"]  # one backend per worker, none in the controller
     unwrapped(result).fnmatch_lines(

@@ -8,6 +8,9 @@ import signal
 import threading
 from typing import Any
 
+# pytest's banner shows where the interrupt was raised (this handler): the message says why
+STOPPED = "SIGTERM (a CI timeout or kill): the run was stopped, not a crash"
+
 
 def install() -> Any:
     """Turn SIGTERM into KeyboardInterrupt; the previous handler (to :func:`restore`), or
@@ -18,7 +21,7 @@ def install() -> Any:
         return None
 
     def on_sigterm(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        raise KeyboardInterrupt(STOPPED)
 
     return signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -37,7 +37,9 @@ class Co2Terminal:
             f"co2: backend {provider.describe()}",
             f"co2: region {i.region}{month} {i.g_per_kwh:g} g CO2e/kWh ({i.source}"
             f"{'; ' + i.provenance_text if i.provenance_text else ''}); "
-            f"PUE {s.pue:g}; extrapolate {s.extrapolate_text()}; budget mode {s.budget_mode}",
+            f"PUE {s.pue:g}; "
+            + (f"extrapolate {s.extrapolate_text()}; " if s.extrapolate else "")
+            + f"budget mode {s.budget_mode}",
         ]
         lines += header_lines(state.live)
         if state.role != "controller":
@@ -67,18 +69,50 @@ class Co2Terminal:
         width = terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
         return [part for line in lines for part in wrap(line, width, indent="co2:   ")]
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         state = self.session
         if state.is_worker:
             return
         self._summary(terminalreporter)
+        if exitstatus == pytest.ExitCode.INTERRUPTED and state.collector.records():
+            from ..reporting.terminal import wrap
+
+            done = len(state.collector.records())
+            for part in wrap(
+                f"co2: the run was interrupted (Ctrl-C or SIGTERM): these figures cover the "
+                f"{done} measured {'test' if done == 1 else 'tests'} that finished before it "
+                "stopped (an interrupted run saves no baseline)",
+                terminal_width(terminalreporter),
+            ):
+                terminalreporter.write_line(part, yellow=True)
         for message in state.writer.errors:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
         if comparison is not None and comparison.failures:
+            from ..reporting.terminal import wrap
+
+            width = terminal_width(terminalreporter)
             terminalreporter.write_sep("=", "co2 regressions", red=True)
             for line in comparison.failures:
-                terminalreporter.write_line("co2 regression: " + line, red=True)
+                for part in wrap("co2 regression: " + line, width):
+                    terminalreporter.write_line(part, red=True)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The run's last line, after pytest's own count of passed tests: that the co2
+        gate failed it, and why."""
+        state = self.session
+        comparison = state.comparison
+        if state.is_worker or comparison is None or not comparison.failures:
+            return
+        tr = config.pluginmanager.get_plugin("terminalreporter")
+        if tr is None:
+            return
+        from ..reporting.baseline import verdict_line
+
+        line = verdict_line(comparison, terminal_width(tr))
+        if line:
+            tr.write_line(line, red=True, bold=True)
 
     def _summary(self, tr: Any) -> None:
         state = self.session
@@ -100,12 +134,11 @@ class Co2Terminal:
             width,
         ):
             tr.write_line(line)
-        for line in self._worker_lines():
-            tr.write_line(line)
         guard = state.provider.guard
         lock_line = None if guard is None else guard.summary()
-        if lock_line:
-            tr.write_line("co2: " + lock_line)
+        for line in [*self._worker_lines(), *(["co2: " + lock_line] if lock_line else [])]:
+            for part in wrap(line, width, indent="co2:   "):
+                tr.write_line(part)
         for line in render_summary(
             tests,
             budget_mode=s.budget_mode,
@@ -121,18 +154,26 @@ class Co2Terminal:
             tr.write_line(line)
         for line in self._advice_lines(width):
             tr.write_line(line)
-        comparison = state.comparison
-        if comparison is not None:
-            from ..reporting.baseline import render_comparison
-
-            tr.write_line(f"co2 compared with {comparison.baseline} (Δ: change over the baseline)")
-            for line in render_comparison(comparison, width):
-                tr.write_line(line)
-            for line in comparison.inconclusive:
-                what = "fails (--co2-compare-strict)" if s.compare_strict else "warning"
-                tr.write_line(f"co2 inconclusive ({what}): {line}", yellow=True)
+        self._comparison(tr, width)
         for line in self._output_lines():
             tr.write_line(line)
+
+    def _comparison(self, tr: Any, width: int) -> None:
+        """The comparison table and its inconclusive warnings, when comparing."""
+        comparison = self.session.comparison
+        if comparison is None:
+            return
+        from ..reporting.baseline import render_comparison
+        from ..reporting.terminal import wrap
+
+        head = f"co2 compared with {comparison.baseline} (Δ: change over the baseline)"
+        for line in [*wrap(head, width), *render_comparison(comparison, width)]:
+            tr.write_line(line)
+        strict = self.session.settings.compare_strict
+        what = "fails (--co2-compare-strict)" if strict else "warning"
+        for line in comparison.inconclusive:
+            for part in wrap(f"co2 inconclusive ({what}): {line}", width):
+                tr.write_line(part, yellow=True)
 
     def _output_lines(self) -> list[str]:
         """Which files were written (a failed write says so among the errors instead)."""

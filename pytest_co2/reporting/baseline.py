@@ -227,7 +227,7 @@ def compare_tests(tests: Iterable[TestRecord], baseline_tests: Iterable[TestReco
             continue
         bp = b.projection
         scale, per_unit = 1.0, False
-        if not p.measured and not bp.measured and bp.n != p.n and bp.n:
+        if p.measured == bp.measured and bp.n != p.n and bp.n:  # adaptive steps too: per unit
             scale, per_unit = p.n / bp.n, True
         out.append(
             Delta(
@@ -276,14 +276,68 @@ def check(delta: Delta, spec: FailSpec) -> str | None:
     return _line(delta, spec, decision, "exceeds")
 
 
+def delta_label(nodeid: str, name: str) -> str:
+    """``test_x.py::test_a`` or ``test_x.py::test_a [train]`` (a default measurement unnamed)."""
+    return nodeid if name in ("default", "call") else f"{nodeid} [{name}]"
+
+
+def decision_text(decision: CompareDecision) -> str:
+    """The decision's one line, with what to do when it is too noisy: the precision each
+    run needs, as the option that asks for it."""
+    from ..fmt import fmt_rel_pm
+
+    text = decision.describe()
+    need = decision.needed_precision
+    if need is not None and need > 0 and decision.contention is None:
+        tail = f"; needs {fmt_rel_pm(need)} per run to decide"
+        if text.endswith(tail):
+            text = text[: -len(tail)] + (
+                f"; to decide, measure both runs to {fmt_rel_pm(need)} "
+                f"(--co2-precision={need * 100:.2g}%, more steps or a longer --co2-max-time)"
+            )
+    return text
+
+
 def _line(delta: Delta, spec: FailSpec, decision: CompareDecision, verb: str) -> str:
+    """One decided comparison; the change is the decision's (the trimmed estimate over the
+    per-window samples), the figures before and after are the projections."""
     now, base = delta.values(spec.field)
     unit = "kWh" if spec.field == "energy" else "kg CO2e"
     return (
-        f"{delta.nodeid} [{delta.name}]: {FIELDS[spec.field]} {fmt_pct(delta.percent(spec.field))} "
-        f"({fmt_num(base)} -> {fmt_num(now)} {unit}{', per unit' if delta.per_unit else ''}) "
-        f"{verb} --co2-compare-fail={spec}: {decision.describe()}"
+        f"{delta_label(delta.nodeid, delta.name)}: {FIELDS[spec.field]} "
+        f"{fmt_num(base)} -> {fmt_num(now)} {unit}{', per unit' if delta.per_unit else ''} "
+        f"{verb} --co2-compare-fail={spec}: {decision_text(decision)}"
     )
+
+
+def verdict_line(c: Comparison, width: int = 100) -> str | None:
+    """``co2: FAILED: 1 regression (test_a +60.4%, 95% +32.0% to +95.0%)``, fitted to
+    ``width``; None when the comparison fails nothing."""
+    from ..measure.decisions import INCONCLUSIVE
+
+    items = []
+    for d in c.deltas:
+        for _, dec in d.decisions:
+            if dec.failed and dec.outcome != INCONCLUSIVE:
+                name = delta_label(d.nodeid.rpartition("::")[2] or d.nodeid, d.name)
+                interval = "" if math.isnan(dec.low) else f", {_short(dec).partition(', ')[2]}"
+                items.append(f"{name} {fmt_pct(dec.change * 100)}{interval}")
+    unsure = max(0, len(c.failures) - len(items))  # --co2-compare-strict: too noisy fails
+    if not items and not unsure:
+        return None
+    heads = []
+    if items:
+        heads.append(f"{len(items)} {'regression' if len(items) == 1 else 'regressions'}")
+    if unsure:
+        heads.append(f"{unsure} too noisy to judge (--co2-compare-strict)")
+    head = "co2: FAILED: " + ", ".join(heads)
+    for shown in range(len(items), -1, -1):
+        more = len(items) - shown
+        parts = items[:shown] + ([f"{more} more"] if more else [])
+        line = head + (f" ({'; '.join(parts)})" if parts else "")
+        if len(line) <= width:
+            return line
+    return head[:width]
 
 
 def decided(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[Delta]:
@@ -380,10 +434,12 @@ def _short(d: CompareDecision) -> str:
 
 def render_comparison(c: Comparison, width: int = 100) -> list[str]:
     """The summary's comparison lines: one row per measurement, with the decision of the
-    first fail spec (change and 95% interval) when there is one."""
+    first fail spec (change and 95% interval) when there is one. Columns that do not fit
+    ``width`` are left out (the before figure first, then Δ CO2e), never the test or the
+    decision; test names stay distinct (:func:`..fmt.row_labels`)."""
     from tabulate import tabulate
 
-    from ..fmt import shorten_nodeid
+    from ..fmt import row_labels, shared_dropped_width
 
     rows = []
     for d in c.deltas:
@@ -391,7 +447,7 @@ def render_comparison(c: Comparison, width: int = 100) -> list[str]:
         verdict = "" if decision is None else _short(decision)
         rows.append(
             [
-                f"{d.nodeid} [{d.name}]",
+                delta_label(d.nodeid, d.name),
                 "-" if d.base_energy_kwh is None else fmt_num(d.base_energy_kwh),
                 fmt_num(d.energy_kwh),
                 fmt_pct(d.percent("energy")),
@@ -407,12 +463,28 @@ def render_comparison(c: Comparison, width: int = 100) -> list[str]:
         "Δ CO2e",
         "decision" + (f" ({c.fail_specs[0]})" if c.fail_specs else ""),
     ]
-    widths = [max([len(h) + 2, *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
-    room = max(24, width - sum(widths[1:]) - 2 * (len(headers) - 1))
-    for r in rows:
-        r[0] = shorten_nodeid(r[0], room)
-    lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
+    keep = list(range(len(headers)))
+
+    def need(cols: list[int]) -> int:
+        widths = [max([len(headers[i]) + 2, *(len(r[i]) for r in rows)]) for i in cols[1:]]
+        return sum(widths) + 2 * (len(cols) - 1)
+
+    reserve = min(24, shared_dropped_width([r[0] for r in rows]))  # for the test column
+    for drop in (1, 4, 2):  # kWh before, Δ CO2e, kWh now
+        if need(keep) + reserve <= width:
+            break
+        keep.remove(drop)
+    room = max(reserve, width - need(keep))
+    labels, dropped = row_labels([r[0] for r in rows], room)
+    table = [[label, *(r[i] for i in keep[1:])] for label, r in zip(labels, rows, strict=True)]
+    lines = tabulate(
+        table, headers=[headers[i] for i in keep], tablefmt="simple", disable_numparse=True
+    ).splitlines()
     lines = [line.rstrip() for line in lines]
+    if dropped:
+        from .terminal import wrap
+
+        lines += wrap(f"test names without their {dropped}", width)
     if c.missing:
         lines.append(f"not measured in this run: {len(c.missing)} measurement(s) of the baseline")
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable, Sequence
 
-from ..fmt import fmt_count, fmt_num, fmt_pm, shorten_nodeid
+from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width
 from .budget import budget_text, verdict_text
 from .model import Result, TestRecord, Totals, all_results, ranked
 
@@ -80,15 +80,15 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
         ("time s", lambda t, r: fmt_num(r.measurement.duration_s), lambda x: fmt_num(x.duration_s)),
         ("budget", lambda t, r: budget_text(t.budget), blank),
     ]
-    for w in whatif:
-        optional.append(
-            (
-                f"kg {w}",
-                lambda t, r, w=w: fmt_num(r.whatif_co2e_kg.get(w)),  # type: ignore[misc]
-                lambda x, w=w: fmt_num(x.whatif_co2e_kg.get(w)),  # type: ignore[misc]
-            )
+    regions: list[Column] = [
+        (
+            f"kg {w}",
+            lambda t, r, w=w: fmt_num(r.whatif_co2e_kg.get(w)),  # type: ignore[misc]
+            lambda x, w=w: fmt_num(x.whatif_co2e_kg.get(w)),  # type: ignore[misc]
         )
-    return compact, optional
+        for w in whatif
+    ]
+    return compact, regions + optional  # the regions asked for come first
 
 
 def _width(cells: Sequence[Sequence[str]]) -> list[int]:
@@ -128,9 +128,10 @@ def render_summary(
         body = [[get(t, r) for _, get, _ in cols] for t, r in pairs]
         return [[h for h, _, _ in cols], *body, [total(tot) for _, _, total in cols]]
 
-    ids_width = max((len(t.nodeid) + len(r.name) + 3 for t, r in pairs), default=4)
+    ids_width = shared_dropped_width([f"{t.nodeid} [{r.name}]" for t, r in pairs]) or 4
     keep_test = max(MIN_TEST_WIDTH, min(ids_width, 48))  # the test column comes first
     chosen = list(compact)
+    missing: list[str] = []  # what-if regions asked for that do not fit
     if full:
         order = ["measurement", "time s", "steps", "J/unit (mean ± std)", "projected to", "kWh",
                  "kg CO2e ± std", "method", "budget", "verdict"]  # fmt: skip
@@ -142,35 +143,60 @@ def render_summary(
             trial = [*chosen, col]
             if sum(_width(cells(trial))) + GAP * len(trial) + keep_test <= width:
                 chosen = trial
+        shown = {h for h, _, _ in chosen}
+        missing = [h[3:] for h, _, _ in optional if h.startswith("kg ") and h not in shown]
     table = cells(chosen)
     named = any(h == "measurement" for h, _, _ in chosen)
-    ids = [
-        t.nodeid + ("" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]")
+    suffixes = [
+        "" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]"
         for t, r in pairs
     ]
+    ids = [t.nodeid + x for (t, _), x in zip(pairs, suffixes, strict=True)]
+    dropped = ""
     if full:
         names = ids
     else:
         test_width = max(MIN_TEST_WIDTH, width - sum(_width(table)) - GAP * len(chosen))
         test_width = max(test_width, len("TOTAL (0 measurements)") + 4)
-        names = [shorten_nodeid(n, test_width) for n in ids]
+        names, dropped = row_labels(ids, test_width, suffixes)
     rows = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
     rows.append(["TOTAL" if named else f"TOTAL ({tot.measurements} measurements)", *table[-1]])
     headers = ["test", *table[0]]
     lines = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True).splitlines()
     lines = [line.rstrip() for line in lines]
+    if missing:
+        wanted = [*chosen, *(c for c in optional if c[0] in {f"kg {m}" for m in missing})]
+        need = sum(_width(cells(wanted))) + GAP * len(wanted) + keep_test
+        lines += wrap(
+            f"what-if columns {', '.join(missing)} left out at {width} columns: "
+            f"--co2-report=full or COLUMNS={need} shows them (--co2-json has every figure)",
+            width,
+        )
+    return lines + _notes(dropped, left_out, width) + (_device_lines(tests) if full else [])
+
+
+def _notes(dropped: str, left_out: int, width: int) -> list[str]:
+    """What the table's rows leave out: parts of the test ids, the smaller measurements."""
+    lines = []
+    if dropped:
+        lines += wrap(f"test names without their {dropped} (--co2-report=full: whole ids)", width)
     if left_out:
         lines += wrap(
             f"... and {left_out} smaller measurements, in the total "
             "(--co2-report=full or --co2-json lists every one)",
             width,
         )
-    if full:
-        for t, r in ranked(tests):
-            devs = "; ".join(
-                f"{d.device.label} [{d.device.method.value}] {fmt_num(d.energy_j)} J"
-                for d in r.measurement.devices
-            )
-            lines.append(f"{t.nodeid} {r.name}: {r.measurement.windows} windows; devices: {devs}")
-            lines.extend(f"    note: {note}" for note in r.measurement.notes)
+    return lines
+
+
+def _device_lines(tests: Sequence[TestRecord]) -> list[str]:
+    """``--co2-report=full``: each measurement's windows, devices and notes."""
+    lines = []
+    for t, r in ranked(tests):
+        devs = "; ".join(
+            f"{d.device.label} [{d.device.method.value}] {fmt_num(d.energy_j)} J"
+            for d in r.measurement.devices
+        )
+        lines.append(f"{t.nodeid} {r.name}: {r.measurement.windows} windows; devices: {devs}")
+        lines.extend(f"    note: {note}" for note in r.measurement.notes)
     return lines
