@@ -348,7 +348,7 @@ class Window:
         """Why the record is partial: device faults during the window (their readings were
         frozen), a failed backend, a window the plugin had to close."""
         faults = list(getattr(self._meter.backend, "faults", ()))[self._faults0 :]
-        notes = [f"partial: {f}" for f in faults]
+        notes = [f"partial: {f}" for f in dict.fromkeys(faults)]  # a repeated fault once
         if self.failure is not None:
             notes.append(f"partial: the energy backend failed ({self.failure})")
         if self.abort_reason is not None:
