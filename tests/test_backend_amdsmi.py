@@ -455,15 +455,34 @@ def test_gpu_without_energy_or_power_is_left_out() -> None:
     assert nothing.shutdown_calls == 1
 
 
-def test_poller_error_is_a_backend_error() -> None:
+def test_a_polled_gpu_that_fails_is_a_fault_of_that_gpu_only() -> None:
     clock = FakeClock()
-    amd = gpus(1, g0={"ticks": None})
-    with _open(amd, poll_interval_s=3600.0, clock=clock) as backend:
-        amd.gpus[0].denied = True
-        assert backend._poller is not None
-        backend._poller.poll_once()
-        with pytest.raises(BackendError, match="reading AMD GPU power failed"):
-            backend.read_j()
+    power = {"current_socket_power": 100}
+    amd = gpus(2, g0={"ticks": None, "power": power}, g1={"ticks": None, "power": power})
+    with _open(amd, gpus="all", poll_interval_s=3600.0, clock=clock) as backend:
+        poller = backend._poller
+        assert poller is not None
+        clock.t = 101.0
+        poller.poll_once()
+        assert list(backend.read_j()) == [100.0, 100.0]
+        amd.gpus[1].denied = True  # GPU 1's power can no longer be read
+        clock.t = 102.0
+        poller.poll_once()
+        with pytest.warns(BackendWarning, match=r"reading AMD GPU 1's power failed \(An error"):
+            assert list(backend.read_j()) == [200.0, 100.0]  # GPU 0 goes on
+        assert list(backend.failed) == ["amdgpu:1"] and len(backend.faults) == 1
+        clock.t = 103.0
+        poller.poll_once()
+        assert list(backend.read_j()) == [300.0, 100.0]
+        assert len(backend.faults) == 2  # every read while it fails: each window is partial
+        amd.gpus[1].denied = False
+        clock.t = 104.0
+        poller.poll_once()  # reads again: counts from this sample on
+        clock.t = 105.0
+        poller.poll_once()
+        with pytest.warns(BackendWarning, match="AMD GPU 1's power reads again"):
+            assert list(backend.read_j()) == [500.0, 200.0]
+        assert backend.failed == {}
 
 
 def test_real_thread_polls_and_close_stops_it() -> None:

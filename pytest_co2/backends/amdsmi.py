@@ -596,28 +596,52 @@ class AmdsmiBackend(Backend):
                     self._counter_went_back(k, reading[0])
             out.append(counted[k] * self._counter_res_uj[k] / 1e6)
         if self._poller is not None:
-            if self._poller.error is not None:
-                raise BackendError(self._poller.error)
+            self._poller_faults(self._poller)
             out.extend(self._poller.read_j())
         return out
 
+    def _poller_faults(self, poller: PowerPoller) -> None:
+        """The polled GPUs that read again, or cannot be read now: faults (see ``_fault``)."""
+        down, resumed = poller.take_faults()
+        for j in resumed:
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "resumed",
+                f"AMD GPU {i}'s power reads again: the energy while it was unreadable is not "
+                "counted",
+            )
+        for j, why in down.items():
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "failed",
+                f"reading AMD GPU {i}'s power failed ({why}): its energy is not counted until "
+                "it reads again; the other GPUs are",
+            )
+
     @property
     def failed(self) -> dict[str, str]:
-        """Device id -> why, for the GPUs whose energy counter is unreadable now."""
-        return {
+        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
+        out = {
             f"amdgpu:{self._counter_index[k]}": why
             for k, why in enumerate(self._counter_down)
             if why is not None
         }
+        if self._poller is not None:
+            for j, why in enumerate(self._poller.failed):
+                if why is not None:
+                    out[f"amdgpu:{self._polled_index[j]}"] = why
+        return out
 
     def _j_text(self, k: int, ticks: int) -> str:
         return f"{ticks * self._counter_res_uj[k] / 1e6:.3f} J"
 
-    def _fault(self, k: int, kind: str, message: str) -> None:
-        """A fault of counter ``k``: every event in ``faults`` (the window that sees it is
+    def _fault(self, i: int, kind: str, message: str) -> None:
+        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
         partial), the first of a kind in ``notes`` and as a warning."""
         self.faults.append(message)
-        key = (f"amdgpu:{self._counter_index[k]}", kind)
+        key = (f"amdgpu:{i}", kind)
         if key not in self._noted:
             self._noted.add(key)
             self.notes.append(message)
@@ -626,7 +650,7 @@ class AmdsmiBackend(Backend):
     def _read_failed(self, k: int, why: str) -> None:
         self._counter_down[k] = why
         self._fault(
-            k,
+            self._counter_index[k],
             "failed",
             f"reading AMD GPU {self._counter_index[k]}'s energy counter failed ({why}): its "
             "energy is not counted until it reads again; the other GPUs are",
@@ -636,7 +660,7 @@ class AmdsmiBackend(Backend):
         self._counter_down[k] = None
         self._counter_last[k] = ticks
         self._fault(
-            k,
+            self._counter_index[k],
             "resumed",
             f"AMD GPU {self._counter_index[k]}'s energy counter reads again: the energy while "
             "it was unreadable is not counted",
@@ -650,7 +674,7 @@ class AmdsmiBackend(Backend):
             "not counted; it counts again from the new value"
         )
         self._counter_last[k] = ticks
-        self._fault(k, "reset", message)
+        self._fault(self._counter_index[k], "reset", message)
 
     def _check_frozen(self, k: int) -> None:
         """Once, :data:`FROZEN_AFTER_S` after opening: a counter that never moved while the

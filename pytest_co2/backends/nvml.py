@@ -735,25 +735,48 @@ class NvmlBackend(Backend):
                     self._counter_went_back(k, mj)
             out.append(counted[k] / 1000.0)
         if self._poller is not None:
-            if self._poller.error is not None:
-                raise BackendError(self._poller.error)
+            self._poller_faults(self._poller)
             out.extend(self._poller.read_j())
         return out
 
+    def _poller_faults(self, poller: PowerPoller) -> None:
+        """The polled GPUs that read again, or cannot be read now: faults (see ``_fault``)."""
+        down, resumed = poller.take_faults()
+        for j in resumed:
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "resumed",
+                f"GPU {i}'s power reads again: the energy while it was unreadable is not counted",
+            )
+        for j, why in down.items():
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "failed",
+                f"reading GPU {i}'s power failed ({why}): its energy is not counted until "
+                "it reads again; the other GPUs are",
+            )
+
     @property
     def failed(self) -> dict[str, str]:
-        """Device id -> why, for the GPUs whose energy counter is unreadable now."""
-        return {
+        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
+        out = {
             f"gpu:{self._counter_index[k]}": why
             for k, why in enumerate(self._counter_down)
             if why is not None
         }
+        if self._poller is not None:
+            for j, why in enumerate(self._poller.failed):
+                if why is not None:
+                    out[f"gpu:{self._polled_index[j]}"] = why
+        return out
 
-    def _fault(self, k: int, kind: str, message: str) -> None:
-        """A fault of counter ``k``: every event in ``faults`` (the window that sees it is
+    def _fault(self, i: int, kind: str, message: str) -> None:
+        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
         partial), the first of a kind in ``notes`` and as a warning."""
         self.faults.append(message)
-        key = (f"gpu:{self._counter_index[k]}", kind)
+        key = (f"gpu:{i}", kind)
         if key not in self._noted:
             self._noted.add(key)
             self.notes.append(message)
@@ -763,7 +786,7 @@ class NvmlBackend(Backend):
         i = self._counter_index[k]
         self._counter_down[k] = why
         self._fault(
-            k,
+            i,
             "failed",
             f"reading GPU {i}'s energy counter failed ({why}): its energy is not counted "
             "until it reads again; the other GPUs are",
@@ -774,7 +797,7 @@ class NvmlBackend(Backend):
         self._counter_down[k] = None
         self._counter_last_mj[k] = mj
         self._fault(
-            k,
+            i,
             "resumed",
             f"GPU {i}'s energy counter reads again: the energy while it was unreadable is "
             "not counted",
@@ -788,7 +811,7 @@ class NvmlBackend(Backend):
             "reading and the reset is not counted; it counts again from the new value"
         )
         self._counter_last_mj[k] = mj
-        self._fault(k, "reset", message)
+        self._fault(self._counter_index[k], "reset", message)
 
     def read_power_w(self) -> Sequence[float] | None:
         """Instant power (W) per device; NaN where the GPU reports only a 1 s average."""
