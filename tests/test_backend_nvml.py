@@ -879,13 +879,17 @@ def test_a_failed_read_ends_only_that_gpu_in_the_window() -> None:
             e1, m1 = _window(meter, "lost", lose_gpu_1)
         assert e1 == [600.0, 50.0, 100.0] and not m1.complete
         partial = [n for n in m1.notes if n.startswith("partial:")]
+        still = "partial: gpu:1 could not be read (fake NVML error 15); its energy is not counted"
         assert partial == [
             "partial: reading GPU 1's energy counter failed (fake NVML error 15): its energy "
-            "is not counted until it reads again; the other GPUs are"
+            "is not counted until it reads again; the other GPUs are",
+            still,
         ]
         assert backend.failed == {"gpu:1": "fake NVML error 15"}
         e2, m2 = _window(meter, "still lost", lambda: trace.advance(1.0))
         assert e2 == [300.0, 0.0, 50.0] and not m2.complete  # never 0 J "complete"
+        assert [n for n in m2.notes if n.startswith("partial:")] == [still]
+        assert len(backend.faults) == 1  # one event, however many reads fail
         trace.lost[1] = False
         trace.advance(1.0)  # between windows, not counted: GPU 1 was unreadable
         with pytest.warns(BackendWarning, match="GPU 1's energy counter reads again"):
@@ -962,3 +966,23 @@ def test_ga100_names() -> None:
         is_ga100_name(n)
         for n in ("NVIDIA RTX A1000", "NVIDIA RTX A3000 12GB Laptop GPU", "NVIDIA A10", "GA1000")
     )
+
+
+def test_a_gpu_lost_under_a_composite_backend_keeps_its_windows_partial() -> None:
+    from pytest_co2.backends.composite import CompositeBackend
+    from pytest_co2.backends.constant import ConstantBackend
+    from pytest_co2.meter import Meter
+
+    trace, nvml = traced([300.0])
+    with CompositeBackend([_open(nvml), ConstantBackend(40.0)]) as backend:
+        meter = Meter(backend)
+        trace.lost[0] = True
+        with pytest.warns(BackendWarning, match="reading GPU 0's energy counter failed"):
+            backend.read_j()
+        assert backend.failed == {"gpu:0": "fake NVML error 15"}
+        _, m = _window(meter, "lost", lambda: trace.advance(1.0))
+        assert not m.complete
+        assert (
+            "partial: gpu:0 could not be read (fake NVML error 15); its energy is not counted"
+            in m.notes
+        )

@@ -601,7 +601,7 @@ class AmdsmiBackend(Backend):
         return out
 
     def _poller_faults(self, poller: PowerPoller) -> None:
-        """The polled GPUs that read again, or cannot be read now: faults (see ``_fault``)."""
+        """The polled GPUs that failed or read again since the last read: faults."""
         down, resumed = poller.take_faults()
         for j in resumed:
             i = self._polled_index[j]
@@ -639,7 +639,8 @@ class AmdsmiBackend(Backend):
 
     def _fault(self, i: int, kind: str, message: str) -> None:
         """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
-        partial), the first of a kind in ``notes`` and as a warning."""
+        partial, as is every window that ends while a GPU is in ``failed``), the first of a
+        kind in ``notes`` and as a warning."""
         self.faults.append(message)
         key = (f"amdgpu:{i}", kind)
         if key not in self._noted:
@@ -648,6 +649,8 @@ class AmdsmiBackend(Backend):
             warn(message)
 
     def _read_failed(self, k: int, why: str) -> None:
+        if self._counter_down[k] is not None:
+            return  # still failing: the meter marks each window partial (see ``failed``)
         self._counter_down[k] = why
         self._fault(
             self._counter_index[k],

@@ -740,7 +740,7 @@ class NvmlBackend(Backend):
         return out
 
     def _poller_faults(self, poller: PowerPoller) -> None:
-        """The polled GPUs that read again, or cannot be read now: faults (see ``_fault``)."""
+        """The polled GPUs that failed or read again since the last read: faults."""
         down, resumed = poller.take_faults()
         for j in resumed:
             i = self._polled_index[j]
@@ -774,7 +774,8 @@ class NvmlBackend(Backend):
 
     def _fault(self, i: int, kind: str, message: str) -> None:
         """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
-        partial), the first of a kind in ``notes`` and as a warning."""
+        partial, as is every window that ends while a GPU is in ``failed``), the first of a
+        kind in ``notes`` and as a warning."""
         self.faults.append(message)
         key = (f"gpu:{i}", kind)
         if key not in self._noted:
@@ -784,6 +785,8 @@ class NvmlBackend(Backend):
 
     def _read_failed(self, k: int, why: str) -> None:
         i = self._counter_index[k]
+        if self._counter_down[k] is not None:
+            return  # still failing: the meter marks each window partial (see ``failed``)
         self._counter_down[k] = why
         self._fault(
             i,

@@ -16,8 +16,8 @@ class PowerPoller:
     A reading of None (the value is not available this time) holds the last power. A read
     that raises one of ``errors`` is a fault of that source only: its energy stops (the
     interval before is not counted), ``failed[i]`` says why, and it is read again at every
-    poll; when it reads again it counts from that sample on and ``i`` is added to
-    ``resumed`` (for the backend to take). The other sources go on.
+    poll; when it reads again it counts from that sample on. :meth:`take_faults` gives the
+    backend these events. The other sources go on.
     """
 
     def __init__(
@@ -36,7 +36,8 @@ class PowerPoller:
         self.clock = clock
         self.lock = threading.Lock()
         self.failed: list[str | None] = [None] * len(self.reads)  # why a source is unreadable
-        self.resumed: list[int] = []  # sources that read again since the backend last looked
+        self.newly_failed: dict[int, str] = {}  # failed since the backend last looked
+        self.resumed: list[int] = []  # read again since the backend last looked
         self.t_last = clock()
         self.power_w = [r() or 0.0 for r in self.reads]
         self.energy_j = [0.0] * len(self.reads)
@@ -60,6 +61,8 @@ class PowerPoller:
             dt = now - self.t_last
             for i, w in enumerate(read):
                 if isinstance(w, str):  # failed: nothing counted until it reads again
+                    if self.failed[i] is None:
+                        self.newly_failed[i] = w
                     self.failed[i] = w
                 elif self.failed[i] is not None:  # reads again: counts from here
                     self.failed[i] = None
@@ -84,11 +87,12 @@ class PowerPoller:
             ]
 
     def take_faults(self) -> tuple[dict[int, str], list[int]]:
-        """The sources unreadable now (index -> why) and those that read again since the
-        last call."""
+        """The sources that failed (index -> why) and those that read again, since the last
+        call (``failed`` says which are unreadable now)."""
         with self.lock:
+            failed, self.newly_failed = self.newly_failed, {}
             resumed, self.resumed = self.resumed, []
-            return {i: w for i, w in enumerate(self.failed) if w is not None}, resumed
+            return failed, resumed
 
     def start(self) -> None:
         self.thread.start()
