@@ -224,6 +224,16 @@ class _PowerSource(NamedTuple):
     what: str  # for notes
 
 
+def field_value(value: Any) -> float:
+    """The number in an ``nvmlFieldValue_t``, read from the union member its ``valueType``
+    names; ValueError for a type this code does not know."""
+    kind = int(getattr(value, "valueType", NVML_VALUE_TYPE_UNSIGNED_INT))
+    member = NVML_VALUE_MEMBERS.get(kind)
+    if member is None:
+        raise ValueError(f"unknown NVML value type {kind}: expected one of 0-6")
+    return float(getattr(value.value, member))
+
+
 def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
     """A reader of the instant power field, or None when this GPU or driver lacks it."""
     get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
@@ -235,11 +245,7 @@ def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
         (value,) = get(handle, [field])
         if int(getattr(value, "nvmlReturn", 0)) != 0:
             raise nvml.NVMLError(int(value.nvmlReturn))
-        kind = int(getattr(value, "valueType", NVML_VALUE_TYPE_UNSIGNED_INT))
-        member = NVML_VALUE_MEMBERS.get(kind)
-        if member is None:
-            raise ValueError(f"unknown NVML value type {kind}")
-        return float(getattr(value.value, member)) * 1e-3
+        return field_value(value) * 1e-3
 
     try:
         read()
