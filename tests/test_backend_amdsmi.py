@@ -224,19 +224,20 @@ def test_pre_6_4_power_key_is_the_counter() -> None:
         assert list(backend.read_j()) == [2.0]
 
 
-def test_counter_going_backwards_ends_the_device_with_a_note() -> None:
+def test_counter_going_backwards_counts_again_from_the_new_value() -> None:
     amd = gpus(2, g0={"ticks": 640_000}, g1={"ticks": 0})
     with _open(amd, gpus="all") as backend:
         amd.gpus[0].ticks = 640_000 + 64_000
         assert list(backend.read_j()) == [1.0, 0.0]
         amd.gpus[0].ticks = 3  # a reset (or a wrap)
         amd.gpus[1].ticks = 192_000
-        with pytest.warns(BackendWarning, match="AMD GPU 0's energy counter stopped counting"):
+        with pytest.warns(BackendWarning, match="AMD GPU 0's energy counter went backwards"):
             assert list(backend.read_j()) == [1.0, 3.0]
-        amd.gpus[0].ticks = 99_000_000  # counting again after the reset: still ended
-        assert list(backend.read_j()) == [1.0, 3.0]
+        amd.gpus[0].ticks = 3 + 128_000  # counting again from the new value
+        assert list(backend.read_j()) == [3.0, 3.0]
         (note,) = [n for n in backend.notes if "went backwards" in n]
         assert "11.000 J -> 0.000 J" in note and "wrap, driver reload or GPU reset" in note
+        assert backend.failed == {}
 
 
 def test_counter_loss_is_a_fault_of_the_window() -> None:
@@ -247,7 +248,33 @@ def test_counter_loss_is_a_fault_of_the_window() -> None:
         with pytest.warns(BackendWarning):
             backend.read_j()
         (fault,) = backend.faults
-        assert fault.startswith("AMD GPU 0's energy counter stopped counting: it went backwards")
+        assert fault.startswith("AMD GPU 0's energy counter went backwards")
+
+
+def test_a_failed_read_is_a_partial_window_for_that_gpu_only() -> None:
+    from pytest_co2.meter import Meter
+
+    averaged = {"average_socket_power": 300}  # no instant power: the counters, however short
+    amd = gpus(2, g0={"ticks": 0, "power": averaged}, g1={"ticks": 0, "power": averaged})
+    with _open(amd, gpus="all") as backend:
+        meter = Meter(backend)
+        failed = "reading AMD GPU 1's energy counter failed"
+        with pytest.warns(BackendWarning, match=failed), meter.measure("lost"):
+            amd.gpus[0].ticks = 64_000
+            amd.gpus[1].ticks = 128_000
+            backend.read_j()
+            amd.gpus[0].ticks = 192_000
+            amd.gpus[1].ticks = NA  # GPU 1 stops reading
+        (m,) = meter.measurements
+        assert [d.energy_j for d in m.devices] == [3.0, 2.0] and not m.complete
+        assert any(
+            n.startswith("partial: reading AMD GPU 1's energy counter failed") for n in m.notes
+        )
+        amd.gpus[1].ticks = 10 * 64_000  # reads again: counts from here
+        with pytest.warns(BackendWarning, match="AMD GPU 1's energy counter reads again"):
+            assert list(backend.read_j()) == [3.0, 2.0]
+        amd.gpus[1].ticks = 11 * 64_000
+        assert list(backend.read_j()) == [3.0, 3.0]
 
 
 def test_frozen_counter_is_reported_once() -> None:
@@ -284,22 +311,23 @@ def test_unmoving_counter_of_an_unpowered_gpu_is_not_reported(
     assert not [w for w in recwarn if issubclass(w.category, BackendWarning)]
 
 
-def test_counter_turning_na_ends_the_device() -> None:
+def test_counter_turning_na_holds_the_device() -> None:
     amd = gpus(1, g0={"ticks": 0})
     with _open(amd) as backend:
         amd.gpus[0].ticks = 64_000
         assert list(backend.read_j()) == [1.0]
         amd.gpus[0].ticks = NA
-        with pytest.warns(BackendWarning, match="it now reads N/A"):
+        with pytest.warns(BackendWarning, match=r"failed \(it reads N/A\)"):
             assert list(backend.read_j()) == [1.0]
 
 
-def test_read_error_is_a_backend_error() -> None:
+def test_read_error_holds_that_gpu_and_is_a_fault() -> None:
     amd = gpus(1)
     with _open(amd) as backend:
         amd.fail_reads = True
-        with pytest.raises(BackendError, match="reading the AMD SMI energy counter failed"):
-            backend.read_j()
+        with pytest.warns(BackendWarning, match="reading AMD GPU 0's energy counter failed"):
+            assert list(backend.read_j()) == [0.0]
+        assert list(backend.failed) == ["amdgpu:0"] and len(backend.faults) == 1
 
 
 @pytest.mark.parametrize(
@@ -427,15 +455,34 @@ def test_gpu_without_energy_or_power_is_left_out() -> None:
     assert nothing.shutdown_calls == 1
 
 
-def test_poller_error_is_a_backend_error() -> None:
+def test_a_polled_gpu_that_fails_is_a_fault_of_that_gpu_only() -> None:
     clock = FakeClock()
-    amd = gpus(1, g0={"ticks": None})
-    with _open(amd, poll_interval_s=3600.0, clock=clock) as backend:
-        amd.gpus[0].denied = True
-        assert backend._poller is not None
-        backend._poller.poll_once()
-        with pytest.raises(BackendError, match="reading AMD GPU power failed"):
-            backend.read_j()
+    power = {"current_socket_power": 100}
+    amd = gpus(2, g0={"ticks": None, "power": power}, g1={"ticks": None, "power": power})
+    with _open(amd, gpus="all", poll_interval_s=3600.0, clock=clock) as backend:
+        poller = backend._poller
+        assert poller is not None
+        clock.t = 101.0
+        poller.poll_once()
+        assert list(backend.read_j()) == [100.0, 100.0]
+        amd.gpus[1].denied = True  # GPU 1's power can no longer be read
+        clock.t = 102.0
+        poller.poll_once()
+        with pytest.warns(BackendWarning, match=r"reading AMD GPU 1's power failed \(An error"):
+            assert list(backend.read_j()) == [200.0, 100.0]  # GPU 0 goes on
+        assert list(backend.failed) == ["amdgpu:1"] and len(backend.faults) == 1
+        clock.t = 103.0
+        poller.poll_once()
+        assert list(backend.read_j()) == [300.0, 100.0]
+        assert len(backend.faults) == 1  # one event; ``failed`` makes each window partial
+        amd.gpus[1].denied = False
+        clock.t = 104.0
+        poller.poll_once()  # reads again: counts from this sample on
+        clock.t = 105.0
+        poller.poll_once()
+        with pytest.warns(BackendWarning, match="AMD GPU 1's power reads again"):
+            assert list(backend.read_j()) == [500.0, 200.0]
+        assert backend.failed == {}
 
 
 def test_real_thread_polls_and_close_stops_it() -> None:

@@ -333,12 +333,14 @@ def test_pynvml_missing(monkeypatch: pytest.MonkeyPatch) -> None:
         NvmlBackend()
 
 
-def test_read_error_is_a_backend_error() -> None:
+def test_read_error_holds_that_gpu_and_is_a_fault() -> None:
     nvml = three_gpus()
     with NvmlBackend(nvml, visible_devices="0") as backend:
         nvml.fail_reads = True
-        with pytest.raises(BackendError, match="fake NVML error 15"):
-            backend.read_j()
+        with pytest.warns(BackendWarning, match="fake NVML error 15"):
+            assert list(backend.read_j()) == [0.0]
+        assert backend.failed == {"gpu:0": "fake NVML error 15"}
+        assert len(backend.faults) == 1
 
 
 def test_close_stops_poller_and_shuts_down_once() -> None:
@@ -697,6 +699,10 @@ def test_polled_fallback_reads_the_instant_field() -> None:
         ("Tesla P100", 4, 0.005, "instant on this GPU"),  # Pascal: instant
         ("NVIDIA A100-SXM4-40GB", 7, 0.005, "instant on this GPU"),  # GA100: instant
         ("NVIDIA A10G", 7, 1.0, "1 s moving average"),  # other Ampere: averaged
+        ("NVIDIA A30", 7, 0.005, "instant on this GPU"),  # GA100
+        ("NVIDIA A100 80GB PCIe", 7, 0.005, "instant on this GPU"),  # GA100
+        ("NVIDIA RTX A1000", 7, 1.0, "1 s moving average"),  # GA107, not an A100
+        ("NVIDIA RTX A3000 Laptop GPU", 7, 1.0, "1 s moving average"),  # GA104, not an A30
     ],
 )
 def test_polled_power_usage_note_follows_the_gpu(
@@ -724,7 +730,7 @@ def test_synchronize_all_syncs_every_device_with_a_context(monkeypatch: pytest.M
 # 9. a counter that goes backwards; WSL2
 
 
-def test_counter_reset_ends_the_device_with_a_note() -> None:
+def test_counter_reset_counts_again_from_the_new_base() -> None:
     nvml = node(2, g0={"energy_mj": 5_000}, g1={"energy_mj": 10_000})
     with _open(nvml, gpus="all") as backend:
         nvml.gpus[0].energy_mj = 7_000
@@ -733,9 +739,10 @@ def test_counter_reset_ends_the_device_with_a_note() -> None:
         nvml.gpus[1].energy_mj = 13_000
         with pytest.warns(BackendWarning, match="GPU 0's energy counter went backwards"):
             assert list(backend.read_j()) == [2.0, 3.0]
-        nvml.gpus[0].energy_mj = 900_000  # counting again from the reset: still ended
-        assert list(backend.read_j()) == [2.0, 3.0]
+        nvml.gpus[0].energy_mj = 901_000  # counting again from the reset's new base
+        assert list(backend.read_j()) == [902.0, 3.0]
         assert sum("went backwards" in n for n in backend.notes) == 1
+        assert len(backend.faults) == 1 and backend.failed == {}
 
 
 def test_wsl2_is_a_gpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -782,3 +789,200 @@ def test_idle_power_realigned_after_the_devices_changed() -> None:
         assert backend.refresh_devices()
         assert realign((60.0, 61.0, 62.0), old, backend.devices) == (62.0,)
         assert realign((60.0,), old[:1], backend.devices, missing=-1.0) == (-1.0,)
+
+
+# -- per-GPU faults on a trace-driven fake ------------------------------------------------------
+
+GPU_IS_LOST = 15  # NVML_ERROR_GPU_IS_LOST
+
+
+class Trace:
+    """Power per GPU (W, set by the test) over a fake time, driving NVML's counter as the
+    driver does: whole millijoules, published every 100 ms; a reset restarts it at 0, a
+    lost GPU raises on every read."""
+
+    TICK_S = 0.1
+
+    def __init__(self, watts: list[float]) -> None:
+        self.watts = list(watts)
+        self.counter_mj = [0] * len(watts)
+        self.lost = [False] * len(watts)
+
+    def advance(self, seconds: float) -> None:
+        for _ in range(round(seconds / self.TICK_S)):
+            for i, w in enumerate(self.watts):
+                self.counter_mj[i] += round(w * self.TICK_S * 1000)
+
+    def reset(self, i: int) -> None:
+        self.counter_mj[i] = 0
+
+    def reader(self, i: int) -> Callable[[], int]:
+        def read() -> int:
+            if self.lost[i]:
+                raise FakeNVMLError(GPU_IS_LOST)
+            return self.counter_mj[i]
+
+        return read
+
+
+def traced(watts: list[float]) -> tuple[Trace, NodeNvml]:
+    trace = Trace(watts)
+    gpus = {f"g{i}": {"energy_mj": trace.reader(i)} for i in range(len(watts))}
+    return trace, node(len(watts), **gpus)
+
+
+def _window(meter: Any, name: str, work: Callable[[], None]) -> tuple[list[float], Any]:
+    with meter.measure(name):
+        work()
+    m = meter.measurements[-1]
+    return [d.energy_j for d in m.devices], m
+
+
+def test_a_counter_reset_is_one_partial_window_then_counts_from_the_new_base() -> None:
+    from pytest_co2.meter import Meter
+
+    trace, nvml = traced([300.0, 100.0])
+    with _open(nvml, gpus="all") as backend:
+        meter = Meter(backend)
+        e1, m1 = _window(meter, "before", lambda: trace.advance(1.0))
+        assert e1 == [300.0, 100.0] and m1.complete
+
+        def reset_midway() -> None:
+            trace.advance(0.5)
+            trace.reset(0)  # a GPU reset / driver reload: the counter restarts at 0
+            trace.advance(0.5)
+
+        with pytest.warns(BackendWarning, match="GPU 0's energy counter went backwards"):
+            e2, m2 = _window(meter, "reset", reset_midway)
+        # GPU 0's energy of this window is lost (never negative), GPU 1's is kept
+        assert e2 == [0.0, 100.0] and not m2.complete
+        assert any(n.startswith("partial: GPU 0's energy counter went backwards") for n in m2.notes)
+        e3, m3 = _window(meter, "after", lambda: trace.advance(1.0))
+        assert e3 == [300.0, 100.0] and m3.complete  # from the new base, not 0 J
+
+
+def test_a_failed_read_ends_only_that_gpu_in_the_window() -> None:
+    from pytest_co2.meter import Meter
+
+    trace, nvml = traced([300.0, 100.0, 50.0])
+    with _open(nvml, gpus="all") as backend:
+        meter = Meter(backend)
+
+        def lose_gpu_1() -> None:
+            trace.advance(0.5)
+            backend.read_j()  # a step's reading: GPU 1 still counts here
+            trace.advance(0.5)
+            trace.lost[1] = True
+            trace.advance(1.0)
+
+        with pytest.warns(BackendWarning, match="reading GPU 1's energy counter failed"):
+            e1, m1 = _window(meter, "lost", lose_gpu_1)
+        assert e1 == [600.0, 50.0, 100.0] and not m1.complete
+        partial = [n for n in m1.notes if n.startswith("partial:")]
+        still = "partial: gpu:1 could not be read (fake NVML error 15); its energy is not counted"
+        assert partial == [
+            "partial: reading GPU 1's energy counter failed (fake NVML error 15): its energy "
+            "is not counted until it reads again; the other GPUs are",
+            still,
+        ]
+        assert backend.failed == {"gpu:1": "fake NVML error 15"}
+        e2, m2 = _window(meter, "still lost", lambda: trace.advance(1.0))
+        assert e2 == [300.0, 0.0, 50.0] and not m2.complete  # never 0 J "complete"
+        assert [n for n in m2.notes if n.startswith("partial:")] == [still]
+        assert len(backend.faults) == 1  # one event, however many reads fail
+        trace.lost[1] = False
+        trace.advance(1.0)  # between windows, not counted: GPU 1 was unreadable
+        with pytest.warns(BackendWarning, match="GPU 1's energy counter reads again"):
+            e3, m3 = _window(meter, "back", lambda: trace.advance(1.0))
+        assert e3 == [300.0, 100.0, 50.0] and backend.failed == {}
+        assert any("while it was unreadable is not counted" in n for n in m3.notes)
+        e4, m4 = _window(meter, "steady", lambda: trace.advance(1.0))
+        assert e4 == [300.0, 100.0, 50.0] and m4.complete
+
+
+class FlakyNvml(NodeNvml):
+    """NVML where GPU 1 is lost at open, and GPU 2's name cannot be read."""
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> FakeGpu:
+        if index == 1:
+            raise FakeNVMLError(GPU_IS_LOST)
+        return super().nvmlDeviceGetHandleByIndex(index)
+
+    def nvmlDeviceGetName(self, handle: FakeGpu) -> bytes:
+        if handle is self.gpus[2]:
+            raise FakeNVMLError(999)
+        return super().nvmlDeviceGetName(handle)
+
+
+def test_a_gpu_lost_or_unnamed_at_open_is_left_out_with_a_note() -> None:
+    nvml = FlakyNvml([NodeGpu(i) for i in range(4)])
+    with _open(nvml, gpus="all") as backend:
+        assert [d.id for d in backend.devices] == ["gpu:0", "gpu:3"]
+        assert list(backend.read_j()) == [0.0, 0.0]
+        assert (
+            "GPU 1 is not measured: NVML could not open it (fake NVML error 15; a lost or "
+            "failing GPU?)" in backend.notes
+        )
+        assert (
+            "GPU 2 is not measured: NVML could not read its name (fake NVML error 999; a "
+            "lost or failing GPU?)" in backend.notes
+        )
+    with pytest.raises(BackendError, match="could open none of the selected GPUs"):
+        _open(FlakyNvml([NodeGpu(0), NodeGpu(1)]), gpus="cuda:1")
+
+
+@pytest.mark.parametrize(
+    "value_type, member, raw, watts",
+    [
+        (0, "dVal", 250_500.0, 250.5),
+        (1, "uiVal", 250_000, 250.0),
+        (4, "sllVal", 310_000, 310.0),
+        (5, "siVal", 90_000, 90.0),
+        (6, "usVal", 60_000, 60.0),
+    ],
+)
+def test_the_instant_field_is_read_by_its_value_type(
+    value_type: int, member: str, raw: float, watts: float
+) -> None:
+    class TypedNvml(NodeNvml):
+        def nvmlDeviceGetFieldValues(self, handle: NodeGpu, field_ids: list[int]) -> list[Any]:
+            value = SimpleNamespace(**{member: raw})
+            return [SimpleNamespace(nvmlReturn=0, valueType=value_type, value=value)]
+
+    nvml = TypedNvml([NodeGpu(0, energy_mj=5_000)])
+    with _open(nvml) as backend:
+        assert list(backend.read_power_w() or ()) == [watts]
+
+
+def test_ga100_names() -> None:
+    from pytest_co2.backends.nvml import is_ga100_name
+
+    assert [is_ga100_name(n) for n in ("NVIDIA A100-SXM4-80GB", "NVIDIA A30", "A100")] == [
+        True,
+        True,
+        True,
+    ]
+    assert not any(
+        is_ga100_name(n)
+        for n in ("NVIDIA RTX A1000", "NVIDIA RTX A3000 12GB Laptop GPU", "NVIDIA A10", "GA1000")
+    )
+
+
+def test_a_gpu_lost_under_a_composite_backend_keeps_its_windows_partial() -> None:
+    from pytest_co2.backends.composite import CompositeBackend
+    from pytest_co2.backends.constant import ConstantBackend
+    from pytest_co2.meter import Meter
+
+    trace, nvml = traced([300.0])
+    with CompositeBackend([_open(nvml), ConstantBackend(40.0)]) as backend:
+        meter = Meter(backend)
+        trace.lost[0] = True
+        with pytest.warns(BackendWarning, match="reading GPU 0's energy counter failed"):
+            backend.read_j()
+        assert backend.failed == {"gpu:0": "fake NVML error 15"}
+        _, m = _window(meter, "lost", lambda: trace.advance(1.0))
+        assert not m.complete
+        assert (
+            "partial: gpu:0 could not be read (fake NVML error 15); its energy is not counted"
+            in m.notes
+        )

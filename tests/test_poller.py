@@ -30,23 +30,37 @@ def test_trapezoid_sum_held_value_and_extension_to_now() -> None:
     assert poller.energy_j == [825.0, 175.0]
     clock.t = 14.0  # extended with the last power: +100 J and +25 J
     assert poller.read_j() == [925.0, 200.0]
-    assert poller.error is None
+    assert poller.failed == [None, None]
 
 
-def test_a_read_error_stops_integrating_and_says_why() -> None:
+def test_a_read_error_freezes_that_source_only_until_it_reads_again() -> None:
     clock = _Clock()
-    calls = iter([5.0])
+    calls = iter([5.0, 5.0, OSError("device gone"), OSError("device gone"), 8.0, 8.0])
 
     def read() -> float:
-        try:
-            return next(calls)
-        except StopIteration:
-            raise OSError("device gone") from None
+        value = next(calls)
+        if isinstance(value, OSError):
+            raise value
+        return value
 
-    poller = PowerPoller([read], 0.1, errors=(OSError,), what="AMD GPU", name="t", clock=clock)
+    poller = PowerPoller(
+        [read, lambda: 1.0], 0.1, errors=(OSError,), what="AMD GPU", name="t", clock=clock
+    )
     clock.t = 11.0
+    poller.poll_once()  # 5 W, 1 W for 1 s
+    clock.t = 12.0
+    poller.poll_once()  # source 0 fails: this second is not counted for it
+    assert poller.failed == ["device gone", None]
+    clock.t = 13.0
     poller.poll_once()
-    assert poller.error == "reading AMD GPU power failed: device gone"
-    assert poller.energy_j == [0.0]
+    assert poller.read_j() == [5.0, 3.0]  # not extended while it fails
+    assert poller.take_faults() == ({0: "device gone"}, [])
+    clock.t = 14.0
+    poller.poll_once()  # reads again (8 W): counts from here
+    clock.t = 15.0
+    poller.poll_once()
+    assert poller.read_j() == [13.0, 5.0]
+    assert poller.take_faults() == ({}, [0])
+    assert poller.take_faults() == ({}, [])  # taken once
     poller.close()  # never started: nothing to join
     assert poller.stop.is_set()

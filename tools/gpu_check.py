@@ -232,11 +232,13 @@ def check_api(r: Results, nvml: Any, h: Any) -> dict[str, bool]:
     )
     probe("nvmlDeviceGetPowerUsage (mW)", lambda: nvml.nvmlDeviceGetPowerUsage(h))
 
-    def field() -> int:
+    from pytest_co2.backends.nvml import field_value
+
+    def field() -> str:
         (v,) = nvml.nvmlDeviceGetFieldValues(h, [nvml.NVML_FI_DEV_POWER_INSTANT])
         if v.nvmlReturn != 0:
             raise nvml.NVMLError(v.nvmlReturn)
-        return int(v.value.uiVal)
+        return f"{field_value(v):g} (valueType {getattr(v, 'valueType', '?')})"
 
     probe("NVML_FI_DEV_POWER_INSTANT (mW)", field)
     probe("nvmlDeviceGetArchitecture", lambda: nvml.nvmlDeviceGetArchitecture(h))
@@ -315,11 +317,11 @@ def check_windows(
     r: Results, nvml: Any, h: Any, torch: Any, device: int, period_s: float | None
 ) -> None:
     from pytest_co2.backends.integrator import short_window_energy_j
-    from pytest_co2.backends.nvml import NvmlBackend
+    from pytest_co2.backends.nvml import NvmlBackend, field_value
 
     def field_w() -> float:
         (v,) = nvml.nvmlDeviceGetFieldValues(h, [nvml.NVML_FI_DEV_POWER_INSTANT])
-        return float(v.value.uiVal) * 1e-3 if v.nvmlReturn == 0 else math.nan
+        return field_value(v) * 1e-3 if v.nvmlReturn == 0 else math.nan
 
     if math.isnan(field_w()):
         r.add("windows vs instant power", None, None, "no instant power field: no reference")

@@ -8,8 +8,10 @@ loaded or the GPU was reset, and ``counter_resolution``, the microjoules per tic
 firmware refreshes it depends on the ASIC, so the device states :data:`COUNTER_UPDATE_PERIOD_S`
 (an assumption, 10 ms) and :meth:`read_power_w` gives instant power where the GPU has it, for
 the meter's power x time on short windows. A counter that goes backwards (a wrap, a driver
-reload or a GPU reset) ends that GPU's contribution with a note, a warning and a fault (the
-meter marks that window partial); it never yields negative energy. A counter that has not
+reload or a GPU reset) counts again from its new value (never negative energy), and a read
+that fails (or reads N/A) holds that GPU's energy until it reads again: each is a fault (the
+meter marks that window partial) and, the first time, a note and a warning; the other GPUs
+go on. A counter that has not
 moved :data:`FROZEN_AFTER_S` after opening while the GPU draws power is reported (a warning).
 
 Where there is no energy counter (``AMDSMI_STATUS_NOT_SUPPORTED``, e.g. a VM guest, or the
@@ -246,6 +248,7 @@ class AmdsmiBackend(Backend):
         self._poller: PowerPoller | None = None
         self._counter_handles: list[Any] = []
         self.faults: list[str] = []  # hardware faults, in order (the meter marks windows partial)
+        self._noted: set[tuple[str, str]] = set()  # (device id, kind) already in notes
         self._init()
         self._initialized = True
         try:
@@ -498,10 +501,10 @@ class AmdsmiBackend(Backend):
         self._energy_get: Any = getattr(amd, "amdsmi_get_energy_count", None)
         self._counter_index = [i for i, _, _ in counters]
         self._counter_handles = [self._handles[i] for i in self._counter_index]
-        self._counter_start = [t for _, t, _ in counters]
-        self._counter_last = list(self._counter_start)
+        self._counter_last = [t for _, t, _ in counters]  # the last raw tick count
+        self._counter_counted = [0] * len(counters)  # ticks counted since opening
         self._counter_res_uj = [r for _, _, r in counters]
-        self._counter_ended = [False] * len(counters)
+        self._counter_down: list[str | None] = [None] * len(counters)  # why unreadable
         self._counter_moved = [False] * len(counters)  # or checked for a frozen counter
         self._t_open = self._clock()
         self._polled_index = [i for i, _ in polled]
@@ -565,50 +568,116 @@ class AmdsmiBackend(Backend):
 
     # -- reading -----------------------------------------------------------------------------
     def read_j(self) -> Sequence[float]:
+        """Cumulative joules per device. A GPU whose read fails or whose counter went
+        backwards is a fault of that GPU only (see ``faults``, ``failed``); the others go on."""
         if not self._initialized:
             raise BackendError("the AMD SMI backend is closed")
         get = self._energy_get
         out: list[float] = []
-        last = self._counter_last
-        try:
-            for k, h in enumerate(self._counter_handles):
-                if not self._counter_ended[k]:
-                    reading = energy_reading(get(h))
-                    if reading is None:
-                        self._counter_lost(k, "it now reads N/A")
-                    elif reading[0] > last[k]:
-                        last[k] = reading[0]
-                        self._counter_moved[k] = True
-                    elif reading[0] == last[k]:
-                        if not self._counter_moved[k]:
-                            self._check_frozen(k)
-                    else:
-                        self._counter_lost(
-                            k,
-                            f"it went backwards ({self._j_text(k, last[k])} -> "
-                            f"{self._j_text(k, reading[0])}: a wrap, driver reload or GPU reset?)",
-                        )
-                out.append((last[k] - self._counter_start[k]) * self._counter_res_uj[k] / 1e6)
-        except self._errors as exc:
-            raise BackendError(f"reading the AMD SMI energy counter failed: {_text(exc)}") from None
+        last, counted, down = self._counter_last, self._counter_counted, self._counter_down
+        for k, h in enumerate(self._counter_handles):
+            try:
+                reading = energy_reading(get(h))
+            except self._errors as exc:
+                self._read_failed(k, _text(exc))
+            else:
+                if reading is None:
+                    self._read_failed(k, "it reads N/A")
+                elif down[k] is not None:
+                    self._read_resumed(k, reading[0])
+                elif reading[0] > last[k]:
+                    counted[k] += reading[0] - last[k]
+                    last[k] = reading[0]
+                    self._counter_moved[k] = True
+                elif reading[0] == last[k]:
+                    if not self._counter_moved[k]:
+                        self._check_frozen(k)
+                else:
+                    self._counter_went_back(k, reading[0])
+            out.append(counted[k] * self._counter_res_uj[k] / 1e6)
         if self._poller is not None:
-            if self._poller.error is not None:
-                raise BackendError(self._poller.error)
+            self._poller_faults(self._poller)
             out.extend(self._poller.read_j())
+        return out
+
+    def _poller_faults(self, poller: PowerPoller) -> None:
+        """The polled GPUs that failed or read again since the last read: faults."""
+        down, resumed = poller.take_faults()
+        for j in resumed:
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "resumed",
+                f"AMD GPU {i}'s power reads again: the energy while it was unreadable is not "
+                "counted",
+            )
+        for j, why in down.items():
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "failed",
+                f"reading AMD GPU {i}'s power failed ({why}): its energy is not counted until "
+                "it reads again; the other GPUs are",
+            )
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
+        out = {
+            f"amdgpu:{self._counter_index[k]}": why
+            for k, why in enumerate(self._counter_down)
+            if why is not None
+        }
+        if self._poller is not None:
+            for j, why in enumerate(self._poller.failed):
+                if why is not None:
+                    out[f"amdgpu:{self._polled_index[j]}"] = why
         return out
 
     def _j_text(self, k: int, ticks: int) -> str:
         return f"{ticks * self._counter_res_uj[k] / 1e6:.3f} J"
 
-    def _counter_lost(self, k: int, why: str) -> None:
-        self._counter_ended[k] = True
-        message = (
-            f"AMD GPU {self._counter_index[k]}'s energy counter stopped counting: {why}; "
-            "its energy after that is not counted"
+    def _fault(self, i: int, kind: str, message: str) -> None:
+        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
+        partial, as is every window that ends while a GPU is in ``failed``), the first of a
+        kind in ``notes`` and as a warning."""
+        self.faults.append(message)
+        key = (f"amdgpu:{i}", kind)
+        if key not in self._noted:
+            self._noted.add(key)
+            self.notes.append(message)
+            warn(message)
+
+    def _read_failed(self, k: int, why: str) -> None:
+        if self._counter_down[k] is not None:
+            return  # still failing: the meter marks each window partial (see ``failed``)
+        self._counter_down[k] = why
+        self._fault(
+            self._counter_index[k],
+            "failed",
+            f"reading AMD GPU {self._counter_index[k]}'s energy counter failed ({why}): its "
+            "energy is not counted until it reads again; the other GPUs are",
         )
-        self.notes.append(message)
-        self.faults.append(message)  # the window that saw it is partial
-        warn(message)
+
+    def _read_resumed(self, k: int, ticks: int) -> None:
+        self._counter_down[k] = None
+        self._counter_last[k] = ticks
+        self._fault(
+            self._counter_index[k],
+            "resumed",
+            f"AMD GPU {self._counter_index[k]}'s energy counter reads again: the energy while "
+            "it was unreadable is not counted",
+        )
+
+    def _counter_went_back(self, k: int, ticks: int) -> None:
+        message = (
+            f"AMD GPU {self._counter_index[k]}'s energy counter went backwards "
+            f"({self._j_text(k, self._counter_last[k])} -> {self._j_text(k, ticks)}: a wrap, "
+            "driver reload or GPU reset?): the energy between its last reading and then is "
+            "not counted; it counts again from the new value"
+        )
+        self._counter_last[k] = ticks
+        self._fault(self._counter_index[k], "reset", message)
 
     def _check_frozen(self, k: int) -> None:
         """Once, :data:`FROZEN_AFTER_S` after opening: a counter that never moved while the

@@ -52,6 +52,14 @@ class CompositeBackend(Backend):
         """The parts' hardware faults, in part order (see ``rapl`` and the NVML backend)."""
         return [f for p in self.parts for f in getattr(p, "faults", ())]
 
+    @property
+    def failed(self) -> dict[str, str]:
+        """The parts' devices whose readings are frozen now (device id -> why)."""
+        out: dict[str, str] = {}
+        for p in self.parts:
+            out.update(getattr(p, "failed", {}))
+        return out
+
     def describe(self) -> str:
         return f"{self.name}: " + "; ".join(p.describe() for p in self.parts)
 

@@ -5,8 +5,12 @@ since the driver loaded, Volta and newer) is read at every :meth:`read_j`: a har
 counter, labelled ``counter``. It updates roughly every 20-100 ms, so shorter windows
 read 0 or a jump; the device says so through ``update_period_s``, and
 :meth:`read_power_w` gives instant power for the meter's power x time on short windows.
-A counter that goes backwards (driver reload, GPU reset) ends that GPU's contribution with
-a note; it never yields negative energy.
+Faults are per GPU and never raise from :meth:`read_j`: a counter that goes backwards
+(driver reload, GPU reset) counts again from its new value (the energy between the last
+reading and the reset is lost, never negative); a failed read holds that GPU's energy until
+it reads again (the time in between is not counted). Each is a fault (``faults``: the
+meter marks the window partial) and, the first time, a note and a warning; the other GPUs
+go on. A GPU that NVML cannot open, name or read at opening is left out with a note.
 
 Where the counter is not supported (pre-Volta GPUs), a daemon thread samples power every
 ``poll_interval_s`` and integrates it with the trapezoid rule, labelled ``polled``: the
@@ -25,8 +29,8 @@ Which GPUs (all matched by UUID, so NVML's PCI order and CUDA's order cannot be 
   contexts; nothing creates a context). Without any, all are measured with a warning, and
   :meth:`refresh_devices` narrows the set once the tests have created a context.
 
-A GPU that NVML may not open (``NO_PERMISSION``, e.g. a cgroup-restricted container) is
-skipped with a note. MIG slices (``MIG-`` ids, or a GPU in MIG mode) are not measured:
+A GPU that NVML may not open (``NO_PERMISSION``, e.g. a cgroup-restricted container) or
+cannot open (a lost GPU) is skipped with a note. MIG slices (``MIG-`` ids, or a GPU in MIG mode) are not measured:
 NVML's energy is the whole GPU's, other tenants included (:class:`BackendError` with the fix).
 Device ids are ``gpu:<nvml index>``, the same in every process of the node.
 """
@@ -36,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -57,6 +62,19 @@ NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_DEVICE_MIG_ENABLE = 1
 NVML_DEVICE_ARCH_AMPERE = 7
+NVML_VALUE_TYPE_UNSIGNED_INT = 1
+# nvmlValueType_t -> the member of the nvmlValue_t union that holds the value.
+NVML_VALUE_MEMBERS = {
+    0: "dVal",  # double
+    1: "uiVal",  # unsigned int
+    2: "ulVal",  # unsigned long
+    3: "ullVal",  # unsigned long long
+    4: "sllVal",  # signed long long
+    5: "siVal",  # signed int
+    6: "usVal",  # unsigned short
+}
+# GA100 products (instant nvmlDeviceGetPowerUsage): A100, A30; not RTX A1000/A3000.
+_GA100_NAME = re.compile(r"(?<![A-Za-z0-9])A(?:100|30)(?![0-9])")
 
 MIG_ADVICE = (
     "NVML reports energy for the whole GPU, not for a MIG slice (other tenants included), "
@@ -206,6 +224,16 @@ class _PowerSource(NamedTuple):
     what: str  # for notes
 
 
+def field_value(value: Any) -> float:
+    """The number in an ``nvmlFieldValue_t``, read from the union member its ``valueType``
+    names; ValueError for a type this code does not know."""
+    kind = int(getattr(value, "valueType", NVML_VALUE_TYPE_UNSIGNED_INT))
+    member = NVML_VALUE_MEMBERS.get(kind)
+    if member is None:
+        raise ValueError(f"unknown NVML value type {kind}: expected one of 0-6")
+    return float(getattr(value.value, member))
+
+
 def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
     """A reader of the instant power field, or None when this GPU or driver lacks it."""
     get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
@@ -217,10 +245,7 @@ def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
         (value,) = get(handle, [field])
         if int(getattr(value, "nvmlReturn", 0)) != 0:
             raise nvml.NVMLError(int(value.nvmlReturn))
-        v = value.value
-        kind = int(getattr(value, "valueType", 1))
-        raw = {0: "dVal", 2: "ulVal", 3: "ullVal", 5: "sllVal", 6: "usVal"}.get(kind, "uiVal")
-        return float(getattr(v, raw)) * 1e-3
+        return field_value(value) * 1e-3
 
     try:
         read()
@@ -240,7 +265,12 @@ def _usage_is_instant(nvml: Any, handle: Any, name: str) -> bool:
         return False
     if arch < NVML_DEVICE_ARCH_AMPERE:
         return True
-    return arch == NVML_DEVICE_ARCH_AMPERE and any(k in name for k in ("A100", "A30"))
+    return arch == NVML_DEVICE_ARCH_AMPERE and is_ga100_name(name)
+
+
+def is_ga100_name(name: str) -> bool:
+    """Whether a GPU name is an A100 or A30 (GA100), not e.g. an RTX A1000 or A3000."""
+    return _GA100_NAME.search(name) is not None
 
 
 def _power_source(nvml: Any, handle: Any, name: str) -> _PowerSource:
@@ -305,6 +335,8 @@ class NvmlBackend(Backend):
         self._poller: PowerPoller | None = None
         self._counter_handles: list[Any] = []
         self._refreshable = False
+        self.faults: list[str] = []  # every fault, in order (the meter marks windows partial)
+        self._noted: set[tuple[str, str]] = set()  # (device id, kind) already in notes
         try:
             nvml.nvmlInit()
         except nvml.NVMLError as exc:
@@ -328,15 +360,17 @@ class NvmlBackend(Backend):
         try:
             count = int(nvml.nvmlDeviceGetCount())
             self._handles: list[Any] = []
-            self._denied: dict[int, str] = {}
+            self._denied: dict[int, str] = {}  # NO_PERMISSION at open
+            self._unopened: dict[int, str] = {}  # any other error at open (a lost GPU, ...)
             for i in range(count):
                 try:
                     self._handles.append(nvml.nvmlDeviceGetHandleByIndex(i))
                 except nvml.NVMLError as exc:
-                    if _code(exc) != NVML_ERROR_NO_PERMISSION:
-                        raise
                     self._handles.append(None)
-                    self._denied[i] = str(exc)
+                    if _code(exc) == NVML_ERROR_NO_PERMISSION:
+                        self._denied[i] = str(exc)
+                    else:
+                        self._unopened[i] = str(exc)
             self.uuids: list[str | None] = [
                 self._uuid(h) if h is not None else None for h in self._handles
             ]
@@ -496,6 +530,7 @@ class NvmlBackend(Backend):
         return out
 
     def _drop_denied(self, indices: list[int]) -> list[int]:
+        """Leave out the GPUs NVML could not open, each with a note (the others go on)."""
         kept = []
         for i in indices:
             if i in self._denied:
@@ -503,12 +538,24 @@ class NvmlBackend(Backend):
                     f"GPU {i} is not measured: NVML may not open it ({self._denied[i]}; a "
                     "cgroup-restricted container?)"
                 )
+            elif i in self._unopened:
+                self.notes.append(
+                    f"GPU {i} is not measured: NVML could not open it ({self._unopened[i]}; "
+                    "a lost or failing GPU?)"
+                )
             else:
                 kept.append(i)
         if indices and not kept:
+            if any(i in self._denied for i in indices):
+                raise BackendError(
+                    "NVML may not open any of the selected GPUs (Insufficient Permissions): "
+                    "run where the GPU device files are accessible, or use "
+                    "--co2-backend=estimate"
+                )
             raise BackendError(
-                "NVML may not open any of the selected GPUs (Insufficient Permissions): run "
-                "where the GPU device files are accessible, or use --co2-backend=estimate"
+                "NVML could open none of the selected GPUs ("
+                + "; ".join(f"GPU {i}: {self._unopened[i]}" for i in indices)
+                + "): check nvidia-smi, or use --co2-backend=estimate"
             )
         return kept
 
@@ -567,29 +614,43 @@ class NvmlBackend(Backend):
         nvml = self._nvml
         counters: list[tuple[int, Any, int]] = []  # (index, handle, initial mJ)
         polled: list[int] = []
+        names: dict[int, str] = {}
+        dropped: list[str] = []
         for i in indices:
             h = self._handles[i]
+            try:
+                names[i] = _text(nvml.nvmlDeviceGetName(h))
+            except nvml.NVMLError as exc:
+                dropped.append(f"GPU {i}: {exc}")
+                self.notes.append(
+                    f"GPU {i} is not measured: NVML could not read its name ({exc}; a lost "
+                    "or failing GPU?)"
+                )
+                continue
             try:
                 counters.append((i, h, int(nvml.nvmlDeviceGetTotalEnergyConsumption(h))))
             except nvml.NVMLError as exc:
                 code = _code(exc)
-                if code == NVML_ERROR_NO_PERMISSION:
-                    self.notes.append(
-                        f"GPU {i} is not measured: reading its energy is denied ({exc})"
-                    )
+                if code in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND):
+                    polled.append(i)
                     continue
-                if code not in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND):
-                    raise
-                polled.append(i)
+                dropped.append(f"GPU {i}: {exc}")
+                self.notes.append(
+                    f"GPU {i} is not measured: reading its energy is denied ({exc})"
+                    if code == NVML_ERROR_NO_PERMISSION
+                    else f"GPU {i} is not measured: reading its energy failed ({exc}; a lost "
+                    "or failing GPU?)"
+                )
         if not counters and not polled:
-            raise BackendError("NVML may read the energy of none of the selected GPUs")
-        names = {i: _text(nvml.nvmlDeviceGetName(self._handles[i])) for i in indices}
-        self._power = {i: _power_source(nvml, self._handles[i], names[i]) for i in indices}
+            raise BackendError(
+                "NVML may read the energy of none of the selected GPUs (" + "; ".join(dropped) + ")"
+            )
+        self._power = {i: _power_source(nvml, self._handles[i], names[i]) for i in names}
         self._counter_index = [i for i, _, _ in counters]
         self._counter_handles = [h for _, h, _ in counters]
-        self._counter_start_mj = [mj for _, _, mj in counters]
-        self._counter_last_mj = list(self._counter_start_mj)
-        self._counter_ended = [False] * len(counters)
+        self._counter_last_mj = [mj for _, _, mj in counters]  # the last raw reading
+        self._counter_counted_mj = [0] * len(counters)  # counted since opening (integers)
+        self._counter_down: list[str | None] = [None] * len(counters)  # why unreadable
         self._polled_index = polled
         poller = (
             PowerPoller(
@@ -658,38 +719,108 @@ class NvmlBackend(Backend):
 
     # -- reading -----------------------------------------------------------------------------
     def read_j(self) -> Sequence[float]:
+        """Cumulative joules per device. A GPU whose read fails or whose counter went
+        backwards is a fault of that GPU only (see ``faults``, ``failed``); the others go on."""
         if not self._initialized:
             raise BackendError("the NVML backend is closed")
         nvml = self._nvml
         out: list[float] = []
-        last = self._counter_last_mj
-        try:
-            for k, h in enumerate(self._counter_handles):
-                if not self._counter_ended[k]:
-                    mj = nvml.nvmlDeviceGetTotalEnergyConsumption(h)
-                    if mj >= last[k]:
-                        last[k] = mj
-                    else:
-                        self._counter_went_back(k, mj)
-                out.append((last[k] - self._counter_start_mj[k]) / 1000.0)
-        except nvml.NVMLError as exc:
-            raise BackendError(f"reading the NVML energy counter failed: {exc}") from None
+        last, counted, down = self._counter_last_mj, self._counter_counted_mj, self._counter_down
+        for k, h in enumerate(self._counter_handles):
+            try:
+                mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(h))
+            except nvml.NVMLError as exc:
+                self._read_failed(k, str(exc))
+            else:
+                if down[k] is not None:
+                    self._read_resumed(k, mj)
+                elif mj >= last[k]:
+                    counted[k] += mj - last[k]
+                    last[k] = mj
+                else:
+                    self._counter_went_back(k, mj)
+            out.append(counted[k] / 1000.0)
         if self._poller is not None:
-            if self._poller.error is not None:
-                raise BackendError(self._poller.error)
+            self._poller_faults(self._poller)
             out.extend(self._poller.read_j())
         return out
 
+    def _poller_faults(self, poller: PowerPoller) -> None:
+        """The polled GPUs that failed or read again since the last read: faults."""
+        down, resumed = poller.take_faults()
+        for j in resumed:
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "resumed",
+                f"GPU {i}'s power reads again: the energy while it was unreadable is not counted",
+            )
+        for j, why in down.items():
+            i = self._polled_index[j]
+            self._fault(
+                i,
+                "failed",
+                f"reading GPU {i}'s power failed ({why}): its energy is not counted until "
+                "it reads again; the other GPUs are",
+            )
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
+        out = {
+            f"gpu:{self._counter_index[k]}": why
+            for k, why in enumerate(self._counter_down)
+            if why is not None
+        }
+        if self._poller is not None:
+            for j, why in enumerate(self._poller.failed):
+                if why is not None:
+                    out[f"gpu:{self._polled_index[j]}"] = why
+        return out
+
+    def _fault(self, i: int, kind: str, message: str) -> None:
+        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
+        partial, as is every window that ends while a GPU is in ``failed``), the first of a
+        kind in ``notes`` and as a warning."""
+        self.faults.append(message)
+        key = (f"gpu:{i}", kind)
+        if key not in self._noted:
+            self._noted.add(key)
+            self.notes.append(message)
+            warn(message)
+
+    def _read_failed(self, k: int, why: str) -> None:
+        i = self._counter_index[k]
+        if self._counter_down[k] is not None:
+            return  # still failing: the meter marks each window partial (see ``failed``)
+        self._counter_down[k] = why
+        self._fault(
+            i,
+            "failed",
+            f"reading GPU {i}'s energy counter failed ({why}): its energy is not counted "
+            "until it reads again; the other GPUs are",
+        )
+
+    def _read_resumed(self, k: int, mj: int) -> None:
+        i = self._counter_index[k]
+        self._counter_down[k] = None
+        self._counter_last_mj[k] = mj
+        self._fault(
+            i,
+            "resumed",
+            f"GPU {i}'s energy counter reads again: the energy while it was unreadable is "
+            "not counted",
+        )
+
     def _counter_went_back(self, k: int, mj: int) -> None:
-        self._counter_ended[k] = True
         i = self._counter_index[k]
         message = (
             f"GPU {i}'s energy counter went backwards ({_j_text(self._counter_last_mj[k])} "
-            f"-> {_j_text(mj)}: driver reload or GPU reset?): its energy after that is "
-            "not counted"
+            f"-> {_j_text(mj)}: driver reload or GPU reset?): the energy between its last "
+            "reading and the reset is not counted; it counts again from the new value"
         )
-        self.notes.append(message)
-        warn(message)
+        self._counter_last_mj[k] = mj
+        self._fault(self._counter_index[k], "reset", message)
 
     def read_power_w(self) -> Sequence[float] | None:
         """Instant power (W) per device; NaN where the GPU reports only a 1 s average."""

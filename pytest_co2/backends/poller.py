@@ -14,8 +14,10 @@ class PowerPoller:
     """Trapezoid integration of sampled power (W), one value per source, every ``interval_s``.
 
     A reading of None (the value is not available this time) holds the last power. A read
-    that raises one of ``errors`` stops the integration: ``error`` then says why, for the
-    backend to raise on its next read.
+    that raises one of ``errors`` is a fault of that source only: its energy stops (the
+    interval before is not counted), ``failed[i]`` says why, and it is read again at every
+    poll; when it reads again it counts from that sample on. :meth:`take_faults` gives the
+    backend these events. The other sources go on.
     """
 
     def __init__(
@@ -33,7 +35,9 @@ class PowerPoller:
         self.what = what
         self.clock = clock
         self.lock = threading.Lock()
-        self.error: str | None = None
+        self.failed: list[str | None] = [None] * len(self.reads)  # why a source is unreadable
+        self.newly_failed: dict[int, str] = {}  # failed since the backend last looked
+        self.resumed: list[int] = []  # read again since the backend last looked
         self.t_last = clock()
         self.power_w = [r() or 0.0 for r in self.reads]
         self.energy_j = [0.0] * len(self.reads)
@@ -46,26 +50,49 @@ class PowerPoller:
         )
 
     def poll_once(self) -> None:
-        try:
-            read = [r() for r in self.reads]
-        except self.errors as exc:
-            self.error = f"reading {self.what} power failed: {exc}"
-            return
+        read: list[float | str | None] = []
+        for r in self.reads:
+            try:
+                read.append(r())
+            except self.errors as exc:
+                read.append(f"{exc}")
         now = self.clock()
         with self.lock:
             dt = now - self.t_last
-            powers = [p if w is None else w for p, w in zip(self.power_w, read, strict=True)]
-            for i, p in enumerate(powers):
-                self.energy_j[i] += trapezoid_j(self.power_w[i], p, dt)
-            self.power_w = powers
+            for i, w in enumerate(read):
+                if isinstance(w, str):  # failed: nothing counted until it reads again
+                    if self.failed[i] is None:
+                        self.newly_failed[i] = w
+                    self.failed[i] = w
+                elif self.failed[i] is not None:  # reads again: counts from here
+                    self.failed[i] = None
+                    self.resumed.append(i)
+                    if w is not None:
+                        self.power_w[i] = w
+                else:
+                    p = self.power_w[i] if w is None else w
+                    self.energy_j[i] += trapezoid_j(self.power_w[i], p, dt)
+                    self.power_w[i] = p
             self.t_last = now
 
     def read_j(self) -> list[float]:
-        """Integrated energy, extended to now with the last sampled power."""
+        """Integrated energy, extended to now with the last sampled power (not for a failed
+        source)."""
         now = self.clock()
         with self.lock:
             dt = now - self.t_last
-            return [e + p * dt for e, p in zip(self.energy_j, self.power_w, strict=True)]
+            return [
+                e if why is not None else e + p * dt
+                for e, p, why in zip(self.energy_j, self.power_w, self.failed, strict=True)
+            ]
+
+    def take_faults(self) -> tuple[dict[int, str], list[int]]:
+        """The sources that failed (index -> why) and those that read again, since the last
+        call (``failed`` says which are unreadable now)."""
+        with self.lock:
+            failed, self.newly_failed = self.newly_failed, {}
+            resumed, self.resumed = self.resumed, []
+            return failed, resumed
 
     def start(self) -> None:
         self.thread.start()

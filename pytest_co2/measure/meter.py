@@ -354,9 +354,16 @@ class Window:
 
     def _partial_notes(self) -> list[str]:
         """Why the record is partial: device faults during the window (their readings were
-        frozen), a failed backend, a window the plugin had to close."""
-        faults = list(getattr(self._meter.backend, "faults", ()))[self._faults0 :]
-        notes = [f"partial: {f}" for f in faults]
+        frozen), devices still unreadable at its end, a failed backend, a window the plugin
+        had to close."""
+        backend = self._meter.backend
+        faults = list(getattr(backend, "faults", ()))[self._faults0 :]
+        notes = [f"partial: {f}" for f in dict.fromkeys(faults)]  # a repeated fault once
+        failed: dict[str, str] = dict(getattr(backend, "failed", None) or {})
+        notes.extend(
+            f"partial: {device} could not be read ({why}); its energy is not counted"
+            for device, why in failed.items()
+        )
         if self.failure is not None:
             notes.append(f"partial: the energy backend failed ({self.failure})")
         if self.abort_reason is not None:
