@@ -57,7 +57,9 @@ def test_co2_advise_in_the_summary_json_and_markdown(fake_clock_pytester: pytest
 
 
 def test_pytest_co2_advise_reads_a_saved_run(
-    fake_clock_pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+    fake_clock_pytester: pytest.Pytester,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from cli_helpers import run_cli
 
@@ -68,6 +70,7 @@ def test_pytest_co2_advise_reads_a_saved_run(
     ).assert_outcomes(passed=1)  # fmt: skip
     path = str(fake_clock_pytester.path / "r.json")
     capsys.readouterr()  # the inner run's output
+    monkeypatch.setenv("COLUMNS", "100")  # the candidates line whole (80 columns wrap it)
     rc, out, _ = run_cli(capsys, "advise", path, "--regions", "SE,FR,PL")
     assert rc == 0
     # one answer for the session, every candidate asked for, and tests only where they differ
