@@ -1,4 +1,4 @@
-"""Exact tests of the measurement records and their statistics (issue 16): data chosen so that a
+"""Exact tests of the measurement records and their statistics: data chosen so that a
 wrong formula (a sign, a ``*`` for a ``/``, a default) changes a figure that is asserted."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The co2_budget marker and its verdict, with data that exposes each rule (issue 16): every
+"""The co2_budget marker and its verdict, with data that exposes each rule: every
 marker argument and form, the boundaries of each check, and the exact messages users read."""
 
 from __future__ import annotations
