@@ -42,6 +42,11 @@ PLUGIN_PREFIX = "co2-"  # --co2-region; the ini key co2_region, the variable PYT
 # -- parsers: str -> value, raising ValueError with one line ---------------------------------
 
 
+#: The largest projection count: with the bounds on readings, PUE and intensity, every
+#: projected energy and CO2e stays finite.
+MAX_EXTRAPOLATE = 10**15
+
+
 def parse_extrapolate(text: str) -> dict[str, int]:
     """``150000`` -> {iteration: 150000}; ``150000,sample=10000`` adds other units."""
     out: dict[str, int] = {}
@@ -56,14 +61,16 @@ def parse_extrapolate(text: str) -> dict[str, int]:
                 f"invalid unit {unit!r} in --co2-extrapolate={text!r}: expected N or unit=N, "
                 "e.g. 150000 or 150000,sample=10000"
             )
+        digits = value.strip().replace("_", "")
         try:
-            n = int(value.strip().replace("_", ""))
+            n = int(digits) if len(digits) <= 20 else 0  # never parse a huge number
         except ValueError:
             n = 0
-        if n < 1:
+        if not 1 <= n <= MAX_EXTRAPOLATE:
             raise ValueError(
-                f"invalid count {value.strip()!r} in --co2-extrapolate={text!r}: expected a whole "
-                "number >= 1, as N or unit=N (e.g. 150000,sample=10000)"
+                f"invalid count {value.strip()[:40]!r} in --co2-extrapolate: expected a whole "
+                f"number >= 1 and <= {MAX_EXTRAPOLATE:.0e}, as N or unit=N (e.g. "
+                "150000,sample=10000)"
             )
         if unit in out:
             raise ValueError(

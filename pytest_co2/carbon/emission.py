@@ -53,28 +53,38 @@ def _number(text: str | float) -> float:
     return float(text)  # float() itself ignores surrounding whitespace
 
 
+#: The largest PUE accepted (real facilities are below 3): with the bounds on intensity and
+#: energy, the products of a conversion stay finite.
+MAX_PUE = 10.0
+#: The largest energy one conversion accepts (kWh): a terawatt-hour.
+MAX_ENERGY_KWH = 1e9
+
+
 def parse_pue(text: str | float) -> float:
-    """A power usage effectiveness: a finite number >= 1.0, else ValueError (one line)."""
+    """A power usage effectiveness: a number >= 1.0 and <= 10, else ValueError (one line)."""
     try:
         value = _number(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
-    if not (math.isfinite(value) and value >= 1.0):
+    if not (math.isfinite(value) and 1.0 <= value <= MAX_PUE):
         raise ValueError(
-            f"invalid PUE {str(text)!r}: a power usage effectiveness is a number >= 1.0 "
-            f"(the paper uses {DEFAULT_PUE})"
+            f"invalid PUE {str(text)!r}: a power usage effectiveness is a number >= 1.0 and "
+            f"<= {MAX_PUE:g} (the paper uses {DEFAULT_PUE})"
         )
     return value
 
 
 def parse_energy_kwh(text: str | float) -> float:
-    """An energy in kWh: a finite number >= 0, else ValueError (one line)."""
+    """An energy in kWh: a number >= 0 and <= 1e9 (a TWh), else ValueError (one line)."""
     try:
         value = _number(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"invalid energy {str(text)!r}: give the energy in kWh, a number >= 0")
+    if not (math.isfinite(value) and 0 <= value <= MAX_ENERGY_KWH):
+        raise ValueError(
+            f"invalid energy {str(text)!r}: give the energy in kWh, a number >= 0 and "
+            f"<= {MAX_ENERGY_KWH:g}"
+        )
     return value
 
 

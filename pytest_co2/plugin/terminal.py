@@ -72,7 +72,7 @@ class Co2Terminal:
         if state.is_worker:
             return
         self._summary(terminalreporter)
-        for message in state.writer.errors:
+        for message in [*state.writer.errors, *state.writer.notes]:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
         if comparison is not None and comparison.failures:
