@@ -527,6 +527,16 @@ class Settings:
             "SECONDS",
         ),
     )
+    read_timeout: float = field(
+        default=30.0,
+        metadata=_opt(
+            parse_positive_float("backend read timeout", 0.0, inclusive=True, maximum=3600.0),
+            "seconds one reading of the energy backend may take (default 30); a read that takes "
+            "longer is abandoned: the window is partial and the device is dropped for the rest "
+            "of the session. 0: unbounded (read in the test's thread)",
+            "SECONDS",
+        ),
+    )
     save: str | None = field(
         default=None,
         metadata=_opt(

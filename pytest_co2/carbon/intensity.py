@@ -614,10 +614,14 @@ def parse_g_per_kwh(value: str | float) -> float:
         x = float(value)
     except (TypeError, ValueError, OverflowError):
         x = math.nan
-    if not (math.isfinite(x) and 0 <= x <= MAX_G_PER_KWH):
+    if not (math.isfinite(x) and x >= 0):
         raise IntensityError(
-            f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, a number >= 0 "
-            f"and <= {MAX_G_PER_KWH:g}"
+            f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, a number >= 0"
+        )
+    if x > MAX_G_PER_KWH:
+        raise IntensityError(
+            f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, at most "
+            f"{MAX_G_PER_KWH:g}"
         )
     return x
 

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from ..reporting.baseline import Baseline, Comparison
     from ..reporting.json_report import Report
     from ..reporting.session import SessionInfo
-    from .fixture import Co2Meter
     from ..reporting.storage import Journal
+    from .fixture import Co2Meter
     from .progress import ProgressLine
 
 RUNTIME_KEY = pytest.StashKey[str]()  # the quiet runtime's line (see ``runtime``)
@@ -97,11 +97,11 @@ class Co2Session:
             "--co2-intensity-file": s.intensity_file,
             "--co2-intensity-source": source[5:] if source.startswith("file:") else None,
         }
-        if self.baseline_path is not None and outputs["--co2-save"] is not None:
-            # comparing with a saved run and saving over it is the usual cycle: the
-            # baseline is read at start-up, before this run writes
-            if os.path.realpath(self.baseline_path) == os.path.realpath(self.saved_path() or ""):
-                inputs["--co2-compare"] = None
+        saved = outputs["--co2-save"]
+        # comparing with a saved run and saving over it is the usual cycle: the baseline is
+        # read at start-up, before this run writes
+        if self.baseline_path and saved and _same(self.baseline_path, saved):
+            inputs["--co2-compare"] = None
         check_paths(outputs, inputs)
         self.writer.watch([p for p in (s.json, self.saved_path(), s.markdown) if p])
 
@@ -283,6 +283,10 @@ class Co2Session:
         self.provider.close()
         if self._sigterm is not None:
             sigterm.restore(self._sigterm)
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 class ControllerHooks:

@@ -48,10 +48,12 @@ class ReportWriter:
         return self._write(storage.write_atomic, path, data)
 
     def markdown(self, path: str, report: Report) -> bool:
+        from ..fmt import printable
         from ..reporting import storage
         from ..reporting.markdown import render_markdown
 
-        return self._write(storage.write_text_atomic, path, render_markdown(report))
+        text = printable(render_markdown(report), keep="\n")  # names never drive a viewer
+        return self._write(storage.write_text_atomic, path, text)
 
     def failed(self, path: str | os.PathLike[str] | None) -> bool:
         return path is not None and any(os.fspath(path) in m for m in self.errors)

@@ -282,12 +282,12 @@ def _check_result(e: Any, where: str) -> None:
         for sub in inner:
             if sub not in e[key]:
                 raise ReportError(f"{where}.{key}: missing field {sub!r}")
-    for key, sub in _AMOUNTS:
-        value = e[key] if sub is None else e[key][sub]
-        if value is None and sub is not None:
+    for key, part in _AMOUNTS:
+        value = e[key] if part is None else e[key][part]
+        if value is None and part is not None:
             continue
         if not _amount_ok(value):
-            name = key if sub is None else f"{key}.{sub}"
+            name = key if part is None else f"{key}.{part}"
             raise ReportError(
                 f"{where}.{name}: unexpected value {value!r}: expected a number >= 0 and "
                 f"<= {MAX_AMOUNT:g}"
@@ -301,7 +301,6 @@ _AMOUNTS: tuple[tuple[str, str | None], ...] = (
     ("duration_s", None),
     ("energy_j", None),
     ("energy_per_unit_j", "mean"),
-    ("projection", "n"),
     ("projection", "energy_kwh"),
     ("emission", "intensity_g_per_kwh"),
     ("emission", "pue"),

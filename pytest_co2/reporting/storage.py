@@ -34,8 +34,8 @@ __all__ = [
     "load_baseline",
     "load_report",
     "parse_json",
-    "read_text_bounded",
     "read_journal",
+    "read_text_bounded",
     "resolve_baseline",
     "saved_path",
     "saved_runs",
@@ -111,9 +111,7 @@ def read_text_bounded(path: str | os.PathLike[str], what: str) -> str:
             chunks.append(chunk)
             size += len(chunk)
             if size > MAX_READ_BYTES:  # grew while read
-                raise ReportError(
-                    f"cannot read {what} {where!r}: more than {MAX_READ_BYTES} bytes"
-                )
+                raise ReportError(f"cannot read {what} {where!r}: more than {MAX_READ_BYTES} bytes")
     except OSError as exc:
         raise ReportError(f"cannot read {what} {where!r}: {exc.strerror or exc}") from None
     finally:
