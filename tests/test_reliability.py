@@ -402,3 +402,19 @@ def test_b():
     result = pytester.runpytest("--co2-backend=constant:100")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*this co2_meter belongs to the test*test_a*which has ended*"])
+
+
+@pytest.mark.parametrize("value", ["1e308", "NaN"])
+def test_class2_a_bad_baseline_is_a_usage_error_at_start(
+    pytester: pytest.Pytester, value: str
+) -> None:
+    pytester.makepyfile(ONE_TEST)
+    pytester.runpytest("--co2-backend=constant:100", "--co2-save=main")
+    saved = pytester.path / ".co2" / "main.json"
+    data = json.loads(saved.read_text())
+    data["tests"][0]["measurements"][0]["energy_j"] = "ENERGY"
+    saved.write_text(json.dumps(data).replace('"ENERGY"', value))
+    result = pytester.runpytest("--co2-backend=constant:100", "--co2-compare=main")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "baseline" in err and "main.json" in err and "Traceback" not in err
