@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .carbon.emission import DEFAULT_PUE, emission, parse_energy_kwh
 from .carbon.intensity import IntensityError, list_regions, lookup
 from .constants import DEFAULT_REGION
+from .fmt import printable
 from .options import add_options, argparse_type
 
 if TYPE_CHECKING:
@@ -464,7 +465,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pytest-co2`` and ``python -m pytest_co2``; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(None if argv is None else list(argv))
+    out = sys.stdout
+    sys.stdout = _Escaping(out)  # a report's names print escaped
     try:
         return int(args.func(args))
     except (IntensityError, UsageError) as exc:
-        parser.error(str(exc))
+        parser.error(printable(str(exc)))
+    finally:
+        sys.stdout = out
+
+
+class _Escaping:
+    """A text stream that escapes control characters (newline and tab kept): what a report
+    holds (a test's name) never drives the terminal. JSON output is unchanged (json.dumps
+    escapes them already)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return int(self._stream.write(printable(text, keep="\n\t")))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

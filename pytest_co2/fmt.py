@@ -214,3 +214,29 @@ def _drop_shared(ids: list[str]) -> tuple[list[str], list[str]]:
 def shared_dropped_width(ids: list[str]) -> int:
     """The longest id once what every id shares is dropped (see :func:`row_labels`)."""
     return max((len(s) for s in _drop_shared(ids)[0]), default=0)
+
+
+def _escape_table(keep: str) -> dict[int, str]:
+    import unicodedata
+
+    table = {}
+    for code in (*range(0x20), *range(0x7F, 0xA0)):
+        if chr(code) not in keep:
+            table[code] = f"\\x{code:02x}"
+    for code in (0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)):
+        if unicodedata.category(chr(code)) == "Cf":  # direction marks and overrides
+            table[code] = f"\\u{code:04x}"
+    return table
+
+
+_PRINTABLE: dict[str, dict[int, str]] = {}
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters (ESC, CR, BEL, ..., C1, bidi overrides) escaped as
+    ``\\x1b``: what a test name or a report holds never moves the cursor or recolours a
+    terminal. ``keep``: control characters left as they are (e.g. newline in a document)."""
+    table = _PRINTABLE.get(keep)
+    if table is None:
+        table = _PRINTABLE[keep] = _escape_table(keep)
+    return text.translate(table)

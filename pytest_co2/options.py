@@ -69,6 +69,10 @@ parse_lock_timeout = _lazy(".measure.locks:parse_lock_timeout")
 parse_save_name = _lazy(".reporting.baseline:parse_save_name")
 parse_fail_specs = _lazy(".reporting.baseline:parse_fail_specs")
 
+#: The largest projection count: with the bounds on readings, PUE and intensity, every
+#: projected energy and CO2e stays finite.
+MAX_EXTRAPOLATE = 10**15
+
 
 def parse_extrapolate(text: str) -> dict[str, int]:
     """``150000`` -> {iteration: 150000}; ``150000,sample=10000`` adds other units."""
@@ -84,14 +88,16 @@ def parse_extrapolate(text: str) -> dict[str, int]:
                 f"invalid unit {unit!r} in --co2-extrapolate={text!r}: expected N or unit=N, "
                 "e.g. 150000 or 150000,sample=10000"
             )
+        digits = value.strip().replace("_", "")
         try:
-            n = int(value.strip().replace("_", ""))
+            n = int(digits) if len(digits) <= 20 else 0  # never parse a huge number
         except ValueError:
             n = 0
-        if n < 1:
+        if not 1 <= n <= MAX_EXTRAPOLATE:
             raise ValueError(
-                f"invalid count {value.strip()!r} in --co2-extrapolate={text!r}: expected a whole "
-                "number >= 1, as N or unit=N (e.g. 150000,sample=10000)"
+                f"invalid count {value.strip()[:40]!r} in --co2-extrapolate: expected a whole "
+                f"number >= 1 and <= {MAX_EXTRAPOLATE:.0e}, as N or unit=N (e.g. "
+                "150000,sample=10000)"
             )
         if unit in out:
             raise ValueError(
@@ -560,6 +566,16 @@ class Settings:
             parse_lock_timeout,
             "seconds a measured window waits for a --co2-exclusive lock held by another "
             "process; then it is measured without the lock, noted on the record (default 30)",
+            "SECONDS",
+        ),
+    )
+    read_timeout: float = field(
+        default=30.0,
+        metadata=_opt(
+            parse_positive_float("backend read timeout", 0.0, inclusive=True, maximum=3600.0),
+            "seconds one reading of the energy backend may take (default 30); a read that takes "
+            "longer is abandoned: the window is partial and the device is dropped for the rest "
+            "of the session. 0: unbounded (read in the test's thread)",
             "SECONDS",
         ),
     )

@@ -53,28 +53,41 @@ def _number(text: str | float) -> float:
     return float(text)  # float() itself ignores surrounding whitespace
 
 
+#: The largest PUE accepted (real facilities are below 3; 100 leaves room for what-ifs): with the bounds on intensity and
+#: energy, the products of a conversion stay finite.
+MAX_PUE = 100.0
+#: The largest energy one conversion accepts (kWh): a terawatt-hour.
+MAX_ENERGY_KWH = 1e9
+
+
 def parse_pue(text: str | float) -> float:
-    """A power usage effectiveness: a finite number >= 1.0, else ValueError (one line)."""
+    """A power usage effectiveness: a number >= 1.0 and <= 100, else ValueError (one line)."""
     try:
         value = _number(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
     if not (math.isfinite(value) and value >= 1.0):
         raise ValueError(
             f"invalid PUE {str(text)!r}: a power usage effectiveness is a number >= 1.0 "
             f"(the paper uses {DEFAULT_PUE})"
         )
+    if value > MAX_PUE:
+        raise ValueError(f"invalid PUE {str(text)!r}: expected at most {MAX_PUE:g}")
     return value
 
 
 def parse_energy_kwh(text: str | float) -> float:
-    """An energy in kWh: a finite number >= 0, else ValueError (one line)."""
+    """An energy in kWh: a number >= 0 and <= 1e9 (a TWh), else ValueError (one line)."""
     try:
         value = _number(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         value = math.nan
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"invalid energy {str(text)!r}: give the energy in kWh, a number >= 0")
+    if value > MAX_ENERGY_KWH:
+        raise ValueError(
+            f"invalid energy {str(text)!r}: give the energy in kWh, at most {MAX_ENERGY_KWH:g}"
+        )
     return value
 
 

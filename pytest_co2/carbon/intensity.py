@@ -603,15 +603,25 @@ def _month_ranges(months: Iterable[tuple[int, int]]) -> str:
     return ", ".join(run_text(r) for r in runs)
 
 
+#: The largest intensity accepted (g CO2e/kWh): ten times the dirtiest grid's.
+MAX_G_PER_KWH = 10000.0
+
+
 def parse_g_per_kwh(value: str | float) -> float:
-    """A carbon intensity in g CO2e/kWh: a finite number >= 0, else IntensityError (one line)."""
+    """A carbon intensity in g CO2e/kWh: a number >= 0 and <= 10000 (coal is about 1000),
+    else IntensityError (one line)."""
     try:
         x = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         x = math.nan
     if not (math.isfinite(x) and x >= 0):
         raise IntensityError(
             f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, a number >= 0"
+        )
+    if x > MAX_G_PER_KWH:
+        raise IntensityError(
+            f"invalid intensity {value!r}: give a carbon intensity in g CO2e/kWh, at most "
+            f"{MAX_G_PER_KWH:g}"
         )
     return x
 

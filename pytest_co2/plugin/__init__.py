@@ -21,6 +21,7 @@ summary, the JSON and the budgets are the same with and without xdist.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -94,10 +95,11 @@ def _list_backends_in_help(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def co2_meter(request: pytest.FixtureRequest) -> Co2Meter:
+def co2_meter(request: pytest.FixtureRequest) -> Iterator[Co2Meter]:
     """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
     from .runtest import METER_KEY
 
     meter = request.config.stash[STATE_KEY].make_meter(request.node)
     request.node.stash[METER_KEY] = meter
-    return meter
+    yield meter
+    meter.ended_test = request.node.nodeid  # kept past its test, it refuses to measure

@@ -5,12 +5,13 @@ Free of pytest hooks so it can be unit-tested; the plugin builds one per test.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ..backends.base import Backend
 from ..carbon.accounting import Accounting
 from ..carbon.emission import Emission
-from ..measure.meter import Meter, Window
+from ..measure.meter import Meter, Window, WindowError
 from ..measure.records import Measurement, Projection
 from ..options import Settings
 from ..reporting.model import Budget, Result
@@ -53,6 +54,23 @@ class Co2Meter(Meter):
         self.stop_on_work = bool(
             settings.save or settings.compare is not None or settings.compare_fail
         )
+        self.ended_test: str | None = None  # set when its test ends: it measures no more
+
+    def _check_live(self) -> None:
+        if self.ended_test is not None:
+            raise WindowError(
+                f"this co2_meter belongs to the test {self.ended_test!r}, which has ended: its "
+                "measurements would be recorded nowhere; use the co2_meter fixture of the "
+                "running test"
+            )
+
+    def measure(self, name: str = "default", **kw: Any) -> Window:
+        self._check_live()
+        return super().measure(name, **kw)
+
+    def steps(self, n: int, **kw: Any) -> Iterator[int]:
+        self._check_live()
+        return super().steps(n, **kw)
 
     def _account_default(self, projection: Projection) -> Emission:
         region = self.budget.region if self.budget is not None else None
@@ -87,6 +105,7 @@ class Co2Meter(Meter):
             raise TypeError(
                 f"record() takes a pytest_co2.meter.Measurement, not {type(m).__name__}"
             )
+        self._check_live()
         self._record(m)
         return m
 

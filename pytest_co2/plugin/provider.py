@@ -9,10 +9,11 @@ pytest-xdist the controller never opens one: each worker does, and returns what 
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -109,13 +110,23 @@ class BackendProvider:
 
     def _open(self) -> Backend:
         from ..backends import BackendError, BackendWarning, make_backend
+        from ..backends.base import Backend
+        from ..measure.guard import guard_backend
 
         spec = self.settings.backend
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            backend: Backend | None = self.config.hook.pytest_co2_make_backend(
-                config=self.config, spec=spec
-            )
+            try:
+                made = self.config.hook.pytest_co2_make_backend(config=self.config, spec=spec)
+            except Exception as exc:  # a plugin's backend that cannot open: one line, the end
+                _cannot_open(spec, f"{type(exc).__name__}: {exc}")
+            if made is not None and not isinstance(made, Backend):
+                _cannot_open(
+                    spec,
+                    f"the pytest_co2_make_backend hook returned {_short(made)}, expected a "
+                    "pytest_co2.backends.Backend or None",
+                )
+            backend: Backend | None = made
             if backend is None:
                 cpu = self._cpu_options()
                 try:
@@ -132,7 +143,7 @@ class BackendProvider:
         # Shown when the first measurement is made (a run that measures nothing stays quiet);
         # they are also in the backend's notes, the report header and the JSON.
         self.pending_warnings.extend(w.message for w in caught if isinstance(w.message, Warning))
-        return backend
+        return guard_backend(backend, self.settings.read_timeout or None)
 
     def _cpu_options(self) -> dict[str, Any]:
         """What the CPU estimate needs: the overrides, and this process's share of the CPUs
@@ -217,4 +228,23 @@ class BackendProvider:
 
     def close(self) -> None:
         if self._backend is not None:
-            self._backend.close()
+            try:
+                self._backend.close()
+            except Exception as exc:  # the run is over: one line, never a traceback
+                sys.stderr.write(
+                    f"pytest-co2: closing the backend failed: {type(exc).__name__}: {exc}\n"
+                )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _cannot_open(spec: str, why: str) -> NoReturn:
+    """End the run with one line: the backend a plugin makes cannot open (every test would
+    error on it otherwise)."""
+    pytest.exit(
+        f"pytest-co2: backend {spec!r} could not be opened: {' '.join(why.split())}",
+        returncode=pytest.ExitCode.USAGE_ERROR,
+    )

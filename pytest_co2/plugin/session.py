@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ..reporting.json_report import Report
     from ..reporting.origin import OriginInfo
     from ..reporting.session import SessionInfo
+    from ..reporting.storage import Journal
     from .fixture import Co2Meter
     from .progress import ProgressLine
 
@@ -67,14 +68,43 @@ class Co2Session:
         self.comparison: Comparison | None = None
         self._warned: set[str] = set()
         self.recovery_note: str | None = None  # a killed run's journal recovered at start
-        self.journal = None
+        self.journal: Journal | None = None
         target = settings.json or self.saved_path()
+        if not self.is_worker:
+            self._check_paths(target)
         if target is not None and not self.is_worker:
             self.journal, self.recovery_note = self.writer.open_journal(target)
         self._sigterm = None if self.is_worker else sigterm.install()
         self._runtest: RuntestHooks | None = None
         if settings.all or self.role == "controller":  # a controller collects every worker's
             self.measure_tests()
+
+    def _check_paths(self, target: str | None) -> None:
+        """Every file this run writes or reads, resolved once: two that are one file is a
+        usage error naming both options; the reports are watched for another writer."""
+        from .writer import check_paths
+
+        s = self.settings
+        source = s.intensity_source or ""
+        journal = None if target is None else target + ".journal.jsonl"
+        outputs = {
+            "--co2-json": s.json,
+            "--co2-save": self.saved_path(),
+            "--co2-markdown": s.markdown,
+            "the journal of the report": journal,
+        }
+        inputs = {
+            "--co2-compare": self.baseline_path,
+            "--co2-intensity-file": s.intensity_file,
+            "--co2-intensity-source": source[5:] if source.startswith("file:") else None,
+        }
+        saved = outputs["--co2-save"]
+        # comparing with a saved run and saving over it is the usual cycle: the baseline is
+        # read at start-up, before this run writes
+        if self.baseline_path and saved and _same(self.baseline_path, saved):
+            inputs["--co2-compare"] = None
+        check_paths(outputs, inputs)
+        self.writer.watch([p for p in (s.json, self.saved_path(), s.markdown) if p])
 
     def measure_tests(self) -> None:
         """Register the per-test hooks (once): some test measures."""
@@ -271,6 +301,10 @@ class Co2Session:
         self.provider.close()
         if self._sigterm is not None:
             sigterm.restore(self._sigterm)
+
+
+def _same(a: str, b: str) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 class ControllerHooks:

@@ -21,7 +21,12 @@ def install() -> Any:
         return None
 
     def on_sigterm(signum: int, frame: Any) -> None:
+        if fired:
+            return  # the run is ending already: a second SIGTERM must not break its teardown
+        fired.append(signum)
         raise KeyboardInterrupt(STOPPED)
+
+    fired: list[int] = []
 
     return signal.signal(signal.SIGTERM, on_sigterm)
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..fmt import printable
+
 if TYPE_CHECKING:
     from .session import Co2Session
 
@@ -67,12 +69,13 @@ class Co2Terminal:
             )
             lines.append("co2: what-if regions (yearly): " + whatif)
         width = terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
-        return [part for line in lines for part in wrap(line, width, indent="co2:   ")]
+        return [printable(p) for line in lines for p in wrap(line, width, indent="co2:   ")]
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int) -> None:
         state = self.session
         if state.is_worker:
             return
+        terminalreporter = _Escaping(terminalreporter)  # names and reports print escaped
         self._summary(terminalreporter)
         if exitstatus == pytest.ExitCode.INTERRUPTED and state.collector.records():
             from ..reporting.terminal import wrap
@@ -85,7 +88,7 @@ class Co2Terminal:
                 terminal_width(terminalreporter),
             ):
                 terminalreporter.write_line(part, yellow=True)
-        for message in state.writer.errors:
+        for message in [*state.writer.errors, *state.writer.notes]:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
         if comparison is not None and comparison.failures:
@@ -202,6 +205,23 @@ class Co2Terminal:
         lines = [f"co2: workers measured with {b}" for b in backends]
         locks = [f"co2: {f.lock_summary}" for f in facts if f.lock_summary]
         return lines + [f"co2: {p}" for p in policies] + locks
+
+
+class _Escaping:
+    """The terminal reporter, with control characters in every line escaped (a measure
+    name, a node id or a report's text must not drive the terminal)."""
+
+    def __init__(self, tr: Any) -> None:
+        self._tr = tr
+
+    def write_line(self, line: str, **markup: Any) -> None:
+        self._tr.write_line(printable(line), **markup)
+
+    def write_sep(self, sep: str, title: str | None = None, **markup: Any) -> None:
+        self._tr.write_sep(sep, None if title is None else printable(title), **markup)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tr, name)
 
 
 def terminal_width(tr: Any) -> int:

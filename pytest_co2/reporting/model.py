@@ -282,3 +282,36 @@ def _check_result(e: Any, where: str) -> None:
         for sub in inner:
             if sub not in e[key]:
                 raise ReportError(f"{where}.{key}: missing field {sub!r}")
+    for key, part in _AMOUNTS:
+        value = e[key] if part is None else e[key][part]
+        if value is None and part is not None:
+            continue
+        if not _amount_ok(value):
+            name = key if part is None else f"{key}.{part}"
+            raise ReportError(
+                f"{where}.{name}: unexpected value {value!r}: expected a number >= 0 and "
+                f"<= {MAX_AMOUNT:g}"
+            )
+
+
+#: The largest amount (J, kWh, kg, s, g/kWh) a report may hold: sums and products of a
+#: report's amounts stay finite.
+MAX_AMOUNT = 1e30
+_AMOUNTS: tuple[tuple[str, str | None], ...] = (
+    ("duration_s", None),
+    ("energy_j", None),
+    ("energy_per_unit_j", "mean"),
+    ("projection", "energy_kwh"),
+    ("emission", "intensity_g_per_kwh"),
+    ("emission", "pue"),
+    ("emission", "energy_kwh"),
+    ("emission", "co2e_kg"),
+)
+
+
+def _amount_ok(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and 0 <= value <= MAX_AMOUNT  # False for NaN
+    )

@@ -33,7 +33,9 @@ __all__ = [
     "journal_path_for",
     "load_baseline",
     "load_report",
+    "parse_json",
     "read_journal",
+    "read_text_bounded",
     "resolve_baseline",
     "saved_path",
     "saved_runs",
@@ -83,21 +85,68 @@ def resolve_baseline(value: str | None, storage_dir: str | os.PathLike[str]) -> 
 # -- reading -------------------------------------------------------------------------------
 
 
-def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report:
-    """Read and validate a saved report. ValueError (one line) naming the file and the first
-    bad field: unreadable, not UTF-8, not JSON, another schema, a missing or bad field."""
+#: The largest report or journal file read (bytes): a bigger one is refused, not read.
+MAX_READ_BYTES = 256 * 1024 * 1024
+
+
+def read_text_bounded(path: str | os.PathLike[str], what: str) -> str:
+    """The text of a regular file of at most :data:`MAX_READ_BYTES`, opened without blocking
+    (a FIFO, ``/dev/zero`` or a folder is refused); ReportError (one line) naming the file."""
     where = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        fd = os.open(where, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise ReportError(f"cannot read {what} {where!r}: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ReportError(f"cannot read {what} {where!r}: not a regular file")
+        if st.st_size > MAX_READ_BYTES:
+            raise ReportError(
+                f"cannot read {what} {where!r}: {st.st_size} bytes, expected at most "
+                f"{MAX_READ_BYTES}"
+            )
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_READ_BYTES:  # grew while read
+                raise ReportError(f"cannot read {what} {where!r}: more than {MAX_READ_BYTES} bytes")
+    except OSError as exc:
+        raise ReportError(f"cannot read {what} {where!r}: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ReportError(
             f"{what} {where!r} is not UTF-8 text: {exc.reason} at byte {exc.start}"
         ) from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a report holds (expected finite numbers)")
+
+
+def parse_json(text: str, what: str) -> Any:
+    """JSON as a report reader accepts it: no NaN or Infinity, nesting within Python's
+    recursion limit; ReportError (one line, ``what`` names the file) otherwise."""
+    try:
+        return json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
-        raise ReportError(f"{what} {where!r} is not JSON: {exc}") from None
+        raise ReportError(f"{what} is not JSON: {exc}") from None
+    except ValueError as exc:
+        raise ReportError(f"{what}: {exc}") from None
+    except RecursionError:
+        raise ReportError(f"{what}: JSON nested too deeply") from None
+
+
+def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report:
+    """Read and validate a saved report. ValueError (one line) naming the file and the first
+    bad field: unreadable, not a regular file, too large, not UTF-8, not JSON (NaN included),
+    nested too deeply, another schema, a missing or bad field."""
+    where = os.fspath(path)
+    data = parse_json(read_text_bounded(where, what), f"{what} {where!r}")
     if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
         raise ReportError(
             f"{what} {where!r} is not a pytest-co2 report of schema version {SCHEMA_VERSION}"
@@ -134,7 +183,10 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     except OSError:
         mode = None
     if mode is not None and not stat.S_ISREG(mode):
-        with open(path, "w", encoding="utf-8") as f:
+        # never blocks: a FIFO without a reader is ENXIO, one line from the caller
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        os.set_blocking(fd, True)  # a reader is there: let it take the whole text
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         return
     directory = os.path.dirname(os.path.abspath(path))
@@ -173,6 +225,23 @@ def journal_path_for(report_path: str) -> str:
     return report_path + JOURNAL_SUFFIX
 
 
+def open_journal_fd(path: str) -> int:
+    """A fresh journal file at ``path``, for writing. Never follows a symbolic link (a link
+    planted there, dangling or not, is ELOOP) and never blocks or truncates a non-regular
+    file (a FIFO, a device): OSError naming why."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        os.ftruncate(fd, 0)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class Journal:
     """Durable results: each finished test's record is appended as one JSON line and
     fsync'd, so that a killed run (SIGKILL, ``os._exit``, a power cut) loses at most the test
@@ -189,8 +258,7 @@ class Journal:
         try:
             if self._fd is None:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
-                self._fd = os.open(self.path, flags, 0o644)
+                self._fd = open_journal_fd(self.path)
                 head = {"journal": JOURNAL_VERSION, "session": session().to_dict()}
                 os.write(self._fd, (json.dumps(head, allow_nan=False) + "\n").encode())
             os.write(self._fd, (json.dumps(record, allow_nan=False) + "\n").encode())
@@ -211,23 +279,21 @@ class Journal:
 def read_journal(path: str) -> Report:
     """The report a killed run's journal holds (its complete lines; a torn last line is
     dropped). ValueError (one line) naming the file when it is not a journal."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().split("\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"cannot read journal {path!r}: {exc}") from None
+    lines = read_text_bounded(path, "journal").split("\n")
     rows = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+            rows.append(parse_json(line, f"journal {path!r}: line {i + 1}"))
+        except ReportError:
             if i >= len(lines) - 2:  # the line being written when the run was killed
                 break
-            raise ReportError(f"journal {path!r}: line {i + 1} is not JSON") from None
+            raise
     if not rows or not isinstance(rows[0], dict) or rows[0].get("journal") != JOURNAL_VERSION:
         raise ReportError(f"{path!r} is not a pytest-co2 journal (version {JOURNAL_VERSION})")
+    if not isinstance(rows[0].get("session") or {}, dict):
+        raise ReportError(f"journal {path!r}: line 1: 'session' is not an object")
     head = dict(rows[0].get("session") or {})
     head["recovered_from"] = path
     head.setdefault("exit_status", None)
