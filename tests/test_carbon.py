@@ -513,7 +513,16 @@ def test_format_age(seconds: float, text: str) -> None:
 
 @pytest.mark.parametrize(
     "value,text",
-    [(7, "7"), (535.0, "535"), (0.0, "0"), (10.0, "10"), (492.75, "492.8"), (9.875, "9.88")],
+    [
+        (7, "7"),
+        (535.0, "535"),
+        (0.0, "0"),
+        (10.0, "10"),
+        (492.75, "492.8"),
+        (9.875, "9.88"),
+        (199.99999999999997, "200"),  # float noise of a forecast window's mean
+        (200.0001, "200.0"),
+    ],
 )
 def test_format_g_per_kwh(value: float, text: str) -> None:
     assert format_g_per_kwh(value) == text

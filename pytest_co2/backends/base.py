@@ -97,6 +97,10 @@ class Backend(abc.ABC):
     CPU estimate's idle share of the CPUs held), 0 for counters; ``work_basis`` says what
     the energy less that charge is. A gate compares that part, which the process's own work
     controls (a co-tenant that doubles the wall time doubles the idle charge).
+
+    ``reads_never_block``: the reads only look at this process and the clock (the CPU
+    estimate), so the meter calls them directly instead of bounding each on a reader thread
+    (``--co2-read-timeout``), which costs tens of microseconds a read.
     """
 
     name: str = "backend"
@@ -104,6 +108,7 @@ class Backend(abc.ABC):
     notes: list[str]
     wall_w: float = 0.0
     work_basis: str = ""
+    reads_never_block: bool = False
 
     def __init__(self) -> None:
         self.notes = []

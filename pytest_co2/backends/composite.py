@@ -21,6 +21,7 @@ class CompositeBackend(Backend):
         for p in self.parts:
             self.notes.extend(p.notes)
         self.wall_w = math.fsum(p.wall_w for p in self.parts)  # the parts' wall-time charges
+        self.reads_never_block = all(getattr(p, "reads_never_block", False) for p in self.parts)
         self.work_basis = "; ".join(p.work_basis for p in self.parts if p.work_basis)
 
     def read_j(self) -> Sequence[float]:

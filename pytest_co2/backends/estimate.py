@@ -434,6 +434,7 @@ class EstimateBackend(Backend):
         self.idle_w_held = power.idle_w * self.cpus_held
         self.cpu_w_per_thread = power.full_w  # what one busy thread draws in all
         self.wall_w = self.idle_w_held  # charged per wall second, busy or not
+        self.reads_never_block = True  # /proc/self and the clock
         self.work_basis = (
             f"CPU seconds x {_w(self.dynamic_w_per_thread)} W dynamic per thread; the idle "
             f"share ({_w(self.idle_w_held)} W x wall time) left out"

@@ -155,9 +155,10 @@ def format_age(seconds: float) -> str:
 
 
 def format_g_per_kwh(value: float) -> str:
-    """``7`` -> "7", ``535.0`` -> "535", ``492.7`` -> "492.7", ``0.123`` -> "0.123"."""
-    if value == int(value):
-        return f"{int(value)}"
+    """``7`` -> "7", ``535.0`` -> "535", ``492.7`` -> "492.7", ``0.123`` -> "0.123";
+    ``199.99999999999997`` (a mean of 200s over a forecast window) -> "200"."""
+    if abs(value - round(value)) <= 1e-9 * max(1.0, abs(value)):  # float noise of a mean
+        return f"{round(value)}"
     if abs(value) >= 10:
         return f"{value:.1f}"
     return f"{value:.3g}"

@@ -114,11 +114,16 @@ def guard_backend(backend: Backend, timeout_s: float | None) -> Backend:
     replaced on the instance, so that it stays what it is), each read bounded by
     ``timeout_s`` (None or 0: unbounded, read in the caller's thread). A ``close`` after a
     hung read is skipped: it would hang too. A backend with its own clock (a simulated one)
-    is read in the caller's thread: its energy is a function of that clock, read there."""
+    is read in the caller's thread: its energy is a function of that clock, read there; so is
+    one whose reads never block (``Backend.reads_never_block``: the CPU estimate)."""
     raw_read: Callable[[], Any] = backend.read_j
     raw_power: Callable[[], Any] = backend.read_power_w
     raw_close: Callable[[], None] = backend.close
-    bounded = timeout_s and not hasattr(backend, "clock")
+    bounded = (
+        timeout_s
+        and not hasattr(backend, "clock")
+        and not getattr(backend, "reads_never_block", False)
+    )
     caller = _BoundedCaller(timeout_s or 0.0, f"the backend {backend.name!r}") if bounded else None
 
     def read_j() -> Sequence[float]:
