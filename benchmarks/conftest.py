@@ -498,7 +498,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             + (f"; {len(skipped)} skipped" if skipped else "")
         )
     width = _terminal_width(tr)
-    for line in render_terminal(findings(registry), ratios(registry), width, fewer, skipped):
+    interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+    for line in render_terminal(
+        findings(registry), ratios(registry), width, fewer, skipped, interrupted=interrupted
+    ):
         tr.write_line(line)
 
 

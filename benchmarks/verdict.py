@@ -558,9 +558,11 @@ def render_terminal(  # noqa: PLR0912 - one block per section
     width: int = WIDTH,
     fewer: list[str] | None = None,
     skipped: list[str] | None = None,
+    interrupted: bool = False,
 ) -> list[str]:
     """The verdict section: ratios per config, then one line per finding, within ``width``
-    columns where it can be: text columns are shortened, numbers never."""
+    columns where it can be: text columns are shortened, numbers never. ``interrupted``:
+    the run was stopped (Ctrl-C, SIGTERM), which the last line says."""
     lines: list[str] = []
     if rs:
         lines += _wrap(
@@ -636,7 +638,10 @@ def render_terminal(  # noqa: PLR0912 - one block per section
         for line in skipped:
             lines += _wrap(line, width, "  ")
     counts = {s: sum(f.status == s for f in fs) for s in SEVERITY}
-    lines += _wrap("verdict: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n), width, "")
+    verdict = "verdict: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    if interrupted:
+        verdict += " (the run was interrupted: what it did not reach is not run, not failed)"
+    lines += _wrap(verdict, width, "")
     return lines
 
 

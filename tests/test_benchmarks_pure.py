@@ -498,6 +498,12 @@ def test_terminal_verdict_fits_100_columns():
         "Fig. 1 2D train         x2.0 192²-512²     x7.7               hardware-dependent (1)"
     )
     assert lines[-1] == "verdict: 4 hardware-dependent, 7 held"
+    stopped = V.render_terminal(V.findings(r), V.ratios(r), interrupted=True)
+    assert stopped[: len(lines) - 1] == lines[:-1]
+    assert " ".join(x.strip() for x in stopped[len(lines) - 1 :]) == (
+        "verdict: 4 hardware-dependent, 7 held (the run was interrupted: what it did not reach "
+        "is not run, not failed)"
+    )
 
 
 def test_narrow_terminals_shorten_text_never_numbers():
