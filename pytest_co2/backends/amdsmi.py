@@ -53,6 +53,7 @@ from typing import Any, NamedTuple
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
 from .cpuinfo import host_root
+from .gpu_faults import GpuFaults
 from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
 from .poller import PowerPoller
 
@@ -197,8 +198,11 @@ def select_visible(
     return selected, notes
 
 
-class AmdsmiBackend(Backend):
+class AmdsmiBackend(GpuFaults, Backend):
     """Joules per measured AMD GPU since the backend opened: counter, or polled power."""
+
+    _id_prefix = "amdgpu"
+    _label = "AMD GPU"
 
     name = "amdsmi"
 
@@ -579,10 +583,10 @@ class AmdsmiBackend(Backend):
             try:
                 reading = energy_reading(get(h))
             except self._errors as exc:
-                self._read_failed(k, _text(exc))
+                self._counter_failed(k, _text(exc))
             else:
                 if reading is None:
-                    self._read_failed(k, "it reads N/A")
+                    self._counter_failed(k, "it reads N/A")
                 elif down[k] is not None:
                     self._read_resumed(k, reading[0])
                 elif reading[0] > last[k]:
@@ -600,74 +604,12 @@ class AmdsmiBackend(Backend):
             out.extend(self._poller.read_j())
         return out
 
-    def _poller_faults(self, poller: PowerPoller) -> None:
-        """The polled GPUs that failed or read again since the last read: faults."""
-        down, resumed = poller.take_faults()
-        for j in resumed:
-            i = self._polled_index[j]
-            self._fault(
-                i,
-                "resumed",
-                f"AMD GPU {i}'s power reads again: the energy while it was unreadable is not "
-                "counted",
-            )
-        for j, why in down.items():
-            i = self._polled_index[j]
-            self._fault(
-                i,
-                "failed",
-                f"reading AMD GPU {i}'s power failed ({why}): its energy is not counted until "
-                "it reads again; the other GPUs are",
-            )
-
-    @property
-    def failed(self) -> dict[str, str]:
-        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
-        out = {
-            f"amdgpu:{self._counter_index[k]}": why
-            for k, why in enumerate(self._counter_down)
-            if why is not None
-        }
-        if self._poller is not None:
-            for j, why in enumerate(self._poller.failed):
-                if why is not None:
-                    out[f"amdgpu:{self._polled_index[j]}"] = why
-        return out
-
     def _j_text(self, k: int, ticks: int) -> str:
         return f"{ticks * self._counter_res_uj[k] / 1e6:.3f} J"
 
-    def _fault(self, i: int, kind: str, message: str) -> None:
-        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
-        partial, as is every window that ends while a GPU is in ``failed``), the first of a
-        kind in ``notes`` and as a warning."""
-        self.faults.append(message)
-        key = (f"amdgpu:{i}", kind)
-        if key not in self._noted:
-            self._noted.add(key)
-            self.notes.append(message)
-            warn(message)
-
-    def _read_failed(self, k: int, why: str) -> None:
-        if self._counter_down[k] is not None:
-            return  # still failing: the meter marks each window partial (see ``failed``)
-        self._counter_down[k] = why
-        self._fault(
-            self._counter_index[k],
-            "failed",
-            f"reading AMD GPU {self._counter_index[k]}'s energy counter failed ({why}): its "
-            "energy is not counted until it reads again; the other GPUs are",
-        )
-
     def _read_resumed(self, k: int, ticks: int) -> None:
-        self._counter_down[k] = None
+        self._counter_resumed(k)
         self._counter_last[k] = ticks
-        self._fault(
-            self._counter_index[k],
-            "resumed",
-            f"AMD GPU {self._counter_index[k]}'s energy counter reads again: the energy while "
-            "it was unreadable is not counted",
-        )
 
     def _counter_went_back(self, k: int, ticks: int) -> None:
         message = (

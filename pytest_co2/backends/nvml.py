@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 from . import cuda as _cuda
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
 from .cpuinfo import host_root
+from .gpu_faults import GpuFaults
 from .poller import PowerPoller
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
@@ -286,7 +287,7 @@ def _power_source(nvml: Any, handle: Any, name: str) -> _PowerSource:
     return _PowerSource(usage, False, "nvmlDeviceGetPowerUsage (a 1 s moving average)")
 
 
-class NvmlBackend(Backend):
+class NvmlBackend(GpuFaults, Backend):
     """Joules per measured NVIDIA GPU since the backend opened: counter, or polled power."""
 
     name = "nvml"
@@ -730,7 +731,7 @@ class NvmlBackend(Backend):
             try:
                 mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(h))
             except nvml.NVMLError as exc:
-                self._read_failed(k, str(exc))
+                self._counter_failed(k, str(exc))
             else:
                 if down[k] is not None:
                     self._read_resumed(k, mj)
@@ -745,72 +746,9 @@ class NvmlBackend(Backend):
             out.extend(self._poller.read_j())
         return out
 
-    def _poller_faults(self, poller: PowerPoller) -> None:
-        """The polled GPUs that failed or read again since the last read: faults."""
-        down, resumed = poller.take_faults()
-        for j in resumed:
-            i = self._polled_index[j]
-            self._fault(
-                i,
-                "resumed",
-                f"GPU {i}'s power reads again: the energy while it was unreadable is not counted",
-            )
-        for j, why in down.items():
-            i = self._polled_index[j]
-            self._fault(
-                i,
-                "failed",
-                f"reading GPU {i}'s power failed ({why}): its energy is not counted until "
-                "it reads again; the other GPUs are",
-            )
-
-    @property
-    def failed(self) -> dict[str, str]:
-        """Device id -> why, for the GPUs whose energy counter or power is unreadable now."""
-        out = {
-            f"gpu:{self._counter_index[k]}": why
-            for k, why in enumerate(self._counter_down)
-            if why is not None
-        }
-        if self._poller is not None:
-            for j, why in enumerate(self._poller.failed):
-                if why is not None:
-                    out[f"gpu:{self._polled_index[j]}"] = why
-        return out
-
-    def _fault(self, i: int, kind: str, message: str) -> None:
-        """A fault of GPU ``i``: every event in ``faults`` (the window that sees it is
-        partial, as is every window that ends while a GPU is in ``failed``), the first of a
-        kind in ``notes`` and as a warning."""
-        self.faults.append(message)
-        key = (f"gpu:{i}", kind)
-        if key not in self._noted:
-            self._noted.add(key)
-            self.notes.append(message)
-            warn(message)
-
-    def _read_failed(self, k: int, why: str) -> None:
-        i = self._counter_index[k]
-        if self._counter_down[k] is not None:
-            return  # still failing: the meter marks each window partial (see ``failed``)
-        self._counter_down[k] = why
-        self._fault(
-            i,
-            "failed",
-            f"reading GPU {i}'s energy counter failed ({why}): its energy is not counted "
-            "until it reads again; the other GPUs are",
-        )
-
     def _read_resumed(self, k: int, mj: int) -> None:
-        i = self._counter_index[k]
-        self._counter_down[k] = None
+        self._counter_resumed(k)
         self._counter_last_mj[k] = mj
-        self._fault(
-            i,
-            "resumed",
-            f"GPU {i}'s energy counter reads again: the energy while it was unreadable is "
-            "not counted",
-        )
 
     def _counter_went_back(self, k: int, mj: int) -> None:
         i = self._counter_index[k]
