@@ -27,11 +27,11 @@ from pytest_co2.backends import amdsmi as amd_module
 from pytest_co2.backends import rapl as rapl_module
 from pytest_co2.backends.amdsmi import (
     AmdsmiBackend,
-    amd_driver_present,
     energy_reading,
     power_w,
     select_visible,
 )
+from pytest_co2.backends.gpu_presence import amd_driver_present
 
 NOT_SUPPORTED, NO_PERM, TIMEOUT, DRIVER_NOT_LOADED = 2, 10, 8, 34
 NA = "N/A"

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method
 from pytest_co2.backends import cuda as cuda_helpers
+from pytest_co2.backends.gpu_presence import gpu_host_kind
 from pytest_co2.backends.integrator import (
     short_window_devices_j,
     short_window_energy_j,
@@ -23,7 +24,6 @@ from pytest_co2.backends.integrator import (
 from pytest_co2.backends.nvml import (
     GpuSelection,
     NvmlBackend,
-    gpu_host_kind,
     parse_gpu_devices,
     select_visible,
 )

@@ -52,8 +52,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
-from .cpuinfo import host_root
 from .gpu_faults import GpuFaults
+from .gpu_presence import NO_AMD_DRIVER, amd_driver_present
 from .nvml import FROM_ENV, GpuSelection, parse_gpu_devices
 from .poller import PowerPoller
 
@@ -76,15 +76,6 @@ _POWER_SENTINEL_W = 0xFFFF
 _U64_MAX = 2**64 - 1
 
 INSTALL_HINT = "pip install 'pytest-co2[amd]' (amdsmi needs ROCm's libamd_smi)"
-
-
-def amd_driver_present(root: str | None = None) -> bool:
-    """Whether the amdgpu kernel driver shows (``/dev/kfd`` or ``/sys/module/amdgpu``) under
-    ``root`` (None: :func:`~.cpuinfo.host_root`)."""
-    root = str(host_root()) if root is None else root
-    return os.path.exists(os.path.join(root, "dev/kfd")) or os.path.exists(
-        os.path.join(root, "sys/module/amdgpu")
-    )
 
 
 def _text(value: Any) -> str:
@@ -679,7 +670,7 @@ def _import_amdsmi() -> Any:
         and sys.platform.startswith("linux")
         and not amd_driver_present()
     ):
-        raise BackendUnavailable("no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)")
+        raise BackendUnavailable(NO_AMD_DRIVER)
     try:
         import amdsmi
     except ImportError:

@@ -47,8 +47,8 @@ from typing import Any, NamedTuple
 
 from . import cuda as _cuda
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
-from .cpuinfo import host_root
 from .gpu_faults import GpuFaults
+from .gpu_presence import NO_NVIDIA_DRIVER, gpu_host_kind, nvidia_driver_present
 from .poller import PowerPoller
 
 # The counter is refreshed by the driver about every 20-100 ms (GPU dependent).
@@ -196,29 +196,6 @@ def select_visible(
     return selected, notes
 
 
-def gpu_host_kind(root: str | None = None) -> str | None:
-    """``"linux"`` (NVIDIA driver in /proc or /dev), ``"wsl2"`` (``/dev/dxg`` without
-    ``/dev/nvidiactl``: a WSL2 GPU), or None (no sign of an NVIDIA GPU), under ``root``
-    (None: :func:`~.cpuinfo.host_root`)."""
-    root = str(host_root()) if root is None else root
-    join = os.path.join
-    if os.path.exists(join(root, "proc/driver/nvidia/version")) or os.path.exists(
-        join(root, "dev/nvidiactl")
-    ):
-        return "linux"
-    if os.path.exists(join(root, "dev/dxg")):
-        return "wsl2"
-    return None
-
-
-def _driver_present() -> bool:
-    """Cheap check before importing pynvml (which costs ~15 ms): on Linux the driver shows in
-    /proc and /dev (/dev/dxg on WSL2); elsewhere we cannot tell and let nvmlInit decide."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return gpu_host_kind() is not None
-
-
 class _PowerSource(NamedTuple):
     read_w: Callable[[], float]
     instant: bool  # False: a 1 s moving average
@@ -304,10 +281,8 @@ class NvmlBackend(GpuFaults, Backend):
     ) -> None:
         super().__init__()
         if nvml is None:
-            if "pynvml" not in sys.modules and not _driver_present():
-                raise BackendUnavailable(
-                    "no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)"
-                )
+            if "pynvml" not in sys.modules and not nvidia_driver_present():
+                raise BackendUnavailable(NO_NVIDIA_DRIVER)
             try:
                 import pynvml  # the nvidia-ml-py distribution
             except ImportError:
