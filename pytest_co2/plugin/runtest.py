@@ -33,6 +33,9 @@ VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
 BUDGET_KEY = pytest.StashKey[object]()
 _SENT_KEY = pytest.StashKey[int]()  # results of the item already sent or collected
 _UNSET = object()
+#: A journal line is fsync'd after a test that measured this long or has a budget; shorter
+#: tests' lines are written at once (a killed process keeps them) and synced with the next.
+JOURNAL_SYNC_S = 1.0
 _RAISED = "the test ended before this measurement did (it raised inside it)"
 
 
@@ -194,7 +197,12 @@ class RuntestHooks:
         if report.when == "teardown" and self.state.journal is not None:
             record = self.state.collector.tests.get(report.nodeid)
             if record is not None and (record.results or record.budget is not None):
-                self.state.journal.append(record.to_dict(), self.state.session_info)
+                measured_s = sum(r.measurement.duration_s for r in record.results)
+                self.state.journal.append(
+                    record.to_dict(),
+                    self.state.session_info,
+                    sync=record.budget is not None or measured_s >= JOURNAL_SYNC_S,
+                )
 
 
 def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:

@@ -243,18 +243,23 @@ def open_journal_fd(path: str) -> int:
 
 
 class Journal:
-    """Durable results: each finished test's record is appended as one JSON line and
-    fsync'd, so that a killed run (SIGKILL, ``os._exit``, a power cut) loses at most the test
-    in flight. The first line holds the session facts. Removed once the report is written;
-    a journal left behind is recovered by the next run or by ``pytest-co2 report``."""
+    """Durable results: each finished test's record is appended as one JSON line at once, so
+    that a killed run (SIGKILL, ``os._exit``) loses at most the test in flight; ``sync``
+    records (the caller's choice: tests that measured for long) are fsync'd with every line
+    before them, so a power cut loses at most the short tests since the last one. The first
+    line holds the session facts. Removed once the report is written; a journal left behind
+    is recovered by the next run or by ``pytest-co2 report``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
         self.error: str | None = None
 
-    def append(self, record: dict[str, Any], session: Callable[[], SessionInfo]) -> None:
-        """Append one test's record (``session``: the session block, asked for once)."""
+    def append(
+        self, record: dict[str, Any], session: Callable[[], SessionInfo], *, sync: bool = True
+    ) -> None:
+        """Append one test's record (``session``: the session block, asked for once); with
+        ``sync``, fsync the file (a few ms on a disk: not worth it for a trivial test)."""
         try:
             if self._fd is None:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -262,13 +267,16 @@ class Journal:
                 head = {"journal": JOURNAL_VERSION, "session": session().to_dict()}
                 os.write(self._fd, (json.dumps(head, allow_nan=False) + "\n").encode())
             os.write(self._fd, (json.dumps(record, allow_nan=False) + "\n").encode())
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         except (OSError, ValueError) as exc:
             self.error = f"pytest-co2: could not append to the journal {self.path}: {exc}"
 
     def close(self, *, remove: bool) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
+                if not remove:  # the journal stays: the lines not yet synced too
+                    os.fsync(self._fd)
                 os.close(self._fd)
             self._fd = None
         if remove:
