@@ -616,6 +616,19 @@ class Settings:
             "PATH",
         ),
     )
+    profile: str | None = field(
+        default=None,
+        metadata=_opt(
+            parse_output_path,
+            "measure every test's setup, call and teardown, each fixture's setup and each "
+            "measure() region as a tree: collapsed stacks (FlameGraph, speedscope) to PATH, "
+            "a speedscope file beside it (PATH's stem + .speedscope.json), the top 5 in the "
+            "summary, the tree in the JSON report (write --co2-profile=PATH; without a value: "
+            "co2-profile.folded)",
+            "PATH",
+            const="co2-profile.folded",
+        ),
+    )
     idle: float = field(  # seconds of idle measurement at start (0: off)
         default=0.0,
         metadata=_opt(
