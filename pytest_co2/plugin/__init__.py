@@ -80,7 +80,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.profile is not None:  # only then: no profile hook runs per test otherwise
         from .profile import register
 
-        register(config, state.provider, settings.profile, state.role)
+        register(
+            config,
+            state.provider,
+            settings.profile,
+            state.role,
+            show=settings.report != "off",
+        )
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")
 

@@ -170,9 +170,12 @@ class ProfileRecorder:
             }
 
 
-def register(config: pytest.Config, provider: BackendProvider, path: str, role: str) -> None:
+def register(
+    config: pytest.Config, provider: BackendProvider, path: str, role: str, *, show: bool = True
+) -> None:
     """Register the profile's hooks: the recorder where tests run, the outputs where the
-    run is reported (``role``: ``single``, ``worker`` or ``controller``)."""
+    run is reported (``role``: ``single``, ``worker`` or ``controller``; ``show``: the top
+    entries in the summary)."""
     profile = Profile()
     if role != "controller":
         workerinput = getattr(config, "workerinput", None) or {}
@@ -181,6 +184,6 @@ def register(config: pytest.Config, provider: BackendProvider, path: str, role: 
             ProfileRecorder(provider, profile, process), "pytest-co2-profile-recorder"
         )
     if role != "worker":
-        config.pluginmanager.register(ProfileOutput(profile, path), "pytest-co2-profile")
+        config.pluginmanager.register(ProfileOutput(profile, path, show=show), "pytest-co2-profile")
     if role == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ProfileXdist(profile), "pytest-co2-profile-xdist")

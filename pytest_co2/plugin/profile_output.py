@@ -11,6 +11,7 @@ import pytest
 
 from ..reporting.profile import Profile, top_lines
 
+TITLE = "co2 energy profile"  # the summary section
 TOP = 5  # entries in the summary and the report's ``top``
 WORKER_KEY = "pytest_co2_profile"  # a worker's tree in xdist's ``workeroutput``
 
@@ -24,9 +25,10 @@ def speedscope_path(path: str) -> str:
 class ProfileOutput:
     """Writes the profile's files at the end of the run and prints its summary lines."""
 
-    def __init__(self, profile: Profile, path: str) -> None:
+    def __init__(self, profile: Profile, path: str, *, show: bool = True) -> None:
         self.profile = profile
         self.path = path
+        self.show = show  # the top entries (not under --co2-report=off)
         self.written: list[str] = []
         self.errors: list[str] = []
 
@@ -56,11 +58,14 @@ class ProfileOutput:
 
         tr = terminalreporter
         width = terminal_width(tr)
-        lines = top_lines(self.profile, TOP) + [f"co2: {note}" for note in self.profile.notes]
+        lines = top_lines(self.profile, TOP) if self.show else []
+        lines += [f"co2: {note}" for note in self.profile.notes]
         if self.written:
             lines.append("co2 profile written to " + " and ".join(self.written))
+        if lines or self.errors:
+            tr.write_sep("=", TITLE)
         for line in lines:
-            for part in wrap(line, width, indent="    "):
+            for part in wrap(line, width):
                 tr.write_line(printable(part))
         for error in self.errors:
             tr.write_line(printable(error), yellow=True)

@@ -216,22 +216,23 @@ def _events(node: Node, frame_of: Any, out: list[dict[str, Any]]) -> None:
 
 
 def top_lines(profile: Profile, n: int = 5) -> list[str]:
-    """The summary's lines: the top ``n`` entries by their own energy, with each one's share
-    of all profiled energy and its method."""
+    """The summary's lines: the top ``n`` entries by their own energy, each with its share of
+    all profiled energy and its method."""
     total = profile.total_uj()
     entries = profile.top(n)
     if not entries:
         return []
     count = sum(1 for root in profile.tests() for _ in root.walk()) - len(profile.tests())
+    tests = len(profile.tests())
     lines = [
-        f"co2 profile: top {len(entries)} of {count} phases, fixtures and regions by their own "
-        f"energy (children excluded); {fmt_sig(total / 1e6)} J in "
-        f"{len(profile.tests())} tests profiled"
+        f"top {len(entries)} of {count} phases, fixtures and regions by their own energy "
+        f"(children excluded); {fmt_sig(total / 1e6)} J in {tests} "
+        f"{'test' if tests == 1 else 'tests'} ({', '.join(profile.methods())})"
     ]
     for e in entries:
         share = f"{e.node.self_uj / total:.0%}" if total > 0 else "n/a"
         lines.append(
-            f"  {fmt_sig(e.node.self_uj / 1e6)} J {share} {' > '.join(e.path)} "
+            f"{fmt_sig(e.node.self_uj / 1e6)} J {share} {' > '.join(e.path)} "
             f"({e.node.kind}, {e.node.method})"
         )
     return lines
