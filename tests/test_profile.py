@@ -272,7 +272,8 @@ def test_a_failed_reading_stops_the_profile_with_a_note() -> None:
     assert profile.notes == [
         "the energy backend failed (OSError: device lost); the profile stops there"
     ]
-    assert [r.name for r in profile.tests()] == ["t"]
+    (root,) = profile.tests()  # what was open ends at its last reading: 2 J
+    assert (root.name, root.energy_uj, root.children[0].energy_uj) == ("t", 1 * J, 0)
 
 
 def test_a_node_left_open_is_closed_with_its_parent() -> None:

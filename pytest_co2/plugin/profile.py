@@ -70,7 +70,11 @@ class ProfileRecorder:
             self.profile.notes.append(
                 f"the energy backend failed ({self.failure}); the profile stops there"
             )
-            self._stack.clear()
+            while self._stack:  # what is open ends where its last reading was
+                node, _ = self._stack.pop()
+                node.end_uj = max(
+                    [node.start_uj] + [c.start_uj + c.energy_uj for c in node.children]
+                )
             return None
 
     def open(self, name: str, kind: str, scope: str | None = None) -> Node | None:

@@ -56,8 +56,9 @@ class Node:
         """Its frame in a stack: a region as ``[name]`` (as in the summary), others by name;
         ``;`` (the stack separator) and control characters are replaced."""
         text = f"[{self.name}]" if self.kind == "region" else self.name
-        text = text.replace(";", ",")
-        return "".join(c if c.isprintable() else " " for c in text)
+        if text.isprintable() and ";" not in text:
+            return text
+        return "".join(c if c.isprintable() else " " for c in text.replace(";", ","))
 
     def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Node]]:
         """Every node below and including this one, depth first, with its stack of frames."""
