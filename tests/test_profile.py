@@ -318,3 +318,20 @@ def test_a_report_with_a_profile_loads(
 
     report = load_report(Path(fake_clock_pytester.path / "r.json"))
     assert [t.nodeid for t in report.tests] == ["test_x.py::test_a"]
+
+
+def test_a_file_that_cannot_be_written_is_said(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(test_x="def test_b(clock):\n    clock.advance(0.5)\n")
+    (fake_clock_pytester.path / "p.speedscope.json").mkdir()
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-profile=p.folded")
+    assert result.ret == pytest.ExitCode.OK
+    unwrapped(result).fnmatch_lines(
+        [
+            "co2 profile written to p.folded",
+            "co2: could not write the profile to p.speedscope.json: *",
+        ]
+    )
+    assert (fake_clock_pytester.path / "p.folded").read_text() == (
+        "test_x.py::test_b 0\ntest_x.py::test_b;setup 0\ntest_x.py::test_b;setup;clock 0\n"
+        "test_x.py::test_b;call 50000000\ntest_x.py::test_b;teardown 0\n"
+    )
