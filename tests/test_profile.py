@@ -210,8 +210,11 @@ def test_without_the_option_nothing_is_profiled(fake_clock_pytester: pytest.Pyte
 
 def test_without_a_value_the_default_files(fake_clock_pytester: pytest.Pytester) -> None:
     fake_clock_pytester.makepyfile(test_x="def test_b(clock):\n    clock.advance(0.5)\n")
-    result = fake_clock_pytester.runpytest(*BASE, "test_x.py", "--co2-profile")
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-report=off", "test_x.py", "--co2-profile")
     result.assert_outcomes(passed=1)
+    text = result.stdout.str()  # --co2-report=off: the files' names, not the top entries
+    assert "co2 profile written to co2-profile.folded and co2-profile.speedscope.json" in text
+    assert "phases, fixtures and regions" not in text
     folded = (fake_clock_pytester.path / "co2-profile.folded").read_text().splitlines()
     assert "test_x.py::test_b;call 50000000" in folded
     assert (fake_clock_pytester.path / "co2-profile.speedscope.json").is_file()
