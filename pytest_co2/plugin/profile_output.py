@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ..files import write_text_atomic
 from ..reporting.profile import Profile, top_lines
 
 TITLE = "co2 energy profile"  # the summary section
@@ -20,35 +21,6 @@ def speedscope_path(path: str) -> str:
     """Where the speedscope file goes beside the collapsed stacks at ``path``:
     ``co2-profile.folded`` -> ``co2-profile.speedscope.json``."""
     return os.path.splitext(path)[0] + ".speedscope.json"
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """``text`` to a temporary file beside ``path``, renamed over it (a reader never sees half
-    a file); a target that is not a regular file (``/dev/stdout``) is written in place. The
-    reports' writer (``reporting.storage``) does the same, but importing it loads the whole
-    report model: a tenth of a second that a run with only ``--co2-profile`` need not pay."""
-    import contextlib
-    import stat
-    import tempfile
-
-    if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        mask = os.umask(0o022)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the files are ordinary outputs
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class ProfileOutput:
@@ -71,7 +43,7 @@ class ProfileOutput:
         collapsed = "".join(line + "\n" for line in self.profile.collapsed())
         for path, text in ((self.path, collapsed), (speedscope_path(self.path), speedscope)):
             try:
-                _write_atomic(path, text)
+                write_text_atomic(path, text)
             except OSError as exc:
                 self.errors.append(f"co2: could not write the profile to {path}: {exc}")
             else:
