@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..backends.base import Device
-from ..carbon.intensity import Intensity
+from ..carbon.intensity_value import Intensity
 from ..carbon.providers.base import ForecastPoint
 from .model import ReportError
 from .origin import OriginInfo

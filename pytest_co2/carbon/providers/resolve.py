@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..intensity import Intensity, format_g_per_kwh
+from ..intensity_value import Intensity, format_g_per_kwh
 from .base import ForecastPoint, Provider, ProviderError, Reading, SourceError, iso
 from .cache import Cache, CacheError
 
