@@ -58,7 +58,7 @@ def _lazy(target: str) -> Callable[[str], Any]:
     return parse_lazily
 
 
-parse_watts_per_thread = _lazy(".backends.estimate:parse_watts_per_thread")
+parse_watts_per_thread = _lazy(".backends.cpu_power:parse_watts_per_thread")
 parse_gpu_devices = _lazy(".backends.nvml:parse_gpu_devices")
 parse_pue = _lazy(".carbon.emission:parse_pue")
 parse_region = _lazy(".carbon.intensity:parse_region")
