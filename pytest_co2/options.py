@@ -26,7 +26,7 @@ from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAU
 
 if TYPE_CHECKING:
     from .backends.nvml import GpuSelection
-    from .reporting.baseline import FailSpec
+    from .reporting.delta import FailSpec
 
 DEFAULT_UNIT = "iteration"
 BUDGET_MODES = ("fail", "warn")
