@@ -29,8 +29,9 @@ from pytest_co2.backends.cpu_power import (
     parse_watts_per_thread,
     power_table,
 )
-from pytest_co2.backends.cpuinfo import CpuInfo, Virtualization
+from pytest_co2.backends.cpuinfo import CpuInfo
 from pytest_co2.backends.estimate import EstimateBackend
+from pytest_co2.backends.virtualization import Virtualization, in_container
 
 GIB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
@@ -1044,7 +1045,7 @@ def test_a_given_model_name_is_normalized_and_the_devices_are_exact(tmp_path: Pa
 def test_a_cpu_quota_outside_a_container_marker_is_labelled_container(tmp_path: Path) -> None:
     root = _machine(tmp_path, cgroup_files={"cpu.max": "150000 100000\n"}, cpus_allowed="0-3")
     backend = est.EstimateBackend(root=root, process_times=lambda: 0.0, clock=lambda: 0.0)
-    assert not est.in_container(root)
+    assert not in_container(root)
     assert backend.basis.startswith("estimated: container, bare metal, ")
     plain = est.EstimateBackend(
         root=_machine(tmp_path / "plain", cpus_allowed="0-3"),

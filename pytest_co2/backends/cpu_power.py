@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from .cpuinfo import CpuInfo, Virtualization, match_cpu_model, microarchitecture
+from .cpuinfo import CpuInfo, match_cpu_model, microarchitecture
+from .virtualization import Virtualization
 
 # Idle power as a fraction of full load for --co2-cpu-tdp: the median idle / median full
 # watts per thread of the SPECpower results since 2021 (0.6875 / 2.8517 = 0.241), rounded.

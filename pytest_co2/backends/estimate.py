@@ -31,17 +31,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from .base import Backend, BackendError, Device, Method, warn
+from .cpu_allowance import CpuAllowance, cpu_allowance
 from .cpu_power import USER_TDP_SOURCE, PerThreadPower, check_watts_per_thread, resolve_power
-from .cpuinfo import (
-    DEFAULT_ROOT,
-    CpuAllowance,
-    CpuInfo,
-    cpu_allowance,
-    detect_vm,
-    host_root,
-    in_container,
-    read_cpuinfo,
-)
+from .cpuinfo import DEFAULT_ROOT, CpuInfo, host_root, read_cpuinfo
+from .virtualization import detect_vm, in_container
 
 try:  # POSIX only; on Windows the children term comes from os.times (0 there)
     import resource as _resource
