@@ -16,7 +16,7 @@ from ..constants import DEFAULT_REGION
 from .budget import evaluate
 from .json_report import Report
 from .model import Result, TestRecord
-from .session import RerenderInfo
+from .session_parts import RerenderInfo
 
 
 def _own_intensity(e: Emission) -> Intensity:
