@@ -1,5 +1,6 @@
 """Once per session: which intensity the run uses, from a provider, its cache or the shipped
-data, and a record of where it came from (the :class:`~..intensity.Intensity` provenance)."""
+data, and a record of where it came from (the provenance of
+:class:`~..intensity_value.Intensity`)."""
 
 from __future__ import annotations
 
