@@ -226,6 +226,19 @@ def test_a_folder_is_a_usage_error(fake_clock_pytester: pytest.Pytester) -> None
     result.stderr.fnmatch_lines(["*--co2-profile*cannot write '.': it is a folder*"])
 
 
+def test_a_test_file_after_the_option_is_never_overwritten(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    fake_clock_pytester.makepyfile(test_x="def test_b(clock):\n    clock.advance(0.5)\n")
+    source = (fake_clock_pytester.path / "test_x.py").read_text()
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-profile", "test_x.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--co2-profile*'test_x.py' looks like a source or config file*--co2-profile=PATH*"]
+    )
+    assert (fake_clock_pytester.path / "test_x.py").read_text() == source
+
+
 def test_xdist_workers_send_their_trees(fake_clock_pytester: pytest.Pytester) -> None:
     pytest.importorskip("xdist")
     fake_clock_pytester.makepyfile(test_x=TESTS)
