@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
 import pytest
 from fake_machine import fake_host
+from hypothesis import HealthCheck, settings
 
 from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
+
+# Property tests judge the code, not the runner: no per-example deadline and no "data
+# generation too slow" check, both of which a loaded CI machine trips.
+settings.register_profile("any-load", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("any-load")
 
 # pytester runs whose assertions read terminal text get this width (pytest reads COLUMNS).
 COLUMNS = "80"
