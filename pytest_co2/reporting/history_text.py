@@ -7,8 +7,10 @@ import datetime as _dt
 import math
 
 from ..fmt import fmt_num, fmt_pct
-from .history import History, Point, SavedRun, Series
+from .history import NO_CHANGE, History, Point, SavedRun, Series
 from .terminal import wrap
+
+_SHORT = {NO_CHANGE: "no change"}
 
 
 def _utc(when: _dt.datetime | None) -> str:
@@ -44,7 +46,8 @@ def _table(
 def render_runs(h: History, width: int) -> list[str]:
     """The runs in order, with their commits."""
     lines = wrap(
-        f"{len(h.runs)} saved runs in {h.storage_dir}, in commit order (the commit time, "
+        f"{len(h.runs)} saved {'run' if len(h.runs) == 1 else 'runs'} in {h.storage_dir}, "
+        "in commit order (the commit time, "
         "then the save time):",
         width,
     )
@@ -89,11 +92,17 @@ def _change(p: Point) -> str:
 def render_series(h: History, s: Series, width: int) -> list[str]:
     """One measurement: per-unit energy, 95% interval, change against the reference."""
     unit = s.points[-1].unit if s.points else "unit"
-    lines = wrap(f"{s.label}: J per {unit}, 95% interval, change against the reference run", width)
+    lines = wrap(
+        f"{s.label}: J per {unit} (95% interval); the change against the reference run: "
+        f"a regression or improvement beyond {h.spec.percent:g}% is significant",
+        width,
+    )
     rows = []
     for p in s.points:
         interval = "n/a" if math.isnan(p.low_j) else f"{fmt_num(p.low_j)} to {fmt_num(p.high_j)}"
-        verdict = "reference" if p.reference is None else str(p.verdict or "")
+        verdict = (
+            "reference" if p.reference is None else _SHORT.get(p.verdict or "", p.verdict or "")
+        )
         rows.append(
             [
                 str(p.run + 1),
@@ -101,14 +110,16 @@ def render_series(h: History, s: Series, width: int) -> list[str]:
                 interval,
                 _change(p),
                 "" if p.reference is None else str(p.reference + 1),
-                verdict + (" (flagged)" if p.flagged else ""),
+                verdict,
             ]
         )
     headers = ["#", f"J/{unit}", "95%", "change (95%)", "vs #", "verdict"]
     lines += _table(headers, rows, width, (2, 4))
     first = s.first_change
-    if first is None:
-        tail = f"no significant change ({h.spec}) over {len(s.points)} runs"
+    if len(s.points) < 2:
+        tail = "one run: nothing to compare yet"
+    elif first is None:
+        tail = f"no significant change (beyond {h.spec.percent:g}%) over {len(s.points)} runs"
     else:
         what = "" if first.decision is None else f": {first.decision.describe()}"
         tail = f"first significant change at #{first.run + 1} {run_label(h.runs[first.run])}{what}"

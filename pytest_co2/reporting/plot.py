@@ -62,9 +62,9 @@ def plot_history(h: History, path: str | os.PathLike[str]) -> None:
     if means and max(means) > 20 * min(means):
         ax.set_yscale("log")
     ax.set_xticks(range(len(h.runs)), [run_tick(h, i) for i in range(len(h.runs))], rotation=30)
-    ax.set_xlabel("saved runs in commit order (ringed: first significant change)")
+    ax.set_xlabel("saved runs in commit order (ringed: a significant change)")
     ax.set_ylabel("energy per unit (J), 95% interval")
-    ax.set_title(f"pytest-co2 history ({h.spec} either way is significant)")
+    ax.set_title(f"pytest-co2 history (a change beyond {h.spec.percent:g}% is significant)")
     if h.series:
         ax.legend(fontsize="small", loc="best")
     buf = io.BytesIO()
