@@ -183,6 +183,17 @@ def test_one_run_has_nothing_to_compare(capsys: pytest.CaptureFixture[str], stor
     assert lines[-1] == "one run: nothing to compare yet"
 
 
+def test_an_unreadable_file_is_skipped_with_a_warning(
+    capsys: pytest.CaptureFixture[str], storage: Path
+) -> None:
+    (storage / "broken.json").write_text("{not json")
+    rc, out, err = run_cli(capsys, "history", "--storage-dir", str(storage), "--json")
+    assert rc == 0 and [r["name"] for r in json.loads(out)["runs"]] == ["first", "second", "third"]
+    (line,) = err.splitlines()
+    assert line.startswith(f"pytest-co2: warning: skipped saved run '{storage / 'broken.json'}'")
+    assert "is not JSON" in line
+
+
 def test_no_saved_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     rc, _, err = run_cli(capsys, "history", "--storage-dir", str(tmp_path / "none"))
     assert rc == 2
