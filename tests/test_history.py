@@ -303,9 +303,14 @@ def test_detect_commit_branch_and_dirty(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "-b", "trunk")
     assert detect_commit(tmp_path) is None  # no commit yet
     (tmp_path / "a.txt").write_text("a")
-    git(tmp_path, "add", "a.txt")
+    (tmp_path / ".co2").mkdir()
+    (tmp_path / ".co2" / "main.json").write_text("{}")  # saved runs kept in git
+    git(tmp_path, "add", "a.txt", ".co2")
     git(tmp_path, "commit", "-q", "-m", "a", day=7)
-    info = detect_commit(tmp_path)
+    (tmp_path / ".co2" / "main.json").write_text("{} ")  # saved over
+    assert detect_commit(tmp_path).dirty is True  # type: ignore[union-attr]
+    assert detect_commit(tmp_path, ignore=[".co2"]).dirty is False  # type: ignore[union-attr]
+    info = detect_commit(tmp_path, ignore=[".co2"])
     assert info is not None
     assert (info.branch, info.dirty, info.committed) == (
         "trunk",
@@ -314,9 +319,9 @@ def test_detect_commit_branch_and_dirty(tmp_path: Path) -> None:
     )
     assert info.commit == git(tmp_path, "rev-parse", "HEAD") and info.label() == info.short
     (tmp_path / "untracked.txt").write_text("u")
-    assert detect_commit(tmp_path).dirty is False  # type: ignore[union-attr]
+    assert detect_commit(tmp_path, ignore=[".co2"]).dirty is False  # type: ignore[union-attr]
     (tmp_path / "a.txt").write_text("changed")
-    info = detect_commit(tmp_path)
+    info = detect_commit(tmp_path, ignore=[".co2"])
     assert info is not None and info.dirty is True and info.label() == info.short + "*"
 
 

@@ -223,9 +223,10 @@ class Co2Session:
     @functools.cached_property
     def commit(self) -> CommitInfo | None:
         """The git commit checked out at the root dir (None: no git, no repository)."""
+        from ..constants import STORAGE_DIR
         from ..reporting.vcs import detect_commit
 
-        return detect_commit(str(self.config.rootpath))
+        return detect_commit(str(self.config.rootpath), ignore=(STORAGE_DIR,))
 
     def origin(self) -> OriginInfo:
         """Host key, run, shard (pytest-split's ``--group``/``--splits``, pytest-shard's

@@ -108,9 +108,11 @@ def git_runner(root: str | os.PathLike[str], timeout_s: float = GIT_TIMEOUT_S) -
 
 
 def detect_commit(
-    root: str | os.PathLike[str], *, git: GitRunner | None = None
+    root: str | os.PathLike[str], *, git: GitRunner | None = None, ignore: Sequence[str] = ()
 ) -> CommitInfo | None:
-    """The commit checked out at ``root`` (None: no git, no repository, no commit yet)."""
+    """The commit checked out at ``root`` (None: no git, no repository, no commit yet).
+    Changes under ``ignore`` (paths relative to ``root``: the saved runs' folder, which a
+    project may keep in git) do not make the tree dirty."""
     run = git or git_runner(root)
     head = run(["log", "-1", "--format=%H%n%h%n%cI"])
     lines = (head or "").split()
@@ -118,7 +120,8 @@ def detect_commit(
         return None
     full, short, committed = lines
     branch = run(["symbolic-ref", "--short", "-q", "HEAD"])  # fails on a detached HEAD
-    status = run(["status", "--porcelain", "--untracked-files=no"])
+    excluded = [f":(exclude){path}" for path in ignore]
+    status = run(["status", "--porcelain", "--untracked-files=no", "--", ":(top)", *excluded])
     return CommitInfo(
         commit=full,
         short=short,
