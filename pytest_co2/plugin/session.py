@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ..reporting.origin import OriginInfo
     from ..reporting.session import SessionInfo
     from ..reporting.storage import Journal
+    from ..reporting.vcs import CommitInfo
     from .fixture import Co2Meter
     from .progress import ProgressLine
 
@@ -206,6 +208,8 @@ class Co2Session:
         if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
             more["intensity_forecast"] = tuple(self.live.forecast)
         more["origin"] = self.origin()
+        if s.save:  # the commit a saved run measured: git asked once, only when saving
+            more["vcs"] = self.commit
         info = session_info(
             s.to_dict(),
             None if controller else self.provider.backend,
@@ -216,6 +220,14 @@ class Co2Session:
             **more,
         )
         return info.ended(exit_status=None, interrupted=False)
+
+    @functools.cached_property
+    def commit(self) -> CommitInfo | None:
+        """The git commit checked out at the root dir (None: no git, no repository)."""
+        from ..constants import STORAGE_DIR
+        from ..reporting.vcs import detect_commit
+
+        return detect_commit(str(self.config.rootpath), ignore=(STORAGE_DIR,))
 
     def origin(self) -> OriginInfo:
         """Host key, run, shard (pytest-split's ``--group``/``--splits``, pytest-shard's
