@@ -68,13 +68,22 @@ def threshold(item: pytest.Item, default: float | None) -> float | None:
 
 
 class DeferHooks:
-    """Registered in every process: workers and single processes decide; the process that
-    reports (single or controller) keeps each targeted test's decision."""
+    """Registered in every process: workers and single processes decide at collection; the
+    per-test hooks (:class:`DeferRuntest`) are registered only where some test is targeted
+    (and in an xdist controller, which keeps what the workers decided)."""
 
     def __init__(self, state: Co2Session) -> None:
         self.state = state
         self.tests: dict[str, dict[str, Any]] = {}  # nodeid -> the ATTR entry
         self._decisions: dict[float, Deferral] = {}
+        self._runtest: DeferRuntest | None = None
+        if state.role == "controller":
+            self._register()
+
+    def _register(self) -> None:
+        if self._runtest is None:
+            self._runtest = DeferRuntest(self)
+            self.state.config.pluginmanager.register(self._runtest, "pytest-co2-defer-runtest")
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Decide for each targeted test now (the session's intensity is fixed): a deferred
@@ -85,9 +94,11 @@ class DeferHooks:
                 above = threshold(item, default)
             except ValueError as exc:
                 item.stash[_ERROR_KEY] = str(exc)
+                self._register()
                 continue
             if above is None:
                 continue
+            self._register()
             deferral = item.stash[_DECISION_KEY] = self.decision(above)
             if deferral.defer:
                 item.add_marker(pytest.mark.skip(reason=deferral.reason))
@@ -105,27 +116,6 @@ class DeferHooks:
                 _utcnow(),
             )
         return self._decisions[above]
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> None:
-        error = item.stash.get(_ERROR_KEY, None)
-        if error is not None:
-            pytest.fail(error, pytrace=False)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[Any]
-    ) -> Generator[None, Any, Any]:
-        report = yield
-        deferral = item.stash.get(_DECISION_KEY, None)
-        if deferral is not None and call.when == "setup":
-            setattr(report, ATTR, deferral.to_dict())
-        return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = getattr(report, ATTR, None)
-        if entry and not self.state.is_worker:
-            self.tests[report.nodeid] = dict(entry)
 
     # -- what the run says -------------------------------------------------------------------
     def block(self) -> dict[str, Any] | None:
@@ -170,3 +160,32 @@ class DeferHooks:
         for line in self.lines():
             for part in wrap(line, width, indent="co2:   "):
                 terminalreporter.write_line(printable(part), yellow="deferred" in line)
+
+
+class DeferRuntest:
+    """The per-test hooks: a bad marker fails its test; each targeted test's decision travels
+    on its setup report (across xdist) to the process that reports."""
+
+    def __init__(self, hooks: DeferHooks) -> None:
+        self.hooks = hooks
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        error = item.stash.get(_ERROR_KEY, None)
+        if error is not None:
+            pytest.fail(error, pytrace=False)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[Any]
+    ) -> Generator[None, Any, Any]:
+        report = yield
+        deferral = item.stash.get(_DECISION_KEY, None)
+        if deferral is not None and call.when == "setup":
+            setattr(report, ATTR, deferral.to_dict())
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = getattr(report, ATTR, None)
+        if entry and not self.hooks.state.is_worker:
+            self.hooks.tests[report.nodeid] = dict(entry)
