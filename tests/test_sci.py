@@ -55,6 +55,12 @@ E_KWH = 25 / 3.6e6 * 1.5  # kWh per iteration, with PUE
 MACHINE_G = 1000 * 1000 / (4 * YEAR_S) * 0.25  # 1000 kg over 4 years, 0.25 s, all 4 CPUs
 
 
+@pytest.fixture(autouse=True)
+def _not_in_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner runs are no xdist workers' share, even when this suite runs under -n."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+
+
 def sci(pytester: pytest.Pytester) -> dict[str, Any]:
     return json.loads((pytester.path / "r.json").read_text())["sci"]  # type: ignore[no-any-return]
 
