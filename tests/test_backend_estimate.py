@@ -19,18 +19,19 @@ from pathlib import Path
 import pytest
 from fake_machine import KVM_DMI, cpuinfo_text, make_tree
 
-from pytest_co2.backends import BackendError, BackendWarning, Method, make_backend
+from pytest_co2.backends import BackendError, BackendWarning, Method, cpu_power, make_backend
 from pytest_co2.backends import estimate as est
-from pytest_co2.backends.cpuinfo import CpuInfo, Virtualization
-from pytest_co2.backends.estimate import (
+from pytest_co2.backends.cpu_power import (
     TDP_IDLE_FRACTION,
-    EstimateBackend,
     PerThreadPower,
     PowerRow,
     load_power_table,
     parse_watts_per_thread,
     power_table,
 )
+from pytest_co2.backends.cpuinfo import CpuInfo
+from pytest_co2.backends.estimate import EstimateBackend
+from pytest_co2.backends.virtualization import Virtualization, in_container
 
 GIB = 2**30
 ROOT = Path(__file__).resolve().parents[1]
@@ -837,9 +838,9 @@ def test_a_table_without_a_recent_row_is_refused(text: str) -> None:
 
 
 def test_short_architecture_names() -> None:
-    assert est._short("AMD Zen 3") == "Zen 3"
-    assert est._short("Intel Cascade Lake") == "Cascade Lake"
-    assert est._short("Zen3") == "Zen3"
+    assert cpu_power._short("AMD Zen 3") == "Zen 3"
+    assert cpu_power._short("Intel Cascade Lake") == "Cascade Lake"
+    assert cpu_power._short("Zen3") == "Zen3"
 
 
 # -- identification --------------------------------------------------------------------------
@@ -847,27 +848,27 @@ def test_short_architecture_names() -> None:
 
 def test_the_model_name_wins_over_cpuid_with_a_note() -> None:
     zen5_cpuid = CpuInfo(vendor="AMD", family=26, model=2, model_name=NAME_7763)
-    assert est.identify(zen5_cpuid, TABLE) == (
+    assert cpu_power.identify(zen5_cpuid, TABLE) == (
         EPYC_7763,
         ZEN3,
         f"{NAME_7763} (Zen 3)",
         [f"model name {NAME_7763!r} (AMD Zen 3) wins over CPUID family 26"],
     )
     agreeing = CpuInfo(vendor="AMD", family=25, model=1, model_name=NAME_7763)
-    assert est.identify(agreeing, TABLE) == (EPYC_7763, ZEN3, f"{NAME_7763} (Zen 3)", [])
+    assert cpu_power.identify(agreeing, TABLE) == (EPYC_7763, ZEN3, f"{NAME_7763} (Zen 3)", [])
     no_cpuid = CpuInfo(vendor="AMD", model_name=NAME_7763)
-    assert est.identify(no_cpuid, TABLE)[3] == []
+    assert cpu_power.identify(no_cpuid, TABLE)[3] == []
 
 
 def test_a_model_whose_architecture_has_no_row_is_labelled_by_its_name() -> None:
     cpu = CpuInfo(vendor="AMD", family=26, model=2, model_name="AMD EPYC 8888")
-    row, arch, label, notes = est.identify(cpu, TABLE)
+    row, arch, label, notes = cpu_power.identify(cpu, TABLE)
     assert (row, arch, label, notes) == (TABLE.models["epyc 8888"], None, "AMD EPYC 8888", [])
 
 
 def test_a_name_row_gives_its_architecture() -> None:
     cpu = CpuInfo(vendor="AMD", family=26, model=2, model_name="AMD EPYC 7543 32-Core Processor")
-    assert est.identify(cpu, TABLE) == (
+    assert cpu_power.identify(cpu, TABLE) == (
         None,
         ZEN3,
         "AMD EPYC 7543 32-Core Processor (Zen 3)",
@@ -877,7 +878,7 @@ def test_a_name_row_gives_its_architecture() -> None:
 
 def test_an_unknown_name_falls_back_to_cpuid_then_to_unknown() -> None:
     cpu = CpuInfo(vendor="AMD", family=26, model=2, model_name="AMD Mystery 1")
-    assert est.identify(cpu, TABLE) == (
+    assert cpu_power.identify(cpu, TABLE) == (
         None,
         ZEN5,
         "AMD Zen 5 (CPUID family 26)",
@@ -885,7 +886,7 @@ def test_an_unknown_name_falls_back_to_cpuid_then_to_unknown() -> None:
     )
     intel = CpuInfo(vendor="Intel", family=6, model=85, stepping=7, model_name="Intel Mystery")
     how = "CPUID family 6 model 85 stepping 7"
-    assert est.identify(intel, TABLE) == (
+    assert cpu_power.identify(intel, TABLE) == (
         None,
         None,
         f"unknown CPU 'Intel Mystery' (vendor Intel, {how})",
@@ -894,7 +895,7 @@ def test_an_unknown_name_falls_back_to_cpuid_then_to_unknown() -> None:
             f"cascadelake ({how}) has no SPECpower results",
         ],
     )
-    assert est.identify(CpuInfo(), TABLE) == (
+    assert cpu_power.identify(CpuInfo(), TABLE) == (
         None,
         None,
         "unknown CPU (no vendor, no CPUID family/model)",
@@ -909,9 +910,9 @@ def test_the_watts_of_each_source_exactly() -> None:
     cpu = CpuInfo(vendor="AMD", family=26, model=2, model_name=NAME_7763, siblings=32)
     note = (f"model name {NAME_7763!r} (AMD Zen 3) wins over CPUID family 26",)
     label = f"{NAME_7763} (Zen 3)"
-    user = est.resolve_power(cpu, BARE, watts_per_thread=(0.5, 3.0), table=TABLE)
+    user = cpu_power.resolve_power(cpu, BARE, watts_per_thread=(0.5, 3.0), table=TABLE)
     assert user == PerThreadPower(0.5, 3.0, label, "user --co2-cpu-watts-per-thread", notes=note)
-    tdp = est.resolve_power(cpu, BARE, tdp_w=80.0, table=TABLE)
+    tdp = cpu_power.resolve_power(cpu, BARE, tdp_w=80.0, table=TABLE)
     assert tdp == PerThreadPower(
         2.5 * 0.24,
         2.5,
@@ -923,13 +924,13 @@ def test_the_watts_of_each_source_exactly() -> None:
         32.0,
         note,
     )
-    model = est.resolve_power(cpu, BARE, table=TABLE)
+    model = cpu_power.resolve_power(cpu, BARE, table=TABLE)
     assert model == PerThreadPower(
         0.35, 1.6, label, "SPECpower median of 2 servers with this CPU", EPYC_7763.spread, False,
         None, note,
     )  # fmt: skip
     zen5 = CpuInfo(vendor="AMD", family=26, model=2)
-    arch = est.resolve_power(zen5, BARE, table=TABLE)
+    arch = cpu_power.resolve_power(zen5, BARE, table=TABLE)
     assert (arch.idle_w, arch.full_w, arch.source, arch.spread, arch.unknown) == (
         0.2,
         1.2,
@@ -937,7 +938,7 @@ def test_the_watts_of_each_source_exactly() -> None:
         ZEN5.spread,
         False,
     )
-    unknown = est.resolve_power(CpuInfo(), BARE, table=TABLE)
+    unknown = cpu_power.resolve_power(CpuInfo(), BARE, table=TABLE)
     assert unknown == PerThreadPower(
         0.5,
         2.5,
@@ -953,7 +954,7 @@ def test_the_watts_of_each_source_exactly() -> None:
 
 def test_tdp_in_a_vm_without_package_figures_uses_the_recent_servers() -> None:
     zen5 = CpuInfo(vendor="AMD", family=26, model=2, siblings=4)
-    p = est.resolve_power(zen5, KVM, tdp_w=128.0, table=TABLE)
+    p = cpu_power.resolve_power(zen5, KVM, tdp_w=128.0, table=TABLE)
     assert (p.full_w, p.idle_w, p.threads_per_package) == (2.0, 2.0 * 0.24, 64.0)
     assert p.source == (
         "user --co2-cpu-tdp 128 W / 64 threads per package "
@@ -967,9 +968,9 @@ def test_the_threads_of_one_package_first_that_applies(monkeypatch: pytest.Monke
     def threads(
         cpu: CpuInfo, vm: Virtualization, model: PowerRow | None, arch: PowerRow | None
     ) -> tuple[float, str]:
-        return est._package_threads(cpu, vm, model, arch, TABLE, None)
+        return cpu_power._package_threads(cpu, vm, model, arch, TABLE, None)
 
-    assert est._package_threads(cpu, BARE, None, None, TABLE, 7.0) == (7.0, "given")
+    assert cpu_power._package_threads(cpu, BARE, None, None, TABLE, 7.0) == (7.0, "given")
     assert threads(cpu, BARE, EPYC_7763, ZEN3) == (12.0, "/proc/cpuinfo siblings")
     assert threads(cpu, KVM, EPYC_7763, ZEN3) == (128.0, "SPECpower servers with this CPU")
     one = PowerRow("model", "m", "zen3", "amd", threads_per_chip=1.0)
@@ -1044,7 +1045,7 @@ def test_a_given_model_name_is_normalized_and_the_devices_are_exact(tmp_path: Pa
 def test_a_cpu_quota_outside_a_container_marker_is_labelled_container(tmp_path: Path) -> None:
     root = _machine(tmp_path, cgroup_files={"cpu.max": "150000 100000\n"}, cpus_allowed="0-3")
     backend = est.EstimateBackend(root=root, process_times=lambda: 0.0, clock=lambda: 0.0)
-    assert not est.in_container(root)
+    assert not in_container(root)
     assert backend.basis.startswith("estimated: container, bare metal, ")
     plain = est.EstimateBackend(
         root=_machine(tmp_path / "plain", cpus_allowed="0-3"),

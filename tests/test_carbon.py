@@ -28,11 +28,7 @@ from pytest_co2.carbon import (
 from pytest_co2.carbon.accounting import Accounting
 from pytest_co2.carbon.equivalents import equivalents, format_equivalents, format_number
 from pytest_co2.carbon.intensity import (
-    Intensity,
-    IntensityError,
     _month_ranges,
-    format_age,
-    format_g_per_kwh,
     list_regions,
     lookup,
     monthly_coverage,
@@ -41,6 +37,12 @@ from pytest_co2.carbon.intensity import (
     paper_regions,
     parse_region,
     resolve_region,
+)
+from pytest_co2.carbon.intensity_value import (
+    Intensity,
+    IntensityError,
+    format_age,
+    format_g_per_kwh,
 )
 from pytest_co2.carbon.providers.base import ForecastPoint
 from pytest_co2.measure.records import Projection

@@ -20,20 +20,17 @@ from pytest_co2.measure.stats import Stats
 from pytest_co2.reporting.baseline import (
     Baseline,
     Comparison,
-    Delta,
-    FailSpec,
     check,
     compare,
-    compare_tests,
     decided,
     failures,
     inconclusive,
-    missing_from,
     parse_fail_specs,
     parse_save_name,
     render_comparison,
     verdict_line,
 )
+from pytest_co2.reporting.delta import Delta, FailSpec, compare_tests, missing_from
 from pytest_co2.reporting.json_report import Report
 from pytest_co2.reporting.markdown import render_markdown
 from pytest_co2.reporting.model import Result, TestRecord

@@ -29,8 +29,8 @@ from pytest_co2.measure.decisions import (
 from pytest_co2.measure.meter import Meter, work_part
 from pytest_co2.measure.records import DeviceEnergy, Measurement, Projection
 from pytest_co2.measure.stats import Stats
-from pytest_co2.reporting.baseline import WORK_QUANTITY, Delta, FailSpec
 from pytest_co2.reporting.budget import contended_share, evaluate
+from pytest_co2.reporting.delta import WORK_QUANTITY, Delta, FailSpec
 from pytest_co2.reporting.model import Budget, Result
 
 STAT = """cpu  100 0 50 800 10 0 0 40 0 0

@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 from fake_machine import KVM_DMI, cpuinfo_text, make_tree
 
+from pytest_co2.backends.cpu_allowance import cpu_allowance, parse_cpu_list
 from pytest_co2.backends.cpuinfo import (
     CpuInfo,
-    cpu_allowance,
-    detect_vm,
     match_cpu_model,
     microarchitecture,
     normalize_cpu_model,
-    parse_cpu_list,
     read_cpuinfo,
 )
+from pytest_co2.backends.virtualization import detect_vm
 
 
 def test_read_cpuinfo_masked_zen5_guest(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ from intensity_server import (
 from terminal_text import unwrapped
 
 from pytest_co2.carbon.defer import decide, parse_defer_above
-from pytest_co2.carbon.intensity import Intensity, lookup
+from pytest_co2.carbon.intensity import lookup
+from pytest_co2.carbon.intensity_value import Intensity
 from pytest_co2.carbon.providers.base import ForecastPoint
 from pytest_co2.plugin import defer as defer_plugin
 

@@ -15,17 +15,13 @@ from typing import Any
 
 import pytest
 
-from pytest_co2.carbon.intensity import (
+from pytest_co2.carbon.intensity import list_regions, lookup, monthly_coverage, monthly_values
+from pytest_co2.carbon.intensity_tables import Table, data_text
+from pytest_co2.carbon.intensity_value import (
     Intensity,
     IntensityError,
-    _data_text,
-    _Table,
     format_age,
     format_g_per_kwh,
-    list_regions,
-    lookup,
-    monthly_coverage,
-    monthly_values,
     parse_month,
 )
 
@@ -387,11 +383,12 @@ def test_intensity_round_trip_and_labels() -> None:
 def test_import_is_cheap() -> None:
     code = (
         "import sys; import pytest_co2; before = set(sys.modules)\n"
-        "import pytest_co2.carbon.intensity as i, pytest_co2.carbon, pytest_co2.carbon.equivalents\n"
+        "import pytest_co2.carbon.intensity, pytest_co2.carbon, pytest_co2.carbon.equivalents\n"
+        "import pytest_co2.carbon.intensity_tables as t\n"
         "new = set(sys.modules) - before\n"
         "heavy = {m for m in new if m.split('.')[0] in ('numpy', 'tabulate', 'difflib', 'json')}\n"
         "assert not heavy, heavy\n"
-        "assert i._shipped.cache_info().currsize == 0\n"
+        "assert t.shipped_table.cache_info().currsize == 0\n"
     )
     path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     env = dict(os.environ, PYTHONPATH=path)
@@ -474,17 +471,17 @@ def test_a_region_only_in_the_intensity_file_is_the_session_region(
 @pytest.fixture
 def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the user files parsed from here on (the parse cache starts empty)."""
-    from pytest_co2.carbon import intensity
+    from pytest_co2.carbon import intensity_file
 
     calls: list[str] = []
-    real = intensity._parse_user_csv
+    real = intensity_file._parse_user_csv
 
     def counting(where: str) -> object:
         calls.append(Path(where).name)
         return real(where)
 
-    monkeypatch.setattr(intensity, "_parse_user_csv", counting)
-    monkeypatch.setattr(intensity, "_user_cache", {})
+    monkeypatch.setattr(intensity_file, "_parse_user_csv", counting)
+    monkeypatch.setattr(intensity_file, "_user_cache", {})
     return calls
 
 
@@ -605,14 +602,14 @@ def test_a_large_user_file_is_parsed_streaming_and_compactly(
     by line) and the peak memory per row (no object per row)."""
     import tracemalloc
 
-    from pytest_co2.carbon import intensity
+    from pytest_co2.carbon import intensity_file, intensity_tables
 
     path = tmp_path / "big.csv"
     rows = _big_csv(path, 100)  # 59,800 rows, 2.3 MB
-    intensity._shipped()
+    intensity_tables.shipped_table()
     lines_read: list[int] = []  # per opening of a file
     monkeypatch.setattr(
-        intensity,
+        intensity_file,
         "open",
         lambda *a, **kw: _LineCountingFile(open(*a, **kw), lines_read),  # noqa: SIM115
         raising=False,
@@ -652,14 +649,14 @@ def test_format_g_per_kwh_one_decimal_from_ten() -> None:
 
 
 def test_shipped_data_files_are_read_as_package_data() -> None:
-    assert _data_text("intensity_yearly.csv").startswith("region,name,g_co2e_per_kwh,year,source")
-    assert _data_text("de_monthly_intensity_2022_2023.csv").startswith(
+    assert data_text("intensity_yearly.csv").startswith("region,name,g_co2e_per_kwh,year,source")
+    assert data_text("de_monthly_intensity_2022_2023.csv").startswith(
         "region,year,month,g_co2e_per_kwh_lifecycle"
     )
 
 
 def test_a_month_without_a_name_is_named_by_its_code() -> None:
-    table = _Table({}, {"XQ": {2024 * 12 + 2: 5.5}}, {"XQ": "s"}, {})
+    table = Table({}, {"XQ": {2024 * 12 + 2: 5.5}}, {"XQ": "s"}, {})
     assert table.month("XQ", 2024, 3) == Intensity("XQ", "XQ", 5.5, 2024, 3, "s")
 
 

@@ -23,7 +23,8 @@ from intensity_server import (
     utc,
 )
 
-from pytest_co2.carbon.intensity import Intensity, lookup
+from pytest_co2.carbon.intensity import lookup
+from pytest_co2.carbon.intensity_value import Intensity
 from pytest_co2.carbon.providers import (
     ForecastPoint,
     ProviderError,

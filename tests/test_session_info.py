@@ -14,13 +14,8 @@ from test_backend_estimate import backend_on, zen5_guest
 from pytest_co2.backends.base import Device, Method
 from pytest_co2.plugin.provider import HandedFacts
 from pytest_co2.reporting.model import ReportError
-from pytest_co2.reporting.session import (
-    ExclusiveInfo,
-    IdleInfo,
-    SessionInfo,
-    WorkerFacts,
-    session_info,
-)
+from pytest_co2.reporting.session import SessionInfo, session_info
+from pytest_co2.reporting.session_parts import ExclusiveInfo, IdleInfo, WorkerFacts
 from pytest_co2.reporting.storage import load_report
 
 EXCLUSIVE = {

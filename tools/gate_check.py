@@ -268,7 +268,7 @@ def offline(
 def rule(base: dict[str, Any], entry: dict[str, Any], threshold: float) -> str:
     """The plugin's decision (work part, contention) on two saved entries, offline."""
     from pytest_co2.measure.records import Measurement
-    from pytest_co2.reporting.baseline import Delta, FailSpec
+    from pytest_co2.reporting.delta import Delta, FailSpec
 
     def meas(e: dict[str, Any]) -> Measurement:
         c = e.get("contention")

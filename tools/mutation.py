@@ -42,14 +42,19 @@ PURE_MODULES = (
     "carbon/emission.py",
     "carbon/accounting.py",
     "carbon/intensity.py",
+    "carbon/intensity_value.py",
+    "carbon/intensity_tables.py",
+    "carbon/intensity_file.py",
     "carbon/equivalents.py",
     "measure/stats.py",
     "measure/records.py",
     "measure/decisions.py",
     "reporting/baseline.py",
+    "reporting/delta.py",
     "reporting/budget.py",
     "backends/rapl.py",
     "backends/estimate.py",
+    "backends/cpu_power.py",
 )
 
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # killed, pytest internal error, timeouts, type check
@@ -152,13 +157,14 @@ def _write_config(dest: Path, modules: list[str]) -> None:
 
 # Test subprocesses (pytester's, xdist's workers) import the mutated package too, and its
 # trampoline loads mutmut's config from the working directory, which there is a temporary
-# folder: this sitecustomize loads it from the work folder first.
+# folder: this sitecustomize loads it from the work folder first. (The variable's name does
+# not start with PYTEST_: tests that run pytest in a subprocess drop those.)
 _SITECUSTOMIZE = """\
 import os
 
-if os.environ.get("MUTANT_UNDER_TEST") and os.environ.get("PYTEST_CO2_MUTATION_ROOT"):
+if os.environ.get("MUTANT_UNDER_TEST") and os.environ.get("CO2_MUTATION_ROOT"):
     _cwd = os.getcwd()
-    os.chdir(os.environ["PYTEST_CO2_MUTATION_ROOT"])
+    os.chdir(os.environ["CO2_MUTATION_ROOT"])
     try:
         import mutmut.configuration
 
@@ -173,7 +179,7 @@ def _environment(workdir: Path) -> dict[str, str]:
     site = workdir / "_site"
     site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(_SITECUSTOMIZE, "utf-8")
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_CO2_MUTATION_ROOT=str(workdir))
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", CO2_MUTATION_ROOT=str(workdir))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     env.pop("PYTEST_ADDOPTS", None)
     return env

@@ -1,5 +1,6 @@
-"""Wall time of 200 trivial tests: plain pytest, with the plugin loaded, and with --co2-all.
+"""Wall time of 200 trivial tests: plain, plugin loaded, --co2-all and --co2-profile.
 
+--co2-profile reads the backend at every test, phase and fixture setup (opt-in: no goal).
 Goals: plugin loaded <= 1.02x plain, --co2-all <= 1.05x plain. Median of several runs,
 each in a fresh subprocess, after one discarded warm-up run per variant. Wall time and CPU
 time (user + system of the child) are both printed: on a shared VM the CPU time is the
@@ -55,6 +56,7 @@ def main() -> None:
             "plain (-p no:co2)": ["-p", "no:co2"],
             "plugin loaded": [],
             "--co2-all": ["--co2-all"],
+            "--co2-profile": ["--co2-profile=profile.folded"],
         }
         for extra in variants.values():  # warm-up: bytecode caches, OS file cache
             run(cwd, extra)

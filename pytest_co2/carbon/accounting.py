@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_REGION
 from .emission import DEFAULT_PUE, Emission, emission
-from .intensity import Intensity, lookup
+from .intensity import lookup
+from .intensity_value import Intensity
 
 if TYPE_CHECKING:
     from ..measure.records import Projection

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .forecast import MIN_DURATION_S, StartTime, best_start
-from .intensity import MAX_G_PER_KWH, Intensity, format_age, format_g_per_kwh
+from .intensity_value import MAX_G_PER_KWH, Intensity, format_age, format_g_per_kwh
 from .providers.base import ForecastPoint
 
 MARKER = "co2_defer"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..constants import DEFAULT_PUE, J_PER_KWH
 
 if TYPE_CHECKING:
-    from .intensity import Intensity
+    from .intensity_value import Intensity
 
 __all__ = [
     "DEFAULT_PUE",

@@ -86,6 +86,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from .slurm import SlurmReconcile
 
         config.pluginmanager.register(SlurmReconcile(state), "pytest-co2-slurm")
+    if settings.profile is not None:  # only then: no profile hook runs per test otherwise
+        from .profile import register
+
+        register(
+            config,
+            state.provider,
+            settings.profile,
+            state.role,
+            show=settings.report != "off",
+        )
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")
 

@@ -38,7 +38,8 @@ def _zone(s: Settings) -> str | None:
 
 def _fallback_region(zone: str, s: Settings) -> str:
     """The shipped region that stands in for the zone (its own, else --co2-region)."""
-    from ..carbon.intensity import IntensityError, resolve_region
+    from ..carbon.intensity import resolve_region
+    from ..carbon.intensity_value import IntensityError
 
     for candidate in (zone, zone.split("-", maxsplit=1)[0]):
         try:
@@ -63,7 +64,8 @@ def resolve_live(config: pytest.Config, s: Settings) -> Resolved | None:
         return None
     if getattr(config.option, "help", False):
         return None  # --help configures the plugins too: it asks nothing
-    from ..carbon.intensity import Intensity, lookup
+    from ..carbon.intensity import lookup
+    from ..carbon.intensity_value import Intensity
     from ..carbon.providers import ForecastPoint, IntensityWarning, Resolved, SourceError
     from ..carbon.providers.cache import Cache
     from ..carbon.providers.resolve import make_provider, resolve_intensity
@@ -107,7 +109,8 @@ def region_for(resolved: Resolved | None, s: Settings) -> str:
     region where the shipped data knows it, else --co2-region."""
     if resolved is None:
         return s.region
-    from ..carbon.intensity import IntensityError, resolve_region
+    from ..carbon.intensity import resolve_region
+    from ..carbon.intensity_value import IntensityError
 
     try:
         return resolve_region(resolved.intensity.region, csv_path=s.intensity_file)

@@ -23,7 +23,7 @@ from . import xdist
 if TYPE_CHECKING:
     from ..backends.base import Backend
     from ..measure.locks import Policy, WindowGuard
-    from ..reporting.session import ExclusiveInfo, WorkerFacts
+    from ..reporting.session_parts import ExclusiveInfo, WorkerFacts
 
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
 
@@ -184,7 +184,7 @@ class BackendProvider:
 
     def facts(self) -> WorkerFacts:
         """What this process opened, for the controller (``workeroutput``) and the JSON."""
-        from ..reporting.session import WorkerFacts
+        from ..reporting.session_parts import WorkerFacts
 
         if self._backend is None:
             return WorkerFacts()
@@ -200,7 +200,7 @@ class BackendProvider:
 
     def exclusive_info(self) -> ExclusiveInfo | None:
         """The lock policy and what the windows met (waits, timeouts), for the JSON."""
-        from ..reporting.session import ExclusiveInfo
+        from ..reporting.session_parts import ExclusiveInfo
 
         if self.policy is None:
             return None

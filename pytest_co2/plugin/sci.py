@@ -40,7 +40,8 @@ def setup_of(config: pytest.Config, s: Settings) -> SciSetup:
     if s.embodied is not None and s.embodied.share is not None:
         share, basis = s.embodied.share, "given in --co2-embodied"
     elif s.embodied is not None:
-        from ..backends.cpuinfo import cpu_allowance, host_root
+        from ..backends.cpu_allowance import cpu_allowance
+        from ..backends.cpuinfo import host_root
 
         allowance = cpu_allowance(host_root())
         workers = xdist.worker_count(config)

@@ -182,7 +182,8 @@ class Co2Session:
     # -- the report --------------------------------------------------------------------------
     def session_info(self) -> SessionInfo:
         """The report's session block as of now (the run has not ended)."""
-        from ..reporting.session import IdleInfo, session_info
+        from ..reporting.session import session_info
+        from ..reporting.session_parts import IdleInfo
 
         s, controller = self.settings, self.role == "controller"
         more: dict[str, Any] = {}
@@ -324,7 +325,7 @@ class ControllerHooks:
             node.workerinput[WORKER_KEY] = live
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        from ..reporting.session import WorkerFacts
+        from ..reporting.session_parts import WorkerFacts
         from .provider import WORKER_FACTS_KEY
 
         facts = getattr(node, "workeroutput", {}).get(WORKER_FACTS_KEY)

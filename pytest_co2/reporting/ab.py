@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..fmt import fmt_num, fmt_pct
-from .baseline import WORK_QUANTITY, FailSpec
+from .delta import WORK_QUANTITY, FailSpec
 from .storage import load_report
 
 if TYPE_CHECKING:

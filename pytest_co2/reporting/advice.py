@@ -16,15 +16,8 @@ from typing import Any
 from ..carbon.accounting import Accounting
 from ..carbon.emission import co2e_kg
 from ..carbon.forecast import best_start
-from ..carbon.intensity import (
-    Intensity,
-    IntensityError,
-    format_age,
-    format_g_per_kwh,
-    lookup,
-    monthly_values,
-    paper_regions,
-)
+from ..carbon.intensity import lookup, monthly_values, paper_regions
+from ..carbon.intensity_value import Intensity, IntensityError, format_age, format_g_per_kwh
 from ..carbon.providers.base import ForecastPoint, iso
 from ..fmt import fmt_num, region_text
 from .model import Result, TestRecord, all_results

@@ -31,7 +31,8 @@ from ..measure.records import Measurement
 from .json_report import Report
 from .model import ReportError, Result, TestRecord
 from .origin import OriginInfo
-from .session import CombinedInfo, SessionInfo
+from .session import SessionInfo
+from .session_parts import CombinedInfo
 from .storage import JOURNAL_SUFFIX, load_report
 
 

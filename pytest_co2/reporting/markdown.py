@@ -17,7 +17,7 @@ from .model import all_results, ranked
 from .terminal import measurement_name, projected_to
 
 if TYPE_CHECKING:
-    from ..carbon.intensity import Intensity
+    from ..carbon.intensity_value import Intensity
 
 _SPECIAL = re.compile(r"([\\`*_<>|~&])")
 

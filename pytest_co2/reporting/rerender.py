@@ -10,12 +10,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..carbon.emission import DEFAULT_PUE, Emission, emission
-from ..carbon.intensity import Intensity, lookup
+from ..carbon.intensity import lookup
+from ..carbon.intensity_value import Intensity
 from ..constants import DEFAULT_REGION
 from .budget import evaluate
 from .json_report import Report
 from .model import Result, TestRecord
-from .session import RerenderInfo
+from .session_parts import RerenderInfo
 
 
 def _own_intensity(e: Emission) -> Intensity:

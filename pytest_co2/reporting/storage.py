@@ -12,11 +12,11 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import files
 from ..constants import LATEST, STORAGE_DIR
 from .json_report import Report
 from .model import SCHEMA_VERSION, ReportError, tests_from_dicts
@@ -40,7 +40,6 @@ __all__ = [
     "saved_path",
     "saved_runs",
     "write_atomic",
-    "write_text_atomic",
 ]
 
 # -- saved runs ----------------------------------------------------------------------------
@@ -173,45 +172,9 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
 # -- atomic writes -------------------------------------------------------------------------
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
-    a reader (or a crash) never sees a half-written report. A target that exists and is not
-    a regular file (``/dev/stdout``, a pipe) is written in place, never replaced."""
-    path = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        # never blocks: a FIFO without a reader is ENXIO, one line from the caller
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        os.set_blocking(fd, True)  # a reader is there: let it take the whole text
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """Write ``data`` as JSON, atomically (see :func:`files.write_text_atomic`)."""
+    files.write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 # -- the journal ---------------------------------------------------------------------------

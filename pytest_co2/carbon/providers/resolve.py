@@ -1,5 +1,6 @@
 """Once per session: which intensity the run uses, from a provider, its cache or the shipped
-data, and a record of where it came from (the :class:`~..intensity.Intensity` provenance)."""
+data, and a record of where it came from (the provenance of
+:class:`~..intensity_value.Intensity`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..intensity import Intensity, format_g_per_kwh
+from ..intensity_value import Intensity, format_g_per_kwh
 from .base import ForecastPoint, Provider, ProviderError, Reading, SourceError, iso
 from .cache import Cache, CacheError
 
