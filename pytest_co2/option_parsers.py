@@ -50,6 +50,9 @@ parse_source = _lazy(".carbon.providers.resolve:parse_source")
 parse_lock_timeout = _lazy(".measure.locks:parse_lock_timeout")
 parse_save_name = _lazy(".reporting.baseline:parse_save_name")
 parse_fail_specs = _lazy(".reporting.baseline:parse_fail_specs")
+parse_defer_above = _lazy(".carbon.defer:parse_defer_above")
+parse_embodied = _lazy(".carbon.sci:parse_embodied")
+parse_embodied_gpu = _lazy(".carbon.sci:parse_embodied_gpu")
 
 #: The largest projection count: with the bounds on readings, PUE and intensity, every
 #: projected energy and CO2e stays finite.
