@@ -91,3 +91,7 @@ def _fake_host(
     for module in ("pynvml", "amdsmi"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("COLUMNS", COLUMNS)
+    # When this suite itself runs under pytest-xdist (-n), its worker variables would make
+    # every inner pytester run believe it is an xdist worker.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
