@@ -76,14 +76,36 @@ class EmuClock:
 
     def __init__(self, t: float = 1000.0) -> None:
         self.t = t
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._timers: list[list[Any]] = []  # [next time, interval, fn]
 
     def __call__(self) -> float:
         return self.t
 
     def advance(self, dt_s: float) -> None:
+        """Move on by ``dt_s``, calling each :meth:`every` function at its times on the way."""
         with self._lock:
-            self.t += dt_s
+            end = self.t + dt_s
+            while True:
+                due = [tm for tm in self._timers if tm[0] <= end + 1e-12]
+                if not due:
+                    break
+                tm = min(due, key=lambda x: x[0])
+                self.t = max(self.t, tm[0])
+                tm[0] += tm[1]
+                tm[2]()
+            self.t = end
+
+    def every(self, interval_s: float, fn: Any) -> Any:
+        """Call ``fn()`` every ``interval_s`` of this clock's time; returns a cancel function."""
+        timer = [self.t + interval_s, interval_s, fn]
+        self._timers.append(timer)
+
+        def cancel() -> None:
+            if timer in self._timers:
+                self._timers.remove(timer)
+
+        return cancel
 
     sleep = advance  # a drop-in for time.sleep
 
