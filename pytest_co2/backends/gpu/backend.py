@@ -294,9 +294,14 @@ class GpuBackend(Selector, Backend):
                 self._check_frozen(c, d.frozen_after_s)
             j = c.joules
             pos = self._fine_pos.get(k)
-            if fine_j is not None and pos is not None and c.down is None:
-                if fine.elapsed_s < self.period_s(c.index):  # type: ignore[union-attr]
-                    j = self._fine_base[k] + fine_j[pos]
+            if (
+                fine is not None
+                and fine_j is not None
+                and pos is not None
+                and c.down is None
+                and fine.elapsed_s < self.period_s(c.index)
+            ):
+                j = self._fine_base[k] + fine_j[pos]
             out.append(j)
         if self._poller is not None:
             self._book.poller(self._poller, self._polled)

@@ -13,6 +13,7 @@ several periods.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import threading
@@ -51,7 +52,7 @@ def probe_period(
                 last[k] = v
     out: list[float | None] = []
     for c in changes:
-        gaps = [b - a for a, b in zip(c, c[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(c)]
         out.append(statistics.median(gaps) if len(gaps) >= 2 else None)
     return out
 
