@@ -44,17 +44,26 @@ ROCm's ``libamd_smi``).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from .amdsmi_values import _power_source, energy_reading, power_w, select_visible
 from .base import BackendError, BackendUnavailable
 from .cpuinfo import host_root
 from .gpu import GpuBackend
 from .gpu.driver import DENIED, OTHER, UNSUPPORTED, GpuDriver, GpuInfo, PowerSource, Reading
-from .gpu.select import FROM_ENV, GpuSelection, parse_gpu_devices, visible_list
+from .gpu.select import FROM_ENV, GpuSelection, parse_gpu_devices
+
+__all__ = [
+    "AmdsmiBackend",
+    "AmdsmiDriver",
+    "amd_driver_present",
+    "energy_reading",
+    "power_w",
+    "select_visible",
+]
 
 #: Assumed refresh period of the energy accumulator (the driver caches it for 1 ms; the
 #: firmware's refresh depends on the ASIC).
@@ -70,9 +79,6 @@ AMDSMI_STATUS_NOT_YET_IMPLEMENTED = 3
 AMDSMI_STATUS_NO_PERM = 10
 AMDSMI_STATUS_DRIVER_NOT_LOADED = 34
 _UNSUPPORTED = (AMDSMI_STATUS_NOT_SUPPORTED, AMDSMI_STATUS_NOT_YET_IMPLEMENTED)
-# Unsupported power fields read UINT16_MAX/UINT32_MAX in older bindings ('N/A' in newer).
-_POWER_SENTINEL_W = 0xFFFF
-_U64_MAX = 2**64 - 1
 
 INSTALL_HINT = "pip install 'pytest-co2[amd]' (amdsmi needs ROCm's libamd_smi)"
 
@@ -103,69 +109,6 @@ def _code(exc: BaseException) -> int | None:
 def _errors(amd: Any) -> tuple[type[BaseException], ...]:
     base = getattr(amd, "AmdSmiException", None)
     return (base,) if isinstance(base, type) and issubclass(base, BaseException) else (Exception,)
-
-
-def power_w(value: Any) -> float | None:
-    """A power field in W, or None where it is unsupported (``'N/A'``, a sentinel, not a number)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    w = float(value)
-    return w if math.isfinite(w) and 0 <= w < _POWER_SENTINEL_W else None
-
-
-def energy_reading(info: Any) -> tuple[int, float] | None:
-    """(ticks, microjoules per tick) of an ``amdsmi_get_energy_count`` dict, None where absent.
-
-    The tick count is ``energy_accumulator`` (ROCm 6.4+) or ``power`` (before)."""
-    if not isinstance(info, dict):
-        return None
-    ticks = info.get("energy_accumulator", info.get("power"))
-    res = info.get("counter_resolution")
-    if isinstance(ticks, bool) or not isinstance(ticks, int) or not 0 <= ticks < _U64_MAX:
-        return None
-    if isinstance(res, bool) or not isinstance(res, (int, float)):
-        return None
-    if not (math.isfinite(res) and res > 0):
-        return None
-    return ticks, float(res)
-
-
-def _power_source(amd: Any, handle: Any) -> PowerSource | None:
-    """The best power field of this GPU, or None when it reports none."""
-    info = amd.amdsmi_get_power_info(handle)
-    if not isinstance(info, dict):
-        return None
-    for key, instant in (
-        ("current_socket_power", True),
-        ("average_socket_power", False),
-        ("socket_power", False),
-    ):
-        w = power_w(info.get(key))
-        if w is not None and w > 0:
-
-            def read(key: str = key) -> float | None:
-                return power_w(amd.amdsmi_get_power_info(handle).get(key))
-
-            what = f"{key} ({'instant' if instant else 'an average over about 1 s'})"
-            return PowerSource(read, instant, what)
-    return None
-
-
-def select_visible(
-    spec: str | None, aliases: Sequence[Sequence[str]], var: str
-) -> tuple[list[int], list[str]]:
-    """Positions in ``aliases`` (one list of UUID spellings per GPU) that a ``var`` value
-    selects, and notes.
-
-    ``None`` (unset): all. ``""``: none. Otherwise comma-separated indices or ``GPU-`` UUIDs
-    (matched exactly, case-insensitive); the list ends at its first entry that is not a GPU
-    here, as in the ROCm runtime.
-    """
-
-    def match(tok: str) -> list[int]:
-        return [i for i, names in enumerate(aliases) if tok.lower() in names]
-
-    return visible_list(spec, len(aliases), match, var, "the ROCm runtime")
 
 
 class AmdsmiDriver(GpuDriver):
@@ -389,18 +332,10 @@ class AmdsmiBackend(GpuBackend):
             if cuda_visible_devices is FROM_ENV
             else cuda_visible_devices,
         )
-        try:
-            super().__init__(
-                driver,
-                gpus,
-                poll_interval_s,
-                pid=pid,
-                clock=clock,
-                sleep=sleep,
-                probe_period_s=probe_period_s,
-            )
-        except driver.errors as exc:
-            raise BackendError(f"AMD SMI query failed: {_text(exc)}") from None
+        super().__init__(
+            driver, gpus, poll_interval_s, pid=pid, clock=clock, sleep=sleep,
+            probe_period_s=probe_period_s,
+        )  # fmt: skip
 
     @property
     def bdfs(self) -> list[str | None]:
@@ -409,12 +344,6 @@ class AmdsmiBackend(GpuBackend):
     @property
     def device_bdfs(self) -> tuple[str | None, ...]:
         return tuple(self.infos[i].extra.get("bdf") for i in self.order)
-
-    def rank_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments that reopen this backend in a DDP rank (JSON-safe)."""
-        sel = self.selection
-        gpus = ",".join(sel.entries) if sel.mode == "list" and sel.entries else sel.mode
-        return {"poll_interval_s": self.poll_interval_s, "gpus": "none" if gpus == "list" else gpus}
 
 
 def _import_amdsmi() -> Any:

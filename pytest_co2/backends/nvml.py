@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -45,6 +44,7 @@ from .gpu.select import (
     parse_gpu_devices,
     visible_list,
 )
+from .nvml_power import _power_source, field_value, is_ga100_name
 
 __all__ = [
     "FROM_ENV",
@@ -66,25 +66,10 @@ COUNTER_UPDATE_PERIOD_S = 0.1
 PROBE_PERIOD_S = 0.35
 
 # NVML constants (values from nvml.h), so a minimal or fake module works too.
-NVML_FI_DEV_POWER_INSTANT = 186
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_DEVICE_MIG_ENABLE = 1
-NVML_DEVICE_ARCH_AMPERE = 7
-NVML_VALUE_TYPE_UNSIGNED_INT = 1
-# nvmlValueType_t -> the member of the nvmlValue_t union that holds the value.
-NVML_VALUE_MEMBERS = {
-    0: "dVal",  # double
-    1: "uiVal",  # unsigned int
-    2: "ulVal",  # unsigned long
-    3: "ullVal",  # unsigned long long
-    4: "sllVal",  # signed long long
-    5: "siVal",  # signed int
-    6: "usVal",  # unsigned short
-}
-# GA100 products (instant nvmlDeviceGetPowerUsage): A100, A30; not RTX A1000/A3000.
-_GA100_NAME = re.compile(r"(?<![A-Za-z0-9])A(?:100|30)(?![0-9])")
 
 MIG_ADVICE = (
     "NVML reports energy for the whole GPU, not for a MIG slice (other tenants included), "
@@ -148,68 +133,6 @@ def _driver_present() -> bool:
     if not sys.platform.startswith("linux"):
         return True
     return gpu_host_kind() is not None
-
-
-def field_value(value: Any) -> float:
-    """The number in an ``nvmlFieldValue_t``, read from the union member its ``valueType``
-    names; ValueError for a type this code does not know."""
-    kind = int(getattr(value, "valueType", NVML_VALUE_TYPE_UNSIGNED_INT))
-    member = NVML_VALUE_MEMBERS.get(kind)
-    if member is None:
-        raise ValueError(f"unknown NVML value type {kind}: expected one of 0-6")
-    return float(getattr(value.value, member))
-
-
-def _field_reader(nvml: Any, handle: Any) -> Callable[[], float] | None:
-    """A reader of the instant power field, or None when this GPU or driver lacks it."""
-    get = getattr(nvml, "nvmlDeviceGetFieldValues", None)
-    if get is None:
-        return None
-    field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", NVML_FI_DEV_POWER_INSTANT)
-
-    def read() -> float:
-        (value,) = get(handle, [field])
-        if int(getattr(value, "nvmlReturn", 0)) != 0:
-            raise nvml.NVMLError(int(value.nvmlReturn))
-        return field_value(value) * 1e-3
-
-    try:
-        read()
-    except Exception:  # not supported, unknown field, old driver: use the other source
-        return None
-    return read
-
-
-def _usage_is_instant(nvml: Any, handle: Any, name: str) -> bool:
-    """``nvmlDeviceGetPowerUsage`` is instant up to Turing and on GA100 (A100, A30)."""
-    get_arch = getattr(nvml, "nvmlDeviceGetArchitecture", None)
-    try:
-        arch = int(get_arch(handle)) if get_arch is not None else None
-    except Exception:
-        arch = None
-    if arch is None:
-        return False
-    if arch < NVML_DEVICE_ARCH_AMPERE:
-        return True
-    return arch == NVML_DEVICE_ARCH_AMPERE and is_ga100_name(name)
-
-
-def is_ga100_name(name: str) -> bool:
-    """Whether a GPU name is an A100 or A30 (GA100), not e.g. an RTX A1000 or A3000."""
-    return _GA100_NAME.search(name) is not None
-
-
-def _power_source(nvml: Any, handle: Any, name: str) -> PowerSource:
-    field = _field_reader(nvml, handle)
-    if field is not None:
-        return PowerSource(field, True, "the instant power field (NVML_FI_DEV_POWER_INSTANT)")
-
-    def usage() -> float:
-        return float(nvml.nvmlDeviceGetPowerUsage(handle)) * 1e-3
-
-    if _usage_is_instant(nvml, handle, name):
-        return PowerSource(usage, True, "nvmlDeviceGetPowerUsage (instant on this GPU)")
-    return PowerSource(usage, False, "nvmlDeviceGetPowerUsage (a 1 s moving average)")
 
 
 class NvmlDriver(GpuDriver):
@@ -433,24 +356,10 @@ class NvmlBackend(GpuBackend):
                 f"invalid NVML poll interval {poll_interval_s!r}: expected seconds > 0"
             )
         driver = NvmlDriver(nvml, visible_devices, nvidia_visible_devices)
-        try:
-            super().__init__(
-                driver,
-                gpus,
-                poll_interval_s,
-                pid=pid,
-                clock=clock,
-                sleep=sleep,
-                probe_period_s=probe_period_s,
-            )
-        except nvml.NVMLError as exc:
-            raise BackendError(f"NVML query failed: {exc}") from None
-
-    def rank_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments that reopen this backend in a DDP rank (JSON-safe)."""
-        sel = self.selection
-        gpus = ",".join(sel.entries) if sel.mode == "list" and sel.entries else sel.mode
-        return {"poll_interval_s": self.poll_interval_s, "gpus": "none" if gpus == "list" else gpus}
+        super().__init__(
+            driver, gpus, poll_interval_s, pid=pid, clock=clock, sleep=sleep,
+            probe_period_s=probe_period_s,
+        )  # fmt: skip
 
 
 def _import_pynvml() -> Any:

@@ -81,12 +81,21 @@ class GpuBackend(Selector, Backend):
             self._power: dict[int, PowerSource | None] = {}
             self._fine_base: dict[int, float] = {}
             self._fine_pos: dict[int, int] = {}
-            Selector.__init__(self, driver, gpus, pid)
-            self._t_open = self._clock()
-            self._build(self.select())
+            try:
+                Selector.__init__(self, driver, gpus, pid)
+                self._t_open = self._clock()
+                self._build(self.select())
+            except driver.errors as exc:
+                raise BackendError(f"{driver.vendor} query failed: {driver.text(exc)}") from None
         except BaseException:
             self.close()
             raise
+
+    def rank_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments that reopen this backend in a DDP rank (JSON-safe)."""
+        sel = self.selection
+        gpus = ",".join(sel.entries) if sel.mode == "list" and sel.entries else sel.mode
+        return {"poll_interval_s": self.poll_interval_s, "gpus": "none" if gpus == "list" else gpus}
 
     # -- devices -----------------------------------------------------------------------------
     def _build(self, indices: Sequence[int]) -> None:
