@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -461,19 +461,39 @@ class WindowGuard:
 
     policy: Policy
     on_wait: Callable[[LockWait], None] | None = None
+    backend: Any = None  # its measured set is locked (by lock key), its window hooks called
     failure: str | None = None  # why locking failed for good, once it did
     unlocked_windows: int = 0
     timed_out: int = 0  # windows that waited the whole timeout
     waited_s: float = 0.0  # total wait of this process for locks
+    windows: int = 0  # windows that ended
     lock: DeviceLock | None = field(init=False)
     _busy_since_timeout: bool = field(default=False, init=False)
     _windows: dict[int, float | _Unlocked] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         p = self.policy
+        self.devices: tuple[str, ...] = p.devices
         self.lock = (
             DeviceLock(p.devices, p.lock_dir or default_lock_dir()) if p.mode == "lock" else None
         )
+        self._hooked = window_parts(self.backend)
+        if self.backend is not None and self.lock is not None:
+            self._follow()
+
+    @property
+    def active(self) -> bool:
+        """Whether the meter must call :meth:`enter` and :meth:`exit` around its windows."""
+        return self.lock is not None or bool(self.policy.warning) or bool(self._hooked)
+
+    def _follow(self) -> None:
+        """Lock what the backend measures now (by lock key: a GPU's UUID), when not held."""
+        assert self.lock is not None
+        keys = lock_keys(self.backend)
+        if self.lock.held or set(keys.values()) == set(self.lock.devices):
+            return
+        self.devices = tuple(keys)
+        self.lock = DeviceLock(keys.values(), self.policy.lock_dir or default_lock_dir())
 
     @property
     def waiting(self) -> LockWait | None:
@@ -481,9 +501,18 @@ class WindowGuard:
         return self.lock.waiting if self.lock is not None else None
 
     def enter(self, window: Any) -> None:
+        """Before a window's first reading: lock the devices it measures, then start the
+        backend's window hooks (fine sampling of short windows)."""
+        self._lock_enter(window)
+        for part in self._hooked:
+            part.window_enter()
+
+    def _lock_enter(self, window: Any) -> None:
         if self.lock is None:
             return
-        ids = ", ".join(self.policy.devices)
+        if self.backend is not None:
+            self._follow()
+        ids = ", ".join(self.devices)
         if self.failure is not None:
             self._unlocked(window, f"exclusive lock failed: {self.failure}")
             return
@@ -527,7 +556,25 @@ class WindowGuard:
         self._windows[id(window)] = _Unlocked(note)
 
     def exit(self, window: Any) -> list[str]:
-        ids = ", ".join(self.policy.devices)
+        """After a window's last reading: the backend's notes, then the lock's."""
+        self.windows += 1
+        notes = [n for part in self._hooked for n in part.window_exit()]
+        return notes + self._lock_exit(window)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[list[str]]:
+        """The lock as for a window, around something that is not one (idle power); yields
+        the notes saying how it was held."""
+        token = object()
+        notes: list[str] = []
+        self._lock_enter(token)
+        try:
+            yield notes
+        finally:
+            notes.extend(self._lock_exit(token))
+
+    def _lock_exit(self, window: Any) -> list[str]:
+        ids = ", ".join(self.devices)
         if self.lock is None:
             return (
                 ["may include other processes' energy: " + self.policy.describe()]
@@ -566,3 +613,21 @@ class WindowGuard:
             "waited_s": self.waited_s,
             "failure": self.failure,
         }
+
+
+def window_parts(backend: Any) -> tuple[Any, ...]:
+    """The parts of ``backend`` (itself, or a composite's parts) with window hooks
+    (``window_enter``, ``window_exit``: the GPU backend's fine sampling)."""
+    if backend is None:
+        return ()
+    parts = getattr(backend, "parts", None) or (backend,)
+    return tuple(p for p in parts if callable(getattr(p, "window_enter", None)))
+
+
+def lock_keys(backend: Any) -> dict[str, str]:
+    """Device id -> lock key of the lockable devices ``backend`` measures now: a GPU's UUID
+    (the same GPU in every process, whatever its index there), else the device id."""
+    keys: dict[str, str] = {}
+    for part in getattr(backend, "parts", None) or (backend,):
+        keys.update(getattr(part, "lock_keys", None) or {})
+    return {d.id: keys.get(d.id, d.id) for d in lockable_devices(backend.devices)}
