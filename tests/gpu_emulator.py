@@ -186,6 +186,7 @@ class EmuGpu:
     bdf: str = "0000:01:00.0"
     partition_id: int = 0
     partition_mode: str = "SPX"
+    partition_reports: bool = False  # a partition other than the first reports the energy too
     hip_id: int | None = None
 
     # -- what the sensors report ------------------------------------------------------------
@@ -250,8 +251,9 @@ class Node:
         return node
 
     @classmethod
-    def mi300x_cpx(cls, physical: int = 1, partitions: int = 8) -> Node:
-        """AMD MI300X GPUs in CPX mode: ``partitions`` logical GPUs per physical one."""
+    def mi300x_cpx(cls, physical: int = 1, partitions: int = 8, all_report: bool = False) -> Node:
+        """AMD MI300X GPUs in CPX mode: ``partitions`` logical GPUs per physical one (only the
+        first reports energy and power, or each the physical GPU's: ``all_report``)."""
         gpus = []
         for p in range(physical):
             trace = Trace(140.0)
@@ -264,6 +266,7 @@ class Node:
                         bdf=f"0000:{0x0C + p:02x}:00.{k}",
                         partition_id=k,
                         partition_mode="CPX",
+                        partition_reports=all_report,
                         counter_period_s=0.001,
                     )
                 )
@@ -459,7 +462,7 @@ class EmuAmdSmi(types.ModuleType):
 
     def _primary(self, h: EmuGpu) -> EmuGpu:
         """Energy and power are reported on a physical GPU's first partition only."""
-        if self._gpu(h).partition_id != 0:
+        if self._gpu(h).partition_id != 0 and not h.partition_reports:
             raise AmdSmiLibraryException(AMDSMI_STATUS_NOT_SUPPORTED)
         return h
 

@@ -73,6 +73,8 @@ class GpuBackend(Selector, Backend):
             if clock is not None:
                 self.clock = clock  # the meter times windows on it (an emulated clock)
             self._sleep = sleep or time.sleep
+            if sleep is not None:
+                self.sleep = sleep  # idle power is measured on it (an emulated clock)
             self._probe_s = probe_period_s
             self.fine_interval_s = fine_interval_s
             self._book = Faults(driver.label, driver.id_prefix, self.notes)

@@ -203,7 +203,8 @@ class Selector:
         d = self.driver
         by_pid: set[int] = set()
         others = False
-        for i in indices:
+        measured = set(indices)
+        for i in [g.index for g in self.infos if self._rep.get(g.index) in measured]:
             try:
                 pids = d.pids(self.infos[i].handle)
             except d.errors:
