@@ -22,7 +22,8 @@ from . import xdist
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from ..measure.locks import Policy, WindowGuard
+    from ..measure.locks import Policy
+    from ..measure.window_guard import WindowGuard
     from ..reporting.session import ExclusiveInfo, WorkerFacts
 
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
@@ -188,7 +189,8 @@ class BackendProvider:
         }
 
     def _decide_policy(self, backend: Backend) -> None:
-        from ..measure.locks import WindowGuard, decide
+        from ..measure.locks import decide
+        from ..measure.window_guard import WindowGuard
 
         s = self.settings
         self.policy = decide(
