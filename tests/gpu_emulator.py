@@ -35,6 +35,7 @@ import ctypes
 import itertools
 import math
 import threading
+import time
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,12 +73,29 @@ AMD_RESOLUTION_UJ = 15.300000190734863  # what MI100-MI300 report (15.3 as a flo
 
 
 class EmuClock:
-    """A clock that moves only when told (seconds, like ``time.perf_counter``)."""
+    """A clock that moves only when told (seconds, like ``time.perf_counter``); with
+    ``follow=time.perf_counter`` it also moves in real time (then ``sleep`` sleeps and
+    samplers run on their threads: for a run of the real plugin against the emulator)."""
 
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
+    def __init__(self, t: float = 1000.0, follow: Any = None) -> None:
+        self._t = t
+        self._follow = follow  # e.g. time.perf_counter: the clock also moves in real time
+        self._t0 = follow() if follow is not None else 0.0
         self._lock = threading.RLock()
         self._timers: list[list[Any]] = []  # [next time, interval, fn]
+        if follow is not None:  # real time: samplers run on threads, sleeping sleeps
+            self.every: Any = None
+            self.sleep: Any = time.sleep
+
+    @property
+    def t(self) -> float:
+        if self._follow is None:
+            return self._t
+        return self._t + (self._follow() - self._t0)
+
+    @t.setter
+    def t(self, value: float) -> None:
+        self._t = value - (self.t - self._t)
 
     def __call__(self) -> float:
         return self.t

@@ -92,6 +92,7 @@ class BackendProvider:
         self.on_lock_wait: Any = None  # progress callback while a window waits for a lock
         self.idle_notes: list[str] = []  # the idle measurement ran without the lock
         self._warm: dict[str, float] | None = None  # warm idle power, once measured
+        self._idle_locked = False  # the last idle measurement held the devices' lock
 
     @property
     def opened(self) -> bool:
@@ -122,6 +123,7 @@ class BackendProvider:
         with self.guard.hold() as notes:
             idle = measure_idle_w(backend, self.settings.idle)
         self.idle_notes = [n for n in notes if "NOT locked" in n or "failed" in n]
+        self._idle_locked = self.guard.lock is not None and not self.idle_notes
         return idle
 
     def warm_idle_w(self) -> dict[str, float]:
@@ -238,8 +240,8 @@ class BackendProvider:
         window on a GPU) and whether the idle measurements held the devices' lock."""
         if not self.settings.idle or self._backend is None:
             return {}
-        out: dict[str, Any] = {"idle_locked": self.guard is not None and not self.idle_notes}
         warm = self.warm_idle_w()
+        out: dict[str, Any] = {"idle_locked": self._idle_locked}
         if warm:
             out["idle_warm_w"] = warm
         if self.idle_notes:
