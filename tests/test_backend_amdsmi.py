@@ -669,7 +669,9 @@ def test_gpu_without_permission_is_skipped_with_a_note() -> None:
     with _open(amd, gpus="all") as backend:
         assert [d.id for d in backend.devices] == ["amdgpu:0", "amdgpu:2"]
         assert any(
-            n.startswith("AMD GPU 1 is not measured: reading its energy is denied (An error occured")
+            n.startswith(
+                "AMD GPU 1 is not measured: reading its energy is denied (An error occured"
+            )
             for n in backend.notes
         )
     only_denied = gpus(1, g0={"denied": True})

@@ -14,7 +14,8 @@ paper scale (minutes more).
 ``--dry-run`` runs every check end to end against the emulator (``tests/gpu_emulator.py``: a
 fake pynvml on a power trace and a fake clock; torch's CUDA calls replaced), on any machine,
 in under a minute. Without an NVIDIA GPU (and without ``--dry-run``) it says so in one line
-and exits 0. Results: ``gpu_check.json`` and ``gpu_check.txt`` (the summary) in ``--out``
+and exits 0 (writing only ``gpu_check.json`` with the reason, where ``--out`` or ``$OUT`` names
+a folder). Results: ``gpu_check.json`` and ``gpu_check.txt`` (the summary) in ``--out``
 (default ``$OUT`` if set, else ``./gpu-check``). Exit 1 when a check failed.
 """
 
@@ -169,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         reason = no_gpu_reason()
         if reason is not None:
             print(f"gpu_check: no NVIDIA GPU here ({reason}); nothing to check, exit 0")
+            if args.out or os.environ.get("OUT"):  # for a runner that collects the file
+                out = Path(args.out or os.environ["OUT"])
+                out.mkdir(parents=True, exist_ok=True)
+                data = {"status": "no NVIDIA GPU", "reason": reason, "checks": []}
+                (out / "gpu_check.json").write_text(json.dumps(data, indent=2) + "\n")
             return 0
     from gpu_check_rig import EmuRig, RealRig
 

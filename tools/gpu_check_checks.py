@@ -293,7 +293,7 @@ def _torch_load(seconds: float) -> None:
     x = torch.randn(8192, 8192, device="cuda:0", dtype=torch.float16)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        x @ x  # noqa: B018
+        x @ x
         torch.cuda.synchronize()
 
 
@@ -371,4 +371,3 @@ def xdist_totals(rig: Any, tmp: Path) -> Outcome:
     if rig.emulated:
         detail += " (emulated: every process has its own GPU, so no lock is exercised)"
     return ok, value, detail
-

@@ -81,7 +81,7 @@ class RealRig:
                 while (now := time.perf_counter()) < end:
                     stop_on = min(end, now + (on_s if on_s is not None else seconds))
                     while time.perf_counter() < stop_on:
-                        x @ x  # noqa: B018  (the work)
+                        x @ x
                         torch.cuda.synchronize(dev)
                     if off_s > 0:
                         time.sleep(max(0.0, min(off_s, end - time.perf_counter())))
