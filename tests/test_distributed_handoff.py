@@ -380,3 +380,32 @@ def test_the_parent_measures_the_gpu_its_spawned_rank_uses(tmp_path: Path) -> No
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_gpu_backend_rebuilt_by_its_kwargs_measures_the_ranks_gpu() -> None:
+    spec = {
+        "version": 1,
+        "name": "amdsmi",
+        "composite": False,
+        "parts": [
+            {
+                "type": "factory",
+                "factory": f"{__name__}:KwargsGpu",
+                "kwargs": {"poll_interval_s": 0.02, "gpus": "auto"},
+            }
+        ],
+        "notes": [],
+    }
+    rank = open_rank_backend(spec, env={"LOCAL_RANK": "2", "WORLD_SIZE": "4", "RANK": "6"})
+    assert rank.kwargs == {"poll_interval_s": 0.02, "gpus": "cuda:2"}
+    assert rank.notes[-1].endswith("(given spec; measuring cuda:2)")
+
+
+class KwargsGpu:
+    """Stands for a GPU backend a rank rebuilds from ``rank_kwargs()``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs, self.notes, self.name = kwargs, [], "amdsmi"
+
+    def close(self) -> None:
+        pass

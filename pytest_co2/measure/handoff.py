@@ -212,7 +212,10 @@ def _open_part(part: dict[str, Any], gpu: str | None) -> Any:
             obj: Any = importlib.import_module(module)
             for attr in qualname.split("."):
                 obj = getattr(obj, attr)
-            return obj(**part.get("kwargs", {}))
+            kwargs = dict(part.get("kwargs", {}))
+            if gpu and "gpus" in kwargs:  # a GPU backend (AMD SMI): the rank's own GPU
+                kwargs["gpus"] = gpu
+            return obj(**kwargs)
         except Exception as exc:
             raise BackendError(
                 f"cannot rebuild the parent's backend {part['factory']} in a DDP rank ({exc}): "
@@ -302,7 +305,10 @@ def open_rank_backend(
         backend.notes.append("no pytest-co2 session handed a backend to this process: auto")
         return backend
     assert isinstance(spec, dict)
-    gpu_parts = any(p.get("type") in _GPU_PARTS for p in spec.get("parts") or ())
+    gpu_parts = any(
+        p.get("type") in _GPU_PARTS or "gpus" in (p.get("kwargs") or {})
+        for p in spec.get("parts") or ()
+    )
     if gpu is None and gpu_parts and local is not None:
         gpu = f"cuda:{local}"
     try:
