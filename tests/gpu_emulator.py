@@ -35,6 +35,7 @@ import ctypes
 import itertools
 import math
 import threading
+import time
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,12 +73,29 @@ AMD_RESOLUTION_UJ = 15.300000190734863  # what MI100-MI300 report (15.3 as a flo
 
 
 class EmuClock:
-    """A clock that moves only when told (seconds, like ``time.perf_counter``)."""
+    """A clock that moves only when told (seconds, like ``time.perf_counter``); with
+    ``follow=time.perf_counter`` it also moves in real time (then ``sleep`` sleeps and
+    samplers run on their threads: for a run of the real plugin against the emulator)."""
 
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
+    def __init__(self, t: float = 1000.0, follow: Any = None) -> None:
+        self._t = t
+        self._follow = follow  # e.g. time.perf_counter: the clock also moves in real time
+        self._t0 = follow() if follow is not None else 0.0
         self._lock = threading.RLock()
         self._timers: list[list[Any]] = []  # [next time, interval, fn]
+        if follow is not None:  # real time: samplers run on threads, sleeping sleeps
+            self.every: Any = None
+            self.sleep: Any = time.sleep
+
+    @property
+    def t(self) -> float:
+        if self._follow is None:
+            return self._t
+        return self._t + (self._follow() - self._t0)
+
+    @t.setter
+    def t(self, value: float) -> None:
+        self._t = value - (self.t - self._t)
 
     def __call__(self) -> float:
         return self.t
@@ -186,6 +204,7 @@ class EmuGpu:
     bdf: str = "0000:01:00.0"
     partition_id: int = 0
     partition_mode: str = "SPX"
+    partition_reports: bool = False  # a partition other than the first reports the energy too
     hip_id: int | None = None
 
     # -- what the sensors report ------------------------------------------------------------
@@ -250,8 +269,9 @@ class Node:
         return node
 
     @classmethod
-    def mi300x_cpx(cls, physical: int = 1, partitions: int = 8) -> Node:
-        """AMD MI300X GPUs in CPX mode: ``partitions`` logical GPUs per physical one."""
+    def mi300x_cpx(cls, physical: int = 1, partitions: int = 8, all_report: bool = False) -> Node:
+        """AMD MI300X GPUs in CPX mode: ``partitions`` logical GPUs per physical one (only the
+        first reports energy and power, or each the physical GPU's: ``all_report``)."""
         gpus = []
         for p in range(physical):
             trace = Trace(140.0)
@@ -264,6 +284,7 @@ class Node:
                         bdf=f"0000:{0x0C + p:02x}:00.{k}",
                         partition_id=k,
                         partition_mode="CPX",
+                        partition_reports=all_report,
                         counter_period_s=0.001,
                     )
                 )
@@ -459,7 +480,7 @@ class EmuAmdSmi(types.ModuleType):
 
     def _primary(self, h: EmuGpu) -> EmuGpu:
         """Energy and power are reported on a physical GPU's first partition only."""
-        if self._gpu(h).partition_id != 0:
+        if self._gpu(h).partition_id != 0 and not h.partition_reports:
             raise AmdSmiLibraryException(AMDSMI_STATUS_NOT_SUPPORTED)
         return h
 

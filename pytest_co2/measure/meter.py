@@ -434,7 +434,11 @@ class Window:
             groups = [(0, 1)]
             times = [times[0], times[-1]]
             units = [math.fsum(units)]
-        elif period > 0 and duration_s < GROUP_FACTOR * period:
+        elif (
+            period > 0
+            and duration_s < GROUP_FACTOR * period
+            and not any(n.startswith("fine-sampled: ") for n in notes)  # GPU backend's own
+        ):
             notes.append(
                 f"measured {duration_s * 1e3:.1f} ms is short for a counter that updates every "
                 f"{period * 1e3:g} ms: up to {period / max(duration_s, 1e-12):.0%} quantization error"

@@ -168,7 +168,7 @@ class Co2Session:
         )
         meter.warn = self._warn_once
         policy, guard = self.provider.policy, self.provider.guard
-        if policy is not None and guard is not None and (policy.mode == "lock" or policy.warning):
+        if policy is not None and guard is not None and guard.active:
             meter.on_window_enter = guard.enter
             meter.on_window_exit = guard.exit
         return meter
@@ -201,6 +201,7 @@ class Co2Session:
                     seconds=s.idle,
                     power_w=self.provider.facts().idle_w,
                     subtracted=s.subtract_idle,
+                    extra=self.provider.idle_extra(),
                 )
         if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
             more["intensity_forecast"] = tuple(self.live.forecast)

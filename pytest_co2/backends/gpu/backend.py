@@ -30,7 +30,7 @@ from ..poller import PowerPoller
 from .counters import Counter, Faults
 from .driver import DENIED, UNSUPPORTED, GpuDriver, PowerSource
 from .selection import Selector
-from .window import PART_TIME_NOTE, FineWindow, probe_period
+from .window import FineSampling, FineWindow, probe_period
 
 #: A polled power that is an average (not instant) smears steps shorter than this.
 POWER_AVERAGING_S = 1.0
@@ -38,7 +38,7 @@ POWER_AVERAGING_S = 1.0
 FINE_INTERVAL_S = 0.002
 
 
-class GpuBackend(Selector, Backend):
+class GpuBackend(FineSampling, Selector, Backend):
     """Joules per measured GPU since the backend opened: counter, or polled power."""
 
     name = "gpu"
@@ -73,6 +73,8 @@ class GpuBackend(Selector, Backend):
             if clock is not None:
                 self.clock = clock  # the meter times windows on it (an emulated clock)
             self._sleep = sleep or time.sleep
+            if sleep is not None:
+                self.sleep = sleep  # idle power is measured on it (an emulated clock)
             self._probe_s = probe_period_s
             self.fine_interval_s = fine_interval_s
             self._book = Faults(driver.label, driver.id_prefix, self.notes)
@@ -355,58 +357,6 @@ class GpuBackend(Selector, Backend):
                     w = src.read_w()
             out.append(math.nan if w is None else float(w))
         return out if any(math.isfinite(w) for w in out) else None
-
-    # -- windows -----------------------------------------------------------------------------
-    def window_enter(self) -> None:
-        """A measured window starts: sample the instant power of the counter GPUs that have
-        it until the window is longer than their counter's period."""
-        self._rebase()
-        self._close_fine()
-        if self.fine_interval_s is None:
-            return
-        picked = [
-            (k, src.read_w)
-            for k, c in enumerate(self._counters)
-            if c.down is None and (src := self._power.get(c.index)) is not None and src.instant
-        ]
-        if not picked:
-            return
-        self._fine_base = {k: c.joules for k, c in enumerate(self._counters)}
-        self._fine_pos = {k: pos for pos, (k, _) in enumerate(picked)}
-        limit_s = max(self.period_s(self._counters[k].index) for k, _ in picked)
-        self._fine = FineWindow(
-            [s for _, s in picked], self.fine_interval_s, self._clock, self.driver.errors, limit_s
-        )
-
-    def window_exit(self) -> list[str]:
-        """The window's end (after its last reading): notes for the GPUs whose figure came
-        from fine-sampled power, each with its error bound."""
-        fine = self._fine
-        if fine is None:
-            return []
-        duration_s = fine.elapsed_s
-        notes = []
-        for k, pos in self._fine_pos.items():
-            c = self._counters[k]
-            period = self.period_s(c.index)
-            if duration_s >= period or c.down is not None:
-                continue
-            bound = fine.bound_j(pos)
-            notes.append(
-                f"fine-sampled: {self.driver.label} {c.index}: the window ({duration_s * 1e3:.3g} "
-                f"ms) is shorter than its counter's update period ({period * 1e3:.3g} ms): energy "
-                f"is instant power sampled every {fine.interval_s * 1e3:g} ms and integrated, "
-                f"error bound {bound:.3g} J (the range of power seen x the duration); "
-                + PART_TIME_NOTE
-            )
-        self._close_fine()
-        return notes
-
-    def _close_fine(self) -> None:
-        fine, self._fine = self._fine, None
-        self._fine_pos = {}
-        if fine is not None:
-            fine.close()
 
     def _stop_poller(self) -> None:
         poller, self._poller = self._poller, None

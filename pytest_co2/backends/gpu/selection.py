@@ -205,7 +205,8 @@ class Selector:
         by_pid: set[int] = set()
         others = False
         family: set[int] | None = None  # this process's descendants (DDP ranks), read once
-        for i in indices:
+        measured = set(indices)
+        for i in [g.index for g in self.infos if self._rep.get(g.index) in measured]:
             try:
                 pids = d.pids(self.infos[i].handle)
             except d.errors:

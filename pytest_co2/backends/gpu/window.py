@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..poller import PowerPoller
+from .counters import Counter
+from .driver import GpuDriver, PowerSource
 
 PART_TIME_NOTE = (
     "on A100/H100 the power sensor sees only about 25% of the time (Yang et al., "
@@ -134,3 +136,75 @@ class FineWindow:
             self._cancel()
         if threading.current_thread() is not self.poller.thread:
             self.poller.close()
+
+
+class FineSampling:
+    """Mixed into :class:`~.backend.GpuBackend`: the window hooks that fine-sample the
+    instant power of counter GPUs in windows shorter than their counter's period."""
+
+    driver: GpuDriver
+    fine_interval_s: float | None
+    _clock: Callable[[], float]
+    _counters: list[Counter]
+    _power: dict[int, PowerSource | None]
+    _fine: FineWindow | None
+    _fine_base: dict[int, float]
+    _fine_pos: dict[int, int]
+
+    def period_s(self, i: int) -> float:
+        raise NotImplementedError
+
+    def _rebase(self) -> None:
+        raise NotImplementedError
+
+    # -- windows -----------------------------------------------------------------------------
+    def window_enter(self) -> None:
+        """A measured window starts: sample the instant power of the counter GPUs that have
+        it until the window is longer than their counter's period."""
+        self._rebase()
+        self._close_fine()
+        if self.fine_interval_s is None:
+            return
+        picked = [
+            (k, src.read_w)
+            for k, c in enumerate(self._counters)
+            if c.down is None and (src := self._power.get(c.index)) is not None and src.instant
+        ]
+        if not picked:
+            return
+        self._fine_base = {k: c.joules for k, c in enumerate(self._counters)}
+        self._fine_pos = {k: pos for pos, (k, _) in enumerate(picked)}
+        limit_s = max(self.period_s(self._counters[k].index) for k, _ in picked)
+        self._fine = FineWindow(
+            [s for _, s in picked], self.fine_interval_s, self._clock, self.driver.errors, limit_s
+        )
+
+    def window_exit(self) -> list[str]:
+        """The window's end (after its last reading): notes for the GPUs whose figure came
+        from fine-sampled power, each with its error bound."""
+        fine = self._fine
+        if fine is None:
+            return []
+        duration_s = fine.elapsed_s
+        notes = []
+        for k, pos in self._fine_pos.items():
+            c = self._counters[k]
+            period = self.period_s(c.index)
+            if duration_s >= period or c.down is not None:
+                continue
+            bound = fine.bound_j(pos)
+            notes.append(
+                f"fine-sampled: {self.driver.label} {c.index}: the window ({duration_s * 1e3:.3g} "
+                f"ms) is shorter than its counter's update period ({period * 1e3:.3g} ms): energy "
+                f"is instant power sampled every {fine.interval_s * 1e3:g} ms and integrated, "
+                f"error bound {bound:.3g} J (the range of power seen x the duration); "
+                + PART_TIME_NOTE
+            )
+        self._close_fine()
+        return notes
+
+    def _close_fine(self) -> None:
+        fine, self._fine = self._fine, None
+        self._fine_pos = {}
+        if fine is not None:
+            fine.close()
