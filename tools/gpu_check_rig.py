@@ -175,28 +175,14 @@ class EmuRig:
         sys.modules.pop("pynvml", None)
 
 
-class _RealTimeClock:
-    """An emulator clock that follows ``time.perf_counter``: for child processes, whose
-    backends time themselves on the real clock."""
-
-    def __init__(self) -> None:
-        self.t0 = time.perf_counter()
-
-    def __call__(self) -> float:
-        return 1000.0 + time.perf_counter() - self.t0
-
-    @property
-    def t(self) -> float:  # what the emulator reads
-        return self()
-
-
 def install_child_emulator() -> Any:
     """In a child process of a dry run: an emulated GPU (low idle, so that the work
-    dominates; a 10 ms counter, so that a short test is 10 periods) in ``sys.modules['pynvml']``, on a clock following real time; returns the
-    node. Its load: ``gpu_work(node, seconds)``."""
+    dominates; a 10 ms counter, so that a short test spans many periods) in
+    ``sys.modules['pynvml']``, on a clock following real time; returns the node. Its load:
+    ``gpu_work(node, seconds)``."""
     emu = _emulator()
     gpu = emu.EmuGpu(trace=emu.Trace(10.0), counter_period_s=0.01)  # short runs: counter
-    node = emu.Node([gpu], clock=_RealTimeClock())
+    node = emu.Node([gpu], clock=emu.EmuClock(follow=time.perf_counter))  # real time
     sys.modules["pynvml"] = node.nvml()
     return node
 
