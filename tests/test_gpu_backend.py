@@ -164,7 +164,9 @@ def test_a_reset_ends_that_gpus_window_and_counts_again_from_the_next() -> None:
             node.clock.advance(0.5)
             m2.step()
             node.gpus[0].resets.append(node.clock.t + 0.05)
-            node.clock.advance(0.5)
+            node.clock.advance(0.25)
+            m2.step()  # sees the reset: GPU 0 is held from here to the window's end
+            node.clock.advance(0.25)
             m2.step()
         rec = m2.measurement
         assert energies(rec) == {"gpu:0": 50.0, "gpu:1": 50.0}  # GPU 0 after the reset: out
