@@ -95,3 +95,5 @@ def _fake_host(
     # every inner pytester run believe it is an xdist worker.
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+    # Nor the backend that an outer pytest-co2 session hands to its DDP ranks.
+    monkeypatch.delenv("PYTEST_CO2_HANDOFF", raising=False)

@@ -194,7 +194,7 @@ def test_single_rank_is_unchanged_in_energy() -> None:
 from collections.abc import Sequence  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
-from pytest_co2.backends.base import Backend, BackendError  # noqa: E402
+from pytest_co2.backends.base import Backend, BackendWarning  # noqa: E402
 from pytest_co2.distributed import (  # noqa: E402
     backend_spec,
     job_lock,
@@ -244,7 +244,10 @@ def test_the_parents_fallback_is_rebuilt_with_its_label() -> None:
     rank = open_rank_backend(json.dumps(spec))  # JSON-safe: an env var or spawn arg
     try:
         assert rank.name == parent.name == "estimate"
-        assert rank.notes == parent.notes
+        assert rank.notes[:-1] == parent.notes
+        assert rank.notes[-1] == (
+            f"no rank set (world 1), pid {os.getpid()}: the parent's backend (given spec)"
+        )
         assert rank.devices == parent.devices
     finally:
         rank.close()
@@ -282,8 +285,12 @@ def test_a_hook_backend_and_a_composite_are_rebuilt() -> None:
     plug, const = rank.parts
     assert isinstance(plug, HookBackend) and (plug.outlet, plug.watts) == ("A3", 12.5)
     assert isinstance(const, ConstantBackend) and const.power_w == 40.0
-    with pytest.raises(BackendError, match=r"cannot rebuild .*NoKwargsBackend.*rank_kwargs\(\)"):
-        open_rank_backend(backend_spec(NoKwargsBackend("B1", 1.0)))
+    # a backend the rank cannot rebuild: the CPU-time estimate, as the parent falls back
+    with pytest.warns(BackendWarning, match=r"cannot rebuild .*NoKwargsBackend.*rank_kwargs\(\)"):
+        fallback = open_rank_backend(backend_spec(NoKwargsBackend("B1", 1.0)))
+    assert fallback.name == "estimate"
+    assert fallback.notes[0].startswith("requested backend 'wallplug' failed in this rank: cannot")
+    fallback.close()
 
 
 def test_rank_r_measures_its_own_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,6 +110,12 @@ class BackendProvider:
             self._decide_policy(self._backend)
             if self.settings.idle:
                 self.idle_w = self._measure_idle()
+            from ..measure.handoff import publish  # the processes a test starts (DDP ranks)
+
+            idle = self.idle_w if self.settings.subtract_idle else None
+            self._unpublish = publish(
+                self._backend, idle_w=idle, idle_s=self.settings.idle, policy=self.policy
+            )
         return self._backend
 
     def _measure_idle(self) -> tuple[float, ...]:
@@ -279,6 +285,7 @@ class BackendProvider:
         return f"idle power over {self.settings.idle:g} s at start: {devs} ({what})"
 
     def close(self) -> None:
+        getattr(self, "_unpublish", lambda: None)()  # the hand-off ends with the backend
         if self._backend is not None:
             try:
                 self._backend.close()

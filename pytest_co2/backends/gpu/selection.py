@@ -2,9 +2,10 @@
 
 ``--co2-gpus`` (``all``, or ``cuda:<k>`` entries and UUID prefixes) names them exactly.
 Else the driver's visibility variables (``CUDA_VISIBLE_DEVICES``, ``ROCR_VISIBLE_DEVICES``,
-...) or every GPU, and where that is several, only those holding a context of this process:
-its PID in the library's process list, or torch's contexts matched by UUID (inside a
-container the library lists host PIDs, so only torch's contexts tell, and a note says so).
+...) or every GPU, and where that is several, only those holding a context of this process
+or of its descendants (DDP ranks a test spawns): a PID in the library's process list, or
+torch's contexts matched by UUID (inside a container the library lists host PIDs, so only
+torch's contexts tell, and a note says so).
 GPUs the library cannot open are left out with a note; compute partitions of one physical
 GPU (MI300X in CPX mode) count once, as the partition that reports the GPU's energy.
 """
@@ -203,13 +204,18 @@ class Selector:
         d = self.driver
         by_pid: set[int] = set()
         others = False
+        family: set[int] | None = None  # this process's descendants (DDP ranks), read once
         measured = set(indices)
         for i in [g.index for g in self.infos if self._rep.get(g.index) in measured]:
             try:
                 pids = d.pids(self.infos[i].handle)
             except d.errors:
                 continue
-            if self._pid in pids:
+            if pids and self._pid not in pids and family is None:
+                from ..procs import descendant_pids
+
+                family = descendant_pids(self._pid) if self._pid == os.getpid() else set()
+            if self._pid in pids or not (family or set()).isdisjoint(pids):
                 by_pid.add(self._rep.get(i, i))
             elif pids:
                 others = True
