@@ -85,7 +85,7 @@ import os
 
 import numpy as np
 
-WORK = float(os.environ.get("{WORK_ENV}", "1"))
+REPS = round(4 * float(os.environ.get("{WORK_ENV}", "1")))  # 4 unchanged, 5 at +25%
 
 
 {REFERENCE}
@@ -93,18 +93,18 @@ WORK = float(os.environ.get("{WORK_ENV}", "1"))
 def test_numpy_train(co2_meter):
     reference(co2_meter)
     rng = np.random.default_rng(0)
-    rows = round(512 * WORK)
-    x, y = rng.standard_normal((rows, 1024)), rng.standard_normal((rows, 256))
+    x, y = rng.standard_normal((128, 1024)), rng.standard_normal((128, 256))
     w = rng.standard_normal((1024, 256)) * 0.01
     for _ in co2_meter.steps(20, warmup=3, name="train"):
-        pred = np.tanh(x @ w)
-        w = w - 1e-3 * (x.T @ ((pred - y) * (1 - pred**2)) / rows)
+        for _ in range(REPS):  # the identical op each time: the work scales with REPS exactly
+            pred = np.tanh(x @ w)
+            grad = x.T @ ((pred - y) * (1 - pred**2)) / 128
 '''
 
 TORCH_TEST = f'''
 import os
 {TORCH_NET}
-WORK = float(os.environ.get("{WORK_ENV}", "1"))
+REPS = round(4 * float(os.environ.get("{WORK_ENV}", "1")))  # 4 unchanged, 5 at +25%
 THREADS = int(os.environ.get("GATE_CHECK_TORCH_THREADS", "0"))
 
 
@@ -115,10 +115,9 @@ def test_torch_train(co2_meter):
     if THREADS:
         torch.set_num_threads(THREADS)
     net, opt, x, y = make_net()
-    rows = round(64 * WORK)
-    x, y = torch.randn(rows, 3, 32, 32), torch.randint(0, 10, (rows,))
+    x, y = x[:16], y[:16]
     for _ in co2_meter.steps(20, warmup=3, name="train"):
-        train_step(net, opt, x, y)
+        train_step(net, opt, x, y, repeat=REPS)  # the identical step REPS times
 '''
 
 TESTS = {"numpy": NUMPY_TEST, "torch": TORCH_TEST}
@@ -254,7 +253,7 @@ def offline(
     """The outcome of one design choice on saved samples: ``full`` (the whole estimated
     energy, no contention: the gate before this change), ``work`` (the work part, no
     contention), ``work+ref`` (the work part scaled by the reference workload)."""
-    from pytest_co2.measure.decisions import estimate
+    from pytest_co2.measure.estimates import estimate
 
     key = "unit_energies_j" if kind == "full" else "work_unit_energies_j"
     b, c = base.get(key), entry.get(key)
@@ -300,7 +299,7 @@ def paired(
 
 def ab_value(entry: dict[str, Any]) -> float:
     """What ``pytest-co2 ab`` pairs: the trimmed center of the work part (else the full)."""
-    from pytest_co2.measure.decisions import estimate
+    from pytest_co2.measure.estimates import estimate
 
     xs = entry.get("work_unit_energies_j") or entry["unit_energies_j"]
     return estimate(xs, "trimmed").center_j

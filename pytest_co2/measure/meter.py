@@ -662,7 +662,7 @@ class Meter:
         precision: float | None,
         cap_s: float | None,
     ) -> Iterator[int]:
-        from .decisions import StopRule
+        from .stopping import StopRule
 
         rule = (
             None

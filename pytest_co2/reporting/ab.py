@@ -109,7 +109,7 @@ def per_run_values(reports: Sequence[Report]) -> dict[tuple[str, str], tuple[lis
     """(test id, name) -> (one per-unit energy per report, what it is), for the measurements
     present in every report. The value is the trimmed center of the CPU estimate's work part
     where every report has it, else of the full per-window energies, else the run's mean."""
-    from ..measure.decisions import estimate
+    from ..measure.estimates import estimate
     from ..measure.records import Measurement
 
     per: list[dict[tuple[str, str], Measurement]] = []

@@ -104,7 +104,7 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
             message="no measurement was recorded, so the budget cannot be checked",
             outcome="unmeasured",
         )  # fmt: skip
-    from ..measure.decisions import OVER, TOO_CLOSE, budget_verdict
+    from ..measure.budget_decision import OVER, TOO_CLOSE, budget_verdict
 
     energy = math.fsum(r.projection.energy_kwh for r in results)
     co2e = math.fsum(r.emission.co2e_kg for r in results)
