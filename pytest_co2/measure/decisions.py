@@ -64,6 +64,9 @@ class CompareDecision:
     quantity: str = "energy"
     allowance: float = 0.0
     contention: str | None = None
+    # the two-sided level of the interval: 0.95, less than 1 - 0.05 only for one of several
+    # looks of a sequential paired A/B (measure.paired); 0.95 in reports before it
+    level: float = 0.95
 
     @property
     def failed(self) -> bool:
@@ -74,7 +77,8 @@ class CompareDecision:
         if math.isnan(self.low):
             head = f"{self.outcome}: {fmt_pct(self.change * 100)} ({self.basis})"
         else:
-            head = f"{self.outcome}: {fmt_pct(self.change * 100)} (95% {fmt_pct(self.low * 100)} to {fmt_pct(self.high * 100)})"
+            lvl = f"{self.level * 100:.4g}%"
+            head = f"{self.outcome}: {fmt_pct(self.change * 100)} ({lvl} {fmt_pct(self.low * 100)} to {fmt_pct(self.high * 100)})"
         rel = {REGRESSION: ">", NO_REGRESSION: "<"}.get(self.outcome, "vs")
         if self.allowance > 0 and not math.isnan(self.low):
             lo, hi = _widen(self.low, self.high, self.allowance)
@@ -122,6 +126,7 @@ class CompareDecision:
             quantity=str(d.get("quantity") or "energy"),
             allowance=float(d.get("allowance") or 0.0),
             contention=None if d.get("contention") is None else str(d["contention"]),
+            level=float(d.get("level") or 0.95),
         )
 
 
