@@ -14,8 +14,10 @@ from pytest_co2.backends.contention import Snapshot, read_snapshot
 from pytest_co2.backends.estimate import EstimateBackend
 from pytest_co2.carbon.emission import Emission
 from pytest_co2.measure.contention import (
+    BETWEEN_RUN_PER_WAIT,
     NO_ALLOWANCE,
     Contention,
+    between_run_cv,
     contention_allowance,
     contention_between,
 )
@@ -117,8 +119,10 @@ QUIET = Contention(wall_s=1.0, wait_share=0.05, cpu_pressure=0.5, steal=0.0, run
 @pytest.mark.parametrize(
     "current, score, relative, refuse, text",
     [
-        # wait 0.2 above the baseline: 0.2 / 0.3 = 0.67 < 0.75: nothing said
-        (Contention(1.0, wait_share=0.25, run_queue=3.0, cpus=2), 0.2 / 0.3, 0.0, False, None),
+        # wait 0.2 above the baseline: 0.2 / 0.3 = 0.67 < 0.75: no widening; 0.2 x 0.25
+        # between runs
+        (Contention(1.0, wait_share=0.25, run_queue=3.0, cpus=2), 0.2 / 0.3, 0.0, False,
+         "±5% allowed between runs for a CPU wait of 25%"),
         # run queue 2.4 more tasks on 2 CPUs: 1.2 per CPU / 1.5 = 0.8: widened by 8%
         (
             Contention(1.0, wait_share=0.05, cpu_pressure=0.9, run_queue=5.4, cpus=2),
@@ -152,10 +156,23 @@ def test_allowance_from_two_runs(
 
 
 def test_no_allowance_without_a_common_signal() -> None:
-    assert contention_allowance(None, QUIET) is NO_ALLOWANCE  # a baseline from before
-    assert contention_allowance(QUIET, None) is NO_ALLOWANCE
+    # a baseline from before: nothing to compare, but the known side's wait (5%) allows
+    # 0.2 x 5% = 1% between runs, too little to name
+    old = contention_allowance(None, QUIET)
+    assert (old.relative, old.refuse, old.text) == (0.0, False, None)
+    assert old.between_run_cv == pytest.approx(0.01, abs=1e-15)
+    assert contention_allowance(QUIET, None) == old
     only_psi = Contention(1.0, cpu_pressure=1.0)  # PSI alone does not decide
-    assert contention_allowance(QUIET, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(None, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(only_psi, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(QUIET, only_psi).between_run_cv == old.between_run_cv
+
+
+def test_between_run_cv_is_the_largest_wait_times_its_slope() -> None:
+    assert between_run_cv() == 0.0 and between_run_cv(None, Contention(1.0)) == 0.0
+    busy = Contention(1.0, wait_share=0.45)
+    assert between_run_cv(QUIET, busy, None) == pytest.approx(0.2 * 0.45, abs=1e-15)
+    assert BETWEEN_RUN_PER_WAIT == 0.2
 
 
 BASE = [10.0, 10.2, 9.8, 10.1, 9.9]
@@ -362,6 +379,32 @@ def test_compare_under_co_tenants_is_inconclusive_with_the_reason() -> None:
     assert _delta(same, base).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
 
 
+def test_unchanged_code_in_two_runs_that_waited_is_no_confident_regression() -> None:
+    """Both runs waited 45% of their runnable time (the wait differs too little to refuse):
+    a +12% that only the between-run spread explains is no confident regression: the
+    interval's log half-width is t975(df) x sqrt(se^2 + 2 x (0.2 x 0.45)^2)."""
+    xs = (1.0, 1.01, 0.99, 1.0, 1.0)
+    waited = Contention(1.0, wait_share=0.45, run_queue=8.0, cpus=2)
+    base = _measurement(work=xs, unit_energies=xs, contention=waited)
+    cur = _measurement(work=tuple(1.12 * x for x in xs), unit_energies=xs, contention=waited)
+    d = _delta(cur, base).decide(FailSpec("energy", 10.0))
+    assert d is not None and d.outcome == INCONCLUSIVE
+    assert d.between_run_cv == pytest.approx(0.09, abs=1e-15)
+    assert d.describe().endswith("; ±9% allowed between runs for a CPU wait of 45%")
+    # the windows' trimmed means have no spread (winsorized: all 1.0): z975 x sqrt(2) x 9%
+    half = 1.959963984540054 * math.sqrt(2) * 0.09
+    assert d.low == pytest.approx(math.expm1(math.log(1.12) - half), rel=1e-12)  # -12.7%
+    assert d.high == pytest.approx(math.expm1(math.log(1.12) + half), rel=1e-12)
+    # a +50% clears it: lower bound +16.9%, above 10% even with the spread
+    more = _measurement(work=tuple(1.5 * x for x in xs), unit_energies=xs, contention=waited)
+    assert _delta(more, base).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
+    # the same +12% from two runs that did not wait: a regression, as before
+    calm = Contention(1.0, wait_share=0.0, run_queue=8.0, cpus=2)
+    b0 = _measurement(work=xs, unit_energies=xs, contention=calm)
+    c0 = _measurement(work=tuple(1.12 * x for x in xs), unit_energies=xs, contention=calm)
+    assert _delta(c0, b0).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
+
+
 # -- budgets ------------------------------------------------------------------------------------
 
 
@@ -381,7 +424,8 @@ def test_budget_over_only_through_the_waiting_idle_charge_is_too_close() -> None
     v = evaluate(Budget(kg=1.0), [r])
     assert (v.outcome, v.passed) == ("close", True)
     assert v.message is not None and "only through the idle power charged while" in v.message
-    assert "0.840 without it" in v.message
+    assert "0.840 without the waiting charge" in v.message
+    assert "and the run-to-run spread of a run that waited (±10% allowed)" in v.message
     # the same figure measured without waiting: a confident over
     calm = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=Contention(1.0, main_wait_s=0.0))  # fmt: skip
     assert evaluate(Budget(kg=1.0), [_result(calm, 1.2, 0.05)]).outcome == "over"
@@ -391,3 +435,20 @@ def test_budget_over_only_through_the_waiting_idle_charge_is_too_close() -> None
     counter = _measurement(energy_j=10.0, contention=waited)
     assert contended_share([_result(counter, 1.2, 0.05)]) == 0.0
     assert math.isclose(contended_share([]), 0.0)
+
+
+def test_budget_over_within_the_spread_of_a_run_that_waited_is_too_close() -> None:
+    """+15% over the budget with a tight interval (0.02), from a run that waited 45% of its
+    runnable time: 0.2 x 45% = 9% between runs widens the half-width to
+    hypot(0.02, 1.96 x 0.09 x 1.15) = 0.204: the lower bound 0.946 is under the budget."""
+    busy = Contention(1.0, wait_share=0.45, main_wait_s=0.0)  # the main thread did not wait
+    m = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=busy)
+    v = evaluate(Budget(kg=1.0), [_result(m, kg=1.15, ci_kg=0.02)])
+    assert (v.outcome, v.passed) == ("close", True)
+    assert v.message is not None and (
+        "over the budget of 1 kg only through the run-to-run spread of a run that waited "
+        "(±9% allowed) (waited for a CPU 45% of its runnable time)" in v.message
+    )
+    calm = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=Contention(1.0, wait_share=0.0, main_wait_s=0.0))  # fmt: skip
+    assert evaluate(Budget(kg=1.0), [_result(calm, 1.15, 0.02)]).outcome == "over"
+    assert evaluate(Budget(kg=0.8), [_result(m, 1.15, 0.02)]).outcome == "over"  # 0.946 > 0.8

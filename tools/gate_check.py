@@ -60,7 +60,8 @@ from noise_probe import TORCH_NET  # noqa: E402
 from pytest_co2.measure.decisions import compare_decision  # noqa: E402
 
 THRESHOLD = [0.10]  # the fail threshold of this invocation (set by main)
-AB_PAIRS = [4]  # pairs per decision of the paired mode (pytest-co2 ab --runs; set by main)
+AB_PAIRS = [4]  # pairs at the paired mode's first look (pytest-co2 ab --runs; set by main)
+AB_MAX_PAIRS = [16]  # pairs at its last look (pytest-co2 ab --max-runs; set by main)
 WORK_ENV = "GATE_CHECK_WORK"  # 1.0 unchanged, 1.25 for +25% work per step
 
 REFERENCE_ENV = "GATE_CHECK_REFERENCE"  # 1: each test first measures a fixed reference
@@ -308,17 +309,33 @@ def ab_value(entry: dict[str, Any]) -> float:
 def ab_mode(
     a: list[dict[str, Any]], b: list[dict[str, Any]], threshold: float, pairs: int
 ) -> list[str]:
-    """The paired mode's outcomes on runs i of ``a`` and ``b`` (interleaved A B): one decision
-    per window of ``pairs`` consecutive pairs, sliding by one (overlapping windows share runs:
-    k - pairs + 1 decisions that are not independent)."""
-    from pytest_co2.measure.paired import paired_decision
+    """The paired mode's outcomes on runs i of ``a`` and ``b`` (interleaved A B), as
+    ``pytest-co2 ab --runs PAIRS`` decides: looks at PAIRS, x1.5, ... up to
+    ``AB_MAX_PAIRS`` pairs, each at the level that keeps all its looks at 95%, stopping at
+    the first look that decides. Decision j takes the pool's pairs from j on, cyclically;
+    a decision that would need more pairs than the pool holds ends inconclusive (``ab``
+    would go on). The k decisions are rotations of one pool of k pairs: not independent.
+    Each outcome is suffixed with the pairs it took (``regression@6``)."""
+    from pytest_co2.measure.paired import look_schedule, paired_decision, sequential_level
 
     m = min(len(a), len(b))
     va, vb = [ab_value(e) for e in a[:m]], [ab_value(e) for e in b[:m]]
-    return [
-        paired_decision(va[i : i + pairs], vb[i : i + pairs], threshold + 1e-12).outcome
-        for i in range(m - pairs + 1)
-    ]
+    schedule = look_schedule(pairs, max(pairs, AB_MAX_PAIRS[0]))
+    level = sequential_level(len(schedule))
+    out = []
+    for j in range(m):
+        order = [(j + i) % m for i in range(m)]
+        outcome, used = "inconclusive", m
+        for n in (x for x in schedule if x <= m):
+            d = paired_decision(
+                [va[i] for i in order[:n]], [vb[i] for i in order[:n]], threshold + 1e-12,
+                level=level,
+            )  # fmt: skip
+            outcome, used = d.outcome, n
+            if outcome != "inconclusive":
+                break
+        out.append(f"{outcome}@{used}")
+    return out
 
 
 def check_workload(
@@ -406,12 +423,16 @@ def summarize(
 
 
 def counts(outcomes: list[str]) -> str:
-    """``3 reg / 4 inc / 1 ok`` (regression, inconclusive, no regression)."""
-    n = {o: outcomes.count(o) for o in set(outcomes)}
-    return (
+    """``3 reg / 4 inc / 1 ok`` (regression, inconclusive, no regression); for the paired
+    mode's ``outcome@pairs`` also the median pairs taken (``, 6 pairs``)."""
+    bare = [o.partition("@")[0] for o in outcomes]
+    n = {o: bare.count(o) for o in set(bare)}
+    text = (
         f"{n.get('regression', 0)} reg / {n.get('inconclusive', 0)} inc / "
         f"{n.get('no regression', 0)} ok"
     )
+    used = [int(o.partition("@")[2]) for o in outcomes if "@" in o]
+    return text + (f", {statistics.median(used):g} pairs" if used else "")
 
 
 def _median_pct(xs: list[float]) -> str:
@@ -433,7 +454,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     head = (
         f"{'workload':8} {'condition':9} {'kind':9} {'gate fails':>10}  {'plugin decisions':24} "
         f"{'full, no contention':24} {'work, no contention':24} {'paired in time':24} "
-        f"{'ab mode (sliding K)':24} {'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
+        f"{'ab mode (sequential)':32} {'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -462,7 +483,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 print(
                     f"{r['name']:8} {cond:9} {label:9} {p['failed']:>4}/{p['runs']:<5}  "
                     f"{counts(p['outcomes']):24} {counts(p['offline_full']):24} "
-                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} {counts(ab[work]):24} "
+                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} {counts(ab[work]):32} "
                     f"{_median_pct(p['full_changes']):>6} "
                     f"{_median_pct(p['work_changes']):>6} {_wait(p['contention']):>9}"
                 )
@@ -531,7 +552,10 @@ def main(argv: list[str] | None = None) -> int:
         help="each test first measures a fixed numpy reference (kept in the JSON)",
     )
     ap.add_argument(
-        "--ab-pairs", type=int, default=4, help="paired mode: pairs per decision (--runs, 4)"
+        "--ab-pairs", type=int, default=4, help="paired mode: pairs at the first look (--runs, 4)"
+    )
+    ap.add_argument(
+        "--ab-max-pairs", type=int, default=16, help="paired mode: pairs at most (--max-runs, 16)"
     )
     ap.add_argument(
         "--no-ab", action="store_true", help="no A runs for the paired mode (2k runs, not 3k)"
@@ -540,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     THRESHOLD[0] = args.threshold / 100
     AB_PAIRS[0] = args.ab_pairs
+    AB_MAX_PAIRS[0] = args.ab_max_pairs
     if args.rejudge:
         return rejudge(Path(args.rejudge), args.threshold / 100, args.between_run_cv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]

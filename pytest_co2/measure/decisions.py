@@ -232,7 +232,9 @@ def compare_decision(
             needed_precision=needed,
             quantity=quantity,
             allowance=allowance,
-            contention=contention if outcome == INCONCLUSIVE or allowance > 0 else None,
+            contention=contention
+            if outcome == INCONCLUSIVE or allowance > 0 or between_run_cv > 0
+            else None,
         )
 
     if cb <= 0 or cc <= 0:
