@@ -225,3 +225,12 @@ def test_the_last_look_and_the_time_cap_end_an_undecided_ab(
     assert lines[-1].endswith(
         "; 1 still inconclusive after 3 pairs: the next pair would pass --max-time 35 s"
     )
+
+
+def test_the_cli_passes_the_caps(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _out, err = cli(capsys, "ab", "--against", "HEAD", "--runs", "5", "--max-runs", "4")
+    assert rc == 2 and err.startswith(
+        "pytest-co2: error: invalid --max-runs 4: expected an integer >= --runs (5)"
+    )
+    rc, _out, err = cli(capsys, "ab", "--against", "HEAD", "--max-time", "-1")
+    assert rc == 2 and "invalid --max-time -1.0: expected seconds > 0" in err
