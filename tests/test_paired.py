@@ -53,7 +53,7 @@ def test_a_wide_spread_is_inconclusive_and_names_the_pairs_that_decide() -> None
     # t975(K - 1) x 0.18257 / sqrt(K) < 0.2 - log(1.1) first at K = 15 (0.1054 vs 0.1047 at 14)
     assert pairs_to_decide(BASE, current(ds), 0.10) == 15
     assert describe_paired(d, BASE, current(ds)).endswith(
-        "; about 15 pairs would decide it (--runs 15)"
+        "; about 15 pairs would decide it (--max-runs 15)"
     )
 
 

@@ -180,7 +180,7 @@ def describe_paired(
     if decision.outcome == INCONCLUSIVE and decision.n >= 2:
         need = pairs_to_decide(base, current, decision.threshold, decision.level)
         text += (
-            f"; about {need} pairs would decide it (--runs {need})"
+            f"; about {need} pairs would decide it (--max-runs {need})"
             if need
             else "; the change sits on the threshold: more pairs will not decide it"
         )
