@@ -489,22 +489,45 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 )
 
 
-def rejudge(path: Path, threshold: float, cv: float) -> int:
-    """Offline: the design parts' outcomes on the samples a previous run saved (the plugin
-    column is then today's rule on them, not what the plugin said in the run)."""
-    results = json.loads(path.read_text(encoding="utf-8"))
-    for r in results:
-        for cond in ("quiet", "loaded"):
-            for part in (r[cond][w] for w in ("1.0", "1.25") if cond in r):
-                part["offline_full"] = [
-                    offline(r["base_entry"], e, threshold, cv, "full") for e in part["entries"]
-                ]
-                part["offline_work"] = [
-                    offline(r["base_entry"], e, threshold, cv, "work") for e in part["entries"]
-                ]
-                part["outcomes"] = [rule(r["base_entry"], e, threshold) for e in part["entries"]]
-    print_table(results)
+def rejudge(paths: list[Path], threshold: float, cv: float) -> int:
+    """Offline: the design parts' outcomes on the samples previous runs saved (the plugin
+    column is then today's rule on them, not what the plugin said in the run). Several
+    files of the same workloads are pooled: each run judged against its own file's
+    baseline, the lists concatenated (the paired mode then has a larger pool of pairs)."""
+    pooled: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for r in json.loads(path.read_text(encoding="utf-8")):
+            for cond in ("quiet", "loaded"):
+                for part in (r[cond][w] for w in ("1.0", "1.25") if cond in r):
+                    es = part["entries"]
+                    part["offline_full"] = [
+                        offline(r["base_entry"], e, threshold, cv, "full") for e in es
+                    ]
+                    part["offline_work"] = [
+                        offline(r["base_entry"], e, threshold, cv, "work") for e in es
+                    ]
+                    part["outcomes"] = [rule(r["base_entry"], e, threshold) for e in es]
+            if r["name"] not in pooled:
+                pooled[r["name"]] = r
+                continue
+            _pool(pooled[r["name"]], r)
+    print_table(list(pooled.values()))
     return 0
+
+
+def _pool(into: dict[str, Any], r: dict[str, Any]) -> None:
+    """Append the runs of ``r`` to ``into`` (same workload), condition by condition."""
+    for cond in ("quiet", "loaded"):
+        if cond not in r or cond not in into:
+            continue
+        into[cond]["A"] = into[cond].get("A", []) + r[cond].get("A", [])
+        for w in ("1.0", "1.25"):
+            a, b = into[cond][w], r[cond][w]
+            for key, value in b.items():
+                if isinstance(value, list):
+                    a[key] = a.get(key, []) + value
+            a["runs"] += b["runs"]
+            a["failed"] += b["failed"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -544,7 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rejudge",
         default="",
-        help="no runs: judge the samples of a --json file again (with --between-run-cv, --threshold)",
+        help="no runs: judge the samples of --json files again (comma-separated: pooled; with "
+        "--between-run-cv, --threshold)",
     )
     ap.add_argument(
         "--reference",
@@ -566,7 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     AB_PAIRS[0] = args.ab_pairs
     AB_MAX_PAIRS[0] = args.ab_max_pairs
     if args.rejudge:
-        return rejudge(Path(args.rejudge), args.threshold / 100, args.between_run_cv)
+        paths = [Path(x) for x in args.rejudge.split(",") if x]
+        return rejudge(paths, args.threshold / 100, args.between_run_cv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     bad = [n for n in names if n not in TESTS] + [c for c in conds if c not in ("quiet", "loaded")]
