@@ -150,7 +150,7 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
                 "the figure)"
             ] if waited > 0 else []  # fmt: skip
             if cv > 0:
-                why.append(f"the run-to-run spread of a run that waited (±{cv:.0%} allowed)")
+                why.append(f"the run-to-run spread of a run beside other jobs (±{cv:.0%} allowed)")
             message = (
                 f"too close to call: projected {fmt_num(v.value)} {v.quantity} {what} is over "
                 f"the budget of {v.budget:g} {_LIMIT_UNIT[v.quantity]} only through "
