@@ -3,36 +3,26 @@
 For each workload (a numpy MLP step and a small torch conv-net training step, both written
 as the README shows: ``for _ in co2_meter.steps(20, warmup=3): ...``) in a temporary
 directory: one run saves a baseline (``--co2-save=base``), then ``k`` unchanged reruns and
-``k`` runs with 25% more work per step (25% more rows in the batch; interleaved with the
-unchanged ones) are compared with it through the plugin's CLI
-(``--co2-compare=base --co2-compare-fail=energy:10%``). A run counts as failed when pytest
-exits non-zero. Printed: false fails of the unchanged runs, detections of the +25% runs,
-the per-unit changes, and the time per test.
+``k`` runs with 25% more work per step are compared with it through the plugin's CLI
+(``--co2-compare=base --co2-compare-fail=energy:10%``). The +25% runs repeat the identical
+op 5 times per step instead of 4, so their CPU work is exactly +25% (more rows in a batch
+would not scale it exactly). A run counts as failed when pytest exits non-zero. Printed:
+false fails of the unchanged runs, detections of the +25% runs, the per-unit changes.
 
-The same saved runs are also judged offline by :func:`pytest_co2.measure.decisions.compare_decision`
-on their per-window samples (``unit_energies_j``), so the three-outcome rule can be read
-beside today's point compare before it is wired in.
+Before each unchanged/+25% pair one more unchanged run is made without the gate: the A
+side of the paired mode, under the same conditions (A U G, A U G, ...). The paired column
+is ``pytest-co2 ab``'s sequential rule (looks at 4, 6, 9, 14, 16 pairs at 99% each) applied
+to the pool of k pairs from k different starts: rotations of one pool, not independent
+decisions; a decision that would need more pairs than the pool holds ends inconclusive
+(``ab`` would run more). The same saved runs are also judged offline by each design part
+(the whole figure, the work part, adjacent runs paired in time).
 
-    python tools/gate_check.py -k 4 --workloads numpy,torch
-    python tools/gate_check.py -k 8 --pytest-args="--co2-precision=3%"   # future options
+    python tools/gate_check.py -k 8 --json out.json
+    python tools/gate_check.py -k 4 --workloads numpy --conditions loaded --no-ab
     python tools/gate_check.py --env OMP_WAIT_POLICY=PASSIVE --torch-threads 1
-    python tools/gate_check.py -k 8 --quiet-runtime --reference --json out.json
-    python tools/gate_check.py --rejudge out.json --between-run-cv 0.03   # no runs
+    python tools/gate_check.py --rejudge a.json,b.json   # no runs: today's rule, pooled
 
-Measured on the project's 2-vCPU VM with other agents' jobs running (load 5.8 at start, 8.1
-at end: "quiet" means no co-tenant of our own, not an idle machine; measuring shell at
-autogroup nice -10), k = 8, ``energy:10%``, default options, the stop rule aimed at the work
-part. False fails / catches of the plugin's gate: numpy quiet 0/8 and 4/8 (3 inconclusive),
-loaded 0/8 and 0/8 (16 of 16 inconclusive: contended); torch quiet 0/8 and 4/8 (3
-inconclusive), loaded 0/8 and 1/8 (3 inconclusive, 4 "no regression"). The +25% rows grow
-the work part by only +16% to +20% (median; +10% torch loaded), and the CPU seconds of
-unchanged runs move 9-12% between runs (sd of the paired log ratios 0.06-0.14, 0.25
-torch loaded), which the windows of one run do not see. The paired mode (A U G triplets,
-sliding windows of 4 pairs): no false regression anywhere; numpy 0/5 caught (5
-inconclusive) quiet and loaded; torch 5/5 caught quiet, 0/5 loaded (5 inconclusive). With
-all 8 pairs in one decision: torch quiet regression +28% (95% +21.7% to +34.7%); numpy
-quiet +20.6% (+9.8% to +32.4%, 9 pairs would decide), loaded +18.5% (12 pairs); torch
-loaded +15.6% (-7.9% to +45.0%, about 119 pairs): inconclusive, never a wrong verdict.
+Measured figures: see the README ("Gates on a shared CI runner").
 """
 
 from __future__ import annotations
