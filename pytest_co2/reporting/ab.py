@@ -322,7 +322,7 @@ def run_ab(
         }  # fmt: skip
         echo(
             f"ab: A = {against} ({sha[:12]}) in a temporary worktree, B = the working tree; "
-            f"interleaved A B A B, decided after {_looks_text(plan)}; both measured by the "
+            f"interleaved A B A B, a decision at {_looks_text(plan)}; both measured by the "
             f"pytest-co2 at {plugin.parent} (A's tests and project code, this meter)"
         )
         rows, why = _sequential(sides, pytest_args, plan, spec, tmp, runner, echo, clock)
