@@ -119,7 +119,7 @@ def parse_precision(text: str) -> float:
     """``5%`` or ``0.05``; ``off`` (0.0 here) measures exactly the steps asked for."""
     if str(text).strip().lower() in ("off", "none"):
         return 0.0
-    from .measure.decisions import parse_precision as parse
+    from .measure.stopping import parse_precision as parse
 
     return parse(text)
 

@@ -94,8 +94,11 @@ def test_a_25_percent_regression_fails_and_the_worktree_is_removed(
     assert set(runner.plugins) == {Path(pytest_co2.__file__).resolve().parent}  # B's, for both
     assert a_path[1].endswith("/a") and str(repo) not in a_path  # B's code not on A's path
     assert b_path[1:] == [str(repo.resolve()), str(repo)]
-    assert lines[1].startswith("test_a_25_percent_regression_fails_and_the_worktree_is_removed.py::test_train [default]: A 25.0 J -> B 31.5 J per unit (+25.9%): regression: +25.9% (95% +20.8% to +31.1%) > 10%")  # fmt: skip
-    assert lines[-1] == "ab: 1 of 1 measurements regressed beyond --fail=energy:10%"
+    assert lines[1].startswith("test_a_25_percent_regression_fails_and_the_worktree_is_removed.py::test_train [default]: A 25.0 J -> B 31.5 J per unit (+25.9%): regression: +25.9% (99% +16.7% to +35.7%) > 10%")  # fmt: skip
+    assert lines[-1] == (
+        "ab: 1 of 1 measurements regressed beyond --fail=energy:10%; decided after 4 pairs"
+    )
+    assert "4, 6, 9, 14, 16 pairs until decided (99% intervals at each look" in lines[0]
     assert git(repo, "worktree", "list").count("\n") == 0  # only the main checkout is left
     assert not Path(a_path[1]).exists()
 
@@ -105,8 +108,10 @@ def test_unchanged_passes_and_one_run_is_a_point_compare(
 ) -> None:
     lines: list[str] = []
     rc = run_ab("HEAD", [], runs=4, cwd=repo, runner=FakeRunner(template, [1.0, 1.01, 0.99, 1.02]), echo=lines.append)  # fmt: skip
-    assert rc == 0 and lines[1].endswith("(+0.5%): no regression: +0.5% (95% -1.5% to +2.6%) < 10%")
-    assert lines[-1] == "ab: no regression beyond --fail=energy:10% in 1 measurements"
+    assert rc == 0 and lines[1].endswith("(+0.5%): no regression: +0.5% (99% -3.2% to +4.3%) < 10%")
+    assert lines[-1] == (
+        "ab: no regression beyond --fail=energy:10% in 1 measurements; decided after 4 pairs"
+    )
     lines.clear()
     rc = run_ab("HEAD", [], runs=1, fail="energy:5%", cwd=repo, runner=FakeRunner(template, [1.2]), echo=lines.append)  # fmt: skip
     assert rc == 1 and lines[1].endswith(
@@ -119,6 +124,12 @@ def test_unchanged_passes_and_one_run_is_a_point_compare(
     [
         ("nosuch", {}, "unknown revision 'nosuch': expected a commit, branch or tag of "),
         ("v1", {"runs": 0}, "invalid --runs 0: expected an integer >= 1"),
+        (
+            "v1",
+            {"runs": 5, "max_runs": 4},
+            "invalid --max-runs 4: expected an integer >= --runs (5)",
+        ),
+        ("v1", {"max_time_s": 0.0}, "invalid --max-time 0.0: expected seconds > 0"),
         ("v1", {"fail": "co2e:5%"}, "invalid --fail 'co2e:5%': expected one energy threshold"),
         ("v1", {"fail": "energy"}, "invalid --fail 'energy': expected FIELD:PERCENT%"),
     ],
@@ -176,6 +187,50 @@ def test_end_to_end_measures_the_revisions_code(
     assert rc == 1, err
     assert lines[1] == (
         "test_energy.py::test_train [train]: A 25.0 J -> B 30.0 J per unit (+20.0%): "
-        "regression: +20.0% (95% +20.0% to +20.0%) > 10%"
+        "regression: +20.0% (99.17% +20.0% to +20.0%) > 10%"
     )
     assert git(r, "worktree", "list").count("\n") == 0
+
+
+def test_inconclusive_pairs_ask_for_more_until_decided(
+    repo: Path, template: dict[str, Any]
+) -> None:
+    """Looks at 4, 6, 9, ... pairs at 99% each: the first 4 ratios are too spread to decide
+    (+22.1%, 99% -3.8% to +55.0%), the next two make it a regression at 6 pairs."""
+    ds = [0.1, 0.3, 0.2, 0.2, 0.2, 0.2]
+    runner, lines = FakeRunner(template, [math.exp(d) for d in ds]), []
+    rc = run_ab("HEAD", [], cwd=repo, runner=runner, echo=lines.append)
+    assert rc == 1 and len(runner.calls) == 12
+    assert lines[1] == "ab: 1 inconclusive after 4 pairs: more pairs"
+    assert "regression: +22.1% (99% +10.1% to +35.5%) > 10%" in lines[2]
+    assert lines[-1].endswith("regressed beyond --fail=energy:10%; decided after 6 pairs")
+
+
+def test_the_last_look_and_the_time_cap_end_an_undecided_ab(
+    repo: Path, template: dict[str, Any]
+) -> None:
+    spread = [1.0, 1.2] * 8  # +9.5% with a wide spread: inconclusive at every look
+    lines: list[str] = []
+    rc = run_ab("HEAD", [], runs=2, max_runs=5, cwd=repo, runner=FakeRunner(template, spread), echo=lines.append)  # fmt: skip
+    assert rc == 0 and [x for x in lines if "more pairs" in x] == [
+        "ab: 1 inconclusive after 2 pairs: more pairs",
+        "ab: 1 inconclusive after 3 pairs: more pairs",
+    ]
+    assert lines[-1].endswith("; 1 still inconclusive after 5 pairs (--max-runs 5)")
+    ticks = iter(range(0, 1000, 10))  # 10 s a pair (one tick per pair, one at the start)
+    lines.clear()
+    runner = FakeRunner(template, spread)
+    rc = run_ab("HEAD", [], max_time_s=35.0, cwd=repo, runner=runner, echo=lines.append, clock=lambda: float(next(ticks)))  # fmt: skip
+    assert len(runner.calls) == 6  # 3 pairs: 30 s; a 4th would end at 40 s
+    assert lines[-1].endswith(
+        "; 1 still inconclusive after 3 pairs: the next pair would pass --max-time 35 s"
+    )
+
+
+def test_the_cli_passes_the_caps(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _out, err = cli(capsys, "ab", "--against", "HEAD", "--runs", "5", "--max-runs", "4")
+    assert rc == 2 and err.startswith(
+        "pytest-co2: error: invalid --max-runs 4: expected an integer >= --runs (5)"
+    )
+    rc, _out, err = cli(capsys, "ab", "--against", "HEAD", "--max-time", "-1")
+    assert rc == 2 and "invalid --max-time -1.0: expected seconds > 0" in err

@@ -16,7 +16,9 @@ from pytest_co2.carbon.emission import Emission
 from pytest_co2.measure.assemble import work_part
 from pytest_co2.measure.contention import (
     NO_ALLOWANCE,
+    RUN_QUEUE_CV,
     Contention,
+    between_run_cv,
     contention_allowance,
     contention_between,
 )
@@ -118,8 +120,12 @@ QUIET = Contention(wall_s=1.0, wait_share=0.05, cpu_pressure=0.5, steal=0.0, run
 @pytest.mark.parametrize(
     "current, score, relative, refuse, text",
     [
-        # wait 0.2 above the baseline: 0.2 / 0.3 = 0.67 < 0.75: nothing said
+        # wait 0.2 above the baseline: 0.2 / 0.3 = 0.67 < 0.75: no widening; 3 tasks on
+        # 2 CPUs: 0.03 x 0.5 between runs, too little to name
         (Contention(1.0, wait_share=0.25, run_queue=3.0, cpus=2), 0.2 / 0.3, 0.0, False, None),
+        # the same with 2 tasks more than the baseline (0.67 per CPU / 1.5 < 0.75): ±4.5%
+        (Contention(1.0, wait_share=0.25, run_queue=5.0, cpus=2), 0.2 / 0.3, 0.0, False,
+         "±4.5% allowed between runs for a run queue of 5 on 2 CPUs"),
         # run queue 2.4 more tasks on 2 CPUs: 1.2 per CPU / 1.5 = 0.8: widened by 8%
         (
             Contention(1.0, wait_share=0.05, cpu_pressure=0.9, run_queue=5.4, cpus=2),
@@ -127,7 +133,8 @@ QUIET = Contention(wall_s=1.0, wait_share=0.05, cpu_pressure=0.5, steal=0.0, run
             0.08,
             False,
             "the runs' contention differed (run queue 5.4 vs 3 in the baseline on 2 CPUs; "
-            "CPU pressure 90% vs 50%)",
+            "CPU pressure 90% vs 50%); ±5.1% allowed between runs for a run queue of 5.4 on 2 "
+            "CPUs",
         ),
         # wait 0.55 vs 0.05: 0.5 / 0.3 = 1.67: not compared
         (
@@ -153,10 +160,26 @@ def test_allowance_from_two_runs(
 
 
 def test_no_allowance_without_a_common_signal() -> None:
-    assert contention_allowance(None, QUIET) is NO_ALLOWANCE  # a baseline from before
-    assert contention_allowance(QUIET, None) is NO_ALLOWANCE
+    # a baseline from before: nothing to compare, but the known side's run queue (3 on 2
+    # CPUs) allows 0.03 x 0.5 = 1.5% between runs, too little to name
+    old = contention_allowance(None, QUIET)
+    assert (old.relative, old.refuse, old.text) == (0.0, False, None)
+    assert old.between_run_cv == pytest.approx(0.015, abs=1e-15)
+    assert contention_allowance(QUIET, None) == old
     only_psi = Contention(1.0, cpu_pressure=1.0)  # PSI alone does not decide
-    assert contention_allowance(QUIET, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(None, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(only_psi, only_psi) is NO_ALLOWANCE
+    assert contention_allowance(QUIET, only_psi).between_run_cv == old.between_run_cv
+
+
+def test_between_run_cv_is_the_largest_excess_run_queue_times_its_slope() -> None:
+    assert between_run_cv() == 0.0 and between_run_cv(None, Contention(1.0)) == 0.0
+    assert between_run_cv(Contention(1.0, run_queue=9.0)) == 0.0  # CPUs unknown
+    busy = Contention(1.0, wait_share=0.1, run_queue=8.0, cpus=2)  # 3 tasks a CPU beyond one
+    assert between_run_cv(QUIET, busy, None) == pytest.approx(0.03 * 3, abs=1e-15)
+    alone = Contention(1.0, wait_share=0.4, run_queue=1.5, cpus=2)  # its own threads only
+    assert between_run_cv(alone) == 0.0
+    assert RUN_QUEUE_CV == 0.03
 
 
 BASE = [10.0, 10.2, 9.8, 10.1, 9.9]
@@ -363,6 +386,32 @@ def test_compare_under_co_tenants_is_inconclusive_with_the_reason() -> None:
     assert _delta(same, base).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
 
 
+def test_unchanged_code_in_two_runs_that_waited_is_no_confident_regression() -> None:
+    """Both runs ran beside other jobs (8 runnable tasks on 2 CPUs, too alike to refuse):
+    a +12% that only the between-run spread explains is no confident regression: the
+    interval's log half-width is t975(df) x sqrt(se^2 + 2 x (0.03 x 3)^2)."""
+    xs = (1.0, 1.01, 0.99, 1.0, 1.0)
+    waited = Contention(1.0, wait_share=0.45, run_queue=8.0, cpus=2)
+    base = _measurement(work=xs, unit_energies=xs, contention=waited)
+    cur = _measurement(work=tuple(1.12 * x for x in xs), unit_energies=xs, contention=waited)
+    d = _delta(cur, base).decide(FailSpec("energy", 10.0))
+    assert d is not None and d.outcome == INCONCLUSIVE
+    assert d.between_run_cv == pytest.approx(0.09, abs=1e-15)
+    assert d.describe().endswith("; ±9% allowed between runs for a run queue of 8 on 2 CPUs")
+    # the windows' trimmed means have no spread (winsorized: all 1.0): z975 x sqrt(2) x 9%
+    half = 1.959963984540054 * math.sqrt(2) * 0.09
+    assert d.low == pytest.approx(math.expm1(math.log(1.12) - half), rel=1e-12)  # -12.7%
+    assert d.high == pytest.approx(math.expm1(math.log(1.12) + half), rel=1e-12)
+    # a +50% clears it: lower bound +16.9%, above 10% even with the spread
+    more = _measurement(work=tuple(1.5 * x for x in xs), unit_energies=xs, contention=waited)
+    assert _delta(more, base).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
+    # the same +12% from two runs alone on the machine: a regression, as before
+    calm = Contention(1.0, wait_share=0.0, run_queue=2.0, cpus=2)
+    b0 = _measurement(work=xs, unit_energies=xs, contention=calm)
+    c0 = _measurement(work=tuple(1.12 * x for x in xs), unit_energies=xs, contention=calm)
+    assert _delta(c0, b0).decide(FailSpec("energy", 10.0)).outcome == REGRESSION  # type: ignore[union-attr]
+
+
 # -- budgets ------------------------------------------------------------------------------------
 
 
@@ -382,7 +431,8 @@ def test_budget_over_only_through_the_waiting_idle_charge_is_too_close() -> None
     v = evaluate(Budget(kg=1.0), [r])
     assert (v.outcome, v.passed) == ("close", True)
     assert v.message is not None and "only through the idle power charged while" in v.message
-    assert "0.840 without it" in v.message
+    assert "0.840 without the waiting charge" in v.message
+    assert "run-to-run spread" not in v.message  # run queue unknown: none allowed
     # the same figure measured without waiting: a confident over
     calm = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=Contention(1.0, main_wait_s=0.0))  # fmt: skip
     assert evaluate(Budget(kg=1.0), [_result(calm, 1.2, 0.05)]).outcome == "over"
@@ -392,3 +442,21 @@ def test_budget_over_only_through_the_waiting_idle_charge_is_too_close() -> None
     counter = _measurement(energy_j=10.0, contention=waited)
     assert contended_share([_result(counter, 1.2, 0.05)]) == 0.0
     assert math.isclose(contended_share([]), 0.0)
+
+
+def test_budget_over_within_the_spread_of_a_run_that_waited_is_too_close() -> None:
+    """+15% over the budget with a tight interval (0.02), from a run beside other jobs (8
+    runnable tasks on 2 CPUs): 0.03 x 3 = 9% between runs widens the half-width to
+    hypot(0.02, 1.96 x 0.09 x 1.15) = 0.204: the lower bound 0.946 is under the budget."""
+    busy = Contention(1.0, wait_share=0.45, main_wait_s=0.0, run_queue=8.0, cpus=2)
+    m = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=busy)
+    v = evaluate(Budget(kg=1.0), [_result(m, kg=1.15, ci_kg=0.02)])
+    assert (v.outcome, v.passed) == ("close", True)
+    assert v.message is not None and (
+        "over the budget of 1 kg only through the run-to-run spread of a run beside other "
+        "jobs (±9% allowed) (waited for a CPU 45% of its runnable time, run queue 8 on 2 CPUs)"
+        in v.message
+    )
+    calm = _measurement(energy_j=10.0, work_j=4.0, work=(1.0,), contention=Contention(1.0, main_wait_s=0.0, run_queue=2.0, cpus=2))  # fmt: skip
+    assert evaluate(Budget(kg=1.0), [_result(calm, 1.15, 0.02)]).outcome == "over"
+    assert evaluate(Budget(kg=0.8), [_result(m, 1.15, 0.02)]).outcome == "over"  # 0.946 > 0.8

@@ -10,28 +10,31 @@ import statistics
 import pytest
 
 from pytest_co2 import fmt
+from pytest_co2.constants import DEFAULT_MAX_TIME_S
 from pytest_co2.measure import decisions as dec
 from pytest_co2.measure import stats
-from pytest_co2.measure.decisions import (
-    INCONCLUSIVE,
-    MIN_WINDOWS,
-    NO_REGRESSION,
+from pytest_co2.measure.budget_decision import (
     OVER,
-    REGRESSION,
     TOO_CLOSE,
     UNDER,
     BudgetDecision,
+    budget_verdict,
+)
+from pytest_co2.measure.decisions import (
+    INCONCLUSIVE,
+    NO_REGRESSION,
+    REGRESSION,
     CompareDecision,
-    Estimate,
+    compare_decision,
+)
+from pytest_co2.measure.estimates import Estimate, estimate, estimate_of_entry, json_num_inf
+from pytest_co2.measure.stats import t_cdf, t_quantile
+from pytest_co2.measure.stopping import (
+    MIN_WINDOWS,
     StopDecision,
     StopRule,
-    budget_verdict,
-    compare_decision,
-    estimate,
-    estimate_of_entry,
     parse_precision,
 )
-from pytest_co2.measure.stats import t_cdf, t_quantile
 
 BASE = [1.0, 1.1, 0.9, 1.05, 0.95, 1.0, 1.02, 0.98]  # mean 1.0, std 0.0605
 
@@ -736,7 +739,7 @@ def test_stop_rule_accepts_its_boundaries() -> None:
         2,
     )
     assert d.describe() == "max steps 1 reached at ±n/a after 1 window (target ±50.0%)"
-    assert StopRule().max_time_s == dec.DEFAULT_MAX_TIME_S
+    assert StopRule().max_time_s == DEFAULT_MAX_TIME_S
 
 
 @pytest.mark.parametrize(
@@ -784,9 +787,9 @@ def test_stop_decision_round_trip_and_describe_of_each_reason() -> None:
 
 
 def test_parse_precision_either_exponent_letter() -> None:
-    assert dec.parse_precision("3e-2") == 0.03
-    assert dec.parse_precision("3E-2") == 0.03
-    assert dec.parse_precision("2.5E+1%") == 0.25
+    assert parse_precision("3e-2") == 0.03
+    assert parse_precision("3E-2") == 0.03
+    assert parse_precision("2.5E+1%") == 0.25
 
 
 def test_stop_rule_before_any_window() -> None:
@@ -1067,8 +1070,8 @@ def test_formatting_helpers() -> None:
     assert fmt.fmt_rel_pm(0.01) == "±1.0%" and fmt.fmt_rel_pm(0.0099) == "±0.99%"
     assert fmt.fmt_rel_pm(0.1234) == "±12.3%"
     assert fmt.plural("window", 1) == "window" and fmt.plural("window", 0) == "windows"
-    assert dec._json_num(-math.inf) == "-inf" and dec._json_num(math.inf) == "inf"
-    assert dec._json_num(math.nan) is None and dec._json_num(2) == 2 and dec._json_num("x") == "x"
+    assert json_num_inf(-math.inf) == "-inf" and json_num_inf(math.inf) == "inf"
+    assert json_num_inf(math.nan) is None and json_num_inf(2) == 2 and json_num_inf("x") == "x"
     assert math.isnan(stats.num(None)) and stats.num("inf") == math.inf and stats.num(3) == 3.0
 
 

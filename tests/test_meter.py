@@ -261,7 +261,7 @@ class WallPlusWork(Backend):
 def test_steps_can_aim_the_precision_at_the_work_part(on_work: bool) -> None:
     """Work of 9 or 11 J a step over a 50 W wall charge: the full figure (59/61 J) is within
     5% after 6 windows; the work part (9/11 J, CV 10%) needs 44."""
-    from pytest_co2.measure.decisions import StopRule
+    from pytest_co2.measure.stopping import StopRule
 
     clock = Clock()
     backend = WallPlusWork(clock, 50.0)

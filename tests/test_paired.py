@@ -10,9 +10,11 @@ from pytest_co2.measure.decisions import INCONCLUSIVE, NO_REGRESSION, REGRESSION
 from pytest_co2.measure.paired import (
     describe_paired,
     log_ratios,
+    look_schedule,
     needed_pairs,
     paired_decision,
     pairs_to_decide,
+    sequential_level,
 )
 
 T975_DF3 = 3.182446305284263  # Student's t, 97.5% quantile, 3 degrees of freedom
@@ -51,7 +53,7 @@ def test_a_wide_spread_is_inconclusive_and_names_the_pairs_that_decide() -> None
     # t975(K - 1) x 0.18257 / sqrt(K) < 0.2 - log(1.1) first at K = 15 (0.1054 vs 0.1047 at 14)
     assert pairs_to_decide(BASE, current(ds), 0.10) == 15
     assert describe_paired(d, BASE, current(ds)).endswith(
-        "; about 15 pairs would decide it (--runs 15)"
+        "; about 15 pairs would decide it (--max-runs 15)"
     )
 
 
@@ -88,3 +90,39 @@ def test_bad_input_is_one_line(base: list[float], cur: list[float], message: str
 def test_bad_threshold() -> None:
     with pytest.raises(ValueError, match=r"invalid threshold -0\.1: expected a fraction >= 0"):
         paired_decision([1.0], [1.0], -0.1)
+
+
+T995_DF3 = 5.840909309733349  # Student's t, 99.5% quantile, 3 degrees of freedom
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "looks"),
+    [(4, 16, [4, 6, 9, 14, 16]), (4, 4, [4]), (1, 3, [1, 2, 3]), (2, 16, [2, 3, 5, 8, 12, 16])],
+)
+def test_look_schedule(lo: int, hi: int, looks: list[int]) -> None:
+    assert look_schedule(lo, hi) == looks
+
+
+def test_sequential_level_and_bad_schedules() -> None:
+    assert sequential_level(1) == 0.95 and sequential_level(5) == pytest.approx(0.99, abs=1e-15)
+    with pytest.raises(
+        ValueError, match=r"^invalid --max-runs 3: expected an integer >= --runs \(4\)$"
+    ):
+        look_schedule(4, 3)
+    with pytest.raises(ValueError, match=r"^invalid --runs 0: expected an integer >= 1$"):
+        look_schedule(0, 3)
+    with pytest.raises(ValueError, match=r"^invalid looks 0: expected an integer >= 1$"):
+        sequential_level(0)
+    with pytest.raises(ValueError, match=r"^invalid level 1.0: expected a fraction in \[0.5, 1\)"):
+        paired_decision([1.0], [1.0], 0.1, level=1.0)
+
+
+def test_a_look_at_99_percent_is_wider_and_needs_more_pairs() -> None:
+    ds = [0.20, 0.22, 0.24, 0.26]
+    d = paired_decision(BASE, current(ds), 0.10, level=0.99)
+    half = T995_DF3 * math.sqrt(0.002 / 3) / 2
+    assert d.low == pytest.approx(math.expm1(0.23 - half), rel=1e-9)  # +16.7%
+    assert d.level == 0.99 and d.describe().startswith("regression: +25.9% (99% +16.7% to ")
+    wide = [0.0, 0.4, 0.1, 0.3]  # 15 pairs at 95% (above); t995(23) 2.807 / sqrt(24) < 0.5734
+    assert pairs_to_decide(BASE, current(wide), 0.10, 0.99) == 24
+    assert needed_pairs(0.18257, 0.2 - math.log(1.1), 0.99) == 24

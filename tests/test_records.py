@@ -10,9 +10,8 @@ import pytest
 
 from pytest_co2.backends.base import Device, Method
 from pytest_co2.constants import J_PER_KWH
-from pytest_co2.measure.decisions import t_quantile
 from pytest_co2.measure.records import DeviceEnergy, Measurement, Projection
-from pytest_co2.measure.stats import Stats, json_num, num, t975
+from pytest_co2.measure.stats import Stats, json_num, num, t975, t_quantile
 
 # -- t975 ------------------------------------------------------------------------------------
 

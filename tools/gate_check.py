@@ -3,36 +3,26 @@
 For each workload (a numpy MLP step and a small torch conv-net training step, both written
 as the README shows: ``for _ in co2_meter.steps(20, warmup=3): ...``) in a temporary
 directory: one run saves a baseline (``--co2-save=base``), then ``k`` unchanged reruns and
-``k`` runs with 25% more work per step (25% more rows in the batch; interleaved with the
-unchanged ones) are compared with it through the plugin's CLI
-(``--co2-compare=base --co2-compare-fail=energy:10%``). A run counts as failed when pytest
-exits non-zero. Printed: false fails of the unchanged runs, detections of the +25% runs,
-the per-unit changes, and the time per test.
+``k`` runs with 25% more work per step are compared with it through the plugin's CLI
+(``--co2-compare=base --co2-compare-fail=energy:10%``). The +25% runs repeat the identical
+op 5 times per step instead of 4, so their CPU work is exactly +25% (more rows in a batch
+would not scale it exactly). A run counts as failed when pytest exits non-zero. Printed:
+false fails of the unchanged runs, detections of the +25% runs, the per-unit changes.
 
-The same saved runs are also judged offline by :func:`pytest_co2.measure.decisions.compare_decision`
-on their per-window samples (``unit_energies_j``), so the three-outcome rule can be read
-beside today's point compare before it is wired in.
+Before each unchanged/+25% pair one more unchanged run is made without the gate: the A
+side of the paired mode, under the same conditions (A U G, A U G, ...). The paired column
+is ``pytest-co2 ab``'s sequential rule (looks at 4, 6, 9, 14, 16 pairs at 99% each) applied
+to the pool of k pairs from k different starts: rotations of one pool, not independent
+decisions; a decision that would need more pairs than the pool holds ends inconclusive
+(``ab`` would run more). The same saved runs are also judged offline by each design part
+(the whole figure, the work part, adjacent runs paired in time).
 
-    python tools/gate_check.py -k 4 --workloads numpy,torch
-    python tools/gate_check.py -k 8 --pytest-args="--co2-precision=3%"   # future options
+    python tools/gate_check.py -k 8 --json out.json
+    python tools/gate_check.py -k 4 --workloads numpy --conditions loaded --no-ab
     python tools/gate_check.py --env OMP_WAIT_POLICY=PASSIVE --torch-threads 1
-    python tools/gate_check.py -k 8 --quiet-runtime --reference --json out.json
-    python tools/gate_check.py --rejudge out.json --between-run-cv 0.03   # no runs
+    python tools/gate_check.py --rejudge a.json,b.json   # no runs: today's rule, pooled
 
-Measured on the project's 2-vCPU VM with other agents' jobs running (load 5.8 at start, 8.1
-at end: "quiet" means no co-tenant of our own, not an idle machine; measuring shell at
-autogroup nice -10), k = 8, ``energy:10%``, default options, the stop rule aimed at the work
-part. False fails / catches of the plugin's gate: numpy quiet 0/8 and 4/8 (3 inconclusive),
-loaded 0/8 and 0/8 (16 of 16 inconclusive: contended); torch quiet 0/8 and 4/8 (3
-inconclusive), loaded 0/8 and 1/8 (3 inconclusive, 4 "no regression"). The +25% rows grow
-the work part by only +16% to +20% (median; +10% torch loaded), and the CPU seconds of
-unchanged runs move 9-12% between runs (sd of the paired log ratios 0.06-0.14, 0.25
-torch loaded), which the windows of one run do not see. The paired mode (A U G triplets,
-sliding windows of 4 pairs): no false regression anywhere; numpy 0/5 caught (5
-inconclusive) quiet and loaded; torch 5/5 caught quiet, 0/5 loaded (5 inconclusive). With
-all 8 pairs in one decision: torch quiet regression +28% (95% +21.7% to +34.7%); numpy
-quiet +20.6% (+9.8% to +32.4%, 9 pairs would decide), loaded +18.5% (12 pairs); torch
-loaded +15.6% (-7.9% to +45.0%, about 119 pairs): inconclusive, never a wrong verdict.
+Measured figures: see the README ("Gates on a shared CI runner").
 """
 
 from __future__ import annotations
@@ -60,7 +50,8 @@ from noise_probe import TORCH_NET  # noqa: E402
 from pytest_co2.measure.decisions import compare_decision  # noqa: E402
 
 THRESHOLD = [0.10]  # the fail threshold of this invocation (set by main)
-AB_PAIRS = [4]  # pairs per decision of the paired mode (pytest-co2 ab --runs; set by main)
+AB_PAIRS = [4]  # pairs at the paired mode's first look (pytest-co2 ab --runs; set by main)
+AB_MAX_PAIRS = [16]  # pairs at its last look (pytest-co2 ab --max-runs; set by main)
 WORK_ENV = "GATE_CHECK_WORK"  # 1.0 unchanged, 1.25 for +25% work per step
 
 REFERENCE_ENV = "GATE_CHECK_REFERENCE"  # 1: each test first measures a fixed reference
@@ -85,7 +76,7 @@ import os
 
 import numpy as np
 
-WORK = float(os.environ.get("{WORK_ENV}", "1"))
+REPS = round(4 * float(os.environ.get("{WORK_ENV}", "1")))  # 4 unchanged, 5 at +25%
 
 
 {REFERENCE}
@@ -93,18 +84,18 @@ WORK = float(os.environ.get("{WORK_ENV}", "1"))
 def test_numpy_train(co2_meter):
     reference(co2_meter)
     rng = np.random.default_rng(0)
-    rows = round(512 * WORK)
-    x, y = rng.standard_normal((rows, 1024)), rng.standard_normal((rows, 256))
+    x, y = rng.standard_normal((128, 1024)), rng.standard_normal((128, 256))
     w = rng.standard_normal((1024, 256)) * 0.01
     for _ in co2_meter.steps(20, warmup=3, name="train"):
-        pred = np.tanh(x @ w)
-        w = w - 1e-3 * (x.T @ ((pred - y) * (1 - pred**2)) / rows)
+        for _ in range(REPS):  # the identical op each time: the work scales with REPS exactly
+            pred = np.tanh(x @ w)
+            grad = x.T @ ((pred - y) * (1 - pred**2)) / 128
 '''
 
 TORCH_TEST = f'''
 import os
 {TORCH_NET}
-WORK = float(os.environ.get("{WORK_ENV}", "1"))
+REPS = round(4 * float(os.environ.get("{WORK_ENV}", "1")))  # 4 unchanged, 5 at +25%
 THREADS = int(os.environ.get("GATE_CHECK_TORCH_THREADS", "0"))
 
 
@@ -115,10 +106,9 @@ def test_torch_train(co2_meter):
     if THREADS:
         torch.set_num_threads(THREADS)
     net, opt, x, y = make_net()
-    rows = round(64 * WORK)
-    x, y = torch.randn(rows, 3, 32, 32), torch.randint(0, 10, (rows,))
+    x, y = x[:16], y[:16]
     for _ in co2_meter.steps(20, warmup=3, name="train"):
-        train_step(net, opt, x, y)
+        train_step(net, opt, x, y, repeat=REPS)  # the identical step REPS times
 '''
 
 TESTS = {"numpy": NUMPY_TEST, "torch": TORCH_TEST}
@@ -254,7 +244,7 @@ def offline(
     """The outcome of one design choice on saved samples: ``full`` (the whole estimated
     energy, no contention: the gate before this change), ``work`` (the work part, no
     contention), ``work+ref`` (the work part scaled by the reference workload)."""
-    from pytest_co2.measure.decisions import estimate
+    from pytest_co2.measure.estimates import estimate
 
     key = "unit_energies_j" if kind == "full" else "work_unit_energies_j"
     b, c = base.get(key), entry.get(key)
@@ -300,7 +290,7 @@ def paired(
 
 def ab_value(entry: dict[str, Any]) -> float:
     """What ``pytest-co2 ab`` pairs: the trimmed center of the work part (else the full)."""
-    from pytest_co2.measure.decisions import estimate
+    from pytest_co2.measure.estimates import estimate
 
     xs = entry.get("work_unit_energies_j") or entry["unit_energies_j"]
     return estimate(xs, "trimmed").center_j
@@ -309,17 +299,33 @@ def ab_value(entry: dict[str, Any]) -> float:
 def ab_mode(
     a: list[dict[str, Any]], b: list[dict[str, Any]], threshold: float, pairs: int
 ) -> list[str]:
-    """The paired mode's outcomes on runs i of ``a`` and ``b`` (interleaved A B): one decision
-    per window of ``pairs`` consecutive pairs, sliding by one (overlapping windows share runs:
-    k - pairs + 1 decisions that are not independent)."""
-    from pytest_co2.measure.paired import paired_decision
+    """The paired mode's outcomes on runs i of ``a`` and ``b`` (interleaved A B), as
+    ``pytest-co2 ab --runs PAIRS`` decides: looks at PAIRS, x1.5, ... up to
+    ``AB_MAX_PAIRS`` pairs, each at the level that keeps all its looks at 95%, stopping at
+    the first look that decides. Decision j takes the pool's pairs from j on, cyclically;
+    a decision that would need more pairs than the pool holds ends inconclusive (``ab``
+    would go on). The k decisions are rotations of one pool of k pairs: not independent.
+    Each outcome is suffixed with the pairs it took (``regression@6``)."""
+    from pytest_co2.measure.paired import look_schedule, paired_decision, sequential_level
 
     m = min(len(a), len(b))
     va, vb = [ab_value(e) for e in a[:m]], [ab_value(e) for e in b[:m]]
-    return [
-        paired_decision(va[i : i + pairs], vb[i : i + pairs], threshold + 1e-12).outcome
-        for i in range(m - pairs + 1)
-    ]
+    schedule = look_schedule(pairs, max(pairs, AB_MAX_PAIRS[0]))
+    level = sequential_level(len(schedule))
+    out = []
+    for j in range(m):
+        order = [(j + i) % m for i in range(m)]
+        outcome, used = "inconclusive", m
+        for n in (x for x in schedule if x <= m):
+            d = paired_decision(
+                [va[i] for i in order[:n]], [vb[i] for i in order[:n]], threshold + 1e-12,
+                level=level,
+            )  # fmt: skip
+            outcome, used = d.outcome, n
+            if outcome != "inconclusive":
+                break
+        out.append(f"{outcome}@{used}")
+    return out
 
 
 def check_workload(
@@ -407,12 +413,16 @@ def summarize(
 
 
 def counts(outcomes: list[str]) -> str:
-    """``3 reg / 4 inc / 1 ok`` (regression, inconclusive, no regression)."""
-    n = {o: outcomes.count(o) for o in set(outcomes)}
-    return (
+    """``3 reg / 4 inc / 1 ok`` (regression, inconclusive, no regression); for the paired
+    mode's ``outcome@pairs`` also the median pairs taken (``, 6 pairs``)."""
+    bare = [o.partition("@")[0] for o in outcomes]
+    n = {o: bare.count(o) for o in set(bare)}
+    text = (
         f"{n.get('regression', 0)} reg / {n.get('inconclusive', 0)} inc / "
         f"{n.get('no regression', 0)} ok"
     )
+    used = [int(o.partition("@")[2]) for o in outcomes if "@" in o]
+    return text + (f", {statistics.median(used):g} pairs" if used else "")
 
 
 def _median_pct(xs: list[float]) -> str:
@@ -434,7 +444,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
     head = (
         f"{'workload':8} {'condition':9} {'kind':9} {'gate fails':>10}  {'plugin decisions':24} "
         f"{'full, no contention':24} {'work, no contention':24} {'paired in time':24} "
-        f"{'ab mode (sliding K)':24} {'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
+        f"{'ab mode (sequential)':32} {'Δfull':>6} {'Δwork':>6} {'wait/PSI':>9}"
     )
     print(head)
     print("-" * len(head))
@@ -463,28 +473,51 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 print(
                     f"{r['name']:8} {cond:9} {label:9} {p['failed']:>4}/{p['runs']:<5}  "
                     f"{counts(p['outcomes']):24} {counts(p['offline_full']):24} "
-                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} {counts(ab[work]):24} "
+                    f"{counts(p['offline_work']):24} {counts(pairs[work]):24} {counts(ab[work]):32} "
                     f"{_median_pct(p['full_changes']):>6} "
                     f"{_median_pct(p['work_changes']):>6} {_wait(p['contention']):>9}"
                 )
 
 
-def rejudge(path: Path, threshold: float, cv: float) -> int:
-    """Offline: the design parts' outcomes on the samples a previous run saved (the plugin
-    column is then today's rule on them, not what the plugin said in the run)."""
-    results = json.loads(path.read_text(encoding="utf-8"))
-    for r in results:
-        for cond in ("quiet", "loaded"):
-            for part in (r[cond][w] for w in ("1.0", "1.25") if cond in r):
-                part["offline_full"] = [
-                    offline(r["base_entry"], e, threshold, cv, "full") for e in part["entries"]
-                ]
-                part["offline_work"] = [
-                    offline(r["base_entry"], e, threshold, cv, "work") for e in part["entries"]
-                ]
-                part["outcomes"] = [rule(r["base_entry"], e, threshold) for e in part["entries"]]
-    print_table(results)
+def rejudge(paths: list[Path], threshold: float, cv: float) -> int:
+    """Offline: the design parts' outcomes on the samples previous runs saved (the plugin
+    column is then today's rule on them, not what the plugin said in the run). Several
+    files of the same workloads are pooled: each run judged against its own file's
+    baseline, the lists concatenated (the paired mode then has a larger pool of pairs)."""
+    pooled: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for r in json.loads(path.read_text(encoding="utf-8")):
+            for cond in ("quiet", "loaded"):
+                for part in (r[cond][w] for w in ("1.0", "1.25") if cond in r):
+                    es = part["entries"]
+                    part["offline_full"] = [
+                        offline(r["base_entry"], e, threshold, cv, "full") for e in es
+                    ]
+                    part["offline_work"] = [
+                        offline(r["base_entry"], e, threshold, cv, "work") for e in es
+                    ]
+                    part["outcomes"] = [rule(r["base_entry"], e, threshold) for e in es]
+            if r["name"] not in pooled:
+                pooled[r["name"]] = r
+                continue
+            _pool(pooled[r["name"]], r)
+    print_table(list(pooled.values()))
     return 0
+
+
+def _pool(into: dict[str, Any], r: dict[str, Any]) -> None:
+    """Append the runs of ``r`` to ``into`` (same workload), condition by condition."""
+    for cond in ("quiet", "loaded"):
+        if cond not in r or cond not in into:
+            continue
+        into[cond]["A"] = into[cond].get("A", []) + r[cond].get("A", [])
+        for w in ("1.0", "1.25"):
+            a, b = into[cond][w], r[cond][w]
+            for key, value in b.items():
+                if isinstance(value, list):
+                    a[key] = a.get(key, []) + value
+            a["runs"] += b["runs"]
+            a["failed"] += b["failed"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -524,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--rejudge",
         default="",
-        help="no runs: judge the samples of a --json file again (with --between-run-cv, --threshold)",
+        help="no runs: judge the samples of --json files again (comma-separated: pooled; with "
+        "--between-run-cv, --threshold)",
     )
     ap.add_argument(
         "--reference",
@@ -532,7 +566,10 @@ def main(argv: list[str] | None = None) -> int:
         help="each test first measures a fixed numpy reference (kept in the JSON)",
     )
     ap.add_argument(
-        "--ab-pairs", type=int, default=4, help="paired mode: pairs per decision (--runs, 4)"
+        "--ab-pairs", type=int, default=4, help="paired mode: pairs at the first look (--runs, 4)"
+    )
+    ap.add_argument(
+        "--ab-max-pairs", type=int, default=16, help="paired mode: pairs at most (--max-runs, 16)"
     )
     ap.add_argument(
         "--no-ab", action="store_true", help="no A runs for the paired mode (2k runs, not 3k)"
@@ -541,8 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     THRESHOLD[0] = args.threshold / 100
     AB_PAIRS[0] = args.ab_pairs
+    AB_MAX_PAIRS[0] = args.ab_max_pairs
     if args.rejudge:
-        return rejudge(Path(args.rejudge), args.threshold / 100, args.between_run_cv)
+        paths = [Path(x) for x in args.rejudge.split(",") if x]
+        return rejudge(paths, args.threshold / 100, args.between_run_cv)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     bad = [n for n in names if n not in TESTS] + [c for c in conds if c not in ("quiet", "loaded")]

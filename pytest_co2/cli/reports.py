@@ -63,7 +63,14 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if pytest_args[:1] == ["--"]:
         pytest_args = pytest_args[1:]
     try:
-        return run_ab(args.against, pytest_args, runs=args.runs, fail=args.fail)
+        return run_ab(
+            args.against,
+            pytest_args,
+            runs=args.runs,
+            max_runs=args.max_runs,
+            max_time_s=args.max_time,
+            fail=args.fail,
+        )
     except ABError as exc:
         raise UsageError(str(exc)) from None
 
@@ -133,7 +140,15 @@ def add_parsers(sub: Any) -> None:
         "ab", help="paired A/B gate: REV and the working tree, run interleaved on this machine"
     )
     p.add_argument("--against", required=True, metavar="REV", help="the baseline revision (A)")
-    p.add_argument("--runs", type=int, default=4, metavar="K", help="runs of each side (4)")
+    p.add_argument(
+        "--runs", type=int, default=4, metavar="K", help="pairs before the first decision (4)"
+    )
+    p.add_argument(
+        "--max-runs", type=int, default=None, metavar="M", help="pairs at most (16, or K)"
+    )
+    p.add_argument(
+        "--max-time", type=float, default=1800.0, metavar="S", help="seconds at most (1800)"
+    )
     p.add_argument("--fail", default="energy:10%", metavar="energy:PCT", help="(energy:10%%)")
     p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="-- then the pytest arguments")
     p.set_defaults(func=cmd_ab)

@@ -17,6 +17,13 @@ hits both alike and cancels in their ratio. The decision rests on the ``K`` log 
 
 Unlike the compare of two separate runs, no between-run spread has to be assumed: the
 pairs' own spread measures it.
+
+Sequential looks (:func:`look_schedule`, :func:`sequential_level`): ``pytest-co2 ab`` decides
+after a first batch of pairs and, while a measurement is inconclusive, adds pairs and looks
+again (4, 6, 9, 14, 16 pairs by default). Looking more than once at a 95% interval would
+raise the chance of a confident wrong verdict above 5%; so each look uses the level
+``1 - 0.05 / looks`` (Bonferroni: 99% for 5 looks), which bounds that chance by 5% over all
+the looks together, 2.5% each way.
 """
 
 from __future__ import annotations
@@ -32,6 +39,33 @@ from .stats import t_quantile
 POINT_GUARD = 0.5
 #: needed_pairs gives up beyond this many pairs (the change sits on the threshold).
 MAX_PAIRS = 1000
+#: The chance of a confident wrong verdict over all the looks of a sequential A/B.
+ALPHA = 0.05
+#: Each look adds this factor of pairs (rounded up, at least one pair).
+LOOK_GROWTH = 1.5
+
+
+def look_schedule(min_pairs: int, max_pairs: int) -> list[int]:
+    """The pair counts at which a sequential A/B decides: ``min_pairs``, then x1.5 (rounded
+    up) until ``max_pairs``, which is always the last look. ``(4, 16)`` -> 4, 6, 9, 14, 16."""
+    if not (isinstance(min_pairs, int) and min_pairs >= 1):
+        raise ValueError(f"invalid --runs {min_pairs!r}: expected an integer >= 1")
+    if not (isinstance(max_pairs, int) and max_pairs >= min_pairs):
+        raise ValueError(
+            f"invalid --max-runs {max_pairs!r}: expected an integer >= --runs ({min_pairs})"
+        )
+    looks, n = [], min_pairs
+    while n < max_pairs:
+        looks.append(n)
+        n = max(n + 1, math.ceil(n * LOOK_GROWTH))
+    return [*looks, max_pairs]
+
+
+def sequential_level(looks: int) -> float:
+    """The two-sided interval level of each of ``looks`` looks: ``1 - 0.05 / looks``."""
+    if not (isinstance(looks, int) and looks >= 1):
+        raise ValueError(f"invalid looks {looks!r}: expected an integer >= 1")
+    return 1 - ALPHA / looks
 
 
 def log_ratios(base: Sequence[float], current: Sequence[float]) -> list[float]:
@@ -47,14 +81,15 @@ def log_ratios(base: Sequence[float], current: Sequence[float]) -> list[float]:
     return [math.log(c) - math.log(b) for b, c in zip(base, current, strict=True)]
 
 
-def needed_pairs(sd_log: float, gap_log: float) -> int:
-    """The number of pairs ``K`` whose interval half-width ``t975(K-1) sd / sqrt(K)`` is below
-    ``gap_log`` (the distance of the log change from the log threshold), if the pairs' spread
-    stays ``sd_log``; 0 when none up to :data:`MAX_PAIRS` does."""
+def needed_pairs(sd_log: float, gap_log: float, level: float = 0.95) -> int:
+    """The number of pairs ``K`` whose interval half-width ``t(K-1) sd / sqrt(K)`` (at
+    ``level``) is below ``gap_log`` (the distance of the log change from the log threshold),
+    if the pairs' spread stays ``sd_log``; 0 when none up to :data:`MAX_PAIRS` does."""
     if not (gap_log > 1e-9) or not math.isfinite(sd_log):
         return 0
+    q = 1 - (1 - level) / 2
     for k in range(2, MAX_PAIRS + 1):
-        if t_quantile(0.975, k - 1) * sd_log / math.sqrt(k) < gap_log:
+        if t_quantile(q, k - 1) * sd_log / math.sqrt(k) < gap_log:
             return k
     return 0
 
@@ -65,9 +100,11 @@ def paired_decision(
     threshold: float,
     *,
     quantity: str = "energy",
+    level: float = 0.95,
 ) -> CompareDecision:
     """Regression, no regression or inconclusive from paired per-unit energies (J): run
-    ``i`` of the baseline revision against run ``i`` of the current one.
+    ``i`` of the baseline revision against run ``i`` of the current one. ``level``: the
+    two-sided level of the interval (:func:`sequential_level` for one of several looks).
 
     The result is a :class:`.decisions.CompareDecision` with ``method`` ``paired``, ``n`` and
     ``base_n`` the number of pairs, ``mean_j``/``base_mean_j`` the plain means of each side,
@@ -76,6 +113,8 @@ def paired_decision(
     """
     if not (math.isfinite(threshold) and threshold >= 0):
         raise ValueError(f"invalid threshold {threshold!r}: expected a fraction >= 0, e.g. 0.10")
+    if not 0.5 <= level < 1:
+        raise ValueError(f"invalid level {level!r}: expected a fraction in [0.5, 1), e.g. 0.95")
     ds = log_ratios(base, current)
     k = len(ds)
     mean_d = math.fsum(ds) / k
@@ -91,7 +130,8 @@ def paired_decision(
             outcome = INCONCLUSIVE
     else:
         basis = f"paired: {k} interleaved pairs"
-        half = t_quantile(0.975, k - 1) * statistics.stdev(ds) / math.sqrt(k)
+        q = 1 - (1 - level) / 2
+        half = t_quantile(q, k - 1) * statistics.stdev(ds) / math.sqrt(k)
         low, high = math.expm1(mean_d - half), math.expm1(mean_d + half)
         if low > threshold:
             outcome = REGRESSION
@@ -115,17 +155,21 @@ def paired_decision(
         reference_change=None,
         needed_precision=None,
         quantity=quantity,
+        level=level,
     )
 
 
-def pairs_to_decide(base: Sequence[float], current: Sequence[float], threshold: float) -> int:
+def pairs_to_decide(
+    base: Sequence[float], current: Sequence[float], threshold: float, level: float = 0.95
+) -> int:
     """For an inconclusive paired decision: the pairs that would likely decide it (their
-    spread as measured), 0 when no number up to :data:`MAX_PAIRS` would or there is no spread."""
+    spread as measured, intervals at ``level``), 0 when no number up to :data:`MAX_PAIRS`
+    would or there is no spread."""
     ds = log_ratios(base, current)
     if len(ds) < 2:
         return 0
     gap = abs(math.fsum(ds) / len(ds) - math.log1p(threshold))
-    return needed_pairs(statistics.stdev(ds), gap)
+    return needed_pairs(statistics.stdev(ds), gap, level)
 
 
 def describe_paired(
@@ -134,9 +178,9 @@ def describe_paired(
     """The decision's one line, with the pairs that would decide an inconclusive case."""
     text = decision.describe()
     if decision.outcome == INCONCLUSIVE and decision.n >= 2:
-        need = pairs_to_decide(base, current, decision.threshold)
+        need = pairs_to_decide(base, current, decision.threshold, decision.level)
         text += (
-            f"; about {need} pairs would decide it (--runs {need})"
+            f"; about {need} pairs would decide it (--max-runs {need})"
             if need
             else "; the change sits on the threshold: more pairs will not decide it"
         )

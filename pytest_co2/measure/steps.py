@@ -21,7 +21,7 @@ def steps_loop(
     ``n`` steps are measured and, with a ``precision``, until the 95% interval of the
     per-unit energy (of the work part with ``stop_on_work``) is that tight or ``cap_s``
     measured seconds have passed; ``time_budget_s`` ends it early (after ``min_steps``)."""
-    from .decisions import StopRule
+    from .stopping import StopRule
 
     rule = (
         None

@@ -14,17 +14,19 @@ work part where every run has it). The worktree and the reports are removed afte
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..fmt import fmt_num, fmt_pct
+from ..fmt import fmt_num, fmt_pct, fmt_sig
 from .delta import WORK_QUANTITY, FailSpec
 from .storage import load_report
 
@@ -32,7 +34,9 @@ if TYPE_CHECKING:
     from ..measure.decisions import CompareDecision
     from .json_report import Report
 
-DEFAULT_RUNS = 4
+DEFAULT_RUNS = 4  # pairs at the first look
+DEFAULT_MAX_RUNS = 16  # pairs at the last look (4, 6, 9, 14, 16: 99% intervals each)
+DEFAULT_MAX_TIME_S = 1800.0  # no pair starts that would likely end after this
 
 
 class ABError(Exception):
@@ -109,7 +113,7 @@ def per_run_values(reports: Sequence[Report]) -> dict[tuple[str, str], tuple[lis
     """(test id, name) -> (one per-unit energy per report, what it is), for the measurements
     present in every report. The value is the trimmed center of the CPU estimate's work part
     where every report has it, else of the full per-window energies, else the run's mean."""
-    from ..measure.decisions import estimate
+    from ..measure.estimates import estimate
     from ..measure.records import Measurement
 
     per: list[dict[tuple[str, str], Measurement]] = []
@@ -131,7 +135,7 @@ def per_run_values(reports: Sequence[Report]) -> dict[tuple[str, str], tuple[lis
 
 
 def decide_rows(
-    a_reports: Sequence[Report], b_reports: Sequence[Report], spec: FailSpec
+    a_reports: Sequence[Report], b_reports: Sequence[Report], spec: FailSpec, level: float = 0.95
 ) -> list[tuple[Row, CompareDecision | str]]:
     """Each measurement present in every run, with its paired decision (energy specs only)."""
     from ..measure.paired import paired_decision
@@ -143,7 +147,7 @@ def decide_rows(
         row = Row(nodeid, name, tuple(vals[:k]), tuple(vals[k:]), quantity)
         try:
             dec: CompareDecision | str = paired_decision(
-                row.base, row.current, spec.percent / 100 + 1e-12, quantity=quantity
+                row.base, row.current, spec.percent / 100 + 1e-12, quantity=quantity, level=level
             )
         except ValueError as exc:
             dec = str(exc)
@@ -176,32 +180,99 @@ def _revision(here: Path, against: str) -> tuple[Path, str]:
     return root, rev.stdout.strip()
 
 
-def _interleaved(
+def _one_pair(
     sides: Mapping[str, Side],
     pytest_args: Sequence[str],
-    runs: int,
+    i: int,
     tmp: Path,
     runner: Runner,
     echo: Callable[[str], None],
-) -> dict[str, list[Report]]:
-    """A B A B ...: ``runs`` reports of each side."""
+) -> dict[str, Report]:
+    """Pair ``i``: one run of A, then one of B; their reports."""
+    out: dict[str, Report] = {}
+    for label in ("A", "B"):
+        path = tmp / f"{label}-{i}.json"
+        rc, tail = runner(sides[label], pytest_args, path)
+        if not path.is_file():
+            raise ABError(
+                f"run {i + 1} of {label} wrote no report (pytest exit {rc}): "
+                f"{' '.join(tail.split())[-300:]}"
+            )
+        if rc != 0:
+            echo(f"ab: run {i + 1} of {label}: pytest exit {rc} (measurements kept)")
+        try:
+            out[label] = load_report(path)
+        except ValueError as exc:
+            raise ABError(" ".join(str(exc).split())) from None
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many pairs: the looks (pair counts at which to decide), each look's interval
+    level, and the wall-clock cap after which no new pair starts."""
+
+    looks: tuple[int, ...]
+    level: float
+    max_time_s: float | None
+
+
+def make_plan(runs: int, max_runs: int | None, max_time_s: float | None) -> Plan:
+    """The :class:`Plan` of ``--runs K`` (the first look), ``--max-runs M`` (the last; None:
+    the larger of K and :data:`DEFAULT_MAX_RUNS`) and ``--max-time S``; ABError if bad."""
+    from ..measure.paired import look_schedule, sequential_level
+
+    if not (isinstance(runs, int) and runs >= 1):
+        raise ABError(f"invalid --runs {runs!r}: expected an integer >= 1")
+    top = max(runs, DEFAULT_MAX_RUNS) if max_runs is None else max_runs
+    if max_time_s is not None and not (max_time_s > 0 and math.isfinite(max_time_s)):
+        raise ABError(f"invalid --max-time {max_time_s!r}: expected seconds > 0")
+    try:
+        looks = look_schedule(runs, top)
+    except ValueError as exc:
+        raise ABError(str(exc)) from None
+    return Plan(tuple(looks), sequential_level(len(looks)), max_time_s)
+
+
+def _sequential(
+    sides: Mapping[str, Side],
+    pytest_args: Sequence[str],
+    plan: Plan,
+    spec: FailSpec,
+    tmp: Path,
+    runner: Runner,
+    echo: Callable[[str], None],
+    clock: Callable[[], float],
+) -> tuple[list[tuple[Row, CompareDecision | str]], str]:
+    """A B A B ... until every measurement is decided at a look, the last look, or the time
+    cap; the rows of the last look made and why it stopped."""
+    from ..measure.decisions import INCONCLUSIVE
+
     reports: dict[str, list[Report]] = {"A": [], "B": []}
-    for i in range(runs):
-        for label in ("A", "B"):
-            path = tmp / f"{label}-{i}.json"
-            rc, tail = runner(sides[label], pytest_args, path)
-            if not path.is_file():
-                raise ABError(
-                    f"run {i + 1} of {label} wrote no report (pytest exit {rc}): "
-                    f"{' '.join(tail.split())[-300:]}"
-                )
-            if rc != 0:
-                echo(f"ab: run {i + 1} of {label}: pytest exit {rc} (measurements kept)")
-            try:
-                reports[label].append(load_report(path))
-            except ValueError as exc:
-                raise ABError(" ".join(str(exc).split())) from None
-    return reports
+    t0 = clock()
+    rows: list[tuple[Row, CompareDecision | str]] = []
+    for i in range(plan.looks[-1]):
+        pair = _one_pair(sides, pytest_args, i, tmp, runner, echo)
+        reports["A"].append(pair["A"])
+        reports["B"].append(pair["B"])
+        n = i + 1
+        elapsed = clock() - t0
+        out_of_time = plan.max_time_s is not None and elapsed + elapsed / n > plan.max_time_s
+        if n not in plan.looks and not out_of_time:
+            continue
+        rows = decide_rows(reports["A"], reports["B"], spec, plan.level)
+        open_ = [r for r, d in rows if not isinstance(d, str) and d.outcome == INCONCLUSIVE]
+        if not open_:
+            return rows, f"decided after {n} {'pair' if n == 1 else 'pairs'}"
+        if n == plan.looks[-1]:
+            return rows, f"{len(open_)} still inconclusive after {n} pairs (--max-runs {n})"
+        if out_of_time:
+            return rows, (
+                f"{len(open_)} still inconclusive after {n} pairs: the next pair would pass "
+                f"--max-time {fmt_sig(plan.max_time_s or 0)} s"
+            )
+        echo(f"ab: {len(open_)} inconclusive after {n} pairs: more pairs")
+    return rows, "no pairs"  # pragma: no cover - plan.looks is never empty
 
 
 def run_ab(
@@ -209,15 +280,21 @@ def run_ab(
     pytest_args: Sequence[str],
     *,
     runs: int = DEFAULT_RUNS,
+    max_runs: int | None = None,
+    max_time_s: float | None = DEFAULT_MAX_TIME_S,
     fail: str = "energy:10%",
     cwd: Path | None = None,
     runner: Runner = run_pytest,
     env: Mapping[str, str] | None = None,
     echo: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    """The A/B gate; returns 1 when a measurement regressed, else 0; ABError on bad input."""
-    if runs < 1:
-        raise ABError(f"invalid --runs {runs!r}: expected an integer >= 1")
+    """The A/B gate; returns 1 when a measurement regressed, else 0; ABError on bad input.
+
+    ``runs`` pairs first; while a measurement is inconclusive, more pairs up to ``max_runs``
+    (looks at x1.5 steps, each at the level that keeps the looks together at 95%, see
+    :mod:`..measure.paired`); no pair starts that would likely end after ``max_time_s``."""
+    plan = make_plan(runs, max_runs, max_time_s)
     spec = parse_spec(fail)
     here = (cwd or Path.cwd()).resolve()
     b_root, sha = _revision(here, against)
@@ -245,19 +322,30 @@ def run_ab(
         }  # fmt: skip
         echo(
             f"ab: A = {against} ({sha[:12]}) in a temporary worktree, B = the working tree; "
-            f"{runs} runs each, interleaved A B A B; both measured by the pytest-co2 at "
-            f"{plugin.parent} (A's tests and project code, this meter)"
+            f"interleaved A B A B, a decision at {_looks_text(plan)}; both measured by the "
+            f"pytest-co2 at {plugin.parent} (A's tests and project code, this meter)"
         )
-        reports = _interleaved(sides, pytest_args, runs, tmp, runner, echo)
-        rows = decide_rows(reports["A"], reports["B"], spec)
+        rows, why = _sequential(sides, pytest_args, plan, spec, tmp, runner, echo, clock)
     finally:
         _git(b_root, "worktree", "remove", "--force", str(a_root))
         shutil.rmtree(tmp, ignore_errors=True)
-    return _print_rows(rows, spec, echo)
+    return _print_rows(rows, spec, echo, why)
+
+
+def _looks_text(plan: Plan) -> str:
+    if len(plan.looks) == 1:
+        return f"{plan.looks[0]} pairs (95% intervals)"
+    return (
+        f"{', '.join(map(str, plan.looks))} pairs until decided ({plan.level * 100:.4g}% "
+        f"intervals at each look: 95% over all {len(plan.looks)})"
+    )
 
 
 def _print_rows(
-    rows: Sequence[tuple[Row, CompareDecision | str]], spec: FailSpec, echo: Callable[[str], None]
+    rows: Sequence[tuple[Row, CompareDecision | str]],
+    spec: FailSpec,
+    echo: Callable[[str], None],
+    why: str = "",
 ) -> int:
     """One line per measurement and a closing line; 1 when one regressed."""
     from ..measure.decisions import REGRESSION
@@ -280,8 +368,11 @@ def _print_rows(
             f"({fmt_pct(dec.change * 100)}): {describe_paired(dec, row.base, row.current)}"
         )
     echo(
-        f"ab: {regressed} of {len(rows)} measurements regressed beyond --fail={spec}"
-        if regressed
-        else f"ab: no regression beyond --fail={spec} in {len(rows)} measurements"
+        (
+            f"ab: {regressed} of {len(rows)} measurements regressed beyond --fail={spec}"
+            if regressed
+            else f"ab: no regression beyond --fail={spec} in {len(rows)} measurements"
+        )
+        + (f"; {why}" if why else "")
     )
     return 1 if regressed else 0

@@ -104,7 +104,8 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
             message="no measurement was recorded, so the budget cannot be checked",
             outcome="unmeasured",
         )  # fmt: skip
-    from ..measure.decisions import OVER, TOO_CLOSE, budget_verdict
+    from ..measure.budget_decision import OVER, TOO_CLOSE, budget_verdict
+    from ..measure.contention import between_run_cv
 
     energy = math.fsum(r.projection.energy_kwh for r in results)
     co2e = math.fsum(r.emission.co2e_kg for r in results)
@@ -126,24 +127,35 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
     over = [v for v in checks if v.verdict == OVER]
     close = [v for v in checks if v.verdict == TOO_CLOSE]
     waited = contended_share(results)
-    if over and waited > 0:
+    cv = between_run_cv(*(r.measurement.contention for r in results))
+    if over and (waited > 0 or cv > 0):
         # the same rule as a comparison: no confident "over" that only the idle power
-        # charged while the process waited for a CPU (a co-tenant's doing) puts there
+        # charged while the process waited for a CPU (a co-tenant's doing), or the
+        # run-to-run spread of a run that waited, puts there
         kept = 1.0 - waited
         again = [
-            budget_verdict(v.value * kept, (v.high - v.value) * kept, v.budget, quantity=v.quantity)
-            if not math.isnan(v.low)
-            else budget_verdict(v.value * kept, math.nan, v.budget, quantity=v.quantity)
+            budget_verdict(
+                v.value * kept,
+                (v.high - v.value) * kept if not math.isnan(v.low) else math.nan,
+                v.budget,
+                quantity=v.quantity,
+                between_run_cv=cv,
+            )
             for v in over
         ]
         if not any(v.verdict == OVER for v in again):
             v, w = over[0], again[0]
+            why = [
+                f"the idle power charged while this process waited for a CPU ({waited:.0%} of "
+                "the figure)"
+            ] if waited > 0 else []  # fmt: skip
+            if cv > 0:
+                why.append(f"the run-to-run spread of a run beside other jobs (±{cv:.0%} allowed)")
             message = (
                 f"too close to call: projected {fmt_num(v.value)} {v.quantity} {what} is over "
-                f"the budget of {v.budget:g} {_LIMIT_UNIT[v.quantity]} only through the idle "
-                f"power charged while this process waited for a CPU ({waited:.0%} of the "
-                f"figure; {contention_text(results)}): {fmt_num(w.value)} without it ({how}); "
-                "rerun on a quieter runner to decide"
+                f"the budget of {v.budget:g} {_LIMIT_UNIT[v.quantity]} only through "
+                f"{' and '.join(why)} ({contention_text(results)}): {fmt_num(w.value)} "
+                f"without the waiting charge ({how}); rerun on a quieter runner to decide"
             )
             return BudgetVerdict(budget, energy, std_e, co2e, std_c, True, message, "close")
     if over:

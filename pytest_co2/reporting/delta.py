@@ -139,6 +139,7 @@ class Delta:
             method="trimmed",
             point_guard=0.5,
             quantity=quantity,
+            between_run_cv=allow.between_run_cv,
             allowance=allow.relative,
             contention=allow.text,
             refuse=allow.refuse,

@@ -104,7 +104,8 @@ class Budget:
 class BudgetVerdict:
     """A test's projected total against its budget, as recorded (JSON ``budget``);
     ``message`` says why it failed. Each quantity is decided by
-    ``measure.decisions.budget_verdict`` (a :class:`~pytest_co2.measure.decisions.BudgetDecision`)."""
+    ``measure.budget_decision.budget_verdict`` (a
+    :class:`~pytest_co2.measure.budget_decision.BudgetDecision`)."""
 
     budget: Budget
     energy_kwh: float
