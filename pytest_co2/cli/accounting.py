@@ -104,7 +104,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
                 row[i], cut = text[: room - 1] + "…", True
     print(tabulate(rows, headers=headers, disable_numparse=True))
     if cut:
-        from ..reporting.terminal import wrap
+        from ..fmt import wrap
 
         for line in wrap(f"names and sources cut to {width} columns: --json has them whole", width):
             print(line)
