@@ -15,7 +15,7 @@ import os
 import platform
 from typing import Any
 
-from pytest_co2.reporting.storage import write_text_atomic
+from pytest_co2.files import write_text_atomic
 
 from . import paper as P
 from . import workloads as w

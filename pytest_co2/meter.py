@@ -6,10 +6,12 @@ The code lives in :mod:`pytest_co2.measure`; this module keeps user imports work
 from __future__ import annotations
 
 from .constants import J_PER_KWH
+from .measure.assemble import GROUP_FACTOR, group_windows
 from .measure.idle import measure_idle_w
-from .measure.meter import GROUP_FACTOR, Meter, Window, group_windows
+from .measure.meter import Meter
 from .measure.records import DeviceEnergy, Measurement, Projection
 from .measure.stats import Stats, t975
+from .measure.window import Window
 
 __all__ = [
     "GROUP_FACTOR",

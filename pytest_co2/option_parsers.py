@@ -50,6 +50,9 @@ parse_source = _lazy(".carbon.providers.resolve:parse_source")
 parse_lock_timeout = _lazy(".measure.locks:parse_lock_timeout")
 parse_save_name = _lazy(".reporting.baseline:parse_save_name")
 parse_fail_specs = _lazy(".reporting.baseline:parse_fail_specs")
+parse_defer_above = _lazy(".carbon.defer:parse_defer_above")
+parse_embodied = _lazy(".carbon.sci:parse_embodied")
+parse_embodied_gpu = _lazy(".carbon.sci:parse_embodied_gpu")
 
 #: The largest projection count: with the bounds on readings, PUE and intensity, every
 #: projected energy and CO2e stays finite.
@@ -185,6 +188,22 @@ def parse_output_path(text: str) -> str:
         raise ValueError(f"cannot write {text!r}: folder {probe!r} is not writable")
     if os.path.isdir(path):
         raise ValueError(f"cannot write {text!r}: it is a folder, expected a file name")
+    return path
+
+
+_SOURCE_SUFFIXES = (".py", ".pyi", ".ipynb", ".toml", ".cfg", ".ini")
+
+
+def parse_profile_path(text: str) -> str:
+    """Where ``--co2-profile`` writes its collapsed stacks: an output path that is not a
+    source or config file (``--co2-profile test_x.py`` takes the test file as the path)."""
+    path = parse_output_path(text)
+    if path.lower().endswith(_SOURCE_SUFFIXES):
+        raise ValueError(
+            f"{text!r} looks like a source or config file, not a profile to write: "
+            "write --co2-profile=PATH (e.g. --co2-profile=co2-profile.folded), or put "
+            "--co2-profile last"
+        )
     return path
 
 

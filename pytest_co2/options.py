@@ -26,6 +26,9 @@ from .option_parsers import (
     parse_bool,
     parse_choice,
     parse_compare,
+    parse_defer_above,
+    parse_embodied,
+    parse_embodied_gpu,
     parse_existing_file,
     parse_extrapolate,
     parse_fail_specs,
@@ -36,6 +39,7 @@ from .option_parsers import (
     parse_path,
     parse_positive_float,
     parse_precision,
+    parse_profile_path,
     parse_pue,
     parse_region,
     parse_regions,
@@ -49,6 +53,7 @@ from .option_parsers import (
 
 if TYPE_CHECKING:
     from .backends.nvml import GpuSelection
+    from .carbon.sci import Embodied
     from .reporting.delta import FailSpec
 
 BUDGET_MODES = ("fail", "warn")
@@ -426,6 +431,19 @@ class Settings:
             "PATH",
         ),
     )
+    profile: str | None = field(
+        default=None,
+        metadata=_opt(
+            parse_profile_path,
+            "measure every test's setup, call and teardown, each fixture's setup and each "
+            "measure() region as a tree: collapsed stacks (FlameGraph, speedscope) to PATH, "
+            "a speedscope file beside it (PATH's stem + .speedscope.json), the top 5 in the "
+            "summary, the tree in the JSON report (write --co2-profile=PATH; without a value: "
+            "co2-profile.folded)",
+            "PATH",
+            const="co2-profile.folded",
+        ),
+    )
     idle: float = field(  # seconds of idle measurement at start (0: off)
         default=0.0,
         metadata=_opt(
@@ -460,6 +478,55 @@ class Settings:
             "in a SLURM job, print this run's measured energy beside sacct's ConsumedEnergyRaw "
             "of the step (acct_gather_energy)",
             flag=True,
+        ),
+    )
+    defer_above: float | None = field(
+        default=None,
+        metadata=_opt(
+            parse_defer_above,
+            "carbon-aware deferral: skip each test marked co2_defer, and each test that uses "
+            "co2_meter or has a co2_budget marker, while the live intensity of "
+            "--co2-intensity-source is above G_PER_KWH g CO2e/kWh (a co2_defer(above=...) "
+            "marker wins); without a live value the tests run",
+            "G_PER_KWH",
+        ),
+    )
+    sci: bool = field(
+        default=False,
+        metadata=_opt(
+            parse_bool,
+            "Software Carbon Intensity (ISO/IEC 21031) per unit beside each projection: ((E x "
+            "I) + M) / R, location-based, with its boundary in the JSON report (sci)",
+            flag=True,
+        ),
+    )
+    embodied: Embodied | None = field(
+        default=None,
+        metadata=_opt(
+            parse_embodied,
+            "for --co2-sci's M: the machine's embodied kg CO2e and lifetime in years, and "
+            "optionally the share of it this run holds (default: the CPUs it may use / the "
+            "machine's CPUs, split between xdist workers); none is shipped",
+            "KG,YEARS[,SHARE]",
+        ),
+    )
+    embodied_gpu: Embodied | None = field(
+        default=None,
+        metadata=_opt(
+            parse_embodied_gpu,
+            "for --co2-sci's M: each GPU's embodied kg CO2e and lifetime in years, charged for "
+            "every GPU a measurement read",
+            "KG,YEARS",
+        ),
+    )
+    market_intensity: float | None = field(
+        default=None,
+        metadata=_opt(
+            parse_g_per_kwh,
+            "a market-based emission factor in g CO2e/kWh (contracts, residual mix): "
+            "--co2-sci shows market-based figures beside the location-based ones (GHG Protocol "
+            "Scope 2 dual reporting; never in the SCI score)",
+            "G_PER_KWH",
         ),
     )
     sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from

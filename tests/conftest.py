@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy  # noqa: F401  (C extensions load once per process: import before pytester snapshots sys.modules)
 import pytest
 from fake_machine import fake_host
+from hypothesis import HealthCheck, settings
 
 from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
+
+# Property tests judge the code, not the runner: no per-example deadline and no "data
+# generation too slow" check, both of which a loaded CI machine trips.
+settings.register_profile("any-load", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("any-load")
 
 # pytester runs whose assertions read terminal text get this width (pytest reads COLUMNS).
 COLUMNS = "80"
@@ -85,3 +91,7 @@ def _fake_host(
     for module in ("pynvml", "amdsmi"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     monkeypatch.setenv("COLUMNS", COLUMNS)
+    # When this suite itself runs under pytest-xdist (-n), its worker variables would make
+    # every inner pytester run believe it is an xdist worker.
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)

@@ -10,6 +10,7 @@ import pytest
 HEADER_CONTINUATION = "co2:   "  # the header's wrapped lines (plugin: wrap(..., indent=...))
 SUMMARY_CONTINUATION = re.compile(r"  (?=\S)")  # the summary's wrapped lines: two spaces
 SUMMARY_TITLE = "co2 emissions summary"
+PROFILE_TITLE = "co2 energy profile"  # --co2-profile's section, wrapped the same way
 
 
 def _join(previous: str, rest: str) -> str:
@@ -26,7 +27,7 @@ def unwrap(lines: list[str]) -> list[str]:
     in_summary = False
     for line in lines:
         if line.startswith("=") and line.rstrip("=").strip():
-            in_summary = SUMMARY_TITLE in line
+            in_summary = SUMMARY_TITLE in line or PROFILE_TITLE in line
         if out and line.startswith(HEADER_CONTINUATION) and out[-1].startswith("co2: "):
             out[-1] = _join(out[-1], line[len(HEADER_CONTINUATION) :])
         elif out and in_summary and SUMMARY_CONTINUATION.match(line):

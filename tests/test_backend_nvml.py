@@ -15,6 +15,7 @@ import pytest
 
 from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method
 from pytest_co2.backends import cuda as cuda_helpers
+from pytest_co2.backends.gpu_presence import gpu_host_kind
 from pytest_co2.backends.integrator import (
     short_window_devices_j,
     short_window_energy_j,
@@ -23,7 +24,6 @@ from pytest_co2.backends.integrator import (
 from pytest_co2.backends.nvml import (
     GpuSelection,
     NvmlBackend,
-    gpu_host_kind,
     parse_gpu_devices,
     select_visible,
 )
@@ -178,17 +178,11 @@ class Clock:
         return self.t
 
 
-def test_polled_path_follows_a_power_ramp(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_polled_path_follows_a_power_ramp() -> None:
     """Samples every 20 ms of a fake clock, taken by hand (the poller thread never wakes):
     the trapezoid is exact on a ramp, and the read after the last sample extends it with the
     last sampled power, short by exactly the ramp's triangle."""
-    import pytest_co2.backends.nvml as nvml_mod
-
     clock = Clock()
-    real_poller = nvml_mod.PowerPoller
-    monkeypatch.setattr(
-        nvml_mod, "PowerPoller", lambda *a, **kw: real_poller(*a, **kw, clock=clock)
-    )
 
     def ramp_mw() -> float:  # 100 W rising by 1000 W/s, in whole milliwatts as NVML gives
         return round((100.0 + 1000.0 * clock.t) * 1000.0)
@@ -197,7 +191,7 @@ def test_polled_path_follows_a_power_ramp(monkeypatch: pytest.MonkeyPatch) -> No
         return 100.0 * t + 500.0 * t * t
 
     nvml = FakeNvml([FakeGpu("Tesla K80", UUIDS[0], energy_mj=None, power_mw=ramp_mw)])
-    with NvmlBackend(nvml, visible_devices=None, poll_interval_s=3600) as backend:
+    with NvmlBackend(nvml, visible_devices=None, poll_interval_s=3600, clock=clock) as backend:
         poller = backend._poller
         assert poller is not None
         clock.t = 0.05
@@ -739,10 +733,15 @@ def test_counter_reset_counts_again_from_the_new_base() -> None:
         nvml.gpus[1].energy_mj = 13_000
         with pytest.warns(BackendWarning, match="GPU 0's energy counter went backwards"):
             assert list(backend.read_j()) == [2.0, 3.0]
-        nvml.gpus[0].energy_mj = 901_000  # counting again from the reset's new base
+        nvml.gpus[0].energy_mj = 1_500  # held for the rest of this window
+        assert list(backend.read_j()) == [2.0, 3.0]
+        assert backend.failed == {"gpu:0": "its energy counter was reset"}
+        backend.refresh_devices()  # the next window: counts again from the new base
+        assert backend.failed == {}
+        nvml.gpus[0].energy_mj = 901_500
         assert list(backend.read_j()) == [902.0, 3.0]
         assert sum("went backwards" in n for n in backend.notes) == 1
-        assert len(backend.faults) == 1 and backend.failed == {}
+        assert len(backend.faults) == 1
 
 
 def test_wsl2_is_a_gpu_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

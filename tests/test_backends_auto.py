@@ -216,3 +216,23 @@ def test_no_pytest_co2_hardware_import_at_package_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_auto_without_a_gpu_driver_imports_no_gpu_module(tmp_path: Path) -> None:
+    """The fake host has no GPU driver: ``auto`` says so in its notes, as the GPU backends
+    would, without importing their modules (several ms at start-up)."""
+    import subprocess
+
+    code = (
+        "import sys; from pytest_co2.backends import make_backend; b = make_backend('auto'); "
+        "print([m for m in ('pytest_co2.backends.nvml', 'pytest_co2.backends.amdsmi') "
+        "if m in sys.modules]); print(b.notes[:2])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == [
+        "[]",
+        "['no NVML GPU: no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)', "
+        "'no AMD GPU: no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)']",
+    ]

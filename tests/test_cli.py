@@ -230,3 +230,35 @@ def test_python_m_bad_input_has_no_traceback() -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("pytest-co2: error: argument --pue: invalid PUE '0.9'")
+
+
+def test_every_subcommand_reaches_its_function() -> None:
+    parser = build_parser()
+    sub = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    funcs = {name: p.get_default("func").__name__ for name, p in sub.items()}
+    assert funcs == {
+        "convert": "cmd_convert",
+        "regions": "cmd_regions",
+        "advise": "cmd_advise",
+        "report": "cmd_report",
+        "ab": "cmd_ab",
+        "combine": "cmd_combine",
+        "compare": "cmd_compare",
+        "history": "cmd_history",
+    }
+
+
+def test_the_cli_modules_stay_small() -> None:
+    sizes = {
+        p.name: len(p.read_text().splitlines()) for p in (REPO / "pytest_co2/cli").glob("*.py")
+    }
+    assert set(sizes) >= {"__init__.py", "common.py", "history.py"}
+    assert max(sizes.values()) < 400, sizes
+
+
+def test_python_m_history_without_saved_runs(tmp_path: Path) -> None:
+    proc = _subprocess("history", "--storage-dir", str(tmp_path))
+    assert (proc.returncode, proc.stdout) == (2, "")
+    assert proc.stderr == (
+        f"pytest-co2: error: no saved run in {tmp_path}: save runs with pytest --co2-save=NAME\n"
+    )

@@ -13,6 +13,7 @@ from pytest_co2.backends.base import Device, Method
 from pytest_co2.backends.contention import Snapshot, read_snapshot
 from pytest_co2.backends.estimate import EstimateBackend
 from pytest_co2.carbon.emission import Emission
+from pytest_co2.measure.assemble import work_part
 from pytest_co2.measure.contention import (
     NO_ALLOWANCE,
     Contention,
@@ -26,7 +27,7 @@ from pytest_co2.measure.decisions import (
     CompareDecision,
     compare_decision,
 )
-from pytest_co2.measure.meter import Meter, work_part
+from pytest_co2.measure.meter import Meter
 from pytest_co2.measure.records import DeviceEnergy, Measurement, Projection
 from pytest_co2.measure.stats import Stats
 from pytest_co2.reporting.budget import contended_share, evaluate
@@ -262,7 +263,7 @@ def test_a_window_start_reuses_a_recent_snapshot_and_a_short_window_records_none
     """The /proc counters cost about 0.2 ms a read: under --co2-all every trivial test would
     pay two. A start within CONTENTION_REUSE_S of the last read reuses it; a window shorter
     than that records no contention (unknown), never a made-up one."""
-    from pytest_co2.measure.meter import CONTENTION_REUSE_S
+    from pytest_co2.measure.window import CONTENTION_REUSE_S
 
     cpu, clock = Fake(0.0), Fake(50.0)
     backend = EstimateBackend(

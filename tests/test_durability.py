@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from conftest import FAKE_CLOCK_CONFTEST
@@ -99,3 +100,55 @@ def test_sigterm_ends_the_run_like_ctrl_c(tmp_path: Path) -> None:
     assert (
         "KeyboardInterrupt: SIGTERM (a CI timeout or kill): the run was stopped, not a crash" in out
     )
+
+
+SYNC_TESTS = """
+import pytest
+
+def test_short(clock):
+    clock.advance(0.5)
+
+def test_long(clock):
+    clock.advance(2.0)
+
+@pytest.mark.co2_budget(kg=1.0)
+def test_budget(clock):
+    clock.advance(0.1)
+"""
+
+
+def test_journal_lines_are_synced_after_tests_that_measured_long_or_have_a_budget(
+    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync costs milliseconds on a disk: under --co2-all a trivial test's line is written
+    at once (a killed process keeps it) and synced with the next long test's."""
+    from pytest_co2.reporting.storage import Journal
+
+    appended: list[tuple[str, bool]] = []
+    append = Journal.append
+
+    def spy(self: Journal, record: dict, session: object, *, sync: bool = True) -> None:
+        appended.append((record["nodeid"].split("::")[1], sync))
+        append(self, record, session, sync=sync)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Journal, "append", spy)
+    fake_clock_pytester.makepyfile(SYNC_TESTS)
+    fake_clock_pytester.runpytest(
+        "--co2-backend=constant:100", "--co2-json=r.json", "--co2-all"
+    ).assert_outcomes(passed=3)
+    assert appended == [("test_short", False), ("test_long", True), ("test_budget", True)]
+
+
+def test_a_journal_that_stays_is_synced_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_co2.reporting import storage
+
+    synced: list[int] = []
+    monkeypatch.setattr(storage.os, "fsync", synced.append)
+    journal = storage.Journal(str(tmp_path / "r.json.journal.jsonl"))
+    session = SimpleNamespace(to_dict=dict)  # the head line's session block
+    journal.append({"nodeid": "t"}, lambda: session, sync=False)  # type: ignore[arg-type,return-value]
+    assert synced == []
+    journal.close(remove=False)
+    assert len(synced) == 1 and (tmp_path / "r.json.journal.jsonl").exists()

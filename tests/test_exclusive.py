@@ -18,7 +18,8 @@ import pytest
 from terminal_text import unwrapped
 
 from pytest_co2.backends.base import Device, Method
-from pytest_co2.measure.locks import DeviceLock, WindowGuard, decide, lock_file_name
+from pytest_co2.measure.locks import DeviceLock, decide, lock_file_name
+from pytest_co2.measure.window_guard import WindowGuard
 
 pytest.importorskip("xdist")
 

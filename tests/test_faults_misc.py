@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_co2.files import write_text_atomic
 from pytest_co2.reporting.model import Totals
-from pytest_co2.reporting.storage import write_text_atomic
 
 STEADY = """
 def test_train(co2_meter, clock):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
@@ -278,3 +279,29 @@ def test_steps_can_aim_the_precision_at_the_work_part(on_work: bool) -> None:
     assert m.work_unit_energies_j == tuple(works[: m.steps])
     note = "(of the CPU work part, which a compare decides on)"
     assert any(n.endswith(note) for n in m.notes) == on_work
+
+
+def test_a_deferred_window_is_assembled_when_finished_and_as_it_was() -> None:
+    """The plugin's per-test call window under --co2-all keeps its readings and is assembled
+    at the end of the run: into the same record as at once, with the backend's devices and
+    notes as they were when it closed; never handed to the meter."""
+    from pytest_co2.measure.window import Window
+
+    meter, clock = make(50.0)
+    recorded: list[Measurement] = []
+    meter._on_record = recorded.append
+    window = Window(meter, "call", "call", 0, None, None)
+    window.deferred = True
+    with window:
+        clock.advance(2.0)
+    meter.backend.notes.append("a note added after the window closed")
+    assert window.measurement is None and meter.measurements == [] and recorded == []
+    m = window.finish()
+    assert m is not None and window.finish() is m  # assembled once
+    with meter.measure("call", unit="call") as at_once:
+        clock.advance(2.0)
+    assert at_once.measurement is not None
+    assert at_once.measurement.notes == (*m.notes, "a note added after the window closed")
+    assert replace(at_once.measurement, notes=m.notes) == m
+    assert (m.energy_j, m.duration_s, m.steps) == (100.0, 2.0, 1)
+    assert recorded == [at_once.measurement]

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 import pytest
 
 from pytest_co2.backends.base import Backend, Device, Method
-from pytest_co2.measure.meter import Meter, WindowError
+from pytest_co2.measure.meter import Meter
+from pytest_co2.measure.window import WindowError
 
 
 class Clock:

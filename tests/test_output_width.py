@@ -160,3 +160,24 @@ def test_a_failed_gate_ends_the_run_within_the_width(
     # a gate that passes leaves pytest's count as the last line
     result = run_at(p, columns, "--co2-compare=b", "--co2-compare-fail=energy:70%")
     assert result.ret == pytest.ExitCode.OK and "passed" in result.outlines[-1]
+
+
+@pytest.mark.parametrize(
+    ("headers", "rows"),
+    [
+        (["test", "kWh", "kg CO2e ± std"], [["a::b", "1.5", " 2e-05 ± 0 "], ["TOTAL", "", "x"]]),
+        (["t", "Δ kWh"], [["é", "-12.0%"], ["长名", "3"], ["", "0"]]),
+        (["a very long header", "b"], [["1", "22"]]),
+    ],
+)
+def test_the_summary_table_is_tabulates_simple_format(
+    headers: list[str], rows: list[list[str]]
+) -> None:
+    """The summary lays out its table itself (tabulate costs several ms to import): the
+    same lines as tabulate's "simple" format with numbers kept as text."""
+    from tabulate import tabulate
+
+    from pytest_co2.reporting.terminal import simple_table
+
+    expected = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    assert simple_table(rows, headers) == expected.splitlines()

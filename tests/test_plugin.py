@@ -671,12 +671,12 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
         ["*argument --co2-json: cannot write '*': it is a folder, expected a file name"]
     )
     # a write that fails at the end (disk full, folder gone) is reported in one line
-    import pytest_co2.reporting.storage
+    import pytest_co2.files
 
     def fail(path: object, text: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(pytest_co2.reporting.storage, "write_text_atomic", fail)
+    monkeypatch.setattr(pytest_co2.files, "write_text_atomic", fail)
     result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(

@@ -76,3 +76,94 @@ def test_dynamic(request, clock):
     (test,) = data["tests"]
     assert test["nodeid"].endswith("::test_dynamic")
     assert [(m["name"], m["energy_j"]) for m in test["measurements"]] == [("late", 150.0)]
+
+
+CALLS = """
+from conftest import CLOCK
+
+def test_a():
+    CLOCK.advance(1.0)
+
+def test_b():
+    CLOCK.advance(2.0)
+    raise AssertionError("boom")
+
+def test_c():
+    CLOCK.advance(0.5)
+"""
+
+DUMP = """
+import json
+from pytest_co2.plugin import STATE_KEY
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        with open("seen.jsonl", "a") as f:
+            f.write(json.dumps([report.nodeid, report.user_properties]) + "\\n")
+
+
+def pytest_sessionfinish(session):
+    unsettled = session.config.stash[STATE_KEY].collector.unsettled  # before the report reads
+    session.config.rootpath.joinpath("unsettled.txt").write_text(str(unsettled))
+
+
+def pytest_co2_update_json(config, report):
+    config.rootpath.joinpath("dumped.json").write_text(json.dumps(report["tests"]))
+"""
+
+
+def _run(pytester: pytest.Pytester, *args: str) -> tuple[list, int, list]:
+    for name in ("seen.jsonl", "dumped.json", "unsettled.txt"):
+        (pytester.path / name).unlink(missing_ok=True)
+    pytester.runpytest(*BASE[:1], "-p", "no:cacheprovider", "--co2-all", *args).assert_outcomes(
+        passed=2, failed=1
+    )
+    seen = [json.loads(line) for line in (pytester.path / "seen.jsonl").read_text().splitlines()]
+    return (
+        json.loads((pytester.path / "dumped.json").read_text()),
+        int((pytester.path / "unsettled.txt").read_text()),
+        [props for _, props in seen],
+    )
+
+
+def test_co2_all_defers_the_records_and_they_come_out_the_same(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    """Under --co2-all a test without a budget or the fixture pays two backend reads: its
+    record is assembled when the report reads it. With a journal (--co2-json) each record is
+    made when its test ends. Both give the same records."""
+    conftest = fake_clock_pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + DUMP)
+    fake_clock_pytester.makepyfile(CALLS)
+    at_once, unsettled, props = _run(fake_clock_pytester, "--co2-json=r.json")
+    assert unsettled == 0
+    assert props == [[], [], []]  # no JUnit properties without --junitxml
+    deferred, unsettled, props = _run(fake_clock_pytester, "--co2-markdown=r.md")
+    assert unsettled == 3  # every call window waited for the report
+    assert deferred == at_once
+    rows = [
+        (t["nodeid"].split("::")[1], t["outcome"], m["name"], m["energy_j"], m["complete"])
+        for t in deferred
+        for m in t["measurements"]
+    ]
+    assert rows == [
+        ("test_a", "passed", "call", 100.0, True),
+        ("test_b", "failed", "call", 200.0, False),
+        ("test_c", "passed", "call", 50.0, True),
+    ]
+    assert any(n.startswith("incomplete: ") for n in deferred[1]["measurements"][0]["notes"])
+    assert props == [[], [], []]  # no JUnit properties without --junitxml
+
+
+def test_junit_properties_are_made_with_junitxml(fake_clock_pytester: pytest.Pytester) -> None:
+    conftest = fake_clock_pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + DUMP)
+    fake_clock_pytester.makepyfile(CALLS)
+    _, unsettled, props = _run(fake_clock_pytester, "--co2-markdown=r.md", "--junitxml=j.xml")
+    assert unsettled == 0  # each test's record is made at once, for its properties
+    assert [[(k, v) for k, v in p if k == "energy_kwh"] for p in props] == [
+        [("energy_kwh", 100.0 / 3.6e6)],
+        [("energy_kwh", 200.0 / 3.6e6)],
+        [("energy_kwh", 50.0 / 3.6e6)],
+    ]

@@ -103,7 +103,7 @@ def write_outputs(out: Path, data: dict[str, Any]) -> None:
 
 def no_gpu_reason() -> str | None:
     """Why this machine has no usable NVIDIA GPU, or None when it has one."""
-    from pytest_co2.backends.nvml import gpu_host_kind
+    from pytest_co2.backends.gpu_presence import gpu_host_kind
 
     if sys.platform.startswith("linux") and gpu_host_kind() is None:
         return "no NVIDIA driver: no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg"

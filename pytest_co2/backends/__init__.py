@@ -136,19 +136,21 @@ def _make_auto(
     cpu_share: float = 1.0,
     gpus: Any = None,
 ) -> Backend:
-    from .amdsmi import AmdsmiBackend
     from .composite import CompositeBackend
     from .estimate import EstimateBackend
-    from .nvml import NvmlBackend
     from .rapl import RaplBackend
 
     notes: list[str] = []
     parts: list[Backend] = []
-    gpu_backends: tuple[tuple[Callable[..., Backend], str, str, str], ...] = (
-        (NvmlBackend, "no NVML GPU", "NVML", "GPUs"),
-        (AmdsmiBackend, "no AMD GPU", "AMD SMI", "AMD GPUs"),
+    gpu_backends: tuple[tuple[Callable[[], Callable[..., Backend] | str], str, str, str], ...] = (
+        (_nvml_class, "no NVML GPU", "NVML", "GPUs"),
+        (lambda: _amdsmi_class(gpus), "no AMD GPU", "AMD SMI", "AMD GPUs"),
     )
-    for cls, absent, vendor, which in gpu_backends:
+    for find, absent, vendor, which in gpu_backends:
+        cls = find()
+        if isinstance(cls, str):  # no driver: the module is not even imported
+            notes.append(f"{absent}: {cls}")
+            continue
         try:
             parts.append(cls(gpus=gpus))
         except BackendUnavailable as exc:
@@ -172,3 +174,36 @@ def _make_auto(
     if backend.name != "auto":
         backend.name = f"auto ({backend.name})"
     return backend
+
+
+def _nvml_class() -> Callable[..., Backend] | str:
+    """The NVML backend class, or why there is no NVIDIA GPU (decided without importing
+    the module, as :class:`~.nvml.NvmlBackend` would decide it first)."""
+    import sys
+
+    from .gpu_presence import NO_NVIDIA_DRIVER, nvidia_driver_present
+
+    if "pynvml" not in sys.modules and not nvidia_driver_present():
+        return NO_NVIDIA_DRIVER
+    from .nvml import NvmlBackend
+
+    return NvmlBackend
+
+
+def _amdsmi_class(gpus: Any) -> Callable[..., Backend] | str:
+    """The AMD SMI backend class, or why there is no AMD GPU (as :class:`~.amdsmi.AmdsmiBackend`
+    would decide it after checking a ``gpus`` text)."""
+    import sys
+
+    from .gpu_presence import NO_AMD_DRIVER, amd_driver_present
+
+    if (
+        not isinstance(gpus, str)
+        and "amdsmi" not in sys.modules
+        and sys.platform.startswith("linux")
+        and not amd_driver_present()
+    ):
+        return NO_AMD_DRIVER
+    from .amdsmi import AmdsmiBackend
+
+    return AmdsmiBackend

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
@@ -122,6 +122,27 @@ def _row(d: Mapping[str, str]) -> PowerRow:
     )
 
 
+class _Models(Mapping[str, PowerRow]):
+    """Normalized model name -> row. Most rows only name a model's microarchitecture: they
+    are kept as (microarchitecture, vendor) and made rows when looked up, as a plugin run
+    looks up one name of about 1,600 (making them all cost several ms at start-up)."""
+
+    def __init__(self, rows: dict[str, PowerRow | tuple[str, str]]) -> None:
+        self._rows = rows
+
+    def __getitem__(self, key: str) -> PowerRow:
+        row = self._rows[key]
+        if isinstance(row, tuple):
+            row = self._rows[key] = PowerRow("name", key, *row)
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+
 def load_power_table(text: str) -> PowerTable:
     """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row.
 
@@ -130,7 +151,7 @@ def load_power_table(text: str) -> PowerTable:
     """
     recent = None
     archs: dict[str, PowerRow] = {}
-    models: dict[str, PowerRow] = {}
+    models: dict[str, PowerRow | tuple[str, str]] = {}
     vendors: dict[str, str] = {}
     lines = text.splitlines()
     header = lines[0].split(",") if lines else []
@@ -138,7 +159,7 @@ def load_power_table(text: str) -> PowerTable:
         kind, _, rest = line.partition(",")
         if kind == "name":  # most rows: the model name's microarchitecture only
             key, arch, vendor = [*rest.split(","), "", ""][:3]
-            models[key] = PowerRow(kind, key, arch, vendor)
+            models[key] = (arch, vendor)
             vendors[key] = vendor
             continue
         row = _row(dict(zip(header, line.split(","), strict=False)))
@@ -151,7 +172,7 @@ def load_power_table(text: str) -> PowerTable:
             vendors[row.key] = row.vendor
     if recent is None:
         raise ValueError("CPU power table has no 'recent' row")
-    return PowerTable(recent, archs, models, vendors)
+    return PowerTable(recent, archs, _Models(models), vendors)
 
 
 @functools.lru_cache(maxsize=1)

@@ -11,11 +11,14 @@ from ..backends.base import Backend
 def measure_idle_w(
     backend: Backend,
     seconds: float,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> tuple[float, ...]:
     """Each device's mean power (W) while this process sleeps for ``seconds``: its idle power
-    (plus whatever else runs on a shared device meanwhile)."""
+    (plus whatever else runs on a shared device meanwhile). A backend with its own ``clock``
+    and ``sleep`` (an emulated one) is timed on them."""
+    if sleep is None:
+        sleep = getattr(backend, "sleep", time.sleep)
     now: Callable[[], float] = (
         clock if clock is not None else getattr(backend, "clock", time.perf_counter)
     )

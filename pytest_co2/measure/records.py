@@ -9,12 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Device
 from ..constants import J_PER_KWH
-from .contention import Contention
 from .stats import Stats, json_num, num, t975
+
+if TYPE_CHECKING:  # imported where a record has contention: most short ones do not
+    from .contention import Contention
 
 
 @dataclass(frozen=True)
@@ -184,9 +186,7 @@ class Measurement:
             work_unit_energies_j=tuple(float(x) for x in d.get("work_unit_energies_j") or ()),
             work_energy_j=None if d.get("work_energy_j") is None else float(d["work_energy_j"]),
             work_basis=str(d.get("work_basis") or ""),
-            contention=None
-            if not isinstance(d.get("contention"), Mapping)
-            else Contention.from_dict(d["contention"]),
+            contention=_contention(d.get("contention")),
         )
 
     @classmethod
@@ -237,3 +237,11 @@ class Measurement:
             work_energy_j=work_j,
             work_unit_energies_j=work_units,
         )
+
+
+def _contention(d: Any) -> Contention | None:
+    if not isinstance(d, Mapping):
+        return None
+    from .contention import Contention
+
+    return Contention.from_dict(d)

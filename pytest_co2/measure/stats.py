@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +53,9 @@ def _beta_inc(a: float, b: float, x: float) -> float:
 def t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with ``df`` (> 0, may be fractional or inf) degrees of freedom."""
     if math.isinf(df):
-        return statistics.NormalDist().cdf(t)
+        from statistics import NormalDist  # rarely needed: not imported at start-up
+
+        return NormalDist().cdf(t)
     tail = 0.5 * _beta_inc(df / 2.0, 0.5, df / (df + t * t))
     return 1.0 - tail if t >= 0 else tail
 
@@ -64,7 +65,9 @@ def t_quantile(p: float, df: float) -> float:
     if not (df > 0):
         return math.nan
     if math.isinf(df) or df > 1e7:
-        return statistics.NormalDist().inv_cdf(p)
+        from statistics import NormalDist
+
+        return NormalDist().inv_cdf(p)
     lo, hi = 0.0, 1.0
     while t_cdf(hi, df) < p:
         lo, hi = hi, hi * 2.0

@@ -60,6 +60,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     from ..constants import MARKER_HELP
+    from . import sci
     from .progress import ProgressLine
     from .provider import check_backend_name
     from .terminal import Co2Terminal
@@ -67,16 +68,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     settings = resolve(config)
     check_backend_name(config, settings.backend)
+    sci.check(settings)  # before the session asks a provider anything
     if config.option.help:
         _list_backends_in_help(config)
     state = Co2Session(config, settings, ProgressLine(config))
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "pytest-co2-session")
     config.pluginmanager.register(Co2Terminal(state), "pytest-co2-terminal")
+    from ..carbon.defer import MARKER_HELP as DEFER_MARKER_HELP
+    from .defer import DeferHooks
+
+    config.addinivalue_line("markers", DEFER_MARKER_HELP)
+    config.pluginmanager.register(DeferHooks(state), "pytest-co2-defer")
+    if settings.sci:
+        config.pluginmanager.register(sci.SciHooks(state), "pytest-co2-sci")
     if settings.slurm_reconcile:
         from .slurm import SlurmReconcile
 
         config.pluginmanager.register(SlurmReconcile(state), "pytest-co2-slurm")
+    if settings.profile is not None:  # only then: no profile hook runs per test otherwise
+        from .profile import register
+
+        register(
+            config,
+            state.provider,
+            settings.profile,
+            state.role,
+            show=settings.report != "off",
+        )
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")
 

@@ -4,12 +4,13 @@ A measurement recorded by a meter waits in ``pending`` until the phase's report 
 then it becomes a :class:`Result` (projection, emission, what-ifs). In a single process the
 records go straight into ``tests``; a pytest-xdist worker puts their dicts on the test
 report instead, and the controller rebuilds them in ``pytest_runtest_logreport``: the same
-records either way, serialized only at that boundary.
+records either way, serialized only at that boundary. A deferred call window (see
+``runtest``) becomes its test's result when the records are first read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ import pytest
 
 if TYPE_CHECKING:  # imported when a first record comes: a run that measures nothing skips them
     from ..measure.records import Measurement
+    from ..measure.window import Window
     from ..reporting.model import BudgetVerdict, Result, TestRecord
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
@@ -28,8 +30,45 @@ class Collector:
     """Per-process store of the run's test records."""
 
     def __init__(self) -> None:
-        self.tests: dict[str, TestRecord] = {}
+        self._tests: dict[str, TestRecord] = {}
         self.pending: list[Measurement] = []
+        # (record, position in its results, closed window, to_result): assembled on read
+        self._deferred: list[tuple[TestRecord, int, Window, Callable[[Measurement], Result]]] = []
+
+    @property
+    def tests(self) -> dict[str, TestRecord]:
+        """Every test's record by node id, deferred windows assembled."""
+        if self._deferred:
+            self.settle()
+        return self._tests
+
+    @property
+    def unsettled(self) -> int:
+        """Deferred windows not yet assembled into results."""
+        return len(self._deferred)
+
+    def defer(
+        self, nodeid: str, window: Window, to_result: Callable[[Measurement], Result]
+    ) -> None:
+        """A closed, deferred window of test ``nodeid``: its result is made on first read."""
+        record = self._record(nodeid)
+        self._deferred.append((record, len(record.results), window, to_result))
+
+    def settle(self) -> None:
+        """Assemble the deferred windows into their tests' results, in their places."""
+        deferred, self._deferred = self._deferred, []
+        for record, at, window, to_result in reversed(deferred):  # later places first
+            m = window.finish()
+            if m is not None:
+                record.results.insert(at, to_result(m))
+
+    def _record(self, nodeid: str) -> TestRecord:
+        record = self._tests.get(nodeid)
+        if record is None:
+            from ..reporting.model import TestRecord
+
+            record = self._tests[nodeid] = TestRecord(nodeid)
+        return record
 
     def on_record(self, m: Measurement) -> None:
         """The meters' ``on_record`` callback."""
@@ -52,13 +91,9 @@ class Collector:
         return out
 
     def add(self, nodeid: str, results: Sequence[Result], verdict: BudgetVerdict | None) -> None:
-        if not results and verdict is None and nodeid not in self.tests:
+        if not results and verdict is None and nodeid not in self._tests:
             return
-        record = self.tests.get(nodeid)
-        if record is None:
-            from ..reporting.model import TestRecord
-
-            record = self.tests[nodeid] = TestRecord(nodeid)
+        record = self._record(nodeid)
         record.results.extend(results)
         if verdict is not None:
             record.budget = verdict
@@ -88,7 +123,7 @@ class Collector:
 
     def outcome(self, report: pytest.TestReport) -> None:
         """Keep the test's outcome (an error in setup or teardown wins)."""
-        record = self.tests.get(report.nodeid)
+        record = self._tests.get(report.nodeid)
         if record is not None and (report.when == "call" or report.failed):
             record.outcome = "error" if report.failed and report.when != "call" else report.outcome
 

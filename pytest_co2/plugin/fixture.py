@@ -11,8 +11,9 @@ from typing import Any
 from ..backends.base import Backend
 from ..carbon.accounting import Accounting
 from ..carbon.emission import Emission
-from ..measure.meter import Meter, Window, WindowError
+from ..measure.meter import Meter
 from ..measure.records import Measurement, Projection
+from ..measure.window import Window, WindowError
 from ..options import Settings
 from ..reporting.model import Budget, Result
 

@@ -10,7 +10,7 @@ import pytest
 from ..fmt import fmt_num
 
 if TYPE_CHECKING:
-    from ..measure.meter import Window
+    from ..measure.window import Window
 
 PROGRESS_AFTER_S = 3.0  # only measurements that run longer than this show progress
 LOG_EVERY_S = 30.0  # without a terminal (CI logs): a line at most this often per measurement

@@ -22,7 +22,8 @@ from . import xdist
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from ..measure.locks import Policy, WindowGuard
+    from ..measure.locks import Policy
+    from ..measure.window_guard import WindowGuard
     from ..reporting.session_parts import ExclusiveInfo, WorkerFacts
 
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
@@ -56,6 +57,8 @@ def backend_names(config: pytest.Config) -> tuple[str, ...]:
 
 def check_backend_name(config: pytest.Config, spec: str) -> None:
     """UsageError unless ``spec`` is a built-in backend or declared by a hook."""
+    if spec == "auto":  # the default: a run that measures nothing imports no backend
+        return
     from ..backends import BUILTIN_NAMES
 
     name = spec.split(":", 1)[0]
@@ -89,6 +92,9 @@ class BackendProvider:
         )
         self.worker_facts: dict[str, WorkerFacts] = {}  # controller: what each worker opened
         self.on_lock_wait: Any = None  # progress callback while a window waits for a lock
+        self.idle_notes: list[str] = []  # the idle measurement ran without the lock
+        self._warm: dict[str, float] | None = None  # warm idle power, once measured
+        self._idle_locked = False  # the last idle measurement held the devices' lock
 
     @property
     def opened(self) -> bool:
@@ -103,10 +109,41 @@ class BackendProvider:
             self._backend = self._open()
             self._decide_policy(self._backend)
             if self.settings.idle:
-                from ..measure.idle import measure_idle_w
-
-                self.idle_w = measure_idle_w(self._backend, self.settings.idle)
+                self.idle_w = self._measure_idle()
         return self._backend
+
+    def _measure_idle(self) -> tuple[float, ...]:
+        """Idle power per device, under the devices' lock (another worker's window would
+        inflate it); a note says how the lock was held."""
+        from ..measure.idle import measure_idle_w
+
+        backend = self._backend
+        assert backend is not None
+        if self.guard is None:
+            return measure_idle_w(backend, self.settings.idle)
+        backend.refresh_devices()
+        with self.guard.hold() as notes:
+            idle = measure_idle_w(backend, self.settings.idle)
+        self.idle_notes = [n for n in notes if "NOT locked" in n or "failed" in n]
+        self._idle_locked = self.guard.lock is not None and not self.idle_notes
+        return idle
+
+    def warm_idle_w(self) -> dict[str, float]:
+        """Idle power measured once after the first window that measured a GPU (a GPU idles
+        higher after work than before it), under the lock; {} before that or without
+        ``--co2-idle``."""
+        b = self._backend
+        if (
+            self._warm is None
+            and b is not None
+            and self.settings.idle
+            and self.guard is not None
+            and self.guard.windows > 0
+            and any(d.kind == "gpu" for d in b.devices)
+        ):
+            idle = self._measure_idle()
+            self._warm = {d.id: w for d, w in zip(b.devices, idle, strict=False) if d.kind == "gpu"}
+        return dict(self._warm or {})
 
     def _open(self) -> Backend:
         from ..backends import BackendError, BackendWarning, make_backend
@@ -156,7 +193,8 @@ class BackendProvider:
         }
 
     def _decide_policy(self, backend: Backend) -> None:
-        from ..measure.locks import WindowGuard, decide
+        from ..measure.locks import decide
+        from ..measure.window_guard import WindowGuard
 
         s = self.settings
         self.policy = decide(
@@ -167,7 +205,7 @@ class BackendProvider:
             lock_dir=self.handed.lock_dir or s.lock_dir,
             lock_timeout_s=s.lock_timeout,
         )
-        self.guard = WindowGuard(self.policy, on_wait=self.on_lock_wait)
+        self.guard = WindowGuard(self.policy, on_wait=self.on_lock_wait, backend=backend)
         if self.policy.warning:
             self.pending_warnings.append(UserWarning(self.policy.warning))
 
@@ -196,7 +234,21 @@ class BackendProvider:
             idle_w={d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
             exclusive=self.exclusive_info(),
             lock_summary=None if self.guard is None else self.guard.summary(),
+            extra=self.idle_extra(),
         )
+
+    def idle_extra(self) -> dict[str, Any]:
+        """Additions to the idle facts in the JSON: the warm idle power (after the first
+        window on a GPU) and whether the idle measurements held the devices' lock."""
+        if not self.settings.idle or self._backend is None:
+            return {}
+        warm = self.warm_idle_w()
+        out: dict[str, Any] = {"idle_locked": self._idle_locked}
+        if warm:
+            out["idle_warm_w"] = warm
+        if self.idle_notes:
+            out["idle_notes"] = list(self.idle_notes)
+        return out
 
     def exclusive_info(self) -> ExclusiveInfo | None:
         """The lock policy and what the windows met (waits, timeouts), for the JSON."""

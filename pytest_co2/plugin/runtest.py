@@ -2,7 +2,11 @@
 records (sent by an xdist worker, collected elsewhere) and the journal.
 
 Registered only once some test measures (``--co2-all``, a ``co2_budget`` marker, the
-``co2_meter`` fixture): a run whose tests measure nothing pays nothing per test.
+``co2_meter`` fixture): a run whose tests measure nothing pays nothing per test. A test that
+measures only because of ``--co2-all`` (no budget, no fixture) pays two backend reads: its
+call window is deferred (one meter for all of them), and its record is assembled when the
+run's records are first read (summary, JSON), unless an output needs it at once (an xdist
+worker's report, ``--junitxml``, the journal).
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
 BUDGET_KEY = pytest.StashKey[object]()
 _SENT_KEY = pytest.StashKey[int]()  # results of the item already sent or collected
 _UNSET = object()
+#: A journal line is fsync'd after a test that measured this long or has a budget; shorter
+#: tests' lines are written at once (a killed process keeps them) and synced with the next.
+JOURNAL_SYNC_S = 1.0
 _RAISED = "the test ended before this measurement did (it raised inside it)"
 
 
@@ -71,6 +78,39 @@ class RuntestHooks:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self._call_meter: Co2Meter | None = None  # shared by the deferred call windows
+        self._defer: bool | None = None  # whether call windows may be deferred (once)
+
+    def _deferred_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """The call phase in a deferred ``call`` window on the shared meter (``--co2-all``,
+        no budget, no fixture): two backend reads now, the record when it is read."""
+        from ..measure.window import Window
+
+        meter = self._call_meter
+        if meter is None:
+            meter = self._call_meter = self.state.make_meter(item)
+        window = Window(meter, "call", "call", 0, None, None)
+        window.deferred = True
+        window.__enter__()
+        try:
+            result = yield
+        except BaseException as exc:
+            window.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            window.__exit__(None, None, None)
+        finally:
+            self.state.progress.clear()
+            self.state.collector.defer(item.nodeid, window, meter.result_of)
+        return result
+
+    def _may_defer(self, item: pytest.Item) -> bool:
+        """Deferred records need no output per test: not on an xdist worker (its records
+        travel on the reports), nor with ``--junitxml`` or a journal."""
+        if self._defer is None:
+            junit = getattr(item.config.option, "xmlpath", None)
+            self._defer = not (self.state.is_worker or junit or self.state.journal is not None)
+        return self._defer
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -83,6 +123,8 @@ class RuntestHooks:
             pytest.fail(error, pytrace=False)
         meter = item.stash.get(METER_KEY, None)
         window = None
+        if meter is None and budget is None and self.state.settings.all and self._may_defer(item):
+            return (yield from self._deferred_call(item))
         if meter is None and (budget is not None or self.state.settings.all):
             meter = self.state.make_meter(item)
             item.stash[METER_KEY] = meter
@@ -125,20 +167,20 @@ class RuntestHooks:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[Any]
     ) -> Generator[None, Any, Any]:
-        from .collector import set_junit_properties
-
         report = yield
         meter = item.stash.get(METER_KEY, None)
-        results = item.stash.setdefault(RESULTS_KEY, [])
-        if meter is not None:
-            results.extend(self.state.collector.drain(meter.result_of))
-        else:
+        if meter is None:  # nothing measured in this phase, or a deferred call window
             self.state.collector.pending.clear()
+            return report
+        results = item.stash.setdefault(RESULTS_KEY, [])
+        results.extend(self.state.collector.drain(meter.result_of))
         sent = item.stash.get(_SENT_KEY, 0)  # results judged in the call hook are not sent yet
         new = results[sent:]
         item.stash[_SENT_KEY] = len(results)
         verdict = item.stash.get(VERDICT_KEY, None) if call.when == "call" else None
-        if new:
+        if new and getattr(item.config.option, "xmlpath", None):
+            from .collector import set_junit_properties
+
             set_junit_properties(item, report, results)
         if self.state.is_worker:
             self.state.collector.attach(report, new, verdict)
@@ -155,7 +197,12 @@ class RuntestHooks:
         if report.when == "teardown" and self.state.journal is not None:
             record = self.state.collector.tests.get(report.nodeid)
             if record is not None and (record.results or record.budget is not None):
-                self.state.journal.append(record.to_dict(), self.state.session_info)
+                measured_s = sum(r.measurement.duration_s for r in record.results)
+                self.state.journal.append(
+                    record.to_dict(),
+                    self.state.session_info,
+                    sync=record.budget is not None or measured_s >= JOURNAL_SYNC_S,
+                )
 
 
 def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:

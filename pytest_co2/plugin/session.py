@@ -10,6 +10,7 @@ state.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from ..reporting.origin import OriginInfo
     from ..reporting.session import SessionInfo
     from ..reporting.storage import Journal
+    from ..reporting.vcs import CommitInfo
     from .fixture import Co2Meter
     from .progress import ProgressLine
 
@@ -168,7 +170,7 @@ class Co2Session:
         )
         meter.warn = self._warn_once
         policy, guard = self.provider.policy, self.provider.guard
-        if policy is not None and guard is not None and (policy.mode == "lock" or policy.warning):
+        if policy is not None and guard is not None and guard.active:
             meter.on_window_enter = guard.enter
             meter.on_window_exit = guard.exit
         return meter
@@ -202,10 +204,13 @@ class Co2Session:
                     seconds=s.idle,
                     power_w=self.provider.facts().idle_w,
                     subtracted=s.subtract_idle,
+                    extra=self.provider.idle_extra(),
                 )
         if self.live is not None and self.live.forecast:  # --co2-intensity-source's forecast
             more["intensity_forecast"] = tuple(self.live.forecast)
         more["origin"] = self.origin()
+        if s.save:  # the commit a saved run measured: git asked once, only when saving
+            more["vcs"] = self.commit
         info = session_info(
             s.to_dict(),
             None if controller else self.provider.backend,
@@ -216,6 +221,14 @@ class Co2Session:
             **more,
         )
         return info.ended(exit_status=None, interrupted=False)
+
+    @functools.cached_property
+    def commit(self) -> CommitInfo | None:
+        """The git commit checked out at the root dir (None: no git, no repository)."""
+        from ..constants import STORAGE_DIR
+        from ..reporting.vcs import detect_commit
+
+        return detect_commit(str(self.config.rootpath), ignore=(STORAGE_DIR,))
 
     def origin(self) -> OriginInfo:
         """Host key, run, shard (pytest-split's ``--group``/``--splits``, pytest-shard's

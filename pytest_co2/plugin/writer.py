@@ -2,7 +2,7 @@
 journal that keeps finished tests while the run goes on.
 
 A failure to write (disk full, folder removed) is one line in the terminal summary, never
-a traceback; every file is replaced atomically (see ``reporting.storage``).
+a traceback; every file is replaced atomically (see ``files``).
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ class ReportWriter:
         return self._write(storage.write_atomic, path, data)
 
     def markdown(self, path: str, report: Report) -> bool:
+        from .. import files
         from ..fmt import printable
-        from ..reporting import storage
         from ..reporting.markdown import render_markdown
 
         text = printable(render_markdown(report), keep="\n")  # names never drive a viewer
-        return self._write(storage.write_text_atomic, path, text)
+        return self._write(files.write_text_atomic, path, text)
 
     def failed(self, path: str | os.PathLike[str] | None) -> bool:
         return path is not None and any(os.fspath(path) in m for m in self.errors)

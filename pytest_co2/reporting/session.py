@@ -4,7 +4,7 @@ Built by the plugin (:func:`session_info`), written with ``to_dict`` and read ba
 ``from_dict``. Reading is lenient about keys it does not know (a newer version's, or those a
 ``pytest_co2_update_json`` hook added): they are kept in ``extra`` and written again, so a
 round trip keeps them. Keys the plugin writes only sometimes (``workers``, ``idle``,
-``intensity_forecast``, ``recovered_from``, ``rerendered``, ``origin``, ``combined``) are
+``intensity_forecast``, ``recovered_from``, ``rerendered``, ``origin``, ``combined``, ``vcs``) are
 left out when None.
 """
 
@@ -30,6 +30,7 @@ from .session_parts import (
     WorkerFacts,
     strs,
 )
+from .vcs import CommitInfo
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
@@ -66,6 +67,7 @@ class SessionInfo:
     rerendered: RerenderInfo | None = None
     origin: OriginInfo | None = None  # host key, run, shard, rank facts (absent: older)
     combined: CombinedInfo | None = None  # written by pytest-co2 combine
+    vcs: CommitInfo | None = None  # the git commit of a saved run (absent: none, or older)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- settings as written -----------------------------------------------------------------
@@ -118,6 +120,8 @@ class SessionInfo:
             d["origin"] = self.origin.to_dict()
         if self.combined is not None:
             d["combined"] = self.combined.to_dict()
+        if self.vcs is not None:
+            d["vcs"] = self.vcs.to_dict()
         d.update(self.extra)
         return d
 
@@ -174,6 +178,7 @@ _PARSERS: dict[str, Callable[[Any], Any]] = {
     "rerendered": RerenderInfo.from_dict,
     "origin": OriginInfo.from_dict,
     "combined": CombinedInfo.from_dict,
+    "vcs": CommitInfo.from_dict,
 }
 _FIELDS = frozenset(_PARSERS)
 _EMPTY: dict[str, Any] = {"gpus": (), "backend_notes": (), "settings": {}}  # null: empty

@@ -12,11 +12,11 @@ import contextlib
 import json
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import files
 from ..constants import LATEST, STORAGE_DIR
 from .json_report import Report
 from .model import SCHEMA_VERSION, ReportError, tests_from_dicts
@@ -40,7 +40,6 @@ __all__ = [
     "saved_path",
     "saved_runs",
     "write_atomic",
-    "write_text_atomic",
 ]
 
 # -- saved runs ----------------------------------------------------------------------------
@@ -173,45 +172,9 @@ def load_baseline(path: str | os.PathLike[str]) -> Baseline:
 # -- atomic writes -------------------------------------------------------------------------
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``:
-    a reader (or a crash) never sees a half-written report. A target that exists and is not
-    a regular file (``/dev/stdout``, a pipe) is written in place, never replaced."""
-    path = os.fspath(path)
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode):
-        # never blocks: a FIFO without a reader is ENXIO, one line from the caller
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        os.set_blocking(fd, True)  # a reader is there: let it take the whole text
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".co2-", suffix=".tmp", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def write_atomic(path: str | os.PathLike[str], data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON, atomically (see :func:`write_text_atomic`)."""
-    write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """Write ``data`` as JSON, atomically (see :func:`files.write_text_atomic`)."""
+    files.write_text_atomic(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
 # -- the journal ---------------------------------------------------------------------------
@@ -243,18 +206,23 @@ def open_journal_fd(path: str) -> int:
 
 
 class Journal:
-    """Durable results: each finished test's record is appended as one JSON line and
-    fsync'd, so that a killed run (SIGKILL, ``os._exit``, a power cut) loses at most the test
-    in flight. The first line holds the session facts. Removed once the report is written;
-    a journal left behind is recovered by the next run or by ``pytest-co2 report``."""
+    """Durable results: each finished test's record is appended as one JSON line at once, so
+    that a killed run (SIGKILL, ``os._exit``) loses at most the test in flight; ``sync``
+    records (the caller's choice: tests that measured for long) are fsync'd with every line
+    before them, so a power cut loses at most the short tests since the last one. The first
+    line holds the session facts. Removed once the report is written; a journal left behind
+    is recovered by the next run or by ``pytest-co2 report``."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._fd: int | None = None
         self.error: str | None = None
 
-    def append(self, record: dict[str, Any], session: Callable[[], SessionInfo]) -> None:
-        """Append one test's record (``session``: the session block, asked for once)."""
+    def append(
+        self, record: dict[str, Any], session: Callable[[], SessionInfo], *, sync: bool = True
+    ) -> None:
+        """Append one test's record (``session``: the session block, asked for once); with
+        ``sync``, fsync the file (a few ms on a disk: not worth it for a trivial test)."""
         try:
             if self._fd is None:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -262,13 +230,16 @@ class Journal:
                 head = {"journal": JOURNAL_VERSION, "session": session().to_dict()}
                 os.write(self._fd, (json.dumps(head, allow_nan=False) + "\n").encode())
             os.write(self._fd, (json.dumps(record, allow_nan=False) + "\n").encode())
-            os.fsync(self._fd)
+            if sync:
+                os.fsync(self._fd)
         except (OSError, ValueError) as exc:
             self.error = f"pytest-co2: could not append to the journal {self.path}: {exc}"
 
     def close(self, *, remove: bool) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
+                if not remove:  # the journal stays: the lines not yet synced too
+                    os.fsync(self._fd)
                 os.close(self._fd)
             self._fd = None
         if remove:
