@@ -129,3 +129,23 @@ def test_probe_periods_on_a_pure_reader(gap_s: float) -> None:
     assert (a.kind, b.kind) == ((MEASURED if gap_s < 0.005 else AT_MOST), UNCHANGED)
     # 7 reads 50 ms apart, each saw a change: 7 refreshes in 350 ms, so at most 350 / 6 ms
     assert a.period_s(0.1) == pytest.approx(0.01 if gap_s < 0.005 else 0.35 / 6, abs=1e-9)
+
+
+def test_the_json_says_how_each_counter_period_was_obtained() -> None:
+    import datetime as dt
+    import json
+
+    from pytest_co2.reporting.session import SessionInfo, session_info
+
+    node = Node([amd_gpu()])
+    with open_amd(node, late_sleep(node, lambda k: 0.08)) as backend:
+        info = session_info({}, backend, dt.datetime.now())
+    d = json.loads(json.dumps(info.to_dict()))
+    assert d["gpu_counter_periods"] == {
+        "amdgpu:0": {
+            "period_s": 0.01, "how": "at most", "probe_reads": 5, "probe_changes": 5,
+            "probe_read_gap_s": pytest.approx(0.08, abs=1e-9),
+        }
+    }  # fmt: skip
+    assert any("the read gap is not taken as the period" in n for n in d["backend_notes"])
+    assert SessionInfo.from_dict(d).to_dict()["gpu_counter_periods"] == d["gpu_counter_periods"]
