@@ -29,7 +29,7 @@ from ..base import Backend, BackendError, Device, Method
 from ..poller import PowerPoller
 from .counters import Counter, Faults
 from .driver import DENIED, UNSUPPORTED, GpuDriver, PowerSource
-from .probe import PeriodProbe, probe_periods
+from .probe import PeriodProbe, period_facts, probe_periods
 from .selection import Selector
 from .window import FineSampling, FineWindow
 
@@ -188,21 +188,13 @@ class GpuBackend(FineSampling, Selector, Backend):
 
     @property
     def counter_periods(self) -> dict[str, dict[str, object]]:
-        """Device id -> how its counter period was obtained (``how``: measured, at most,
-        too sparse, unchanged, assumed: not probed) and the probe's facts."""
-        out: dict[str, dict[str, object]] = {}
-        for c in self._counters:
-            found = self._periods.get(c.index)
-            fact: dict[str, object] = {"period_s": self.period_s(c.index), "how": "assumed"}
-            if found is not None:
-                fact.update(
-                    how=found.kind,
-                    probe_reads=found.reads,
-                    probe_changes=found.changes,
-                    probe_read_gap_s=found.read_gap_s,
-                )
-            out[f"{self.driver.id_prefix}:{c.index}"] = fact
-        return out
+        """Device id -> how its counter period was obtained (:func:`.probe.period_facts`)."""
+        return {
+            f"{self.driver.id_prefix}:{c.index}": period_facts(
+                self._periods.get(c.index), self.period_s(c.index)
+            )
+            for c in self._counters
+        }
 
     def _set_devices(self, counters: list[Counter], polled: list[int]) -> None:
         d, label, prefix = self.driver, self.driver.label, self.driver.id_prefix

@@ -154,3 +154,17 @@ def _judge(
     else:
         kind = SPARSE
     return PeriodProbe(kind, None, reads, changes, len(good), gap, bound)
+
+
+def period_facts(found: PeriodProbe | None, period_s: float) -> dict[str, object]:
+    """For the JSON: the period used and ``how`` (a probe kind, or ``assumed``: not probed),
+    with the probe's reads, changes and median read gap."""
+    if found is None:
+        return {"period_s": period_s, "how": "assumed"}
+    return {
+        "period_s": period_s,
+        "how": found.kind,
+        "probe_reads": found.reads,
+        "probe_changes": found.changes,
+        "probe_read_gap_s": found.read_gap_s,
+    }
