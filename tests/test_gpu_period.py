@@ -149,3 +149,16 @@ def test_the_json_says_how_each_counter_period_was_obtained() -> None:
     }  # fmt: skip
     assert any("the read gap is not taken as the period" in n for n in d["backend_notes"])
     assert SessionInfo.from_dict(d).to_dict()["gpu_counter_periods"] == d["gpu_counter_periods"]
+
+
+def test_a_window_after_refreshes_not_read_yet_starts_from_them() -> None:
+    """A fine-sampled window's base is the counter as its first reading sees it (before: the
+    last value read, so a window of >= one period also counted the refreshes before it)."""
+    node = Node([EmuGpu(trace=Trace(100.0))])
+    with open_nvml(node, node.clock.sleep) as backend:
+        meter = meter_of(backend, unlocked_guard(backend))
+        node.clock.advance(0.25)  # the counter refreshes; nothing reads it
+        align(node)
+        with meter.measure("one second") as m:
+            node.clock.advance(1.0)
+        assert energies(m.measurement) == {"gpu:0": 100.0}
