@@ -162,3 +162,20 @@ def test_a_window_after_refreshes_not_read_yet_starts_from_them() -> None:
         with meter.measure("one second") as m:
             node.clock.advance(1.0)
         assert energies(m.measurement) == {"gpu:0": 100.0}
+
+
+def test_an_xdist_workers_facts_say_how_its_counter_periods_were_obtained() -> None:
+    from types import SimpleNamespace
+
+    from pytest_co2.options import Settings
+    from pytest_co2.plugin.provider import BackendProvider
+
+    node = Node([amd_gpu()])
+    backend = open_amd(node, late_sleep(node, lambda k: 0.08))
+    config = SimpleNamespace(hook=SimpleNamespace(pytest_co2_make_backend=lambda **kw: backend))
+    provider = BackendProvider(config, Settings(backend="amdsmi"))  # type: ignore[arg-type]
+    assert provider.backend is backend
+    facts = provider.facts().to_dict()  # what a worker sends the controller (and the JSON)
+    assert facts["gpu_counter_periods"]["amdgpu:0"]["how"] == AT_MOST
+    assert facts["gpu_counter_periods"]["amdgpu:0"]["period_s"] == 0.01
+    backend.close()

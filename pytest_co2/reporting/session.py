@@ -215,12 +215,12 @@ def session_info(
         backend=opened.describe() if opened is not None else None,
         backend_notes=tuple(getattr(opened, "notes", ())),
         settings=dict(settings),
-        extra=_gpu_extra(opened),
+        extra=gpu_extra(opened),
     )
     return replace(info, **more)
 
 
-def _gpu_extra(opened: Backend | None) -> dict[str, Any]:
+def gpu_extra(opened: Backend | None) -> dict[str, Any]:
     """``gpu_counter_periods``: per GPU counter, how its update period was obtained."""
     from ..backends import find_part
     from ..backends.gpu import GpuBackend
