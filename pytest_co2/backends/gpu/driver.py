@@ -125,8 +125,7 @@ class GpuDriver(abc.ABC):
             return f"name the GPUs with {self.visibility_hint}"
         return (
             f"{self.emptied_by} leaves all of them visible, so name those the tests use with "
-            f"--co2-gpus (e.g. cuda:0) or list only those in "
-            f"{self.narrowed_by()}"
+            f"--co2-gpus (e.g. cuda:0) or list only those in {self.narrowed_by()}"
         )
 
     def counter_detail(self, counter: Any) -> str:
