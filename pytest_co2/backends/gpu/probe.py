@@ -100,9 +100,8 @@ def probe_periods(
     last = list(read())
     n = len(last)
     t_prev = [t0 if v is not None else None for v in last]  # the last read of each counter
-    changed_at: list[tuple[float, float] | None] = [
-        None
-    ] * n  # (read before, read) of the last change
+    # per counter, the reads around its last change: (the read before, the read that saw it)
+    changed_at: list[tuple[float, float] | None] = [None] * n
     ranges: list[list[tuple[float, float]]] = [[] for _ in range(n)]
     gaps: list[list[float]] = [[] for _ in range(n)]
     changes = [0] * n
