@@ -681,6 +681,19 @@ def test_format_g_per_kwh_one_decimal_from_ten() -> None:
     assert format_g_per_kwh(9.96) == "9.96"
 
 
+def test_format_g_per_kwh_float_noise_scales_with_the_value() -> None:
+    assert format_g_per_kwh(1_000_000.0001) == "1000000"  # within 1e-9 of a large value
+    assert format_g_per_kwh(1.5e-9) == "1.5e-09"  # below 1: the tolerance is 1e-9 itself
+
+
+def test_the_largest_intensity_accepted_is_10000() -> None:
+    from pytest_co2.carbon.intensity_value import parse_g_per_kwh
+
+    assert parse_g_per_kwh("10000") == 10000.0
+    with pytest.raises(IntensityError, match=r"^invalid intensity '10000.5': .*at most 10000$"):
+        parse_g_per_kwh("10000.5")
+
+
 def test_shipped_data_files_are_read_as_package_data() -> None:
     assert data_text("intensity_yearly.csv").startswith("region,name,g_co2e_per_kwh,year,source")
     assert data_text("de_monthly_intensity_2022_2023.csv").startswith(
