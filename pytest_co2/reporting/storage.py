@@ -140,6 +140,9 @@ def parse_json(text: str, what: str) -> Any:
         raise ReportError(f"{what}: JSON nested too deeply") from None
 
 
+_READ_KEYS = ("schema_version", "session", "tests", "totals", "comparison")
+
+
 def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report:
     """Read and validate a saved report. ValueError (one line) naming the file and the first
     bad field: unreadable, not a regular file, too large, not UTF-8, not JSON (NaN included),
@@ -157,7 +160,8 @@ def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report
         tests = tests_from_dicts(data.get("tests"))
     except ReportError as exc:
         raise ReportError(f"{what} {where!r}: {exc}") from None
-    return Report(session=session, tests=tests)
+    extra = {k: v for k, v in data.items() if k not in _READ_KEYS}  # other hooks' blocks
+    return Report(session=session, tests=tests, extra=extra)
 
 
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
