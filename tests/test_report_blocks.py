@@ -232,3 +232,38 @@ def test_an_input_without_the_blocks(
     assert data["profile"]["notes"][-1] == "no profile in shard 2/2 (run without --co2-profile)"
     assert data["sci"]["without_sci"] == [str(shards[1])]
     assert [s["shard"] for s in data["defer"]["shards"]] == ["1/2"]
+
+
+def test_a_node_device_counted_once_leaves_the_sci_row_its_own_energy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two shards on one host read the same node-level device over the same time: combine
+    keeps it in the first, and the second's SCI row is recomputed without it."""
+    from pytest_co2.backends.base import Device, Method
+    from pytest_co2.measure.records import DeviceEnergy
+
+    node = Device("sim:node", "simulated", "node meter", Method.SIMULATED, shared=True)
+    own = Device("cpu:process", "cpu", "process", Method.SIMULATED, shared=False)
+    paths = []
+    for k, name in ((1, "fit"), (2, "sample")):
+        base = load_report(V1).tests[0].results[0]
+        r = _result(base, name, "sample", 2, 10)  # 72 J: 36 J of the node, 36 J its own
+        devices = (DeviceEnergy(node, 36.0), DeviceEnergy(own, 36.0))
+        r = replace(r, measurement=replace(r.measurement, devices=devices))
+        report = _shard(
+            k,
+            TestRecord(f"t.py::test_{k}", "passed", [r]),
+            "main",
+            TRAIN,
+            {"deferred": False},
+            SETUP,
+        )
+        report.session = replace(report.session, origin=replace(report.session.origin, host="h"))
+        report.extra.pop("defer")
+        paths.append(tmp_path / f"{k}.json")
+        write_atomic(paths[-1], report.to_dict())
+    rows = _combine(capsys, tmp_path / "all.json", *paths)["sci"]["measurements"]
+    assert rows[0]["operational_g_per_unit"] == pytest.approx(OPERATIONAL_G, rel=1e-12)
+    # 18 J per unit left: 5e-6 kWh x 1.5 x 200 g/kWh; M as before (the time is the same)
+    assert rows[1]["operational_g_per_unit"] == pytest.approx(OPERATIONAL_G / 2, rel=1e-12)
+    assert rows[1]["embodied_machine_g_per_unit"] == pytest.approx(M_G, rel=1e-12)
