@@ -267,3 +267,48 @@ def test_a_node_device_counted_once_leaves_the_sci_row_its_own_energy(
     # 18 J per unit left: 5e-6 kWh x 1.5 x 200 g/kWh; M as before (the time is the same)
     assert rows[1]["operational_g_per_unit"] == pytest.approx(OPERATIONAL_G / 2, rel=1e-12)
     assert rows[1]["embodied_machine_g_per_unit"] == pytest.approx(M_G, rel=1e-12)
+
+
+KILLED = """
+import os
+import pytest
+
+@pytest.mark.parametrize("k", range(4))
+def test_step(co2_meter, clock, k):
+    if k == 2:
+        os._exit(3)
+    with co2_meter.measure("m"):
+        clock.advance(0.5 * (k + 1))
+"""
+
+
+def test_a_killed_runs_journal_keeps_the_profile(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import FAKE_CLOCK_CONFTEST
+
+    from pytest_co2.reporting.storage import PROFILE_RECOVERED
+
+    (tmp_path / "conftest.py").write_text(FAKE_CLOCK_CONFTEST)
+    (tmp_path / "test_killed.py").write_text(KILLED)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTEST_ADDOPTS"] = "-p no:randomly -p no:cacheprovider"
+    args = ["--co2-backend=constant:100", "--co2-json=r.json", "--co2-profile=p.folded"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    rc, out, _ = run_cli(capsys, "report", str(tmp_path / "r.json"), "--json")
+    assert rc == 0
+    profile = json.loads(out)["profile"]
+    trees = profile["processes"]["main"]
+    assert [t["name"].split("::")[1] for t in trees] == ["test_step[0]", "test_step[1]"]
+    # 100 W on the fake clock, which only the measured regions advance: 50 J and 100 J
+    assert [t["energy_uj"] for t in trees] == [50_000_000, 100_000_000]
+    assert profile["total_uj"] == 150_000_000 and profile["notes"] == [PROFILE_RECOVERED]
+    assert profile["top"][0]["path"][-1] == "[m]" and profile["top"][0]["self_uj"] == 100_000_000
