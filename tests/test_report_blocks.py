@@ -312,3 +312,30 @@ def test_a_killed_runs_journal_keeps_the_profile(
     assert [t["energy_uj"] for t in trees] == [50_000_000, 100_000_000]
     assert profile["total_uj"] == 150_000_000 and profile["notes"] == [PROFILE_RECOVERED]
     assert profile["top"][0]["path"][-1] == "[m]" and profile["top"][0]["self_uj"] == 100_000_000
+
+
+def test_the_runs_own_markdown_has_the_sections(fake_clock_pytester: pytest.Pytester) -> None:
+    fake_clock_pytester.makepyfile(
+        test_md="""
+        def test_x(co2_meter, clock):
+            with co2_meter.measure("m", unit="sample") as m:
+                clock.advance(2.0)
+                m.step(units=2)
+        """
+    )
+    result = fake_clock_pytester.runpytest(
+        "--co2-backend=constant:100", "--co2-pue=1.5", "--co2-intensity=200", "--co2-sci",
+        "--co2-embodied=1200,4,0.5", "--co2-profile=p.folded", "--co2-markdown=r.md",
+        "-p", "no:cacheprovider",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    lines = (fake_clock_pytester.path / "r.md").read_text().splitlines()
+    # 100 J per sample: 2.78e-5 kWh x 1.5 x 200 g = 0.00833 g; M: 1.2e6 g / 4 years x 1 s x 0.5
+    m_g = 1.2e6 / (4 * YEAR_S) * 1.0 * 0.5
+    assert m_g == pytest.approx(0.0047533, rel=1e-4)
+    assert (
+        "| `test_md.py::test_x` | m | 0.0131 g/sample | 0.00833 | 0.00475 | 0.0262 g for 2 "
+        "samples |  |"
+    ) in lines
+    assert any(x.startswith("**Energy profile:** top 5 of 6 phases") for x in lines)
+    assert "- 200 J 100% test\\_md.py::test\\_x \\> call \\> [m] (region, simulated)" in lines
