@@ -339,3 +339,14 @@ def test_the_runs_own_markdown_has_the_sections(fake_clock_pytester: pytest.Pyte
     ) in lines
     assert any(x.startswith("**Energy profile:** top 5 of 6 phases") for x in lines)
     assert "- 200 J 100% test\\_md.py::test\\_x \\> call \\> [m] (region, simulated)" in lines
+
+
+def test_a_bad_block_is_a_one_line_error(
+    shards: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = json.loads(shards[1].read_text())
+    data["profile"]["processes"]["gw0"] = [{"name": "t.py::test_sample"}]
+    shards[1].write_text(json.dumps(data))
+    rc, _, err = run_cli(capsys, "combine", *map(str, shards), "-o", str(tmp_path / "all.json"))
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert f"a bad 'profile' block in {shards[0]}, {shards[1]}: KeyError: " in err

@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..carbon.sci import Sci, sci_per_unit
-from .model import Result, TestRecord
+from .model import ReportError, Result, TestRecord
 from .profile import TOP, Profile
 from .sci import sci_entry
 
@@ -206,11 +206,19 @@ def rerender_sci(block: Mapping[str, Any], tests: Sequence[TestRecord]) -> dict[
 
 def combined_blocks(inputs: Sequence[Input]) -> dict[str, Any]:
     """The carried blocks of a combined report (only those some input has)."""
-    made = {
-        "profile": combine_profile(inputs),
-        "defer": combine_defer(inputs),
-        "sci": combine_sci(inputs),
-    }
+    made = {}
+    for name, join in (
+        ("profile", combine_profile),
+        ("defer", combine_defer),
+        ("sci", combine_sci),
+    ):
+        try:
+            made[name] = join(inputs)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            bad = ", ".join(i.path for i in inputs if name in i.extra)
+            raise ReportError(
+                f"a bad {name!r} block in {bad}: {type(exc).__name__}: {exc}"
+            ) from None
     return {k: v for k, v in made.items() if v is not None}
 
 
