@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +115,19 @@ def decide(
     best = best_start(forecast, MIN_DURATION_S, now, current_g_per_kwh=g) if forecast else None
     reason = f"defer: {now_text} is above {above} g/kWh; {_best_text(best, above_g_per_kwh, now)}"
     return Deferral(True, reason, above_g_per_kwh, g, best)
+
+
+def decision_lines(tests: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One line per distinct decision over ``tests`` (test id -> ``Deferral.to_dict()``): how
+    many tests, deferred or ran, and why."""
+    groups: dict[tuple[bool, str], int] = {}
+    for entry in tests.values():
+        key = (bool(entry.get("deferred")), str(entry.get("reason", "")))
+        groups[key] = groups.get(key, 0) + 1
+    out = []
+    for (deferred, reason), n in groups.items():
+        count = f"{n} {'test' if n == 1 else 'tests'}"
+        why = reason.split(": ", 1)[1] if ": " in reason else reason
+        what = "deferred (skipped)" if deferred else "subject to deferral ran"
+        out.append(f"{count} {what}: {why}")
+    return out

@@ -52,7 +52,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     ):
         print(line)
     print_wrapped("total " + format_equivalents(out.totals.co2e_kg), width)
+    for line in block_lines(out.extra):
+        print_wrapped(line, width)
     return 0
+
+
+def block_lines(extra: dict[str, Any]) -> list[str]:
+    """The SCI lines (every measurement) and the profile's top entries of a report."""
+    from ..reporting.blocks import profile_of
+    from ..reporting.profile import TOP, top_lines
+    from ..reporting.sci import block_lines as sci_lines
+
+    lines = sci_lines(extra["sci"], None) if "sci" in extra else []
+    if "profile" in extra:
+        lines += top_lines(profile_of(extra["profile"]), TOP)
+    return lines
 
 
 def cmd_ab(args: argparse.Namespace) -> int:

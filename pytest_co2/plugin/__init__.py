@@ -95,6 +95,11 @@ def pytest_configure(config: pytest.Config) -> None:
             settings.profile,
             state.role,
             show=settings.report != "off",
+            keep=lambda line: (
+                state.journal.append(line, state.session_info, sync=False)
+                if state.journal is not None
+                else None
+            ),
         )
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")

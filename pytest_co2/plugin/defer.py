@@ -133,17 +133,9 @@ class DeferHooks:
 
     def lines(self) -> list[str]:
         """One summary line per distinct decision: how many tests, deferred or ran, and why."""
-        groups: dict[tuple[bool, str], int] = {}
-        for entry in self.tests.values():
-            key = (bool(entry.get("deferred")), str(entry.get("reason", "")))
-            groups[key] = groups.get(key, 0) + 1
-        out = []
-        for (deferred, reason), n in groups.items():
-            tests = f"{n} {'test' if n == 1 else 'tests'}"
-            why = reason.split(": ", 1)[1] if ": " in reason else reason
-            what = "deferred (skipped)" if deferred else "subject to deferral ran"
-            out.append(f"co2 defer: {tests} {what}: {why}")
-        return out
+        from ..carbon.defer import decision_lines
+
+        return [f"co2 defer: {line}" for line in decision_lines(self.tests)]
 
     def pytest_co2_update_json(self, config: pytest.Config, report: dict[str, Any]) -> None:
         block = self.block()

@@ -38,8 +38,16 @@ _LEFT_OPEN = "a fixture or region that was still open when its parent ended was 
 class ProfileRecorder:
     """Builds the tree of the tests this process runs (see the module's docstring)."""
 
-    def __init__(self, provider: BackendProvider, profile: Profile, process: str) -> None:
+    def __init__(
+        self,
+        provider: BackendProvider,
+        profile: Profile,
+        process: str,
+        keep: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
         self._provider = provider
+        self.process = process
+        self._keep = keep  # appends a line to the run's journal (None: no journal)
         self.profile = profile
         self.roots: list[Node] = profile.processes.setdefault(process, [])
         self._stack: list[tuple[Node, float]] = []  # open nodes, with their start time
@@ -115,7 +123,15 @@ class ProfileRecorder:
     # -- hooks ----------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        return (yield from self._span(item.nodeid, "test"))
+        node = self.open(item.nodeid, "test")
+        try:
+            return (yield)
+        finally:
+            self.close(node)
+            if self._keep is not None and node is not None and node.end_uj is not None:
+                from ..reporting.storage import JOURNAL_PROFILE_KEY
+
+                self._keep({JOURNAL_PROFILE_KEY: {"process": self.process, "tree": node.to_dict()}})
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -176,17 +192,25 @@ class ProfileRecorder:
 
 
 def register(
-    config: pytest.Config, provider: BackendProvider, path: str, role: str, *, show: bool = True
+    config: pytest.Config,
+    provider: BackendProvider,
+    path: str,
+    role: str,
+    *,
+    show: bool = True,
+    keep: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
     """Register the profile's hooks: the recorder where tests run, the outputs where the
     run is reported (``role``: ``single``, ``worker`` or ``controller``; ``show``: the top
-    entries in the summary)."""
+    entries in the summary; ``keep``: appends each finished test's tree to the journal of a
+    single process)."""
     profile = Profile()
     if role != "controller":
         workerinput = getattr(config, "workerinput", None) or {}
         process = str(workerinput.get("workerid", "main"))
         config.pluginmanager.register(
-            ProfileRecorder(provider, profile, process), "pytest-co2-profile-recorder"
+            ProfileRecorder(provider, profile, process, keep if role == "single" else None),
+            "pytest-co2-profile-recorder",
         )
     if role != "worker":
         config.pluginmanager.register(ProfileOutput(profile, path, show=show), "pytest-co2-profile")

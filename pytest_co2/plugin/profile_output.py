@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from ..files import write_text_atomic
-from ..reporting.profile import Profile, top_lines
+from ..reporting.profile import TOP, Profile, top_lines
 
 TITLE = "co2 energy profile"  # the summary section
-TOP = 5  # entries in the summary and the report's ``top``
 WORKER_KEY = "pytest_co2_profile"  # a worker's tree in xdist's ``workeroutput``
 
 

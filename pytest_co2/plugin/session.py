@@ -296,6 +296,7 @@ class Co2Session:
         report = self.report(status, interrupted)
         data = report.to_dict()
         self.config.hook.pytest_co2_update_json(config=self.config, report=data)
+        report.extra.update({k: data[k] for k in ("profile", "defer", "sci") if k in data})
         written, saved = self.writer.outputs(
             data,
             report,

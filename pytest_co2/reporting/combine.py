@@ -14,7 +14,8 @@ Rules, each said in ``session.combined.notes``:
 - node-level devices (``shared``: a RAPL package, a GPU, a simulated node device) read by
   several processes on one host key over overlapping time are counted once: the process
   with the lowest local rank (then rank) keeps them, the others' measurements lose those
-  devices' energy (their per-process devices stay).
+  devices' energy (their per-process devices stay);
+- the ``profile``, ``defer`` and ``sci`` blocks are joined as ``reporting.blocks`` says.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..measure.records import Measurement
+from .blocks import Input, combined_blocks
 from .json_report import Report
 from .model import ReportError, Result, TestRecord
 from .origin import OriginInfo
@@ -310,7 +312,23 @@ def combine(parts: Sequence[Part], *, allow_mixed: bool = False) -> Report:
     return Report(
         session=_merged_session(kept, info),
         tests=[t for tests in tests_of for t in tests],
+        extra=combined_blocks(_block_inputs(kept, tests_of)),
     )
+
+
+def _block_inputs(parts: Sequence[Part], tests_of: Sequence[list[TestRecord]]) -> list[Input]:
+    """The inputs as ``reporting.blocks`` joins them, each named by its shard and rank (its
+    path when it has neither, or when another input has the same)."""
+    out: list[Input] = []
+    for part, tests in zip(parts, tests_of, strict=True):
+        o = part.origin
+        who = {} if o is None else {"shard": o.shard, "rank": o.rank}
+        who = {k: v for k, v in who.items() if v is not None}
+        label = ", ".join(f"{k} {v}" for k, v in who.items()) or part.path
+        if any(i.label == label for i in out):
+            label = part.path
+        out.append(Input(part.path, label, who, tests, part.report.extra))
+    return out
 
 
 def summary(report: Report) -> list[str]:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..fmt import fmt_num, fmt_pct, fmt_pm
+from ..fmt import fmt_count, fmt_num, fmt_pct, fmt_pm, plural
 from .budget import budget_text, verdict_text
 from .json_report import Report
 from .model import all_results, ranked
@@ -109,6 +109,7 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
     advice = report.extra.get("advice")
     if isinstance(advice, Mapping) and isinstance(advice.get("session"), Mapping):
         lines += ["", f"Advice: {md_text(advice['session'].get('text', ''))}"]
+    lines += _block_sections(report.extra)
     if comparison is not None:
         started = (
             f" (started {md_text(comparison.baseline_started)})"
@@ -119,3 +120,46 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
         if comparison.failures:
             lines += ["", "**Regressions:**", ""] + [f"- {md_text(f)}" for f in comparison.failures]
     return "\n".join(lines) + "\n"
+
+
+def _block_sections(extra: Mapping[str, Any]) -> list[str]:
+    """Short sections for the ``sci``, ``defer`` and ``profile`` blocks, when present."""
+    from ..carbon.defer import decision_lines
+    from .blocks import profile_of
+    from .profile import TOP, top_lines
+    from .sci import FORMULA
+
+    lines: list[str] = []
+    sci = extra.get("sci")
+    if isinstance(sci, Mapping) and sci.get("measurements"):
+        lines += ["", f"**SCI per unit** ({md_text(FORMULA)}, g CO2e, location-based; the "
+                  "boundary is in the JSON report)", ""]  # fmt: skip
+        head = ["test", "measurement", "SCI per unit", "E x I", "M", "projected", "market-based"]
+        lines += [_row(head), "|" + "|".join("---" for _ in head) + "|"]
+        for row in sci["measurements"]:
+            market = row.get("market_based")
+            unit, n = row["functional_unit"], row["projection"]["n"]
+            lines.append(_row([
+                md_code(row["nodeid"]), md_text(row["name"]),
+                f"{fmt_num(row['sci_g_per_unit'])} g/{md_text(unit)}",
+                fmt_num(row["operational_g_per_unit"]), fmt_num(row["embodied_g_per_unit"]),
+                f"{fmt_num(row['projection']['sci_g'])} g for {fmt_count(n)} {md_text(plural(unit, n))}",
+                "" if market is None else f"{fmt_num(market['total_g_per_unit'])} g/{md_text(unit)}",
+            ]))  # fmt: skip
+    defer = extra.get("defer")
+    if isinstance(defer, Mapping):
+        shards = defer.get("shards")
+        groups = shards if isinstance(shards, list) else [defer]
+        lines += ["", "**Carbon-aware deferral:**", ""]
+        for g in groups:
+            where = ", ".join(f"{k} {g[k]}" for k in ("shard", "rank") if g.get(k) is not None)
+            where = where or (str(g["input"]) if g.get("input") else "")
+            lead = f"{md_text(where)}: " if where else ""
+            lines += [f"- {lead}{md_text(x)}" for x in decision_lines(dict(g.get("tests") or {}))]
+    profile = extra.get("profile")
+    if isinstance(profile, Mapping):
+        top = top_lines(profile_of(profile), TOP)
+        if top:
+            lines += ["", f"**Energy profile:** {md_text(top[0])}", ""]
+            lines += [f"- {md_text(x)}" for x in top[1:]]
+    return lines

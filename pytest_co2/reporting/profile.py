@@ -22,6 +22,7 @@ from typing import Any
 from ..fmt import fmt_sig
 
 UNIT = "uJ"  # integer microjoules, in every export
+TOP = 5  # the entries in the summary and the report's ``top``
 KINDS = ("test", "phase", "fixture", "region")
 SPEEDSCOPE_SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 BASIS = (

@@ -2,7 +2,8 @@
 
 Energies stay as measured; each measurement's emission is recomputed from its projection
 (``energy_kwh``, ``std_kwh``, ``ci95_kwh``) with Eq. 1, and its what-if columns, budget
-verdicts and the totals follow.
+verdicts and the totals follow; the ``sci`` block's rows are recomputed, the ``profile`` and
+``defer`` blocks kept (``reporting.blocks``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ..carbon.emission import DEFAULT_PUE, Emission, emission
 from ..carbon.intensity import lookup
 from ..carbon.intensity_value import Intensity
 from ..constants import DEFAULT_REGION
+from .blocks import rerendered_blocks
 from .budget import evaluate
 from .json_report import Report
 from .model import Result, TestRecord
@@ -84,4 +86,5 @@ def rerender(
             pue=new_pue,
         ),
     )
-    return Report(session=session, tests=tests)  # the comparison was for the original accounting
+    # the comparison (and the advice) were for the original accounting
+    return Report(session=session, tests=tests, extra=rerendered_blocks(report.extra, tests))

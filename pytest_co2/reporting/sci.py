@@ -4,7 +4,7 @@ boundary (what is in E, what is in M, what is left out), as ISO/IEC 21031 asks t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,8 @@ def sci_of(r: Result, setup: SciSetup) -> Sci | None:
     )
 
 
-def _entry(nodeid: str, r: Result, s: Sci) -> dict[str, Any]:
+def sci_entry(nodeid: str, r: Result, s: Sci) -> dict[str, Any]:
+    """One measurement's row of the block."""
     n = r.projection.n
     e = r.emission
     intensity = {"region": e.region, "g_per_kwh": e.intensity_g_per_kwh, "source": e.source}
@@ -138,7 +139,7 @@ def boundary(results: Sequence[Result], setup: SciSetup) -> dict[str, Any]:
 def sci_block(tests: Sequence[TestRecord], setup: SciSetup) -> dict[str, Any]:
     """The JSON report's ``sci`` block."""
     pairs = [(t.nodeid, r) for t in tests for r in t.results]
-    entries = [_entry(n, r, s) for n, r in pairs if (s := sci_of(r, setup)) is not None]
+    entries = [sci_entry(n, r, s) for n, r in pairs if (s := sci_of(r, setup)) is not None]
     return {
         "standard": STANDARD,
         "formula": FORMULA,
@@ -159,17 +160,23 @@ def sci_block(tests: Sequence[TestRecord], setup: SciSetup) -> dict[str, Any]:
 
 def sci_lines(tests: Sequence[TestRecord], setup: SciSetup, max_rows: int | None) -> list[str]:
     """A heading and one line per measurement: SCI per unit, its parts, the projection."""
+    return block_lines(sci_block(tests, setup), max_rows)
+
+
+def block_lines(block: Mapping[str, Any], max_rows: int | None) -> list[str]:
+    """:func:`sci_lines` from a report's ``sci`` block (``pytest-co2 report``)."""
     out = [f"co2 SCI per unit ({FORMULA}, location-based; boundary in the JSON report)"]
-    rows = [(t, r, s) for t in tests for r in t.results if (s := sci_of(r, setup)) is not None]
-    for t, r, s in rows[:max_rows]:
-        unit, n = r.measurement.unit, r.projection.n
+    rows = list(block.get("measurements") or ())
+    for row in rows[:max_rows]:
+        unit, n = row["functional_unit"], row["projection"]["n"]
         line = (
-            f"{t.nodeid} [{r.measurement.name}]: {fmt_num(s.sci_g)} g/{unit} (E x I "
-            f"{fmt_num(s.operational_g)} + M {fmt_num(s.embodied_g)}); {fmt_count(n)} "
-            f"{plural(unit, n)}: {fmt_num(s.sci_g * n)} g"
+            f"{row['nodeid']} [{row['name']}]: {fmt_num(row['sci_g_per_unit'])} g/{unit} (E x I "
+            f"{fmt_num(row['operational_g_per_unit'])} + M {fmt_num(row['embodied_g_per_unit'])}); "
+            f"{fmt_count(n)} {plural(unit, n)}: {fmt_num(row['projection']['sci_g'])} g"
         )
-        if s.market_g is not None:
-            line += f"; market-based {fmt_num(s.market_g)} g/{unit} (not SCI)"
+        market = row.get("market_based")
+        if market is not None:
+            line += f"; market-based {fmt_num(market['total_g_per_unit'])} g/{unit} (not SCI)"
         out.append(line)
     if max_rows is not None and len(rows) > max_rows:
         out.append(f"... {len(rows) - max_rows} more in the JSON report (--co2-report=full: all)")

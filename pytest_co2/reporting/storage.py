@@ -140,6 +140,9 @@ def parse_json(text: str, what: str) -> Any:
         raise ReportError(f"{what}: JSON nested too deeply") from None
 
 
+_READ_KEYS = ("schema_version", "session", "tests", "totals", "comparison")
+
+
 def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report:
     """Read and validate a saved report. ValueError (one line) naming the file and the first
     bad field: unreadable, not a regular file, too large, not UTF-8, not JSON (NaN included),
@@ -157,7 +160,8 @@ def load_report(path: str | os.PathLike[str], *, what: str = "report") -> Report
         tests = tests_from_dicts(data.get("tests"))
     except ReportError as exc:
         raise ReportError(f"{what} {where!r}: {exc}") from None
-    return Report(session=session, tests=tests)
+    extra = {k: v for k, v in data.items() if k not in _READ_KEYS}  # other hooks' blocks
+    return Report(session=session, tests=tests, extra=extra)
 
 
 def load_baseline(path: str | os.PathLike[str]) -> Baseline:
@@ -203,6 +207,13 @@ def open_journal_fd(path: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+JOURNAL_PROFILE_KEY = "profile_test"  # a journal line holding one test's profile tree
+PROFILE_RECOVERED = (
+    "recovered from the journal of a killed run: the trees of the tests that finished "
+    "(the profile's own notes were not kept)"
+)
 
 
 class Journal:
@@ -269,9 +280,24 @@ def read_journal(path: str) -> Report:
     head["recovered_from"] = path
     head.setdefault("exit_status", None)
     head.setdefault("interrupted", True)
+    trees = [
+        r[JOURNAL_PROFILE_KEY] for r in rows[1:] if isinstance(r, dict) and JOURNAL_PROFILE_KEY in r
+    ]
+    records = [r for r in rows[1:] if not (isinstance(r, dict) and JOURNAL_PROFILE_KEY in r)]
     try:
         session = SessionInfo.from_dict(head, where="journal session")
-        tests = tests_from_dicts(rows[1:], where="journal records")
-    except ReportError as exc:
+        tests = tests_from_dicts(records, where="journal records")
+        extra = {"profile": _recovered_profile(trees)} if trees else {}
+    except (ReportError, KeyError, TypeError, ValueError) as exc:
         raise ReportError(f"journal {path!r}: {exc}") from None
-    return Report(session=session, tests=tests)
+    return Report(session=session, tests=tests, extra=extra)
+
+
+def _recovered_profile(trees: list[Any]) -> dict[str, Any]:
+    """The ``profile`` block of the test trees a killed run's journal kept."""
+    from .profile import TOP, Node, Profile
+
+    profile = Profile(notes=[PROFILE_RECOVERED])
+    for t in trees:
+        profile.processes.setdefault(str(t["process"]), []).append(Node.from_dict(t["tree"]))
+    return profile.to_dict(TOP)
