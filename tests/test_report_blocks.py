@@ -350,3 +350,16 @@ def test_a_bad_block_is_a_one_line_error(
     rc, _, err = run_cli(capsys, "combine", *map(str, shards), "-o", str(tmp_path / "all.json"))
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert f"a bad 'profile' block in {shards[0]}, {shards[1]}: KeyError: " in err
+
+
+@pytest.mark.parametrize("fmt", [(), ("--markdown",)])  # --json carries the row as it is
+def test_report_with_a_malformed_sci_row_is_a_one_line_error(
+    shards: tuple[Path, Path], capsys: pytest.CaptureFixture[str], fmt: tuple[str, ...]
+) -> None:
+    data = json.loads(shards[0].read_text())
+    data["sci"]["measurements"] = [{"nodeid": "t.py::test_sample"}]  # loads, lacks its figures
+    shards[0].write_text(json.dumps(data))
+    rc, out, err = run_cli(capsys, "report", str(shards[0]), *fmt)
+    assert rc == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{shards[0]}: cannot re-render: a malformed report (KeyError: " in err
+    assert "Traceback" not in out + err

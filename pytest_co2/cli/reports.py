@@ -13,11 +13,23 @@ from .common import PROG, UsageError, load, print_wrapped, terminal_width
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render a saved JSON report for another region, month or PUE (no new measurement)."""
+    report = load(args.file)
+    try:
+        return _render(args, report)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a block's shape
+        blocks = ", ".join(sorted(k for k in ("sci", "profile", "defer") if k in report.extra))
+        raise UsageError(
+            f"{args.file}: cannot re-render: a malformed report "
+            f"({type(exc).__name__}: {exc}){f'; its blocks: {blocks}' if blocks else ''}"
+        ) from None
+
+
+def _render(args: argparse.Namespace, report: Any) -> int:
+    """The re-rendered report as JSON, markdown or text."""
     import json
 
     from ..reporting.rerender import rerender
 
-    report = load(args.file)
     out = rerender(
         report,
         region=args.region,
