@@ -244,7 +244,7 @@ def make_spec(key: Key | str, settings: dict[str, Any], single: Spec | None = No
     """The planner's view of one config (reference costs, peak RSS) from its registry key."""
     from . import costs
     from . import workloads as w
-    from .verdict import key_label
+    from .verdict_ratios import key_label
 
     scale = settings["scale"]
     steps = dict(
@@ -462,7 +462,7 @@ def pytest_co2_update_json(config: pytest.Config, report: dict[str, Any]) -> Non
     """The verdict against the paper in the plugin's JSON report (``paper_verdict``)."""
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is not None and registry.results and not hasattr(config, "workeroutput"):
-        from .verdict import verdict_json
+        from .verdict_render import verdict_json
 
         report["paper_verdict"] = verdict_json(registry)
 
@@ -480,7 +480,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is None or not registry.results or hasattr(config, "workeroutput"):
         return
-    from .verdict import budget_notes, findings, ratios, render_terminal
+    from .verdict import findings
+    from .verdict_ratios import budget_notes, ratios
+    from .verdict_render import render_terminal
 
     tr = terminalreporter
     tr.write_sep("=", "co2 verdict against the paper")

@@ -549,8 +549,9 @@ def render(registry: Registry) -> tuple[list[str], tuple[dict, dict, dict, dict]
             "**Smoke scale: tiny shapes and widths; these numbers check the pipeline, not the paper.**",
             "",
         ]
-    from .verdict import findings, ratios
-    from .verdict import render_markdown as verdict_markdown
+    from .verdict import findings
+    from .verdict_ratios import ratios
+    from .verdict_render import render_markdown as verdict_markdown
 
     lines += verdict_markdown(findings(registry), ratios(registry), registry)
     lines += _costs(registry)
