@@ -561,7 +561,7 @@ def test_smoke_labels_carry_the_divisors():
 
 
 def test_outputs_line_names_the_folder(tmp_path):
-    from benchmarks.conftest import outputs_line
+    from benchmarks.outputs import outputs_line
 
     out = tmp_path / "co2-out"
     out.mkdir()
