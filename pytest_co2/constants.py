@@ -13,5 +13,12 @@ MARKER_HELP = (
     "the projected emissions (kg CO2e) or energy (kWh) of its measurements exceed the budget. "
     "extrapolate/unit set the projection target for this test; region its grid region."
 )
+DEFER_MARKER = "co2_defer"
+DEFER_MARKER_HELP = (
+    f"{DEFER_MARKER}(above=G_PER_KWH): skip the test when the live carbon intensity of the "
+    "session's zone (--co2-intensity-source) is above G_PER_KWH g CO2e/kWh, naming the best "
+    "start in the forecast; without a live value the test runs. above defaults to "
+    "--co2-defer-above."
+)
 STORAGE_DIR = ".co2"  # saved runs (--co2-save=NAME): <rootdir>/.co2/NAME.json
 LATEST = "latest"  # --co2-compare's name for the newest saved run

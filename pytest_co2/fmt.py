@@ -7,6 +7,7 @@ Below every other layer (stdlib only), so that the decisions (``measure``) and t
 from __future__ import annotations
 
 import math
+import textwrap
 
 
 def fmt_num(x: float | None, sig: int = 3) -> str:
@@ -240,3 +241,8 @@ def printable(text: str, keep: str = "") -> str:
     if table is None:
         table = _PRINTABLE[keep] = _escape_table(keep)
     return text.translate(table)
+
+
+def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    """A long line of prose as lines of at most ``width`` columns."""
+    return textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent) or [""]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import types
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -171,9 +172,24 @@ def _open(amd: Any, **kw: Any) -> AmdsmiBackend:
 # -- the energy counter ------------------------------------------------------------------------
 
 
+def several_amd_gpus_warning(ids: list[str], var: str, value: str, within: str = "") -> str:
+    """What the backend warns when ``var=value`` leaves several GPUs and none is in use."""
+    return (
+        f"{len(ids)} AMD GPUs are measured ({', '.join(ids)}) because none holds a GPU context "
+        "of this process yet: a test that uses one is charged the others' idle power; "
+        f"{var}={value!r}{within} leaves all of them visible, so name those the tests use with "
+        f"--co2-gpus (e.g. cuda:0) or list only those in {var}"
+    )
+
+
 def test_counter_path_is_exact_and_labelled() -> None:
     amd = gpus(2, g1={"ticks": 5_000, "name": "AMD Instinct MI250X"})
-    with _open(amd, rocr_visible_devices="0,1") as backend:
+    with pytest.warns(BackendWarning) as caught:
+        backend = _open(amd, rocr_visible_devices="0,1")
+    assert [str(w.message) for w in caught] == [
+        several_amd_gpus_warning(["amdgpu:0", "amdgpu:1"], "ROCR_VISIBLE_DEVICES", "0,1")
+    ]
+    with backend:
         assert amd.init_flags == [2]  # AmdSmiInitFlags.INIT_AMD_GPUS
         assert [d.id for d in backend.devices] == ["amdgpu:0", "amdgpu:1"]
         assert [d.label for d in backend.devices] == ["AMD Instinct MI300X", "AMD Instinct MI250X"]
@@ -541,10 +557,20 @@ SMI_UUID_1 = FakeGpu(1).uuid
 def test_visibility_variables(
     rocr: str | None, hip: str | None, cuda: str | None, ids: list[str]
 ) -> None:
-    with _open(
-        four(), rocr_visible_devices=rocr, hip_visible_devices=hip, cuda_visible_devices=cuda
-    ) as backend:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backend = _open(
+            four(), rocr_visible_devices=rocr, hip_visible_devices=hip, cuda_visible_devices=cuda
+        )
+    with backend:
         assert [d.id for d in backend.devices] == ids
+    # several GPUs left visible, none in use: the advice names the variable that chose them
+    var, value = ("HIP_VISIBLE_DEVICES", hip) if hip is not None else ("ROCR_VISIBLE_DEVICES", rocr)
+    within = (
+        f" within ROCR_VISIBLE_DEVICES={rocr!r}" if hip is not None and rocr is not None else ""
+    )
+    said = [several_amd_gpus_warning(ids, var, str(value), within)] if ids[1:] else []
+    assert [str(w.message) for w in caught] == said
 
 
 def test_ignored_and_repeated_entries_are_noted() -> None:

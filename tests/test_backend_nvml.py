@@ -117,12 +117,19 @@ def three_gpus() -> FakeNvml:
     )
 
 
-def several_gpus_warning(ids: list[str]) -> str:
-    """What the backend warns when it measures several GPUs that it picked itself."""
+def several_gpus_warning(ids: list[str], visible: str | None = None) -> str:
+    """What the backend warns when it measures several GPUs that it picked itself (among
+    those CUDA_VISIBLE_DEVICES=``visible`` leaves, where set)."""
+    advice = (
+        "name the GPUs with --co2-gpus or CUDA_VISIBLE_DEVICES"
+        if visible is None
+        else f"CUDA_VISIBLE_DEVICES={visible!r} leaves all of them visible, so name those the "
+        "tests use with --co2-gpus (e.g. cuda:0) or list only those in CUDA_VISIBLE_DEVICES"
+    )
     return (
         f"{len(ids)} GPUs are measured ({', '.join(ids)}) because none holds a "
-        "CUDA context of this process yet: a test that uses one is charged the others' idle "
-        "power; name the GPUs with --co2-gpus or CUDA_VISIBLE_DEVICES"
+        f"CUDA context of this process yet: a test that uses one is charged the others' idle "
+        f"power; {advice}"
     )
 
 
@@ -250,7 +257,8 @@ def test_cuda_visible_devices(visible: str | None, ids: list[str]) -> None:
     with backend:
         assert [d.id for d in backend.devices] == ids
     # several GPUs, none in use by this process: said once; one GPU: nothing to say
-    assert [str(w.message) for w in caught] == ([several_gpus_warning(ids)] if ids[1:] else [])
+    said = several_gpus_warning(ids, visible)
+    assert [str(w.message) for w in caught] == ([said] if ids[1:] else [])
 
 
 def test_cuda_visible_devices_ignored_entries_are_noted() -> None:

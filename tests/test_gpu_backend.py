@@ -266,7 +266,7 @@ def test_the_counter_period_is_measured_at_open(period_s: float) -> None:
     node = Node([EmuGpu(counter_period_s=period_s, counter_phase_s=0.013)])
     with nvml_backend(node) as backend:
         assert backend.devices[0].update_period_s == pytest.approx(period_s, abs=0.0011)
-        assert "(measured at open)" in " ".join(backend.notes)
+        assert "(measured at open: the median of " in " ".join(backend.notes)
 
 
 def _short_window(node: Node, backend: NvmlBackend) -> tuple[Measurement, float]:

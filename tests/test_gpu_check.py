@@ -61,9 +61,11 @@ def test_dry_run_runs_every_check_on_the_emulator(tmp_path: Path) -> None:
     assert got["idle cold (before any work)"]["value"] == 60.0
     assert got["idle warm (after the work)"]["value"] == 75.0
     assert got["instant power field: value type"]["value"] == {"valueType": 1, "watts": 60.0}
-    # the part-time sensor: 2 ms samples of instant power miss what the counter holds
+    # the part-time sensor: 2 ms samples of instant power are not what the counter holds;
+    # the load starts just after a counter refresh, which fixes its phase against the
+    # sensor's 25 ms slices on the emulator: there they see more of the bursts than of the gaps
     on_off = got["counter vs instant power, 10 s on/off"]["value"]
-    assert on_off["instant_over_counter"] < 0.9
+    assert on_off["instant_over_counter"] > 1.1
     assert abs(on_off["counter_j"] - on_off["true_j"]) <= 0.01 * on_off["true_j"]
     short = got["window shorter than the counter period"]["value"]
     assert short["window_ms"] < short["period_ms"] and short["bound_j"] is not None

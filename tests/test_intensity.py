@@ -546,6 +546,10 @@ def test_blank_lines_january_zeros_bom_and_the_latest_yearly_row(tmp_path: Path)
             "MYDC,2023,,50\n\nMYDC,2023,,50\nMYDC,2023,, 51\n",
             "line 5: MYDC year 2023 is 51 g/kWh here but 50 g/kWh at line 2",
         ),
+        (  # the first line is found past another region, another month and a blank year
+            "OTHER,2024,3,5\nMYDC,2024,2,7\nMYDC,,,9\nMYDC,2024,3,100\nmydc,2024,03,120\n",
+            "line 6: MYDC 2024-03 is 120 g/kWh here but 100 g/kWh at line 5",
+        ),
     ],
 )
 def test_two_rows_for_one_region_and_period_are_an_error_naming_both_lines(
@@ -557,6 +561,35 @@ def test_two_rows_for_one_region_and_period_are_an_error_naming_both_lines(
         lookup("MYDC", csv_path=path)
     assert str(exc.value) == (
         f"{path}, {message}: expected one value per region and period (remove one of the rows)"
+    )
+
+
+def test_the_first_line_is_found_in_short_rows_after_a_blank_line_and_a_bom(
+    tmp_path: Path,
+) -> None:
+    """Columns in another order, rows without year and month (a blank year), a BOM and a
+    blank line before the header: the first line is found again all the same."""
+    path = tmp_path / "short.csv"
+    path.write_bytes(
+        b"\xef\xbb\xbf  \r\ng_co2e_per_kwh,region,year,month\r\n50,MYDC\r\n51,MYDC\r\n"
+    )
+    with pytest.raises(IntensityError) as exc:
+        lookup("MYDC", csv_path=path)
+    assert str(exc.value) == (
+        f"{path}, line 4: MYDC year (blank) is 51 g/kWh here but 50 g/kWh at line 3: "
+        "expected one value per region and period (remove one of the rows)"
+    )
+
+
+def test_a_conflict_whose_first_line_cannot_be_read_again_says_an_earlier_line(
+    tmp_path: Path,
+) -> None:
+    from pytest_co2.carbon.intensity_file import _conflict
+
+    where = str(tmp_path / "gone.csv")  # removed after its parse: the second pass finds nothing
+    assert str(_conflict(where, 3, "MYDC", None, None, 50.0, 51.0)) == (
+        f"{where}, line 3: MYDC year (blank) is 51 g/kWh here but 50 g/kWh at an earlier "
+        "line: expected one value per region and period (remove one of the rows)"
     )
 
 

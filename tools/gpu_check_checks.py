@@ -25,6 +25,18 @@ def _counter_j(rig: Any) -> float:
     return float(rig.nvml.nvmlDeviceGetTotalEnergyConsumption(rig.handle)) / 1000.0
 
 
+def _counter_at_change(rig: Any, max_s: float = 0.5) -> tuple[float, float]:
+    """The time and value of the counter just after it next changes (read every 1 ms), so
+    a difference of two such readings spans the time between them, not between refreshes."""
+    t0, first = rig.clock(), _counter_j(rig)
+    while rig.clock() - t0 < max_s:
+        rig.sleep(0.001)
+        now, value = rig.clock(), _counter_j(rig)
+        if value != first:
+            return now, value
+    return rig.clock(), _counter_j(rig)
+
+
 def _instant_w(rig: Any) -> float:
     from pytest_co2.backends.nvml_power import field_value
 
@@ -100,14 +112,14 @@ def counter_vs_instant(rig: Any) -> Outcome:
     instant power field sampled every 2 ms and integrated. A sensor that sees only part of
     the time (A100/H100: 25 ms of every 100 ms) makes them differ."""
     samples: list[tuple[float, float]] = []
-    t0, e0 = rig.clock(), _counter_j(rig)
+    t0, e0 = _counter_at_change(rig)
     rig.load(ON_OFF_S, on_s=BURST_S, off_s=GAP_S)
     while rig.clock() - t0 < ON_OFF_S:
         samples.append((rig.clock(), _instant_w(rig)))
         rig.sleep(0.002)
     rig.wait_load()
     rig.sleep(0.3)  # let the counter publish the last slice
-    t1, e1 = rig.clock(), _counter_j(rig)
+    t1, e1 = _counter_at_change(rig)
     sampled_j = math.fsum(
         0.5 * (p0 + p1) * (b - a) for (a, p0), (b, p1) in itertools.pairwise(samples)
     )

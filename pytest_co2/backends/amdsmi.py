@@ -249,6 +249,10 @@ class AmdsmiDriver(GpuDriver):
             return "CUDA_VISIBLE_DEVICES", self.cuda
         return None
 
+    def narrowed_by(self) -> str:
+        hip = self._hip_spec()
+        return hip[0] if hip is not None else "ROCR_VISIBLE_DEVICES"
+
     def visible(self, gpus: list[GpuInfo]) -> tuple[list[int] | None, list[str]]:
         """ROCR_VISIBLE_DEVICES first, then HIP_VISIBLE_DEVICES (or CUDA_...) within it."""
         notes = [self.order_note] if getattr(self, "order_note", None) else []

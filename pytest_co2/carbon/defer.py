@@ -15,16 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..constants import DEFER_MARKER, DEFER_MARKER_HELP
 from .forecast import MIN_DURATION_S, StartTime, best_start
 from .intensity_value import MAX_G_PER_KWH, Intensity, format_age, format_g_per_kwh
 from .providers.base import ForecastPoint
 
-MARKER = "co2_defer"
-MARKER_HELP = (
-    f"{MARKER}(above=G_PER_KWH): skip the test when the live carbon intensity of the session's "
-    "zone (--co2-intensity-source) is above G_PER_KWH g CO2e/kWh, naming the best start in the "
-    "forecast; without a live value the test runs. above defaults to --co2-defer-above."
-)
+MARKER = DEFER_MARKER
+MARKER_HELP = DEFER_MARKER_HELP
 #: Provenances that are a live value (see ``Intensity.provenance``); a cached one only
 #: without a reason (a stale entry used because the provider failed has one).
 LIVE_PROVENANCES = ("live", "cached", "file")

@@ -19,16 +19,11 @@ from .intensity_tables import REGION_HINT, resolve_code, shipped_table, unknown_
 from .intensity_value import (
     Intensity,
     IntensityError,
-    format_g_per_kwh,
     parse_g_per_kwh,
     parse_month,
 )
 
-# IntensityError (raised by every look-up) and format_g_per_kwh are defined in
-# .intensity_value; they are listed here because cli.py imports them from this module.
 __all__ = [
-    "IntensityError",
-    "format_g_per_kwh",
     "list_regions",
     "lookup",
     "monthly_coverage",

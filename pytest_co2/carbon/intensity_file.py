@@ -231,6 +231,7 @@ def _first_line(where: str, code: str, year: int | None, month: int | None) -> i
 
 
 def merged_table(csv_path: str | os.PathLike[str] | None) -> Table:
+    """The shipped table, with the user file at ``csv_path`` over it when one is given."""
     shipped = shipped_table()
     if csv_path is None:
         return shipped

@@ -147,6 +147,9 @@ def _name_index() -> dict[str, str]:
 def resolve_code(region: str, extra: dict[str, str] | None = None) -> str | None:
     """Canonical code for a code, name or alias (any case); ``extra``: user code -> name."""
     key = " ".join(region.split()).casefold()
+    names = shipped_table().names
+    if region in names:  # a code as written (the usual case): no need for the name index
+        return region
     index = _name_index()
     if key in index:
         return index[key]

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..carbon.intensity import IntensityError
+from ..carbon.intensity_value import IntensityError
 from ..fmt import printable
 from . import accounting, history, reports
 from .common import PROG, Parser, UsageError

@@ -29,7 +29,7 @@ def _format_kg(kg: float) -> str:
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert an energy (kWh) into kg CO2e for a region (and month)."""
     from ..carbon.equivalents import equivalents, format_equivalents
-    from ..carbon.intensity import format_g_per_kwh
+    from ..carbon.intensity_value import format_g_per_kwh
 
     intensity = lookup(
         args.region,
@@ -67,7 +67,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_regions(args: argparse.Namespace) -> int:
     """List the regions (and their intensity) that can be selected, optionally for one month."""
-    from ..carbon.intensity import format_g_per_kwh, monthly_coverage
+    from ..carbon.intensity import monthly_coverage
+    from ..carbon.intensity_value import format_g_per_kwh
 
     items = list_regions(args.month, csv_path=args.intensity_file)
     if args.month and not items:
@@ -104,7 +105,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
                 row[i], cut = text[: room - 1] + "…", True
     print(tabulate(rows, headers=headers, disable_numparse=True))
     if cut:
-        from ..reporting.terminal import wrap
+        from ..fmt import wrap
 
         for line in wrap(f"names and sources cut to {width} columns: --json has them whole", width):
             print(line)

@@ -33,7 +33,7 @@ def terminal_width() -> int:
 
 
 def print_wrapped(text: str, columns: int) -> None:
-    from ..reporting.terminal import wrap
+    from ..fmt import wrap
 
     for line in wrap(text, columns):
         print(line)

@@ -25,6 +25,10 @@ class _Unlocked:
     note: str
 
 
+class _Hold:
+    """The lock held around something that is not a window (idle power)."""
+
+
 @dataclass
 class WindowGuard:
     """The meter's window hooks for a :class:`Policy`: lock, or only annotate.
@@ -48,10 +52,13 @@ class WindowGuard:
     lock: DeviceLock | None = field(init=False)
     _busy_since_timeout: bool = field(default=False, init=False)
     _windows: dict[int, float | _Unlocked] = field(default_factory=dict, init=False)
+    # the lock sets taken, in order: device ids -> lock keys, and how many windows held each
+    _locked: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         p = self.policy
         self.devices: tuple[str, ...] = p.devices
+        self._keys: dict[str, str] = {d: d for d in p.devices}  # device id -> lock key
         self.lock = (
             DeviceLock(p.devices, p.lock_dir or default_lock_dir()) if p.mode == "lock" else None
         )
@@ -70,7 +77,7 @@ class WindowGuard:
         keys = lock_keys(self.backend)
         if self.lock.held or set(keys.values()) == set(self.lock.devices):
             return
-        self.devices = tuple(keys)
+        self.devices, self._keys = tuple(keys), dict(keys)
         self.lock = DeviceLock(keys.values(), self.policy.lock_dir or default_lock_dir())
 
     @property
@@ -128,6 +135,8 @@ class WindowGuard:
             self._busy_since_timeout = False
             self.waited_s += waited
             self._windows[id(window)] = waited
+            taken = tuple(sorted(self._keys.items()))
+            self._locked[taken] = self._locked.get(taken, 0) + (not isinstance(window, _Hold))
 
     def _unlocked(self, window: Any, note: str) -> None:
         self.unlocked_windows += 1
@@ -143,7 +152,7 @@ class WindowGuard:
     def hold(self) -> Iterator[list[str]]:
         """The lock as for a window, around something that is not one (idle power); yields
         the notes saying how it was held."""
-        token = object()
+        token = _Hold()
         notes: list[str] = []
         self._lock_enter(token)
         try:
@@ -183,6 +192,13 @@ class WindowGuard:
             f"({self.policy.lock_timeout_s:g} s); their figures may include other processes' energy"
         )
 
+    @property
+    def locked(self) -> list[dict[str, Any]]:
+        """The lock sets actually taken, in the order first taken: ``devices`` (device id ->
+        lock key: a GPU's UUID) and ``windows`` (how many measured windows held it; 0: only
+        the idle measurement did). The policy's ``devices`` are the set at open."""
+        return [{"devices": dict(k), "windows": n} for k, n in self._locked.items()]
+
     def to_dict(self) -> dict[str, Any]:
         """For the JSON session block (``session.exclusive.windows``)."""
         return {
@@ -190,6 +206,7 @@ class WindowGuard:
             "timed_out": self.timed_out,
             "waited_s": self.waited_s,
             "failure": self.failure,
+            "locked": self.locked,
         }
 
 

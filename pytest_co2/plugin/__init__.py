@@ -75,7 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "pytest-co2-session")
     config.pluginmanager.register(Co2Terminal(state), "pytest-co2-terminal")
-    from ..carbon.defer import MARKER_HELP as DEFER_MARKER_HELP
+    from ..constants import DEFER_MARKER_HELP
     from .defer import DeferHooks
 
     config.addinivalue_line("markers", DEFER_MARKER_HELP)

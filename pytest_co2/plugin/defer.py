@@ -38,7 +38,7 @@ def _utcnow() -> _dt.datetime:
 def threshold(item: pytest.Item, default: float | None) -> float | None:
     """The test's threshold in g CO2e/kWh (None: not deferred); ValueError (one line) for a
     bad marker."""
-    from ..carbon.defer import MARKER, parse_defer_above
+    from ..constants import DEFER_MARKER as MARKER
 
     mark = item.get_closest_marker(MARKER)
     if mark is None:
@@ -61,6 +61,8 @@ def threshold(item: pytest.Item, default: float | None) -> float | None:
                 "--co2-defer-above=G_PER_KWH"
             )
         return default
+    from ..carbon.defer import parse_defer_above
+
     try:
         return parse_defer_above(value)
     except ValueError as exc:
@@ -152,8 +154,7 @@ class DeferHooks:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.state.is_worker or self.state.settings.report == "off":
             return
-        from ..fmt import printable
-        from ..reporting.terminal import wrap
+        from ..fmt import printable, wrap
         from .terminal import terminal_width
 
         width = terminal_width(terminalreporter)

@@ -51,8 +51,7 @@ class ProfileOutput:
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        from ..fmt import printable
-        from ..reporting.terminal import wrap
+        from ..fmt import printable, wrap
         from .terminal import terminal_width
 
         tr = terminalreporter

@@ -228,6 +228,7 @@ class BackendProvider:
 
     def facts(self) -> WorkerFacts:
         """What this process opened, for the controller (``workeroutput``) and the JSON."""
+        from ..reporting.session import gpu_extra
         from ..reporting.session_parts import WorkerFacts
 
         if self._backend is None:
@@ -240,7 +241,7 @@ class BackendProvider:
             idle_w={d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
             exclusive=self.exclusive_info(),
             lock_summary=None if self.guard is None else self.guard.summary(),
-            extra=self.idle_extra(),
+            extra={**self.idle_extra(), **gpu_extra(b)},  # gpu_counter_periods
         )
 
     def idle_extra(self) -> dict[str, Any]:

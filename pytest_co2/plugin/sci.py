@@ -77,9 +77,8 @@ class SciHooks:
         records = state.collector.records()
         if state.is_worker or state.settings.report == "off" or not records:
             return
-        from ..fmt import printable
+        from ..fmt import printable, wrap
         from ..reporting.sci import sci_lines
-        from ..reporting.terminal import wrap
         from .terminal import SUMMARY_ROWS, terminal_width
 
         width = terminal_width(terminalreporter)

@@ -28,7 +28,7 @@ class Co2Terminal:
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         from ..backends import find_part
         from ..backends.estimate import EstimateBackend
-        from ..reporting.terminal import wrap
+        from ..fmt import wrap
         from .live_intensity import header_lines
         from .session import RUNTIME_KEY
 
@@ -78,7 +78,7 @@ class Co2Terminal:
         terminalreporter = _Escaping(terminalreporter)  # names and reports print escaped
         self._summary(terminalreporter)
         if exitstatus == pytest.ExitCode.INTERRUPTED and state.collector.records():
-            from ..reporting.terminal import wrap
+            from ..fmt import wrap
 
             done = len(state.collector.records())
             for part in wrap(
@@ -92,7 +92,7 @@ class Co2Terminal:
             terminalreporter.write_line(message, yellow=True)
         comparison = state.comparison
         if comparison is not None and comparison.failures:
-            from ..reporting.terminal import wrap
+            from ..fmt import wrap
 
             width = terminal_width(terminalreporter)
             terminalreporter.write_sep("=", "co2 regressions", red=True)
@@ -123,8 +123,9 @@ class Co2Terminal:
         if state.settings.report == "off" or not tests:
             return  # nothing measured: stay quiet in suites that do not use the plugin
         from ..carbon.equivalents import format_equivalents
+        from ..fmt import wrap
         from ..reporting.model import Totals, all_results
-        from ..reporting.terminal import render_summary, wrap
+        from ..reporting.terminal import render_summary
 
         tr.write_sep("=", "co2 emissions summary")
         i, s = state.accounting.intensity, state.settings
@@ -166,8 +167,8 @@ class Co2Terminal:
         comparison = self.session.comparison
         if comparison is None:
             return
+        from ..fmt import wrap
         from ..reporting.baseline import render_comparison
-        from ..reporting.terminal import wrap
 
         head = f"co2 compared with {comparison.baseline} (Δ: change over the baseline)"
         for line in [*wrap(head, width), *render_comparison(comparison, width)]:
@@ -192,7 +193,7 @@ class Co2Terminal:
         return lines
 
     def _advice_lines(self, width: int) -> list[str]:
-        from ..reporting.terminal import wrap
+        from ..fmt import wrap
 
         advice = self.session.advice()
         return [] if advice is None else wrap("co2 advice: " + advice["session"]["text"], width)

@@ -294,7 +294,7 @@ def render_comparison(c: Comparison, width: int = 100) -> list[str]:
     ).splitlines()
     lines = [line.rstrip() for line in lines]
     if dropped:
-        from .terminal import wrap
+        from ..fmt import wrap
 
         lines += wrap(f"test names without their {dropped}", width)
     if c.missing:

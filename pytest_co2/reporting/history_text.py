@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 
-from ..fmt import fmt_num, fmt_pct
+from ..fmt import fmt_num, fmt_pct, wrap
 from .history import NO_CHANGE, History, Point, SavedRun, Series
-from .terminal import wrap
 
 _SHORT = {NO_CHANGE: "no change"}
 

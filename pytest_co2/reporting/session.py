@@ -215,5 +215,16 @@ def session_info(
         backend=opened.describe() if opened is not None else None,
         backend_notes=tuple(getattr(opened, "notes", ())),
         settings=dict(settings),
+        extra=gpu_extra(opened),
     )
     return replace(info, **more)
+
+
+def gpu_extra(opened: Backend | None) -> dict[str, Any]:
+    """``gpu_counter_periods``: per GPU counter, how its update period was obtained."""
+    from ..backends import find_part
+    from ..backends.gpu import GpuBackend
+
+    gpu = find_part(opened, GpuBackend)
+    periods = gpu.counter_periods if gpu is not None else None
+    return {"gpu_counter_periods": periods} if periods else {}

@@ -8,10 +8,9 @@ are shortened in the middle, never wrapped.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
 
-from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width
+from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width, wrap
 from .budget import budget_text, verdict_text
 from .model import Result, TestRecord, Totals, all_results, ranked
 
@@ -28,11 +27,6 @@ def projected_to(r: Result) -> str:
 
 def measurement_name(r: Result) -> str:
     return r.measurement.name + ("" if r.measurement.complete else " (partial)")
-
-
-def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
-    """A long line of prose as lines of at most ``width`` columns."""
-    return textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent) or [""]
 
 
 Row = tuple[TestRecord | None, Result | None]

@@ -11,7 +11,7 @@ decides the rest, once for every vendor:
   polled and integrated on a thread (``polled``);
 - per-GPU faults (:mod:`.counters`): a failed read, a lost GPU or a reset ends that GPU's
   contribution with a note and the window is partial; the others go on;
-- the counter's update period, measured at open (:func:`.window.probe_period`), and windows
+- the counter's update period, measured at open (:func:`.probe.probe_periods`), and windows
   shorter than it, where instant power sampled every few ms is integrated instead, with a
   bound (:meth:`window_enter`, :meth:`window_exit`);
 - ``lock_keys``: the lock name of each device (its UUID), for cross-process locks.
@@ -29,8 +29,9 @@ from ..base import Backend, BackendError, Device, Method
 from ..poller import PowerPoller
 from .counters import Counter, Faults
 from .driver import DENIED, UNSUPPORTED, GpuDriver, PowerSource
+from .probe import PeriodProbe, period_facts, probe_periods
 from .selection import Selector
-from .window import FineSampling, FineWindow, probe_period
+from .window import FineSampling, FineWindow
 
 #: A polled power that is an average (not instant) smears steps shorter than this.
 POWER_AVERAGING_S = 1.0
@@ -78,7 +79,7 @@ class GpuBackend(FineSampling, Selector, Backend):
             self._probe_s = probe_period_s
             self.fine_interval_s = fine_interval_s
             self._book = Faults(driver.label, driver.id_prefix, self.notes)
-            self._periods: dict[int, float | None] = {}  # measured counter periods by GPU
+            self._periods: dict[int, PeriodProbe] = {}  # what the probe found, by GPU
             self._names: dict[int, str] = {}
             self._power: dict[int, PowerSource | None] = {}
             self._fine_base: dict[int, float] = {}
@@ -159,7 +160,7 @@ class GpuBackend(FineSampling, Selector, Backend):
         """Measure the update period of the counters not measured yet; rebase them all."""
         new = [c for c in counters if c.index not in self._periods]
         if new and self._probe_s:
-            found = probe_period(self._raw_of(new), self._clock, self._sleep, self._probe_s)
+            found = probe_periods(self._raw_of(new), self._clock, self._sleep, self._probe_s)
             self._periods.update((c.index, p) for c, p in zip(new, found, strict=True))
         for c, raw in zip(counters, self._raw_of(counters)(), strict=True):
             if raw is not None:
@@ -179,8 +180,21 @@ class GpuBackend(FineSampling, Selector, Backend):
         return read
 
     def period_s(self, i: int) -> float:
-        """GPU ``i``'s counter period: measured at open, else the driver's assumption."""
-        return self._periods.get(i) or self.driver.assumed_period_s
+        """GPU ``i``'s counter period: measured at open, else the driver's assumption
+        (capped where the probe proved it shorter; :mod:`.probe`)."""
+        found = self._periods.get(i)
+        assumed = self.driver.assumed_period_s
+        return assumed if found is None else found.period_s(assumed)
+
+    @property
+    def counter_periods(self) -> dict[str, dict[str, object]]:
+        """Device id -> how its counter period was obtained (:func:`.probe.period_facts`)."""
+        return {
+            f"{self.driver.id_prefix}:{c.index}": period_facts(
+                self._periods.get(c.index), self.period_s(c.index)
+            )
+            for c in self._counters
+        }
 
     def _set_devices(self, counters: list[Counter], polled: list[int]) -> None:
         d, label, prefix = self.driver, self.driver.label, self.driver.id_prefix
@@ -188,11 +202,11 @@ class GpuBackend(FineSampling, Selector, Backend):
         for c in counters:
             i, name = c.index, self._names[c.index]
             devices.append(Device(f"{prefix}:{i}", "gpu", name, Method.COUNTER, self.period_s(i)))
-            measured = self._periods.get(i)
+            found = self._periods.get(i)
             how = (
-                f"updates every {measured * 1e3:.3g} ms (measured at open)"
-                if measured
-                else f"assumed to update every {d.assumed_period_s * 1e3:g} ms"
+                f"assumed to update every {d.assumed_period_s * 1e3:g} ms"
+                if found is None
+                else found.describe(d.assumed_period_s)
             )
             detail = d.counter_detail(c)
             self.notes.append(f"{label} {i} ({name}): energy counter{detail}, {how}")

@@ -114,6 +114,20 @@ class GpuDriver(abc.ABC):
         """The error for a ``MIG-`` entry of ``--co2-gpus``."""
         return f"--co2-gpus entry {entry!r} is an NVIDIA MIG id: {self.label}s are named by cuda:<index> or GPU- UUID"
 
+    def narrowed_by(self) -> str:
+        """The variable that lists fewer GPUs for this process's runtime (for advice)."""
+        return "CUDA_VISIBLE_DEVICES"
+
+    def naming_advice(self) -> str:
+        """How to name the GPUs to measure: where a visibility variable already chose them
+        (:attr:`emptied_by` set by :meth:`visible`), --co2-gpus or a shorter list in it."""
+        if self.emptied_by is None:
+            return f"name the GPUs with {self.visibility_hint}"
+        return (
+            f"{self.emptied_by} leaves all of them visible, so name those the tests use with "
+            f"--co2-gpus (e.g. cuda:0) or list only those in {self.narrowed_by()}"
+        )
+
     def counter_detail(self, counter: Any) -> str:
         """More about a counter for its note (e.g. its resolution), starting with ", "."""
         return ""

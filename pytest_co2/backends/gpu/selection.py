@@ -66,7 +66,7 @@ class Selector:
             message = (
                 f"{len(indices)} {d.label}s are measured ({ids}) because none holds a "
                 f"{d.context} of this process yet: a test that uses one is charged the others' "
-                f"idle power; name the GPUs with {d.visibility_hint}"
+                f"idle power; {d.naming_advice()}"
             )
             self.notes.append(message)
             warn(message)
@@ -230,8 +230,7 @@ class Selector:
             self.notes.append(
                 f"the GPUs in use are known from torch's contexts only: {d.vendor} lists other "
                 "PIDs on them (inside a container it lists the host's PIDs), so a context made "
-                "by another library (CuPy, JAX) is not seen; name the GPUs with "
-                f"{d.visibility_hint} to be sure"
+                f"by another library (CuPy, JAX) is not seen; to be sure, {d.naming_advice()}"
             )
         used = by_pid | by_torch
         return [i for i in indices if i in used]

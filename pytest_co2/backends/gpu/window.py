@@ -1,8 +1,7 @@
 """Time on a GPU counter: its update period, measured at open, and windows shorter than it.
 
-The energy counter changes only every update period (about 20-100 ms, GPU dependent), so
-:func:`probe_period` reads it in a tight loop at open and takes the median time between
-changes. Inside a window shorter than that period the counter difference is 0 or a whole
+The energy counter changes only every update period (about 20-100 ms, GPU dependent),
+measured at open (:mod:`.probe`). Inside a window shorter than that period the counter difference is 0 or a whole
 jump; there :class:`FineWindow` integrates instant power sampled every few milliseconds
 from the window's start, and gives a bound on its error: the range of power the sensor saw
 times the window's duration. The bound assumes the power stayed within that range: on
@@ -13,9 +12,7 @@ several periods.
 
 from __future__ import annotations
 
-import itertools
 import math
-import statistics
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,33 +27,6 @@ PART_TIME_NOTE = (
     "bound holds only if the power stayed within the range it saw; the counter, for "
     "windows of several periods, is the trustworthy figure"
 )
-
-
-def probe_period(
-    read: Callable[[], Sequence[int | None]],
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    max_s: float,
-    step_s: float = 0.001,
-) -> list[float | None]:
-    """Per counter: the median time between its changes, read every ``step_s`` for at most
-    ``max_s`` (stops once each changed three times); None where it changed less."""
-    t0 = clock()
-    last = list(read())
-    changes: list[list[float]] = [[] for _ in last]
-    while clock() - t0 < max_s and not all(len(c) >= 3 for c in changes):
-        sleep(step_s)
-        now, values = clock(), read()
-        for k, v in enumerate(values):
-            if v is not None and last[k] is not None and v != last[k]:
-                changes[k].append(now)
-            if v is not None:
-                last[k] = v
-    out: list[float | None] = []
-    for c in changes:
-        gaps = [b - a for a, b in itertools.pairwise(c)]
-        out.append(statistics.median(gaps) if len(gaps) >= 2 else None)
-    return out
 
 
 class FineWindow:
@@ -157,6 +127,9 @@ class FineSampling:
     def _rebase(self) -> None:
         raise NotImplementedError
 
+    def read_j(self) -> Sequence[float]:
+        raise NotImplementedError
+
     # -- windows -----------------------------------------------------------------------------
     def window_enter(self) -> None:
         """A measured window starts: sample the instant power of the counter GPUs that have
@@ -172,6 +145,7 @@ class FineSampling:
         ]
         if not picked:
             return
+        self.read_j()  # the base is the counters as the window's first reading sees them
         self._fine_base = {k: c.joules for k, c in enumerate(self._counters)}
         self._fine_pos = {k: pos for pos, (k, _) in enumerate(picked)}
         limit_s = max(self.period_s(self._counters[k].index) for k, _ in picked)
