@@ -21,79 +21,33 @@ is far slower than the paper's A100, and running over them is a finding, not a f
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Any
 
 import pytest
 
 from . import planner as pl
-from .budget import BudgetRun, Spec
-from .registry import Key, Registry
+from .budget import BudgetRun
+from .outputs import DEFAULT_OUT, default_outputs, out_dir, outputs_line
+from .registry import Registry
+from .settings import (
+    DEFAULT_TIME_BUDGET_S,
+    bench_settings,
+    budget_arg,
+    job_budget_s,
+    positive_float,
+    positive_int,
+)
+from .specs import CONFIG_MARKER, collect_specs, config_id, config_key, stage
 
 REGISTRY_KEY = pytest.StashKey[Registry]()
 WORKER_OUTPUT_KEY = "co2_benchmarks_registry"
-DEFAULT_TIME_BUDGET_S = {"paper": 2.0, "smoke": 0.25}
 PAPER_BUDGET_MARKER = "paper_budget"
-DEFAULT_OUT = "co2-out"
-SMOKE_STEPS = {"warmup": 2, "min_steps": 4}
 OUT_KEY = pytest.StashKey[dict]()
 START_KEY = pytest.StashKey[float]()
 BUDGET_KEY = pytest.StashKey[BudgetRun]()
-CONFIG_MARKER = "bench_config"
-SAMPLERS_ID = "samplers/3d-medium/3d-64"
 #: a config's line is printed when it starts if it is planned to take at least this long
 ANNOUNCE_S = 20.0
-
-
-def _out_dir(text: str) -> str | None:
-    """``--co2-out``: a folder (created when needed) or ``off``."""
-    if text.strip().lower() in ("off", "none", "no", ""):
-        return None
-    if os.path.exists(text) and not os.path.isdir(text):
-        raise argparse.ArgumentTypeError(
-            f"invalid --co2-out {text!r}: a file, expected a folder or off"
-        )
-    return text
-
-
-def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        x = float("nan")
-    if not (x > 0 and x != float("inf")):
-        raise argparse.ArgumentTypeError(f"invalid time budget {text!r}: expected seconds > 0")
-    return x
-
-
-def _budget_arg(text: str) -> str:
-    try:
-        pl.parse_budget(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _default_threads() -> int:
-    """CPU cores shared among xdist workers: oversubscribed threads spin-wait, which the CPU-time
-    estimate counts as energy (2 workers x 2 threads on 2 cores cost several times more)."""
-    import os
-
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(
-            f"invalid thread count {text!r}: expected a whole number >= 1"
-        )
-    return n
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -108,7 +62,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--co2-time-budget",
         dest="co2_bench_time_budget",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="benchmarks: measured seconds per measurement beyond the minimum 1 warm-up + 2 steps "
@@ -117,7 +71,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--co2-bench-budget",
         dest="co2_bench_budget",
-        type=_budget_arg,
+        type=budget_arg,
         default=None,
         metavar="DURATION|off",
         help="benchmarks: the whole job's time (e.g. 20m, 90s, 1.5h): steps per config are planned "
@@ -134,7 +88,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--co2-torch-threads",
         dest="co2_bench_threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help="benchmarks: torch intra-op threads (default: CPU cores / pytest-xdist workers, at least 1)",
@@ -142,7 +96,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--co2-out",
         dest="co2_bench_out",
-        type=_out_dir,
+        type=out_dir,
         default=DEFAULT_OUT,
         metavar="DIR|off",
         help=f"benchmarks: folder for the JSON, markdown, paper report and charts (default {DEFAULT_OUT}; "
@@ -173,148 +127,17 @@ def pytest_configure(config: pytest.Config) -> None:
         clear_outputs(report)  # no chart of an earlier run stays beside this run's
 
 
-def _user_set(config: pytest.Config, dest: str) -> bool:
-    """Did the user give the plugin's option ``dest`` (command line, environment or ini)?"""
-    if getattr(config.option, "co2_" + dest, None) is not None:
-        return True
-    if os.environ.get("PYTEST_CO2_" + dest.upper(), "").strip():
-        return True
-    try:
-        return bool(str(config.getini("co2_" + dest) or "").strip())
-    except ValueError:
-        return False
-
-
-def default_outputs(config: pytest.Config) -> dict[str, str]:
-    """Put the JSON, the markdown and the paper report into ``--co2-out`` unless given.
-
-    Runs before the plugin's (trylast) ``pytest_configure`` resolves its settings, so the
-    plugin writes the JSON and markdown there as if they had been on the command line.
-    Returns what goes where (empty with ``--co2-out=off``).
-    """
-    out = config.getoption("co2_bench_out")
-    if out is None or not hasattr(config.option, "co2_json"):
-        return {}
-    written: dict[str, str] = {}
-    for dest, name in (("json", "co2.json"), ("markdown", "co2.md")):
-        if not _user_set(config, dest):
-            setattr(config.option, "co2_" + dest, os.path.join(out, name))
-            written[dest] = os.path.join(out, name)
-    if config.getoption("co2_bench_paper_report") is None:
-        config.option.co2_bench_paper_report = os.path.join(out, "paper.md")
-        written["paper"] = os.path.join(out, "paper.md")
-    if written:
-        os.makedirs(out, exist_ok=True)
-    return written
-
-
-def _stage(item: pytest.Item) -> int:
-    """0: measures; 1: renders an earlier measurement (Fig. 3); 2: a relation check."""
-    names = getattr(item, "fixturenames", ())
-    if "bench_registry" not in names:
-        return 0
-    return 1 if "bench" in names else 2
-
-
-def bench_settings(config: pytest.Config) -> dict[str, Any]:
-    """Scale, per-measurement time budget, threads, warm-up and minimum steps of this run."""
-    scale = config.getoption("co2_bench_scale")
-    return dict(
-        scale=scale,
-        time_budget_s=config.getoption("co2_bench_time_budget") or DEFAULT_TIME_BUDGET_S[scale],
-        threads=config.getoption("co2_bench_threads") or _default_threads(),
-        **(SMOKE_STEPS if scale == "smoke" else {"warmup": 1, "min_steps": 2}),
-    )
-
-
-def job_budget_s(config: pytest.Config) -> float | None:
-    """``--co2-bench-budget`` in seconds (None: off); the scale's default when not given."""
-    text = config.getoption("co2_bench_budget")
-    if text is None:
-        smoke = config.getoption("co2_bench_scale") == "smoke"
-        return pl.SMOKE_BUDGET_S if smoke else pl.PAPER_BUDGET_S
-    return pl.parse_budget(text)
-
-
-def config_id(key: Key | str) -> str:
-    return key if isinstance(key, str) else key.id
-
-
-def make_spec(key: Key | str, settings: dict[str, Any], single: Spec | None = None) -> Spec:
-    """The planner's view of one config (reference costs, peak RSS) from its registry key."""
-    from . import costs
-    from . import workloads as w
-    from .verdict import key_label
-
-    scale = settings["scale"]
-    steps = dict(
-        time_budget_s=settings["time_budget_s"],
-        min_steps=settings["min_steps"],
-        warmup=settings["warmup"],
-    )
-    smoke_rss = 0.5  # GB: tiny shapes; the check matters at paper scale
-    if isinstance(key, str):  # the samplers' round-robin
-        model, image = w.INFERENCE_CONFIG
-        label = f"synth {model} {w.scaled_label(w.IMAGE_SIZES[image], scale)} {len(w.SAMPLERS)} samplers"
-        return Spec(
-            costs.samplers_config(key, label, decode=True, **steps),
-            smoke_rss if scale == "smoke" else costs.peak_rss_gb("synth", model, image),
-            image,
-            costs.samplers_config(key, label, decode=False, **steps),
-        )
-    label = key_label(key, scale)
-    if key.phase == "train" and key.variant.startswith("ddp-"):
-        world = int(key.variant.rsplit("-", 1)[1])
-        base = (
-            single.config if single else costs.train_config(key.model, key.image, "", "", **steps)
-        )
-        rss = costs.peak_rss_gb("train", key.model, key.image, world)
-        return Spec(
-            costs.ddp_config(key.id, label, base, world), smoke_rss if scale == "smoke" else rss
-        )
-    rss = costs.peak_rss_gb(key.phase, key.model, key.image)
-    rss = smoke_rss if scale == "smoke" else rss
-    if key.phase == "train":
-        return Spec(costs.train_config(key.model, key.image, key.id, label, **steps), rss)
-    return Spec(
-        costs.synth_config(key.model, key.image, key.id, label, decode=True, **steps),
-        rss,
-        key.image,
-        costs.synth_config(key.model, key.image, key.id, label, decode=False, **steps),
-    )
-
-
-def _config_key(item: pytest.Item) -> Key | str | None:
-    mark = item.get_closest_marker(CONFIG_MARKER)
-    return mark.args[0] if mark is not None else None
-
-
-def _specs(config: pytest.Config, items: list[pytest.Item]) -> dict[str, Spec]:
-    """The configs these items measure (several tests may share one: samplers, reuse)."""
-    settings = bench_settings(config)
-    specs: dict[str, Spec] = {}
-    for item in items:
-        key = _config_key(item)
-        if key is None or config_id(key) in specs:
-            continue
-        single = None
-        if isinstance(key, Key) and key.variant.startswith("ddp-"):
-            single = specs.get(Key("train", key.model, key.image, "", "single-process").id)
-        specs[config_id(key)] = make_spec(key, settings, single)
-    return specs
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Measurements cheapest first (the job budget's order, ``planner.order``), the
     renderings after them, the relation checks after every measurement they read
     (pytest-randomly shuffles before this hook; a stable sort keeps its order where ranks tie)."""
-    specs = _specs(config, items)
+    specs = collect_specs(config, items)
     order = [c.key for c in pl.order(s.config for s in specs.values())]
     rank = {k: i for i, k in enumerate(order)}
 
     def sort_key(item: pytest.Item) -> tuple[int, int]:
-        key = _config_key(item)
-        return _stage(item), rank.get(config_id(key), len(order)) if key is not None else len(order)
+        key = config_key(item)
+        return stage(item), rank.get(config_id(key), len(order)) if key is not None else len(order)
 
     items.sort(key=sort_key)
 
@@ -338,7 +161,7 @@ def _write_line(config: pytest.Config, text: str) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """The plan, before the first config runs (every config at paper scale; the head at smoke)."""
     config = session.config
-    specs = _specs(config, session.items)  # the items left after -k, -m, deselection
+    specs = collect_specs(config, session.items)  # the items left after -k, -m, deselection
     if not specs or config.option.collectonly:
         return
     from . import costs
@@ -368,7 +191,7 @@ def _bench_budget(request: pytest.FixtureRequest) -> Any:
     """Plan the config this test measures (or skip it, saying why); keep what it cost."""
     config = request.config
     run = config.stash.get(BUDGET_KEY, None)
-    key = _config_key(request.node)
+    key = config_key(request.node)
     if run is None or key is None or config_id(key) not in run.specs:
         yield
         return
@@ -462,7 +285,7 @@ def pytest_co2_update_json(config: pytest.Config, report: dict[str, Any]) -> Non
     """The verdict against the paper in the plugin's JSON report (``paper_verdict``)."""
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is not None and registry.results and not hasattr(config, "workeroutput"):
-        from .verdict import verdict_json
+        from .verdict_render import verdict_json
 
         report["paper_verdict"] = verdict_json(registry)
 
@@ -480,7 +303,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     registry = config.stash.get(REGISTRY_KEY, None)
     if registry is None or not registry.results or hasattr(config, "workeroutput"):
         return
-    from .verdict import budget_notes, findings, ratios, render_terminal
+    from .verdict import findings
+    from .verdict_ratios import budget_notes, ratios
+    from .verdict_render import render_terminal
 
     tr = terminalreporter
     tr.write_sep("=", "co2 verdict against the paper")
@@ -503,26 +328,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         findings(registry), ratios(registry), width, fewer, skipped, interrupted=interrupted
     ):
         tr.write_line(line)
-
-
-def outputs_line(out: str | None, written: list[str]) -> str | None:
-    """``co2 outputs in co2-out/: co2.json, co2.md, paper.md, 4 charts (paper-fig*.png)``
-
-    Files outside ``out`` (given with --co2-json ...) are named by their path."""
-    files = [p for p in written if os.path.isfile(p)]
-    if not files:
-        return None
-    folder = os.path.normpath(out) if out is not None else None
-    inside = [os.path.basename(p) for p in files if os.path.dirname(p) == folder]
-    outside = [p for p in files if os.path.dirname(p) != folder]
-    charts = [n for n in inside if n.endswith(".png")]
-    names = [n for n in inside if not n.endswith(".png")]
-    if charts:
-        stem = os.path.commonprefix(charts)  # noqa: RUF071 - file names, not paths
-        names.append(f"{len(charts)} chart{'s' * (len(charts) > 1)} ({stem}*.png)")
-    if not inside:
-        return "co2 outputs: " + ", ".join(outside)
-    return f"co2 outputs in {folder}/: " + ", ".join(names + outside)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import workloads as w
+from .builders import build_unet
+from .steps import TrainStep
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,10 @@ def _rank_main(rank: int, job: DDPJob, tmp: str) -> None:
             device: Any = torch.device("cuda", rank)
         else:
             device = "cpu"
-        unet = w.build_unet(w.MODELS[job.model_key], job.scale, device=device, seed=0)
+        unet = build_unet(w.MODELS[job.model_key], job.scale, device=device, seed=0)
         model = DistributedDataParallel(unet, device_ids=[rank] if job.backend == "nccl" else None)
         latent = w.latent_shape(w.IMAGE_SIZES[job.image_key], job.scale)
-        step = w.TrainStep(model, latent, device=device, seed=rank)
+        step = TrainStep(model, latent, device=device, seed=rank)
         backend = open_rank_backend(
             job.backend_spec,
             gpu=f"cuda:{rank}" if job.backend == "nccl" else None,

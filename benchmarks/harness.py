@@ -26,7 +26,9 @@ from pytest_co2.meter import Measurement, Meter, Stats
 
 from . import workloads as w
 from .budget import BudgetRun, StepControl
+from .builders import build_decoder, build_unet, release_memory
 from .registry import Key, Registry, synth_key, train_key
+from .steps import DecodeStep, DenoiseStep, TrainStep
 
 #: A round-robin sampler window runs at least this long (several steps where steps are tiny).
 MIN_SAMPLER_WINDOW_S = 0.1
@@ -176,15 +178,13 @@ class Bench:
         if model_key not in self._unets:
             if self._unets:
                 self._unets.clear()
-                w.release_memory()
-            self._unets[model_key] = w.build_unet(
-                w.MODELS[model_key], self.scale, device=self.device
-            )
+                release_memory()
+            self._unets[model_key] = build_unet(w.MODELS[model_key], self.scale, device=self.device)
         return self._unets[model_key]
 
     def decoder(self, dims: int) -> Any:
         if dims not in self._decoders:
-            self._decoders[dims] = w.build_decoder(dims, self.scale, device=self.device)
+            self._decoders[dims] = build_decoder(dims, self.scale, device=self.device)
         return self._decoders[dims]
 
     def latent(self, image_key: str) -> tuple[int, ...]:
@@ -238,7 +238,7 @@ class Bench:
         """Measure training iterations of ``model_key`` on ``image_key`` latents and record them."""
         self.note_session(meter)
         image = w.IMAGE_SIZES[image_key]
-        step = w.TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
+        step = TrainStep(self.unet(model_key), self.latent(image_key), device=self.device)
         name = f"train {model_key} {w.scaled_label(image, self.scale)}"
         try:
             m = run_steps(
@@ -253,7 +253,7 @@ class Bench:
         finally:
             step.close()
             del step
-            w.release_memory()  # the iteration's activations and Adam state, back to the OS
+            release_memory()  # the iteration's activations and Adam state, back to the OS
         self.registry.add(key or train_key(model_key, image_key), m)
         return m
 
@@ -262,7 +262,7 @@ class Bench:
     ) -> Measurement:
         """k denoising steps on a private meter (not recorded in the test)."""
         meter = Meter(backend)
-        step = w.DenoiseStep(
+        step = DenoiseStep(
             self.unet(model_key), self.latent(image_key), kind, inference_steps, device=self.device
         )
         return run_steps(
@@ -291,7 +291,7 @@ class Bench:
             o = self.options
             latent = self.latent(image_key)
             steppers = {
-                s: w.DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
+                s: DenoiseStep(self.unet(model_key), latent, s[0], s[1], device=self.device)
                 for s in samplers
             }
             seconds = dict.fromkeys(samplers, 0.0)
@@ -337,9 +337,7 @@ class Bench:
         if image_key not in self._decodes:
             image = w.IMAGE_SIZES[image_key]
             meter = Meter(backend)
-            step = w.DecodeStep(
-                self.decoder(image.dims), self.latent(image_key), device=self.device
-            )
+            step = DecodeStep(self.decoder(image.dims), self.latent(image_key), device=self.device)
             o = self.options
             # a decode is not the config's step: its own fixed rule, outside the plan's count
             self._decodes[image_key] = run_steps(

@@ -9,7 +9,7 @@ published as numbers.
 References ("budgets")
   A config's reference is the paper's figure for it (value + one std) turned back into the IT
   energy the paper's accounting implies, ``kWh = kg / (0.251 kg/kWh x 1.55)``. The verdict
-  (``verdict.py``) shows our projected kg CO2e over the paper's per config, and the test
+  (``verdict_ratios.py``) shows our projected kg CO2e over the paper's per config, and the test
   modules mark each param with its ``paper_budget`` for reference; none becomes a
   ``co2_budget``, since a CPU is far slower than the paper's A100. Where the text gives no
   number for a config the reference is derived (an upper bound):

@@ -21,6 +21,8 @@ import time
 from typing import Any
 
 from . import workloads as w
+from .builders import build_decoder, build_unet, release_memory
+from .steps import DecodeStep, DenoiseStep, TrainStep
 
 
 def current_rss_bytes() -> int:
@@ -69,20 +71,20 @@ def run_jobs(
         latent = w.latent_shape(image, scale)
         t0 = time.perf_counter()
         if phase == "decode":
-            step: Any = w.DecodeStep(w.build_decoder(image.dims, scale), latent)
+            step: Any = DecodeStep(build_decoder(image.dims, scale), latent)
         else:
             if model_key not in unets:
-                unets[model_key] = w.build_unet(w.MODELS[model_key], scale)
+                unets[model_key] = build_unet(w.MODELS[model_key], scale)
             unet = unets[model_key]
-            step = w.TrainStep(unet, latent) if phase == "train" else w.DenoiseStep(unet, latent)
+            step = TrainStep(unet, latent) if phase == "train" else DenoiseStep(unet, latent)
         for _ in range(calls):
             step()
-        if isinstance(step, w.TrainStep):
+        if isinstance(step, TrainStep):
             step.close()
         del step
         if release:
             unets.pop(model_key, None)
-            w.release_memory()
+            release_memory()
         rows.append(
             {
                 "job": f"{phase}:{model_key}:{image_key}",

@@ -14,7 +14,7 @@ import pytest
 from . import workloads as w
 from .paper import ddp_budget, image_budget
 from .registry import train_key
-from .verdict import INCONCLUSIVE, NOT_HELD, ddp_check, load_during
+from .verdict_rules import INCONCLUSIVE, NOT_HELD, ddp_check, load_during
 
 MODEL, IMAGE = w.DISTRIBUTED_CONFIG
 SINGLE = train_key(MODEL, IMAGE, "single-process")

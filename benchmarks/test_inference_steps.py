@@ -15,7 +15,7 @@ import pytest
 from . import workloads as w
 from .paper import DDIM_RATIO_TOLERANCE, FIG4B_REDUCTION_AT_200, sampler_budget
 from .registry import synth_key
-from .verdict import INCONCLUSIVE, NOT_HELD, ratio_check
+from .verdict_rules import INCONCLUSIVE, NOT_HELD, ratio_check
 
 MODEL, IMAGE = w.INFERENCE_CONFIG
 VARIANT = "samplers"

@@ -12,6 +12,7 @@ import warnings
 import pytest
 
 from . import workloads as w
+from .builders import build_unet, count_params
 from .paper import model_budget
 from .registry import growth_check, synth_key, train_key
 from .test_image_size import skip_if_measured as _skip_if_measured
@@ -58,10 +59,10 @@ def test_param_counts():
     pytest.importorskip("monai")
     for model in w.MODELS.values():
         with torch.device("meta"):
-            unet = w.build_unet(model, "paper", device="meta")
-        assert w.count_params(unet) == model.params, model.key
+            unet = build_unet(model, "paper", device="meta")
+        assert count_params(unet) == model.params, model.key
         with torch.device("meta"):  # smoke widths must build too (group norm, heads)
-            w.build_unet(model, "smoke", device="meta")
+            build_unet(model, "smoke", device="meta")
 
 
 # -- relations ----------------------------------------------------------------------------------

@@ -97,7 +97,8 @@ def test_a_run_clears_the_earlier_runs_report_and_charts(tmp_path):
 
 
 def test_smoke_report_says_smoke_first():
-    from benchmarks.paper_report import SMOKE_TITLE, render
+    from benchmarks.paper_report import render
+    from benchmarks.paper_tables import SMOKE_TITLE
     from benchmarks.registry import Registry
 
     r = Registry()

@@ -13,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository r
 
 from benchmarks import paper as P
 from benchmarks import verdict as V
+from benchmarks import verdict_ratios as VQ
+from benchmarks import verdict_render as VT
+from benchmarks import verdict_rules as VR
 from benchmarks import workloads as w
 from benchmarks.harness import concat, sample_measurement
 from benchmarks.registry import PaperAccounting, Registry, growth_check, synth_key, train_key
@@ -266,26 +269,26 @@ def paper_like(scale: str = "paper") -> Registry:
     return r
 
 
-def table(fs: list[V.Finding]) -> list[tuple[str, str, str, str]]:
+def table(fs: list[VR.Finding]) -> list[tuple[str, str, str, str]]:
     return [(f"{f.figure} {f.claim}", f.paper, f.ours, f.status) for f in fs]
 
 
 def test_verdict_at_paper_scale():
     fs = V.findings(paper_like())
     assert table(fs) == [
-        ("Fig. 1 2D train", "x2.0 192²-512²", "x7.7", V.HARDWARE),
-        ("Fig. 1 3D train", "x12 64³-256²×192", "x68", V.HARDWARE),
-        ("Fig. 1 2D synth", "x4.8 192²-512²", "x7.7", V.HELD),
-        ("Fig. 1 3D synth", "x61 64³-256²×192", "x61", V.HELD),
-        ("Fig. 2 train", "+30% to +40%/size", "+212% to +430%", V.HARDWARE),
-        ("Fig. 2 synth", "+60% to +80%/size", "+202% to +405%", V.HARDWARE),
-        ("Fig. 3 region", "PL/SE x94", "PL/SE x95 (666/7)", V.HELD),
-        ("Fig. 3 month DE", "up to +50%", "+44% max/min", V.HELD),
-        ("Fig. 4a DDP", "4 GPUs: no cut", "2 procs: x1.18", V.HELD),
-        ("Fig. 4b DDIM 200", "0.20 x DDPM 1000", "0.200 ± 0.000", V.HELD),
-        ("Sec. 3.1 synth > train", "at every size", "8/8, x19-x21", V.HELD),
+        ("Fig. 1 2D train", "x2.0 192²-512²", "x7.7", VR.HARDWARE),
+        ("Fig. 1 3D train", "x12 64³-256²×192", "x68", VR.HARDWARE),
+        ("Fig. 1 2D synth", "x4.8 192²-512²", "x7.7", VR.HELD),
+        ("Fig. 1 3D synth", "x61 64³-256²×192", "x61", VR.HELD),
+        ("Fig. 2 train", "+30% to +40%/size", "+212% to +430%", VR.HARDWARE),
+        ("Fig. 2 synth", "+60% to +80%/size", "+202% to +405%", VR.HARDWARE),
+        ("Fig. 3 region", "PL/SE x94", "PL/SE x95 (666/7)", VR.HELD),
+        ("Fig. 3 month DE", "up to +50%", "+44% max/min", VR.HELD),
+        ("Fig. 4a DDP", "4 GPUs: no cut", "2 procs: x1.18", VR.HELD),
+        ("Fig. 4b DDIM 200", "0.20 x DDPM 1000", "0.200 ± 0.000", VR.HELD),
+        ("Sec. 3.1 synth > train", "at every size", "8/8, x19-x21", VR.HELD),
     ]
-    assert fs[0].reason == V.REASON_COMPUTE and fs[2].reason == ""
+    assert fs[0].reason == VR.REASON_COMPUTE and fs[2].reason == ""
     assert "x2.7 to x14 in parameters" in fs[4].reason
 
 
@@ -307,47 +310,47 @@ def test_verdict_contradictions_and_noise():
         "train/3d-medium/3d-64/ddp-gloo-2": {"contention": {"pressure": 0.03, "steal": None}},
     }
     by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
-    assert by["Fig. 1 3D synth"].status == V.NOT_HELD
-    assert by["Fig. 4a DDP"].status == V.NOT_HELD
+    assert by["Fig. 1 3D synth"].status == VR.NOT_HELD
+    assert by["Fig. 4a DDP"].status == VR.NOT_HELD
     assert by["Fig. 4a DDP"].reason == (
         "0.50 x the single process's energy per batch, beyond the 95% intervals (±1.18 kWh) "
         "on a quiet CPU (CPU pressure 3% (some), steal 0%)"
     )
-    assert by["Fig. 4b DDIM 200"].status == V.INCONCLUSIVE
+    assert by["Fig. 4b DDIM 200"].status == VR.INCONCLUSIVE
     assert by["Sec. 3.1 synth > train"].ours == "7/8, x0.0096-x21"
-    assert by["Sec. 3.1 synth > train"].status == V.NOT_HELD
+    assert by["Sec. 3.1 synth > train"].status == VR.NOT_HELD
 
 
 def test_verdict_at_smoke_scale_and_without_results():
     fs = V.findings(paper_like("smoke"))
-    assert [f.status for f in fs] == [V.NOT_JUDGED] * 6 + [V.HELD, V.HELD, V.NOT_JUDGED] + [
-        V.HELD
+    assert [f.status for f in fs] == [VR.NOT_JUDGED] * 6 + [VR.HELD, VR.HELD, VR.NOT_JUDGED] + [
+        VR.HELD
     ] * 2
-    assert {f.reason for f in fs if f.status == V.NOT_JUDGED} == {V.REASON_SMOKE}
+    assert {f.reason for f in fs if f.status == VR.NOT_JUDGED} == {VR.REASON_SMOKE}
     empty = V.findings(Registry())
-    assert [f.status for f in empty] == [V.NOT_RUN] * 11 and all(f.ours == "" for f in empty)
+    assert [f.status for f in empty] == [VR.NOT_RUN] * 11 and all(f.ours == "" for f in empty)
 
 
 def test_distributed_check_under_load_or_unknown_load_is_inconclusive():
     from benchmarks.host import Contention
 
     single, ddp = acc(1.0, 0.01), acc(0.73, 0.01)
-    assert V.ddp_check(single, ddp, Contention(0.45, 0.01)) == (
-        V.INCONCLUSIVE,
+    assert VR.ddp_check(single, ddp, Contention(0.45, 0.01)) == (
+        VR.INCONCLUSIVE,
         "inconclusive under load: 0.73 x the single process's energy per batch "
         "(CPU pressure 45% (some), steal 1%)",
     )
-    assert V.ddp_check(single, ddp, Contention(None, None)) == (
-        V.INCONCLUSIVE,
+    assert VR.ddp_check(single, ddp, Contention(None, None)) == (
+        VR.INCONCLUSIVE,
         "inconclusive, load unknown: 0.73 x the single process's energy per batch "
         "(CPU pressure unknown (no /proc/pressure/cpu))",
     )
-    assert V.ddp_check(single, ddp, None)[1].endswith("(no contention recorded)")
+    assert VR.ddp_check(single, ddp, None)[1].endswith("(no contention recorded)")
     # steal alone (no pressure file) can show the load
-    assert V.ddp_check(single, ddp, Contention(None, 0.2))[0] == V.INCONCLUSIVE
-    assert V.ddp_check(single, ddp, Contention(0.05, 0.0))[0] == V.NOT_HELD
-    assert V.ddp_check(single, acc(0.96, 0.01), Contention(0.9, 0.0)) == (
-        V.HELD,
+    assert VR.ddp_check(single, ddp, Contention(None, 0.2))[0] == VR.INCONCLUSIVE
+    assert VR.ddp_check(single, ddp, Contention(0.05, 0.0))[0] == VR.NOT_HELD
+    assert VR.ddp_check(single, acc(0.96, 0.01), Contention(0.9, 0.0)) == (
+        VR.HELD,
         "0.96 x the single process's energy per batch",
     )
 
@@ -376,8 +379,8 @@ def test_budget_notes_name_fewer_steps_and_skips():
         "train/2d-medium/2d-192": {"label": "x", "steps": 3, "default_steps": 8, "reduced": False},
     }
     del r.results[synth_key("3d-medium", "3d-64", "ddim", 200, "samplers")]
-    fewer, skipped = V.budget_notes(r)
-    rel = V._rel_ci95(r, "train/3d-medium/3d-256x256x192")
+    fewer, skipped = VQ.budget_notes(r)
+    rel = VQ._rel_ci95(r, "train/3d-medium/3d-256x256x192")
     assert fewer == [
         "train 3d-large 192³: 1 step (default 2): no interval",
         f"train 3d-medium 256²×192: 2 steps (default 3): interval ±{rel:.0%}",
@@ -387,11 +390,11 @@ def test_budget_notes_name_fewer_steps_and_skips():
         "round), 12 s of the budget left for it"
     ]
     by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
-    assert by["Fig. 4b DDIM 200"].status == V.NOT_RUN
+    assert by["Fig. 4b DDIM 200"].status == VR.NOT_RUN
     assert by["Fig. 4b DDIM 200"].reason == "synth 3d-medium 64³ 5 samplers skipped, " + (
         "over the budget: needs about 40 s (1 warm-up + 1 round), 12 s of the budget left for it"
     )
-    lines = V.render_terminal(V.findings(r), V.ratios(r), 80, fewer, skipped)
+    lines = VT.render_terminal(V.findings(r), VQ.ratios(r), 80, fewer, skipped)
     assert max(len(line) for line in lines) <= 80
     i = lines.index("fewer measured steps than the default (the job budget):")
     assert lines[i + 1] == "  train 3d-large 192³: 1 step (default 2): no interval"
@@ -400,7 +403,7 @@ def test_budget_notes_name_fewer_steps_and_skips():
         "  synth 3d-medium 64³ 5 samplers: over the budget: needs about 40 s (1 warm-up +",
         "    1 round), 12 s of the budget left for it",
     ]
-    data = V.verdict_json(r)
+    data = VT.verdict_json(r)
     assert data["fewer_steps"] == fewer and data["skipped"] == skipped
 
 
@@ -411,59 +414,59 @@ def test_a_size_skipped_by_the_job_makes_its_finding_inconclusive():
     r.session["runs"] = {"train/3d-large/3d-192": {"label": "train 3d-large 192³", "skipped": why}}
     by = {f"{f.figure} {f.claim}": f for f in V.findings(r)}
     fig2 = by["Fig. 2 train"]
-    assert (fig2.ours, fig2.status) == ("+212% to +380%", V.INCONCLUSIVE)
+    assert (fig2.ours, fig2.status) == ("+212% to +380%", VR.INCONCLUSIVE)
     assert fig2.reason == "train 3d-large 192³ skipped, " + why
     del r.results[train_key("3d-medium", "3d-256x256x192")]
     r.session["runs"]["train/3d-medium/3d-256x256x192"] = {"label": "t", "skipped": why}
     fig1 = {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 1 3D train"]
     assert (fig1.ours, fig1.status, fig1.reason) == (
         "x26 64³-192³",
-        V.INCONCLUSIVE,
+        VR.INCONCLUSIVE,
         "t skipped, " + why,
     )
     # missing for another reason (deselected): not run, as before
     r.session["runs"] = {}
-    assert {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 2 train"].status == V.NOT_RUN
-    lines = V.render_terminal(V.findings(r), V.ratios(r), 100)
+    assert {f"{f.figure} {f.claim}": f for f in V.findings(r)}["Fig. 2 train"].status == VR.NOT_RUN
+    lines = VT.render_terminal(V.findings(r), VQ.ratios(r), 100)
     assert max(len(line) for line in lines) <= 100
 
 
 def test_ratio_check_decides_with_the_interval():
     b = acc(1.0, 0.0)
-    assert V.ratio_check(acc(0.22, 0.0), b, 0.2, 0.05) == (V.HELD, 0.22, 0.0)
-    status, ratio, half = V.ratio_check(acc(0.5, 0.0), b, 0.2, 0.05)
-    assert (status, ratio, half) == (V.NOT_HELD, 0.5, 0.0)
-    status, ratio, half = V.ratio_check(acc(0.5, 0.4), b, 0.2, 0.05)  # miss 0.25 < half 0.4
-    assert status == V.INCONCLUSIVE and half == pytest.approx(0.4)
-    status, _, half = V.ratio_check(acc(0.5, math.nan), b, 0.2, 0.05)  # one window: no interval
-    assert status == V.INCONCLUSIVE and math.isnan(half)
-    status, _, half = V.ratio_check(acc(0.5, 0.1), acc(1.0, 0.2), 0.2, 0.05)
-    assert status == V.NOT_HELD and half == pytest.approx(0.5 * math.hypot(0.2, 0.2))
+    assert VR.ratio_check(acc(0.22, 0.0), b, 0.2, 0.05) == (VR.HELD, 0.22, 0.0)
+    status, ratio, half = VR.ratio_check(acc(0.5, 0.0), b, 0.2, 0.05)
+    assert (status, ratio, half) == (VR.NOT_HELD, 0.5, 0.0)
+    status, ratio, half = VR.ratio_check(acc(0.5, 0.4), b, 0.2, 0.05)  # miss 0.25 < half 0.4
+    assert status == VR.INCONCLUSIVE and half == pytest.approx(0.4)
+    status, _, half = VR.ratio_check(acc(0.5, math.nan), b, 0.2, 0.05)  # one window: no interval
+    assert status == VR.INCONCLUSIVE and math.isnan(half)
+    status, _, half = VR.ratio_check(acc(0.5, 0.1), acc(1.0, 0.2), 0.2, 0.05)
+    assert status == VR.NOT_HELD and half == pytest.approx(0.5 * math.hypot(0.2, 0.2))
 
 
 def test_factor_status_and_worst():
-    assert V.factor_status(4.0, 2.0) == V.HELD and V.factor_status(1.0, 2.0) == V.HELD
-    assert V.factor_status(4.1, 2.0) == V.HARDWARE and V.factor_status(0.9, 2.0) == V.HARDWARE
-    assert V.factor_status(0.0, 2.0) == V.NOT_HELD
-    assert V.worst([V.HELD, V.HARDWARE, V.INCONCLUSIVE]) == V.INCONCLUSIVE
-    assert V.worst([V.HELD, V.NOT_HELD]) == V.NOT_HELD and V.worst([]) == V.NOT_RUN
+    assert VR.factor_status(4.0, 2.0) == VR.HELD and VR.factor_status(1.0, 2.0) == VR.HELD
+    assert VR.factor_status(4.1, 2.0) == VR.HARDWARE and VR.factor_status(0.9, 2.0) == VR.HARDWARE
+    assert VR.factor_status(0.0, 2.0) == VR.NOT_HELD
+    assert VR.worst([VR.HELD, VR.HARDWARE, VR.INCONCLUSIVE]) == VR.INCONCLUSIVE
+    assert VR.worst([VR.HELD, VR.NOT_HELD]) == VR.NOT_HELD and VR.worst([]) == VR.NOT_RUN
 
 
 def test_references_are_the_papers_figures():
-    assert V.reference(train_key("2d-medium", "2d-192")) == (0.40, True)
-    assert V.reference(synth_key("3d-medium", "3d-256x256x192")) == (362.3, True)
-    kg, published = V.reference(train_key("3d-medium", "3d-192"))  # between sizes: the ceiling
+    assert VQ.reference(train_key("2d-medium", "2d-192")) == (0.40, True)
+    assert VQ.reference(synth_key("3d-medium", "3d-256x256x192")) == (362.3, True)
+    kg, published = VQ.reference(train_key("3d-medium", "3d-192"))  # between sizes: the ceiling
     assert not published and kg == pytest.approx(9.9)
-    kg, published = V.reference(synth_key("3d-large", "3d-192"))
+    kg, published = VQ.reference(synth_key("3d-large", "3d-192"))
     assert not published and kg == pytest.approx(363.3 * 1.8)
-    kg, _ = V.reference(synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"))
+    kg, _ = VQ.reference(synth_key("3d-medium", "3d-64", "ddim", 200, "samplers"))
     assert kg == pytest.approx((5.95 + 0.17) * 0.2)
-    kg, _ = V.reference(train_key("3d-medium", "3d-64", "ddp-gloo-2"))
+    kg, _ = VQ.reference(train_key("3d-medium", "3d-64", "ddp-gloo-2"))
     assert kg == pytest.approx(0.74 + 0.22)
 
 
 def test_ratios_in_the_papers_order_with_labels():
-    rs = V.ratios(paper_like())
+    rs = VQ.ratios(paper_like())
     assert len(rs) == 31
     assert [r.label for r in rs[:3]] == [
         "train 2d-small 256²",
@@ -483,14 +486,14 @@ def test_ratios_in_the_papers_order_with_labels():
         "synth 3d-medium 128³",
     ]
     assert (
-        V.key_label(train_key("3d-medium", "3d-192"), "smoke")
+        VQ.key_label(train_key("3d-medium", "3d-192"), "smoke")
         == "train 3d-medium smoke 48³ (192³/4, w/8)"
     )
 
 
 def test_terminal_verdict_fits_100_columns():
     r = paper_like()
-    lines = V.render_terminal(V.findings(r), V.ratios(r))
+    lines = VT.render_terminal(V.findings(r), VQ.ratios(r))
     assert max(len(line) for line in lines) <= 100
     assert len(lines) == 1 + 31 + 1 + 1 + 11 + 4 + 1
     assert lines[1] == "  train 2d-small 256²             0.486 / ≤0.99  x0.49"
@@ -498,7 +501,7 @@ def test_terminal_verdict_fits_100_columns():
         "Fig. 1 2D train         x2.0 192²-512²     x7.7               hardware-dependent (1)"
     )
     assert lines[-1] == "verdict: 4 hardware-dependent, 7 held"
-    stopped = V.render_terminal(V.findings(r), V.ratios(r), interrupted=True)
+    stopped = VT.render_terminal(V.findings(r), VQ.ratios(r), interrupted=True)
     assert stopped[: len(lines) - 1] == lines[:-1]
     assert " ".join(x.strip() for x in stopped[len(lines) - 1 :]) == (
         "verdict: 4 hardware-dependent, 7 held (the run was interrupted: what it did not reach "
@@ -508,10 +511,10 @@ def test_terminal_verdict_fits_100_columns():
 
 def test_narrow_terminals_shorten_text_never_numbers():
     r = paper_like()
-    narrow = V.render_terminal(V.findings(r), V.ratios(r), width=80)
+    narrow = VT.render_terminal(V.findings(r), VQ.ratios(r), width=80)
     assert max(len(line) for line in narrow) == 80
     assert narrow[44] == "Sec. 3.1 synth > …  at every size      8/8, x19-x21       held"
-    tiny = V.render_terminal(V.findings(r), V.ratios(r), width=60)
+    tiny = VT.render_terminal(V.findings(r), VQ.ratios(r), width=60)
     assert max(len(line) for line in tiny) <= 60
     assert tiny[10] == "  train 3d-medium 64³ DDP gloo x2  1.95 / ≤0.96   x2.0"
     # the paper's column goes (its claims are in paper.md), the verdict words shorten
@@ -521,10 +524,10 @@ def test_narrow_terminals_shorten_text_never_numbers():
     ]
     # smoke labels: whole at 80 columns; at 60 the divisors go, every number stays whole
     smoke = paper_like("smoke")
-    lines = V.render_terminal(V.findings(smoke), V.ratios(smoke), width=80)
+    lines = VT.render_terminal(V.findings(smoke), VQ.ratios(smoke), width=80)
     assert max(len(line) for line in lines) <= 80
     assert lines[9] == "  train 3d-medium smoke 16³ (64³/4, w/8) DDP gloo x2  1.95 / ≤0.96   x2.0"
-    lines = V.render_terminal(V.findings(smoke), V.ratios(smoke), width=60)
+    lines = VT.render_terminal(V.findings(smoke), VQ.ratios(smoke), width=60)
     assert max(len(line) for line in lines) <= 60
     assert not any("…" in line for line in lines[2:33])
     assert lines[10] == "  train 3d-medium smoke 16³ DDP gloo x2  1.95 / ≤0.96   x2.0"
@@ -532,7 +535,7 @@ def test_narrow_terminals_shorten_text_never_numbers():
 
 def test_verdict_json_and_markdown():
     r = paper_like()
-    data = V.verdict_json(r)
+    data = VT.verdict_json(r)
     assert data["scale"] == "paper" and len(data["findings"]) == 11 and len(data["vs_paper"]) == 31
     assert data["findings"][9] == {
         "figure": "Fig. 4b",
@@ -543,9 +546,9 @@ def test_verdict_json_and_markdown():
         "reason": "",
     }
     assert data["vs_paper"][1]["paper_kg"] == 0.40 and data["vs_paper"][1]["published"] is True
-    md = V.render_markdown(V.findings(r), V.ratios(r))
+    md = VT.render_markdown(V.findings(r), VQ.ratios(r))
     assert md[0] == "## Verdict" and md[4] == (
-        f"| Fig. 1 2D train | x2.0 192²-512² | x7.7 | hardware-dependent | {V.REASON_COMPUTE} |"
+        f"| Fig. 1 2D train | x2.0 192²-512² | x7.7 | hardware-dependent | {VR.REASON_COMPUTE} |"
     )
 
 
@@ -558,7 +561,7 @@ def test_smoke_labels_carry_the_divisors():
 
 
 def test_outputs_line_names_the_folder(tmp_path):
-    from benchmarks.conftest import outputs_line
+    from benchmarks.outputs import outputs_line
 
     out = tmp_path / "co2-out"
     out.mkdir()

@@ -18,7 +18,9 @@ import pytest
 from terminal_text import unwrapped
 
 from pytest_co2.backends.base import Device, Method
-from pytest_co2.measure.locks import DeviceLock, decide, lock_file_name
+from pytest_co2.measure.lock_dir import lock_file_name
+from pytest_co2.measure.lock_policy import decide
+from pytest_co2.measure.locks import DeviceLock
 from pytest_co2.measure.window_guard import WindowGuard
 
 pytest.importorskip("xdist")
@@ -443,7 +445,7 @@ def test_the_default_lock_folder_is_per_user_and_private(
     import stat
     import tempfile
 
-    from pytest_co2.measure.locks import default_lock_dir
+    from pytest_co2.measure.lock_dir import default_lock_dir
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     folder = tmp_path / f"pytest-co2-locks-{os.getuid()}"
@@ -487,7 +489,7 @@ def test_a_lock_folder_of_another_user_is_refused(
 ) -> None:
     import os
 
-    from pytest_co2.measure import locks as exclusive
+    from pytest_co2.measure import lock_dir as exclusive
 
     locks = _private_dir(tmp_path / "locks")
     monkeypatch.setattr(exclusive, "_uid", lambda: os.getuid() + 1)
@@ -500,7 +502,7 @@ def test_a_lock_folder_of_another_user_is_refused(
 
 @pytest.mark.skipif(sys.platform == "win32", reason="fcntl locks")
 def test_a_planted_link_as_lock_file_is_not_followed(tmp_path: Path) -> None:
-    from pytest_co2.measure.locks import LockDirError
+    from pytest_co2.measure.lock_dir import LockDirError
 
     locks = _private_dir(tmp_path / "locks")
     target = tmp_path / "victim"
@@ -528,14 +530,14 @@ def test_a_timeout_on_the_second_file_releases_the_first(tmp_path: Path, hold_lo
     "text, seconds", [("30", 30.0), ("0", 0.0), (" 2.5 ", 2.5), ("-0", 0.0), ("1e1", 10.0)]
 )
 def test_parse_lock_timeout(text: str, seconds: float) -> None:
-    from pytest_co2.measure.locks import parse_lock_timeout
+    from pytest_co2.measure.lock_policy import parse_lock_timeout
 
     assert parse_lock_timeout(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["-1", "nan", "inf", "", "soon"])
 def test_parse_lock_timeout_rejects(text: str) -> None:
-    from pytest_co2.measure.locks import parse_lock_timeout
+    from pytest_co2.measure.lock_policy import parse_lock_timeout
 
     with pytest.raises(ValueError) as info:
         parse_lock_timeout(text)
@@ -551,8 +553,8 @@ def test_a_lock_file_of_another_user_is_refused(
     import os
     import stat
 
-    from pytest_co2.measure import locks as exclusive
-    from pytest_co2.measure.locks import LockDirError, open_lock_dir
+    from pytest_co2.measure import lock_dir as exclusive
+    from pytest_co2.measure.lock_dir import LockDirError, open_lock_dir
 
     locks = _private_dir(tmp_path / "locks")
     (locks / "gpu_0.lock").write_text("")

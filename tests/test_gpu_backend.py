@@ -18,7 +18,8 @@ from pytest_co2.backends import BackendWarning
 from pytest_co2.backends import cuda as cuda_helpers
 from pytest_co2.backends.amdsmi import AmdsmiBackend
 from pytest_co2.backends.nvml import NvmlBackend
-from pytest_co2.measure.locks import decide, lock_file_name
+from pytest_co2.measure.lock_dir import lock_file_name
+from pytest_co2.measure.lock_policy import decide
 from pytest_co2.measure.meter import Meter
 from pytest_co2.measure.records import Measurement
 from pytest_co2.measure.window_guard import WindowGuard

@@ -13,7 +13,7 @@ from gpu_emulator import EmuGpu, Node, Trace
 from test_gpu_backend import MY_PID, align, busy, meter_of, nvml_backend
 
 from pytest_co2.backends import BackendWarning
-from pytest_co2.measure.locks import decide
+from pytest_co2.measure.lock_policy import decide
 from pytest_co2.measure.window_guard import WindowGuard
 from pytest_co2.reporting.session_parts import ExclusiveInfo
 

@@ -78,7 +78,7 @@ def backend_spec(
 
     ``idle_w`` (per device, as subtracted by the parent's meter) travels by device id;
     ``idle_s`` lets a rank measure the idle power of a device the parent did not measure;
-    ``policy`` (an :class:`~pytest_co2.measure.locks.Policy`) says whether windows lock. A
+    ``policy`` (an :class:`~pytest_co2.measure.lock_policy.Policy`) says whether windows lock. A
     backend from a hook is rebuilt as ``cls(**backend.rank_kwargs())`` in the rank (define
     ``rank_kwargs()`` returning JSON-safe keyword arguments; none: ``cls()``).
     """
@@ -394,7 +394,8 @@ def job_lock(spec: dict[str, Any], device_ids: Sequence[Sequence[str]]) -> Any:
     lock = spec.get("lock")
     if not lock:
         return None
-    from .locks import DeviceLock, default_lock_dir
+    from .lock_dir import default_lock_dir
+    from .locks import DeviceLock
 
     ids = sorted({i for ids in device_ids for i in ids})
     return DeviceLock(ids, lock["lock_dir"] or default_lock_dir()) if ids else None

@@ -19,272 +19,20 @@ the same lock stays busy, later windows try once and do not wait again.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import re
-import stat
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..backends.base import Device, Method
+from .lock_dir import default_lock_dir, lock_file_name, open_lock_dir, open_lock_file
 
-LOCK_DIR_NAME = "pytest-co2-locks"
-LOCKED_METHODS = (Method.COUNTER, Method.POLLED)
-DEFAULT_LOCK_TIMEOUT_S = 30.0
 # While waiting for a busy lock: poll it this often (seconds), and report the wait this often.
 _POLL_MIN_S = 0.005
 _POLL_MAX_S = 0.1
 WAIT_REPORT_EVERY_S = 1.0
-
-
-def _uid() -> int | None:
-    getuid = getattr(os, "getuid", None)
-    return getuid() if getuid is not None else None
-
-
-def default_lock_dir() -> str:
-    """``<tempdir>/pytest-co2-locks-<uid>``: one folder per user of this machine."""
-    uid = _uid()
-    name = LOCK_DIR_NAME if uid is None else f"{LOCK_DIR_NAME}-{uid}"
-    return os.path.join(tempfile.gettempdir(), name)
-
-
-def parse_lock_timeout(text: str) -> float:
-    """``--co2-lock-timeout``: seconds >= 0 to wait for a device lock (0: try once)."""
-    try:
-        value = float(str(text).strip())
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(
-            f"invalid lock timeout {text!r}: expected seconds >= 0 (e.g. 30; 0: do not wait)"
-        )
-    return value + 0.0  # -0.0 -> 0.0
-
-
-def lockable_devices(devices: Iterable[Device]) -> tuple[Device, ...]:
-    """The devices whose readings include other processes' energy (shared counters)."""
-    return tuple(d for d in devices if d.shared and d.method in LOCKED_METHODS)
-
-
-def lock_file_name(device_id: str) -> str:
-    """``gpu:0`` -> ``gpu_0.lock``: a device id made safe as a file name."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", device_id).strip(".") + ".lock"
-
-
-@dataclass(frozen=True)
-class Policy:
-    """What this run does about processes sharing a counter device."""
-
-    mode: str  # "lock" | "off" | "not needed"
-    reason: str  # why (which setting, or what was detected)
-    devices: tuple[str, ...]  # ids of the shared counter devices
-    lock_dir: str | None
-    concurrent: bool  # other processes of this run measure at the same time (xdist)
-    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S  # longest wait for a lock per window
-    dir_warning: str | None = None  # a lock folder that others may write to
-
-    def describe(self) -> str:
-        """One line for the report header and the JSON session block."""
-        ids = ", ".join(self.devices)
-        if self.mode == "lock":
-            return (
-                f"exclusive: measured windows on shared counter devices ({ids}) are serialized "
-                f"across processes with file locks in {self.lock_dir} ({self.reason}; a window "
-                f"waits at most {self.lock_timeout_s:g} s for a lock, then runs without it); work "
-                "of other processes outside their windows can still show up in a window"
-            )
-        if self.mode == "not needed":
-            return (
-                "exclusive: not needed: no shared counter device (a per-process estimate or a "
-                "simulated device does not see other processes)"
-            )
-        if self.concurrent:
-            return (
-                f"not exclusive ({self.reason}): concurrent pytest-xdist workers share counter "
-                f"devices ({ids}), so a window can include other workers' energy (double "
-                "counting); use --co2-exclusive to serialize them"
-            )
-        return f"not exclusive ({self.reason}): one process measures the shared counter devices ({ids})"
-
-    @property
-    def warning(self) -> str | None:
-        """The warning to give once per process when figures may double count."""
-        if self.mode == "off" and self.concurrent:
-            return "pytest-co2: " + self.describe()
-        if self.mode == "lock" and self.dir_warning:
-            return "pytest-co2: " + self.dir_warning
-        return None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "reason": self.reason,
-            "devices": list(self.devices),
-            "lock_dir": self.lock_dir,
-            "lock_timeout_s": self.lock_timeout_s,
-            "concurrent": self.concurrent,
-            "description": self.describe(),
-        }
-
-
-def decide(
-    exclusive: bool | None,
-    devices: Sequence[Device],
-    *,
-    concurrent: bool,
-    source: str | None = None,
-    lock_dir: str | None = None,
-    lock_timeout_s: float | None = None,
-) -> Policy:
-    """The policy for ``--co2-exclusive`` (True), ``--co2-no-exclusive`` (False) or auto (None).
-
-    Auto locks when ``concurrent`` (pytest-xdist) and a shared counter device is measured.
-    ``lock_timeout_s`` (None: :data:`DEFAULT_LOCK_TIMEOUT_S`) bounds each window's wait.
-    """
-    shared = tuple(d.id for d in lockable_devices(devices))
-    lock_dir = lock_dir or default_lock_dir()
-    timeout = DEFAULT_LOCK_TIMEOUT_S if lock_timeout_s is None else float(lock_timeout_s)
-    if not shared:
-        return Policy("not needed", "no shared counter device", (), None, concurrent, timeout)
-    if exclusive is None:
-        if concurrent:
-            return Policy(
-                "lock",
-                "auto: pytest-xdist with a counter backend",
-                shared,
-                lock_dir,
-                concurrent,
-                timeout,
-                open_to_others(lock_dir),
-            )
-        return Policy("off", "auto: one process", shared, None, concurrent, timeout)
-    where = f" ({source})" if source else ""
-    if exclusive:
-        return Policy(
-            "lock",
-            f"--co2-exclusive{where}",
-            shared,
-            lock_dir,
-            concurrent,
-            timeout,
-            open_to_others(lock_dir),
-        )
-    return Policy("off", f"--co2-no-exclusive{where}", shared, None, concurrent, timeout)
-
-
-# ----------------------------------------------------------------------------- the folder
-
-
-class LockDirError(OSError):
-    """A lock folder that must not be used (a symbolic link, someone else's); one line."""
-
-
-def open_to_others(path: str) -> str | None:
-    """A warning when the lock folder ``path`` (of this user) is writable by other users:
-    they could remove or pre-create its lock files. None when private or absent, and for
-    the default folder, which is made 0700 when it is opened."""
-    if os.path.abspath(path) == os.path.abspath(default_lock_dir()):
-        return None
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or not st.st_mode & 0o022:
-        return None
-    return (
-        f"lock folder {path!r} is writable by other users (mode {stat.S_IMODE(st.st_mode):04o}): "
-        "they can remove or pre-create its locks, so windows of two runs may overlap; run "
-        f"`chmod go-w {path}` or give --co2-lock-dir a private folder"
-    )
-
-
-def check_lock_dir(path: str) -> str | None:
-    """Why ``path`` cannot be a lock folder (one line), or None (also when it is absent)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"lock folder {path!r} cannot be inspected: {exc.strerror}"
-    if stat.S_ISLNK(st.st_mode):
-        return (
-            f"lock folder {path!r} is a symbolic link: refused (give --co2-lock-dir a real "
-            "folder of yours)"
-        )
-    if not stat.S_ISDIR(st.st_mode):
-        return f"lock folder {path!r} is not a folder"
-    uid = _uid()
-    if uid is not None and st.st_uid != uid:
-        return (
-            f"lock folder {path!r} belongs to uid {st.st_uid}, not to you (uid {uid}): refused "
-            "(another user could hold or replace its locks; give --co2-lock-dir a folder of yours)"
-        )
-    return None
-
-
-def open_lock_dir(path: str, *, private: bool = True) -> int:
-    """Create ``path`` (mode 0700) if absent, check it and return an fd of it (``O_NOFOLLOW``).
-
-    Raises :class:`LockDirError` for a symbolic link or a folder of another user. A folder of
-    the user's that others may write to is made 0700 when ``private`` (the default folder).
-    """
-    parent = os.path.dirname(os.path.abspath(path))
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(path, 0o700)
-    problem = check_lock_dir(path)
-    if problem is not None:
-        raise LockDirError(problem)
-    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
-    try:
-        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:  # swapped for a link between the check and the open
-        raise LockDirError(f"lock folder {path!r} cannot be opened: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        uid = _uid()
-        if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid):
-            raise LockDirError(f"lock folder {path!r} changed while it was opened: refused")
-        if private and st.st_mode & 0o077:
-            os.fchmod(fd, 0o700)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
-def _open_lock_file(dir_fd: int, name: str, where: str) -> int:
-    """Open (create 0600) one lock file inside the folder; never through a link."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
-    except OSError as exc:
-        raise LockDirError(
-            f"lock file {os.path.join(where, name)!r} cannot be opened ({exc.strerror}): refused"
-        ) from None
-    st = os.fstat(fd)
-    uid = _uid()
-    problem = (
-        "is not a regular file"
-        if not stat.S_ISREG(st.st_mode)
-        else f"belongs to uid {st.st_uid}, not to you: refused"
-        if uid is not None and st.st_uid != uid
-        else None
-    )
-    if problem is not None:
-        os.close(fd)
-        raise LockDirError(f"lock file {os.path.join(where, name)!r} {problem}")
-    return fd
-
-
-# ------------------------------------------------------------------------------- the lock
 
 
 class LockTimeout(OSError):
@@ -355,7 +103,7 @@ class DeviceLock:
                 dir_fd = open_lock_dir(self.lock_dir, private=private)
                 try:
                     for name, path in zip(self.names, self.paths, strict=True):
-                        fd = _open_lock_file(dir_fd, name, self.lock_dir)
+                        fd = open_lock_file(dir_fd, name, self.lock_dir)
                         self._fds.append(fd)
                         self._wait_for(fd, path, t0, timeout_s, on_wait, fcntl)
                 finally:

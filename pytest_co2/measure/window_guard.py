@@ -1,4 +1,4 @@
-"""The meter's window hooks for a lock :class:`~.locks.Policy`: lock what is measured, or
+"""The meter's window hooks for a lock :class:`~.lock_policy.Policy`: lock what is measured, or
 only annotate, and the backend's own window hooks (the GPU backend's fine sampling).
 
 At every window the lock set follows what the backend measures then (a GPU that a test
@@ -15,15 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .locks import (
-    DeviceLock,
-    LockDirError,
-    LockTimeout,
-    LockWait,
-    Policy,
-    default_lock_dir,
-    lockable_devices,
-)
+from .lock_dir import LockDirError, default_lock_dir
+from .lock_policy import Policy, lockable_devices
+from .locks import DeviceLock, LockTimeout, LockWait
 
 
 @dataclass

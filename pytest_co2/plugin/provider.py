@@ -22,7 +22,7 @@ from . import xdist
 
 if TYPE_CHECKING:
     from ..backends.base import Backend
-    from ..measure.locks import Policy
+    from ..measure.lock_policy import Policy
     from ..measure.window_guard import WindowGuard
     from ..reporting.session_parts import ExclusiveInfo, WorkerFacts
 
@@ -199,7 +199,7 @@ class BackendProvider:
         }
 
     def _decide_policy(self, backend: Backend) -> None:
-        from ..measure.locks import decide
+        from ..measure.lock_policy import decide
         from ..measure.window_guard import WindowGuard
 
         s = self.settings
@@ -222,7 +222,7 @@ class BackendProvider:
     # -- xdist -----------------------------------------------------------------------------
     def facts_for_workers(self) -> HandedFacts:
         """What the controller decides once for every worker."""
-        from ..measure.locks import default_lock_dir
+        from ..measure.lock_dir import default_lock_dir
 
         return HandedFacts(concurrent=True, lock_dir=self.settings.lock_dir or default_lock_dir())
 
