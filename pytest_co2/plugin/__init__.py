@@ -59,8 +59,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from ..constants import MARKER_HELP
+    from ..constants import DEFER_MARKER_HELP, MARKER_HELP
     from . import sci
+    from .defer import DeferHooks
     from .progress import ProgressLine
     from .provider import check_backend_name
     from .terminal import Co2Terminal
@@ -75,9 +76,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE_KEY] = state
     config.pluginmanager.register(state, "pytest-co2-session")
     config.pluginmanager.register(Co2Terminal(state), "pytest-co2-terminal")
-    from ..constants import DEFER_MARKER_HELP
-    from .defer import DeferHooks
-
     config.addinivalue_line("markers", DEFER_MARKER_HELP)
     config.pluginmanager.register(DeferHooks(state), "pytest-co2-defer")
     if settings.sci:
