@@ -41,7 +41,7 @@ def _lazy(target: str) -> Callable[[str], Any]:
 
 
 parse_watts_per_thread = _lazy(".backends.cpu_power:parse_watts_per_thread")
-parse_gpu_devices = _lazy(".backends.nvml:parse_gpu_devices")
+parse_gpu_devices = _lazy(".backends.gpu.select:parse_gpu_devices")
 parse_pue = _lazy(".carbon.emission:parse_pue")
 parse_region = _lazy(".carbon.intensity:parse_region")
 normalize_month = _lazy(".carbon.intensity:normalize_month")
