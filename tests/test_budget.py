@@ -44,10 +44,11 @@ def _result(
     region: str = "SE",
     month: str | None = None,
     devices: tuple[DeviceEnergy, ...] = (),
+    windows: tuple[float, ...] = (1.0, 1.0, 1.0),
 ) -> Result:
     m = Measurement(
         name="m", unit=unit, steps=3, units=3.0, warmup=0, duration_s=1.0, energy_j=3.0,
-        energy_per_unit_j=Stats(1.0, 0.0, 0.0, 3), unit_energies_j=(1.0, 1.0, 1.0),
+        energy_per_unit_j=Stats(1.0, 0.0, 0.0, 3), unit_energies_j=windows,
         method="simulated", devices=devices or (_device("simulated", Method.SIMULATED),),
         backend="constant",
     )  # fmt: skip
@@ -281,6 +282,23 @@ def test_too_close_to_call_in_kwh() -> None:
         "of 2.50 to 3.50, which holds the budget of 3.25 kWh (simulated); measure more precisely "
         "(--co2-precision) to decide"
     )
+
+
+def test_windows_that_drifted_make_a_narrow_over_too_close() -> None:
+    """Windows at 9 J then 11 J (a machine whose speed changed mid-run): block means drift
+    ±9.7% beyond their scatter, so an "over" by the windows' interval alone (3.0 ± 0.1 kWh
+    against 2.8) is too close to call; steady windows keep it over."""
+    drifting = (9.0,) * 12 + (11.0,) * 12
+    steady = (9.0, 11.0) * 12
+    r = _result(kwh=3.0, ci_kwh=0.1, kg=5.0, ci_kg=0.1, windows=drifting)
+    v = evaluate(Budget(kwh=2.8), [r])
+    assert (v.passed, v.outcome) == (True, "close")
+    assert v.message is not None and v.message.startswith(
+        "too close to call: projected 3.00 kWh for 1,000 iterations in SE is over the budget of "
+        "2.8 kWh only through the drift of the machine's speed within the run (±10% allowed)"
+    )
+    kept = evaluate(Budget(kwh=2.8), [_result(kwh=3.0, ci_kwh=0.1, kg=5.0, windows=steady)])
+    assert kept.outcome == "over"
 
 
 def test_over_wins_over_too_close() -> None:

@@ -305,3 +305,29 @@ def test_a_deferred_window_is_assembled_when_finished_and_as_it_was() -> None:
     assert replace(at_once.measurement, notes=m.notes) == m
     assert (m.energy_j, m.duration_s, m.steps) == (100.0, 2.0, 1)
     assert recorded == [at_once.measurement]
+
+
+def test_a_gating_run_measures_long_enough_to_show_drift() -> None:
+    """Work of 9.9 or 10.1 J a step (CV 1%) is within 5% after 5 windows, but a run that
+    saves or compares a baseline goes on until 2 s and 12 windows are measured (0.25 s a
+    step: 12 steps, 3 s), and says why; a run that does not gate stops at 5."""
+    from pytest_co2.measure.steps import GATE_MIN_S
+
+    for gating, expected in ((False, 5), (True, 12)):
+        clock = Clock()
+        backend = WallPlusWork(clock, 50.0)
+        meter = Meter(backend, sync=lambda: None, precision=0.05, max_time_s=100.0, clock=clock)
+        meter.stop_on_work = gating
+        works = [9.9, 10.1] * 50
+        for i in meter.steps(2, name="train"):
+            clock.advance(0.25)
+            backend.work_j += works[i]
+        (m,) = meter.measurements
+        assert m.steps == expected
+        held = [n for n in m.notes if "to show the machine's drift" in n]
+        assert len(held) == gating
+        if gating:
+            assert held[0].endswith(
+                f"; measured for at least {GATE_MIN_S:g} s and 12 windows, to show the "
+                "machine's drift"
+            )

@@ -106,6 +106,7 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
         )  # fmt: skip
     from ..measure.budget_decision import OVER, TOO_CLOSE, budget_verdict
     from ..measure.contention import between_run_cv
+    from ..measure.drift import MENTION_CV, drift_cv
 
     energy = math.fsum(r.projection.energy_kwh for r in results)
     co2e = math.fsum(r.emission.co2e_kg for r in results)
@@ -128,6 +129,10 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
     close = [v for v in checks if v.verdict == TOO_CLOSE]
     waited = contended_share(results)
     cv = between_run_cv(*(r.measurement.contention for r in results))
+    drift = max((drift_cv(r.measurement.unit_energies_j) or 0.0 for r in results), default=0.0)
+    if drift < MENTION_CV:
+        drift = 0.0
+    cv = max(cv, drift)
     if over and (waited > 0 or cv > 0):
         # the same rule as a comparison: no confident "over" that only the idle power
         # charged while the process waited for a CPU (a co-tenant's doing), or the
@@ -149,7 +154,9 @@ def evaluate(budget: Budget, results: Sequence[Result]) -> BudgetVerdict:
                 f"the idle power charged while this process waited for a CPU ({waited:.0%} of "
                 "the figure)"
             ] if waited > 0 else []  # fmt: skip
-            if cv > 0:
+            if cv > 0 and drift >= cv:
+                why.append(f"the drift of the machine's speed within the run (±{cv:.0%} allowed)")
+            elif cv > 0:
                 why.append(f"the run-to-run spread of a run beside other jobs (±{cv:.0%} allowed)")
             message = (
                 f"too close to call: projected {fmt_num(v.value)} {v.quantity} {what} is over "

@@ -104,7 +104,9 @@ class Delta:
         Where both runs have the work part of an estimated figure (the energy less the
         wall-time idle share, which a co-tenant inflates by slowing the run down), that is
         compared; the full figures stay in the report. A difference in the runs' contention
-        widens the interval, or makes the outcome inconclusive (:mod:`..measure.contention`).
+        widens the interval, or makes the outcome inconclusive (:mod:`..measure.contention`);
+        windows that drifted over a run add that drift as a between-run spread
+        (:mod:`..measure.drift`).
         """
         if self.is_new:
             return None
@@ -118,6 +120,12 @@ class Delta:
         if self.work_samples and self.base_work_samples:
             cur, base, quantity = self.work_samples, self.base_work_samples, WORK_QUANTITY
         allow = contention_allowance(self.base_contention, self.contention)
+        between_cv, reason = allow.between_run_cv, allow.text
+        drift = run_drift(base, cur)
+        if drift is not None:
+            between_cv = max(between_cv, drift.cv)  # the run queue's allowance guesses the same
+            if not allow.refuse:
+                reason = f"{reason}; {drift.text}" if reason else drift.text
         if spec.field == "co2e":
             cur = (
                 [x * self.kg_per_j for x in cur]
@@ -139,11 +147,40 @@ class Delta:
             method="trimmed",
             point_guard=0.5,
             quantity=quantity,
-            between_run_cv=allow.between_run_cv,
+            between_run_cv=between_cv,
             allowance=allow.relative,
-            contention=allow.text,
+            contention=reason,
             refuse=allow.refuse,
         )
+
+
+@dataclass(frozen=True)
+class RunDrift:
+    """The between-run spread two runs' own drift amounts to, and its line."""
+
+    cv: float
+    text: str
+
+
+def run_drift(base: Sequence[float] | float, current: Sequence[float] | float) -> RunDrift | None:
+    """The drift of each run's windows (:func:`..measure.drift.drift_cv`) as one between-run
+    spread per run, with the text that names it; None when neither run drifted beyond what
+    its windows' scatter explains (or neither has the windows to tell)."""
+    from ..measure.drift import MENTION_CV, combined_cv, drift_cv
+
+    drifts = [None if isinstance(x, float) else drift_cv(x) for x in (base, current)]
+    cv = combined_cv(*drifts)
+    if cv < MENTION_CV:
+        return None
+
+    def pct(d: float | None) -> str:
+        return "unknown" if d is None else f"±{d * 100:.2g}%"
+
+    return RunDrift(
+        cv,
+        f"±{cv * 100:.2g}% allowed between runs: the machine's speed drifted within the runs "
+        f"(block means of the windows {pct(drifts[0])} in the baseline, {pct(drifts[1])} now)",
+    )
 
 
 def _json_pct(x: float | None) -> float | str | None:
