@@ -94,11 +94,11 @@ def test_a_25_percent_regression_fails_and_the_worktree_is_removed(
     assert set(runner.plugins) == {Path(pytest_co2.__file__).resolve().parent}  # B's, for both
     assert a_path[1].endswith("/a") and str(repo) not in a_path  # B's code not on A's path
     assert b_path[1:] == [str(repo.resolve()), str(repo)]
-    assert lines[1].startswith("test_a_25_percent_regression_fails_and_the_worktree_is_removed.py::test_train [default]: A 25.0 J -> B 31.5 J per unit (+25.9%): regression: +25.9% (99% +16.7% to +35.7%) > 10%")  # fmt: skip
+    assert lines[1].startswith("test_a_25_percent_regression_fails_and_the_worktree_is_removed.py::test_train [default]: A 25.0 J -> B 31.5 J per unit (+25.9%): regression: +25.9% (99.17% +16.1% to +36.4%) > 10%")  # fmt: skip
     assert lines[-1] == (
         "ab: 1 of 1 measurements regressed beyond --fail=energy:10%; decided after 4 pairs"
     )
-    assert "4, 6, 9, 14, 16 pairs until decided (99% intervals at each look" in lines[0]
+    assert "4, 6, 9, 14, 21, 32 pairs until decided (99.17% intervals at each look" in lines[0]
     assert git(repo, "worktree", "list").count("\n") == 0  # only the main checkout is left
     assert not Path(a_path[1]).exists()
 
@@ -108,7 +108,9 @@ def test_unchanged_passes_and_one_run_is_a_point_compare(
 ) -> None:
     lines: list[str] = []
     rc = run_ab("HEAD", [], runs=4, cwd=repo, runner=FakeRunner(template, [1.0, 1.01, 0.99, 1.02]), echo=lines.append)  # fmt: skip
-    assert rc == 0 and lines[1].endswith("(+0.5%): no regression: +0.5% (99% -3.2% to +4.3%) < 10%")
+    assert rc == 0 and lines[1].endswith(
+        "(+0.5%): no regression: +0.5% (99.17% -3.4% to +4.6%) < 10%"
+    )
     assert lines[-1] == (
         "ab: no regression beyond --fail=energy:10% in 1 measurements; decided after 4 pairs"
     )
@@ -187,7 +189,7 @@ def test_end_to_end_measures_the_revisions_code(
     assert rc == 1, err
     assert lines[1] == (
         "test_energy.py::test_train [train]: A 25.0 J -> B 30.0 J per unit (+20.0%): "
-        "regression: +20.0% (99.17% +20.0% to +20.0%) > 10%"
+        "regression: +20.0% (99.38% +20.0% to +20.0%) > 10%"
     )
     assert git(r, "worktree", "list").count("\n") == 0
 
@@ -195,11 +197,12 @@ def test_end_to_end_measures_the_revisions_code(
 def test_inconclusive_pairs_ask_for_more_until_decided(
     repo: Path, template: dict[str, Any]
 ) -> None:
-    """Looks at 4, 6, 9, ... pairs at 99% each: the first 4 ratios are too spread to decide
-    (+22.1%, 99% -3.8% to +55.0%), the next two make it a regression at 6 pairs."""
+    """Looks at 4, 6, 9, 14, 16 pairs (--max-runs 16) at 99% each: the first 4 ratios are
+    too spread to decide (+22.1%, 99% -3.8% to +55.0%), the next two make it a regression
+    at 6 pairs."""
     ds = [0.1, 0.3, 0.2, 0.2, 0.2, 0.2]
     runner, lines = FakeRunner(template, [math.exp(d) for d in ds]), []
-    rc = run_ab("HEAD", [], cwd=repo, runner=runner, echo=lines.append)
+    rc = run_ab("HEAD", [], max_runs=16, cwd=repo, runner=runner, echo=lines.append)
     assert rc == 1 and len(runner.calls) == 12
     assert lines[1] == "ab: 1 inconclusive after 4 pairs: more pairs"
     assert "regression: +22.1% (99% +10.1% to +35.5%) > 10%" in lines[2]

@@ -11,7 +11,7 @@ false fails of the unchanged runs, detections of the +25% runs, the per-unit cha
 
 Before each unchanged/+25% pair one more unchanged run is made without the gate: the A
 side of the paired mode, under the same conditions (A U G, A U G, ...). The paired column
-is ``pytest-co2 ab``'s sequential rule (looks at 4, 6, 9, 14, 16 pairs at 99% each) applied
+is ``pytest-co2 ab``'s sequential rule (looks at 4, 6, 9, 14, 21, 32 pairs at 99.17% each) applied
 to the pool of k pairs from k different starts: rotations of one pool, not independent
 decisions; a decision that would need more pairs than the pool holds ends inconclusive
 (``ab`` would run more). The same saved runs are also judged offline by each design part
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         "--ab-pairs", type=int, default=4, help="paired mode: pairs at the first look (--runs, 4)"
     )
     ap.add_argument(
-        "--ab-max-pairs", type=int, default=16, help="paired mode: pairs at most (--max-runs, 16)"
+        "--ab-max-pairs", type=int, default=32, help="paired mode: pairs at most (--max-runs, 32)"
     )
     ap.add_argument(
         "--no-ab", action="store_true", help="no A runs for the paired mode (2k runs, not 3k)"

@@ -16,7 +16,7 @@ from pytest_co2.measure.decisions import compare_decision
 
 THRESHOLD = [0.10]  # the fail threshold of this invocation (set by main)
 AB_PAIRS = [4]  # pairs at the paired mode's first look (pytest-co2 ab --runs; set by main)
-AB_MAX_PAIRS = [16]  # pairs at its last look (pytest-co2 ab --max-runs; set by main)
+AB_MAX_PAIRS = [32]  # pairs at its last look (pytest-co2 ab --max-runs; set by main)
 
 
 def per_unit(entry: dict[str, Any]) -> float:

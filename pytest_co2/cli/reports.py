@@ -170,7 +170,7 @@ def add_parsers(sub: Any) -> None:
         "--runs", type=int, default=4, metavar="K", help="pairs before the first decision (4)"
     )
     p.add_argument(
-        "--max-runs", type=int, default=None, metavar="M", help="pairs at most (16, or K)"
+        "--max-runs", type=int, default=None, metavar="M", help="pairs at most (32, or K)"
     )
     p.add_argument(
         "--max-time", type=float, default=1800.0, metavar="S", help="seconds at most (1800)"

@@ -20,9 +20,9 @@ pairs' own spread measures it.
 
 Sequential looks (:func:`look_schedule`, :func:`sequential_level`): ``pytest-co2 ab`` decides
 after a first batch of pairs and, while a measurement is inconclusive, adds pairs and looks
-again (4, 6, 9, 14, 16 pairs by default). Looking more than once at a 95% interval would
-raise the chance of a confident wrong verdict above 5%; so each look uses the level
-``1 - 0.05 / looks`` (Bonferroni: 99% for 5 looks), which bounds that chance by 5% over all
+again (4, 6, 9, 14, 21, 32 pairs by default). Looking more than once at a 95% interval
+would raise the chance of a confident wrong verdict above 5%; so each look uses the level
+``1 - 0.05 / looks`` (Bonferroni: 99.17% for 6 looks), which bounds that chance by 5% over all
 the looks together, 2.5% each way.
 """
 

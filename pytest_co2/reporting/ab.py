@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .json_report import Report
 
 DEFAULT_RUNS = 4  # pairs at the first look
-DEFAULT_MAX_RUNS = 16  # pairs at the last look (4, 6, 9, 14, 16: 99% intervals each)
+DEFAULT_MAX_RUNS = 32  # pairs at the last look (4, 6, 9, 14, 21, 32: 99.17% intervals each)
 DEFAULT_MAX_TIME_S = 1800.0  # no pair starts that would likely end after this
 
 
