@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 
@@ -23,6 +24,18 @@ def test_a_step_change_is_drift_beyond_the_windows_scatter() -> None:
 def test_scatter_alone_is_no_drift() -> None:
     assert drift_cv(ALTERNATING) == 0.0
     assert drift_cv((5.0,) * 20) == 0.0
+
+
+def test_block_means_within_chance_are_no_drift() -> None:
+    """Blocks at 10.7 and 9.3 in turn, windows ±1 within each: the block means spread 1.51
+    times what the windows' scatter explains, below the chance ratio for 5 degrees of
+    freedom (2.214): no drift."""
+    windows = [m + d for m in (10.7, 9.3) * 3 for d in (1.0, -1.0, 1.0, -1.0)]
+    rel = [x / statistics.fmean(windows) for x in windows]
+    blocks = [statistics.fmean(rel[i : i + 4]) for i in range(0, 24, 4)]
+    ratio = statistics.variance(blocks) / (statistics.variance(rel) / 4)
+    assert ratio == pytest.approx(1.5128, abs=1e-4)
+    assert drift_cv(windows) == 0.0
 
 
 def test_too_few_windows_or_no_positive_mean_is_unknown() -> None:

@@ -52,6 +52,7 @@ PURE_MODULES = (
     "measure/stopping.py",
     "measure/decisions.py",
     "measure/budget_decision.py",
+    "measure/drift.py",
     "reporting/baseline.py",
     "reporting/delta.py",
     "reporting/budget.py",
