@@ -28,6 +28,16 @@ def test_window_mean_is_time_weighted_and_none_outside_the_forecast() -> None:
     assert window_mean(gap, T0, 3 * 3600) is None
 
 
+def test_a_constant_forecast_has_that_mean_wherever_the_window_splits_it() -> None:
+    # 200 g/kWh over two points: the naive sum of 200 x piece / length came out 199.99999999999997
+    # for some splits, which is how CI saw it (the start is the wall clock's microsecond)
+    f = hourly(200, 200, 200)
+    for us in (1, 37, 999_999, 123_457, 666_667):
+        for length_s in (250.0, 250.000001, 3599.9, 7200.0):
+            start = T0 + H - dt.timedelta(seconds=100, microseconds=us)
+            assert window_mean(f, start, length_s) == 200.0
+
+
 def test_best_start_for_a_two_hour_run() -> None:
     f = hourly(300, 200, 100, 100, 400)
     best = best_start(f, 2 * 3600, T0)

@@ -64,17 +64,20 @@ def window_mean(
     end = start + _dt.timedelta(seconds=max(duration_s, MIN_DURATION_S))
     d = (end - start).total_seconds()  # the window as timedelta rounds it (microseconds)
     covered_to = start
-    total = 0.0
+    first: float | None = None
+    excess = 0.0  # time-weighted excess over the first piece: a constant mean stays exact
     for p in sorted(points, key=lambda p: p.start):
         if p.end <= covered_to or p.start >= end:
             continue
         if p.start > covered_to:
             return None  # a gap
         upto = min(p.end, end)
-        total += p.g_per_kwh * (upto - covered_to).total_seconds()
+        if first is None:
+            first = p.g_per_kwh
+        excess += (p.g_per_kwh - first) * (upto - covered_to).total_seconds()
         covered_to = upto
         if covered_to >= end:
-            return total / d
+            return first + excess / d
     return None
 
 
