@@ -1,23 +1,41 @@
-"""Wall time of 200 trivial tests: plain, plugin loaded, --co2-all and --co2-profile.
+"""Cost of pytest-co2 on 200 trivial tests: plain, plugin loaded, --co2-all and --co2-profile.
 
 --co2-profile reads the backend at every test, phase and fixture setup (opt-in: no goal).
-Goals: plugin loaded <= 1.02x plain, --co2-all <= 1.05x plain. Median of several runs,
-each in a fresh subprocess, after one discarded warm-up run per variant. Wall time and CPU
-time (user + system of the child) are both printed: on a shared VM the CPU time is the
-steadier of the two. The children run with bytecode caching on (PYTHONDONTWRITEBYTECODE
-removed), as on a user's machine: without it every run recompiles (and pytest re-rewrites)
-the plugin's modules, which measures the compiler rather than the plugin.
+Goals: plugin loaded <= 1.02x plain, --co2-all <= 1.05x plain. Each run is a fresh pytest
+subprocess; one discarded warm-up run per variant first. The children run with bytecode
+caching on (PYTHONDONTWRITEBYTECODE removed), as on a user's machine: without it every run
+recompiles (and pytest re-rewrites) the plugin's modules, which measures the compiler rather
+than the plugin. Every variant's tree (this checkout, or ``--against DIR``) is put first on
+``PYTHONPATH``.
+
+Printed, per variant:
+
+- ratios: the median wall time and CPU time (user + system of the child) of ``--runs``
+  rounds, over plain's. A round runs every variant once, back to back, in an order rotated
+  by one each round (no variant always runs first), so that drift hits all alike;
+- per test: the plugin's cost in ms per test, (variant - plain) / tests, the median over the
+  rounds of the difference within each round (wall and CPU). On a VM whose CPU speed flips
+  between states for seconds at a time (as this project's did, by 1.7x), the within-round
+  difference moves much less than the ratio of medians;
+- Python calls: a deterministic measure of the plugin's work, from one extra run per variant
+  under ``sys.setprofile``: the calls of functions whose code lies in the variant's
+  ``pytest_co2/`` (generator resumptions included), per test (inside
+  ``pytest_runtest_protocol``, divided by the tests run) and for the rest of the run
+  (import, configure, collection, summary, reports). It does not move with the host's speed;
+  only time-dependent branches (a contention snapshot is reused for 20 ms) can move it a
+  little.
 
     python tools/overhead.py [--tests 200] [--runs 7] [--against DIR]
 
 ``--against DIR`` also runs the plugin of another checkout (DIR first on ``PYTHONPATH``, e.g.
-a worktree of the previous revision), interleaved with this one's: a before/after comparison
-made under the same load.
+the main checkout or a worktree of the previous revision), interleaved with this one's: a
+before/after comparison made under the same load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import statistics
@@ -27,27 +45,98 @@ import tempfile
 import time
 from pathlib import Path
 
+HERE = str(Path(__file__).resolve().parent.parent)  # this checkout
+PLAIN = "plain (-p no:co2)"
+
+# The child of a counted run: argv is TREE OUT -- pytest args. It counts the Python calls made
+# in TREE/pytest_co2/ inside and outside the tests' run protocol, and writes them to OUT.
+COUNTER = """
+import json, os, sys
+import pytest
+tree, out, _, *args = sys.argv[1:]
+pkg = os.path.join(os.path.abspath(tree), "pytest_co2") + os.sep
+counts = {"test": 0, "other": 0, "tests": 0}
+where = ["other"]
+def profile(frame, event, arg):
+    if event == "call" and frame.f_code.co_filename.startswith(pkg):
+        counts[where[0]] += 1
+class Marker:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        counts["tests"] += 1
+        where[0] = "test"
+        try:
+            return (yield)
+        finally:
+            where[0] = "other"
+sys.setprofile(profile)
+try:
+    code = pytest.main(args, plugins=[Marker()])
+finally:
+    sys.setprofile(None)
+with open(out, "w") as f:
+    json.dump(counts, f)
+sys.exit(int(code))
+"""
+
 
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
 
 
-def run(cwd: Path, extra: list[str], tree: str | None = None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of one pytest run in a subprocess (``tree``: a checkout
-    put first on PYTHONPATH)."""
+def _env(tree: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [env.get("PYTHONPATH")])])
+    env["PYTHONPATH"] = os.pathsep.join([tree, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _pytest_args(extra: list[str]) -> list[str]:
+    return ["-q", "-p", "no:cacheprovider", *extra]
+
+
+def run(cwd: Path, extra: list[str], tree: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one pytest run in a subprocess, ``tree`` first on
+    PYTHONPATH."""
     t0, c0 = time.perf_counter(), _children_cpu_s()
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra],
+        [sys.executable, "-m", "pytest", *_pytest_args(extra)],
         cwd=cwd,
         check=True,
         stdout=subprocess.DEVNULL,
-        env=env,
+        env=_env(tree),
     )
     return time.perf_counter() - t0, _children_cpu_s() - c0
+
+
+def count_calls(cwd: Path, extra: list[str], tree: str) -> tuple[float, int]:
+    """(calls per test, calls outside the tests) that ``tree``'s pytest_co2 makes in one run."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "counts.json")
+        subprocess.run(
+            [sys.executable, "-c", COUNTER, tree, out, "--", *_pytest_args(extra)],
+            cwd=cwd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            env=_env(tree),
+        )
+        with open(out) as f:
+            counts = json.load(f)
+    return counts["test"] / max(counts["tests"], 1), int(counts["other"])
+
+
+def rounds(
+    cwd: Path, variants: dict[str, tuple[list[str], str]], n: int
+) -> dict[str, list[tuple[float, float]]]:
+    """``n`` rounds of every variant, the order rotated by one each round."""
+    names = list(variants)
+    times: dict[str, list[tuple[float, float]]] = {k: [] for k in names}
+    for r in range(n):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            extra, tree = variants[name]
+            times[name].append(run(cwd, extra, tree))
+    return times
 
 
 def main() -> None:
@@ -56,36 +145,51 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--against", metavar="DIR", help="also time another checkout's plugin")
     args = parser.parse_args()
+    variants: dict[str, tuple[list[str], str]] = {
+        PLAIN: (["-p", "no:co2"], HERE),
+        "plugin loaded": ([], HERE),
+        "--co2-all": (["--co2-all"], HERE),
+        "--co2-profile": (["--co2-profile=profile.folded"], HERE),
+    }
+    if args.against:
+        other = os.path.abspath(args.against)
+        variants["plugin loaded (against)"] = ([], other)
+        variants["--co2-all (against)"] = (["--co2-all"], other)
     with tempfile.TemporaryDirectory() as d:
         cwd = Path(d)
         body = "\n".join(f"def test_{i}():\n    assert {i} + 1 > {i}\n" for i in range(args.tests))
         (cwd / "test_trivial.py").write_text(body)
         (cwd / "pytest.ini").write_text("[pytest]\n")
-        variants: dict[str, tuple[list[str], str | None]] = {
-            "plain (-p no:co2)": (["-p", "no:co2"], None),
-            "plugin loaded": ([], None),
-            "--co2-all": (["--co2-all"], None),
-            "--co2-profile": (["--co2-profile=profile.folded"], None),
-        }
-        if args.against:
-            other = os.path.abspath(args.against)
-            variants["plugin loaded (against)"] = ([], other)
-            variants["--co2-all (against)"] = (["--co2-all"], other)
         for extra, tree in variants.values():  # warm-up: bytecode caches, OS file cache
             run(cwd, extra, tree)
-        times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
-        for _ in range(args.runs):  # interleave the variants so drift hits all alike
-            for name, (extra, tree) in variants.items():
-                times[name].append(run(cwd, extra, tree))
-    base = times["plain (-p no:co2)"]
+        times = rounds(cwd, variants, args.runs)
+        calls = {
+            name: count_calls(cwd, extra, tree)
+            for name, (extra, tree) in variants.items()
+            if name != PLAIN
+        }
+    base = times[PLAIN]
     plain_wall = statistics.median(w for w, _ in base)
     plain_cpu = statistics.median(c for _, c in base)
+    print(f"{args.tests} trivial tests, {args.runs} rounds (medians); this checkout: {HERE}")
     for name, ts in times.items():
         wall = statistics.median(w for w, _ in ts)
         cpu = statistics.median(c for _, c in ts)
         print(
             f"{name:>24}: wall {wall:.3f} s ({wall / plain_wall:.3f}x plain), "
-            f"CPU {cpu:.3f} s ({cpu / plain_cpu:.3f}x plain); medians of {args.runs} runs"
+            f"CPU {cpu:.3f} s ({cpu / plain_cpu:.3f}x plain)"
+        )
+    print("per test (median over rounds of (variant - plain) / tests), Python calls in pytest_co2:")
+    for name, ts in times.items():
+        if name == PLAIN:
+            continue
+        ms = 1000.0 / args.tests
+        wall_ms = statistics.median((w - bw) * ms for (w, _), (bw, _) in zip(ts, base, strict=True))
+        cpu_ms = statistics.median((c - bc) * ms for (_, c), (_, bc) in zip(ts, base, strict=True))
+        per_test, outside = calls[name]
+        print(
+            f"{name:>24}: {wall_ms:+.3f} ms wall, {cpu_ms:+.3f} ms CPU per test; "
+            f"{per_test:.1f} calls per test, {outside} outside the tests"
         )
 
 

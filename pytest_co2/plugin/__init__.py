@@ -121,7 +121,9 @@ def co2_meter(request: pytest.FixtureRequest) -> Iterator[Co2Meter]:
     """Measure the energy of code regions in this test, step by step (see pytest_co2.meter)."""
     from .runtest import METER_KEY
 
-    meter = request.config.stash[STATE_KEY].make_meter(request.node)
+    state = request.config.stash[STATE_KEY]
+    meter = state.make_meter(request.node)
     request.node.stash[METER_KEY] = meter
+    state.report_phases()
     yield meter
     meter.ended_test = request.node.nodeid  # kept past its test, it refuses to measure

@@ -39,13 +39,14 @@ def threshold(item: pytest.Item, default: float | None) -> float | None:
     """The test's threshold in g CO2e/kWh (None: not deferred); ValueError (one line) for a
     bad marker."""
     from ..constants import DEFER_MARKER as MARKER
+    from .runtest import has_marker
 
-    mark = item.get_closest_marker(MARKER)
+    mark = item.get_closest_marker(MARKER) if MARKER in item.keywords else None
     if mark is None:
         if default is None:
             return None
         fixtures = getattr(item, "fixturenames", ())
-        heavy = "co2_meter" in fixtures or item.get_closest_marker("co2_budget") is not None
+        heavy = "co2_meter" in fixtures or has_marker(item, "co2_budget")
         return default if heavy else None
     unknown = sorted(set(mark.kwargs) - {"above"})
     if unknown or len(mark.args) > 1 or (mark.args and "above" in mark.kwargs):
@@ -133,6 +134,8 @@ class DeferHooks:
 
     def lines(self) -> list[str]:
         """One summary line per distinct decision: how many tests, deferred or ran, and why."""
+        if not self.tests:
+            return []  # no test targeted: nothing to say (and nothing to import)
         from ..carbon.defer import decision_lines
 
         return [f"co2 defer: {line}" for line in decision_lines(self.tests)]

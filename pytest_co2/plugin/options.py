@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from .. import options
-from ..carbon.intensity import lookup, resolve_region
 from ..options import OPTIONS, PLUGIN_PREFIX, Settings
 
 DEST_PREFIX = "co2_"  # config.getoption("co2_region")
+#: The settings that choose the intensity: checked at start when one of them is given (the
+#: default region needs no check, so a run that gives none reads no intensity table here).
+_INTENSITY_CHOICE = ("region", "regions", "month", "intensity", "intensity_file")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -60,6 +62,14 @@ def resolve(config: pytest.Config, environ: Mapping[str, str] | None = None) -> 
 def _check_combination(s: Settings) -> Settings:
     """Cross-option checks: the regions and month must resolve, with the intensity file
     (a region it defines is selectable); returns the settings with canonical region codes."""
+    if s.subtract_idle and not s.idle:
+        raise pytest.UsageError(
+            "--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS (e.g. 2)"
+        )
+    if not any(name in s.sources for name in _INTENSITY_CHOICE):
+        return s
+    from ..carbon.intensity import lookup, resolve_region
+
     csv = s.intensity_file
     try:
         region = resolve_region(s.region, csv_path=csv)
@@ -75,8 +85,4 @@ def _check_combination(s: Settings) -> Settings:
             lookup(r, None, csv_path=csv)  # what-ifs use yearly values
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if s.subtract_idle and not s.idle:
-        raise pytest.UsageError(
-            "--co2-subtract-idle needs the idle power measured first: add --co2-idle=SECONDS (e.g. 2)"
-        )
     return replace(s, region=region, regions=regions)

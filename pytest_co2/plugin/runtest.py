@@ -47,6 +47,8 @@ class State(Protocol):
     """What the hooks use of the session object (``session.Co2Session``)."""
 
     @property
+    def config(self) -> pytest.Config: ...
+    @property
     def settings(self) -> Settings: ...
     @property
     def role(self) -> str: ...
@@ -67,10 +69,17 @@ class State(Protocol):
 def measures(items: Sequence[pytest.Item], settings: Settings) -> bool:
     """Whether any of ``items`` measures: ``--co2-all``, a budget or the fixture."""
     return settings.all or any(
-        "co2_meter" in getattr(item, "fixturenames", ())
-        or item.get_closest_marker("co2_budget") is not None
+        "co2_meter" in getattr(item, "fixturenames", ()) or has_marker(item, "co2_budget")
         for item in items
     )
+
+
+def has_marker(item: pytest.Item, name: str) -> bool:
+    """Whether ``item`` or a parent has the marker ``name``. Every marker pytest applies is
+    also a keyword of its node, and a keyword look-up is several times cheaper than
+    ``get_closest_marker`` (this runs for every collected item): a keyword of that name is
+    then confirmed as a marker."""
+    return name in item.keywords and item.get_closest_marker(name) is not None
 
 
 class RuntestHooks:
@@ -80,6 +89,13 @@ class RuntestHooks:
         self.state = state
         self._call_meter: Co2Meter | None = None  # shared by the deferred call windows
         self._defer: bool | None = None  # whether call windows may be deferred (once)
+        self._reports: PhaseReports | None = None
+
+    def report_phases(self) -> None:
+        """Register the makereport hook (once): a test has a meter of its own."""
+        if self._reports is None:
+            self._reports = PhaseReports(self.state)
+            self.state.config.pluginmanager.register(self._reports, "pytest-co2-reports")
 
     def _deferred_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """The call phase in a deferred ``call`` window on the shared meter (``--co2-all``,
@@ -128,6 +144,7 @@ class RuntestHooks:
         if meter is None and (budget is not None or self.state.settings.all):
             meter = self.state.make_meter(item)
             item.stash[METER_KEY] = meter
+            self.report_phases()
             window = meter.measure("call", unit="call")
             window.__enter__()
         try:
@@ -163,6 +180,31 @@ class RuntestHooks:
                 pytest.fail(verdict.message, pytrace=False)
             warn_at(item, Co2BudgetWarning(verdict.message))
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.state.is_worker:
+            return
+        if self.state.role == "controller":
+            self.state.collector.receive(report)
+        self.state.collector.outcome(report)
+        if report.when == "teardown" and self.state.journal is not None:
+            record = self.state.collector.tests.get(report.nodeid)
+            if record is not None and (record.results or record.budget is not None):
+                measured_s = sum(r.measurement.duration_s for r in record.results)
+                self.state.journal.append(
+                    record.to_dict(),
+                    self.state.session_info,
+                    sync=record.budget is not None or measured_s >= JOURNAL_SYNC_S,
+                )
+
+
+class PhaseReports:
+    """Each phase's records onto its report (registered by :meth:`RuntestHooks.report_phases`
+    once some test has a meter of its own: a run whose only measurements are deferred call
+    windows makes no makereport call of the plugin's)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[Any]
@@ -187,22 +229,6 @@ class RuntestHooks:
         else:
             self.state.collector.add(item.nodeid, new, verdict)
         return report
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.state.is_worker:
-            return
-        if self.state.role == "controller":
-            self.state.collector.receive(report)
-        self.state.collector.outcome(report)
-        if report.when == "teardown" and self.state.journal is not None:
-            record = self.state.collector.tests.get(report.nodeid)
-            if record is not None and (record.results or record.budget is not None):
-                measured_s = sum(r.measurement.duration_s for r in record.results)
-                self.state.journal.append(
-                    record.to_dict(),
-                    self.state.session_info,
-                    sync=record.budget is not None or measured_s >= JOURNAL_SYNC_S,
-                )
 
 
 def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:

@@ -22,6 +22,7 @@ from . import sigterm, xdist
 from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, warn_at
 
 if TYPE_CHECKING:
+    from ..carbon.accounting import Accounting
     from ..reporting.baseline import Baseline, Comparison
     from ..reporting.json_report import Report
     from ..reporting.origin import OriginInfo
@@ -39,9 +40,8 @@ class Co2Session:
     """Per-process session state, registered as a plugin so its hooks can reach it."""
 
     def __init__(self, config: pytest.Config, settings: Settings, progress: ProgressLine) -> None:
-        from ..carbon.accounting import Accounting
         from .collector import Collector
-        from .live_intensity import region_for, resolve_live
+        from .live_intensity import resolve_live
         from .provider import BackendProvider
         from .writer import ReportWriter
 
@@ -51,16 +51,6 @@ class Co2Session:
         self.is_worker = self.role == "worker"
         self.started = _dt.datetime.now().astimezone()
         self.live = resolve_live(config, settings)  # --co2-intensity-source, once, at start
-        self.accounting = Accounting(
-            region_for(self.live, settings),
-            settings.month,
-            pue=settings.pue,
-            intensity_g_per_kwh=settings.intensity,
-            intensity_file=settings.intensity_file,
-            whatif_regions=settings.regions,
-            intensity=None if self.live is None else self.live.intensity,
-            forecast=() if self.live is None else self.live.forecast,
-        )
         self.provider = BackendProvider(config, settings)
         self.collector = Collector()
         self.progress = progress
@@ -80,6 +70,26 @@ class Co2Session:
         self._runtest: RuntestHooks | None = None
         if settings.all or self.role == "controller":  # a controller collects every worker's
             self.measure_tests()
+
+    @functools.cached_property
+    def accounting(self) -> Accounting:
+        """Eq. 1 for this session, built when a figure is first converted or shown (the
+        options that choose the intensity were checked at start): a run that measures
+        nothing reads no intensity table."""
+        from ..carbon.accounting import Accounting
+        from .live_intensity import region_for
+
+        s, live = self.settings, self.live
+        return Accounting(
+            region_for(live, s),
+            s.month,
+            pue=s.pue,
+            intensity_g_per_kwh=s.intensity,
+            intensity_file=s.intensity_file,
+            whatif_regions=s.regions,
+            intensity=None if live is None else live.intensity,
+            forecast=() if live is None else live.forecast,
+        )
 
     def _check_paths(self, target: str | None) -> None:
         """Every file this run writes or reads, resolved once: two that are one file is a
@@ -113,6 +123,13 @@ class Co2Session:
         if self._runtest is None:
             self._runtest = RuntestHooks(self)
             self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
+
+    def report_phases(self) -> None:
+        """A test has a meter of its own (the fixture): its phases' records go on their
+        reports (see ``runtest.PhaseReports``)."""
+        self.measure_tests()
+        assert self._runtest is not None
+        self._runtest.report_phases()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         if measures(items, self.settings):
