@@ -25,7 +25,16 @@ Printed, per variant:
   only time-dependent branches (a contention snapshot is reused for 20 ms) can move it a
   little.
 
-    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR]
+- instructions (``--instructions``): one run per variant under valgrind's cachegrind
+  (``--cache-sim=no``; ``PYTHONHASHSEED=0``, OpenBLAS on one thread), its count of executed
+  instructions over plain's. Nearly deterministic (0.2% between runs), so a change's effect shows on a host whose speed flips (valgrind must be on
+  PATH; each run takes about 50x its normal time). Instructions are not time (an import's
+  compile and a tight loop differ in instructions per cycle), and a branch that depends on
+  elapsed time takes its slow side under valgrind (a contention snapshot is re-read when
+  20 ms have passed: at 50x, after every test), so the counts of a measuring variant are an
+  upper bound. The ratios above stay the goal's measure.
+
+    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions]
 
 ``--against DIR`` also runs the plugin of another checkout (DIR first on ``PYTHONPATH``, e.g.
 the main checkout or a worktree of the previous revision), interleaved with this one's: a
@@ -125,6 +134,37 @@ def count_calls(cwd: Path, extra: list[str], tree: str) -> tuple[float, int]:
     return counts["test"] / max(counts["tests"], 1), int(counts["other"])
 
 
+def count_instructions(cwd: Path, extra: list[str], tree: str) -> int:
+    """Instructions executed by one pytest run under cachegrind (after a run that writes
+    the bytecode caches)."""
+    run(cwd, extra, tree)
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run(
+            [
+                "valgrind",
+                "--tool=cachegrind",
+                "--cache-sim=no",
+                f"--cachegrind-out-file={os.path.join(d, 'cg.out')}",
+                sys.executable,
+                "-m",
+                "pytest",
+                *_pytest_args(extra),
+            ],
+            cwd=cwd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            # the same dict layouts every run, and no OpenBLAS threads (numpy is imported by
+            # pytest-randomly, where installed): their spin-wait counts vary with timing
+            env={**_env(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"},
+        ).stderr
+    for line in out.splitlines():
+        if "I" in line and "refs:" in line:
+            return int(line.split("refs:")[1].replace(",", "").strip())
+    raise RuntimeError(f"no instruction count in cachegrind's output:\n{out}")
+
+
 def rounds(
     cwd: Path, variants: dict[str, tuple[list[str], str]], n: int
 ) -> dict[str, list[tuple[float, float]]]:
@@ -144,6 +184,9 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=200)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--against", metavar="DIR", help="also time another checkout's plugin")
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count instructions (cachegrind)"
+    )
     args = parser.parse_args()
     variants: dict[str, tuple[list[str], str]] = {
         PLAIN: (["-p", "no:co2"], HERE),
@@ -168,6 +211,11 @@ def main() -> None:
             for name, (extra, tree) in variants.items()
             if name != PLAIN
         }
+        instructions = (
+            {name: count_instructions(cwd, extra, tree) for name, (extra, tree) in variants.items()}
+            if args.instructions
+            else {}
+        )
     base = times[PLAIN]
     plain_wall = statistics.median(w for w, _ in base)
     plain_cpu = statistics.median(c for _, c in base)
@@ -191,6 +239,11 @@ def main() -> None:
             f"{name:>24}: {wall_ms:+.3f} ms wall, {cpu_ms:+.3f} ms CPU per test; "
             f"{per_test:.1f} calls per test, {outside} outside the tests"
         )
+
+    if instructions:
+        print("instructions (cachegrind, one run each):")
+        for name, count in instructions.items():
+            print(f"{name:>24}: {count / 1e9:.3f} G ({count / instructions[PLAIN]:.3f}x plain)")
 
 
 if __name__ == "__main__":
