@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -366,7 +367,9 @@ def test_a(co2_meter):
     text = result.stdout.str()
     assert "\x1b" not in text and "\r" not in text and "ok\\x1b[2J" in text
     assert "\x1b" not in (pytester.path / "o.md").read_text()
-    out = pytester.run("pytest-co2", "report", "o.json")
+    # the command through this interpreter: a console script on PATH is the environment's
+    # (an unactivated venv has none), not what this test is about
+    out = pytester.run(sys.executable, "-m", "pytest_co2", "report", "o.json")
     assert out.ret == 0 and "\x1b" not in out.stdout.str()
 
 
