@@ -21,6 +21,13 @@ def test_a_step_change_is_drift_beyond_the_windows_scatter() -> None:
     assert drift_cv(STEP) == pytest.approx(0.0969, abs=1e-4)
 
 
+def test_drift_is_relative_whatever_the_unit() -> None:
+    # a numpy step is about 0.04 J: the same windows in any unit drift the same
+    small = [x * 0.004 for x in STEP]
+    assert drift_cv(small) == pytest.approx(drift_cv(STEP), rel=1e-9)
+    assert drift_cv([x * 1e6 for x in STEP]) == pytest.approx(drift_cv(STEP), rel=1e-9)
+
+
 def test_scatter_alone_is_no_drift() -> None:
     assert drift_cv(ALTERNATING) == 0.0
     assert drift_cv((5.0,) * 20) == 0.0
