@@ -257,21 +257,28 @@ class WallPlusWork(Backend):
         return (self.wall_w * self.clock() + self.work_j,)
 
 
+def work_steps(works: Sequence[float], step_s: float, stop_on_work: bool) -> Measurement:
+    """A ``steps(2)`` loop at 5% precision over a 50 W wall charge, each step ``step_s``
+    seconds doing ``works[i]`` J of work; its one measurement."""
+    clock = Clock()
+    backend = WallPlusWork(clock, 50.0)
+    meter = Meter(backend, sync=lambda: None, precision=0.05, max_time_s=100.0, clock=clock)
+    meter.stop_on_work = stop_on_work
+    for i in meter.steps(2, name="train"):
+        clock.advance(step_s)
+        backend.work_j += works[i]
+    (m,) = meter.measurements
+    return m
+
+
 @pytest.mark.parametrize("on_work", [False, True])
 def test_steps_can_aim_the_precision_at_the_work_part(on_work: bool) -> None:
     """Work of 9 or 11 J a step over a 50 W wall charge: the full figure (59/61 J) is within
     5% after 6 windows; the work part (9/11 J, CV 10%) needs 44."""
     from pytest_co2.measure.stopping import StopRule
 
-    clock = Clock()
-    backend = WallPlusWork(clock, 50.0)
-    meter = Meter(backend, sync=lambda: None, precision=0.05, max_time_s=100.0, clock=clock)
-    meter.stop_on_work = on_work
     works = [9.0, 11.0] * 50
-    for i in meter.steps(2, name="train"):
-        clock.advance(1.0)
-        backend.work_j += works[i]
-    (m,) = meter.measurements
+    m = work_steps(works, 1.0, on_work)
     rule = StopRule(precision=0.05, max_time_s=100.0, method="trimmed")
     aimed = works if on_work else [50.0 + w for w in works]
     expected = next(n for n in range(5, 100) if rule.check(aimed[:n], n).stop)
@@ -314,15 +321,7 @@ def test_a_gating_run_measures_long_enough_to_show_drift() -> None:
     from pytest_co2.measure.steps import GATE_MIN_S
 
     for gating, expected in ((False, 5), (True, 12)):
-        clock = Clock()
-        backend = WallPlusWork(clock, 50.0)
-        meter = Meter(backend, sync=lambda: None, precision=0.05, max_time_s=100.0, clock=clock)
-        meter.stop_on_work = gating
-        works = [9.9, 10.1] * 50
-        for i in meter.steps(2, name="train"):
-            clock.advance(0.25)
-            backend.work_j += works[i]
-        (m,) = meter.measurements
+        m = work_steps([9.9, 10.1] * 50, 0.25, gating)
         assert m.steps == expected
         held = [n for n in m.notes if "to show the machine's drift" in n]
         assert len(held) == gating
