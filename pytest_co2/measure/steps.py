@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from .drift import MIN_BLOCKS, MIN_PER_BLOCK
 from .window import Window
 
 if TYPE_CHECKING:
@@ -81,8 +82,6 @@ def _precision_check(
 ) -> bool | None:
     """After ``done`` steps: True to stop (``w.stop_reason`` set), False to go on, None when
     precise enough but a gating run too short to show drift (:data:`GATE_MIN_S`)."""
-    from .drift import MIN_BLOCKS, MIN_PER_BLOCK
-
     windows = w.grouped_unit_energies_j()
     on_work = stop_on_work and (work := w.grouped_work_unit_energies_j())
     if on_work:
