@@ -167,3 +167,52 @@ def test_junit_properties_are_made_with_junitxml(fake_clock_pytester: pytest.Pyt
         [("energy_kwh", 200.0 / 3.6e6)],
         [("energy_kwh", 50.0 / 3.6e6)],
     ]
+
+
+class AssertionRewritingHook:
+    """A stand-in for pytest's hook: the same class name and private attributes."""
+
+    def __init__(self) -> None:
+        self._must_rewrite = {"pytest_co2", "other_plugin"}
+        self._marked_for_rewrite_cache = {"pytest_co2.measure": True, "other_plugin.x": True}
+
+
+def test_the_plugin_package_is_taken_off_the_rewrite_list_and_nothing_else() -> None:
+    from pytest_co2.plugin import skip_assertion_rewriting
+
+    hook = AssertionRewritingHook()
+    lookalike = type("OtherFinder", (), {})()
+    lookalike._must_rewrite = {"pytest_co2"}  # type: ignore[attr-defined]
+    skip_assertion_rewriting([object(), lookalike, hook])
+    assert hook._must_rewrite == {"other_plugin"}
+    assert hook._marked_for_rewrite_cache == {}  # looked up again, without the package
+    assert lookalike._must_rewrite == {"pytest_co2"}  # type: ignore[attr-defined]
+
+
+def test_the_plugins_modules_load_without_pytests_rewrite_hook(pytester: pytest.Pytester) -> None:
+    """End to end, in a new process, installed as a wheel installs it (a ``pytest11`` entry
+    point in a distribution that lists ``pytest_co2/``: pytest marks the package for
+    rewriting; an editable install lists no package): the modules the first measured test
+    imports still load through Python's own loader."""
+    dist_info = pytester.mkdir("pytest_co2-0.1.0.dist-info")
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: pytest-co2\nVersion: 0.1.0\n")
+    (dist_info / "entry_points.txt").write_text("[pytest11]\nco2 = pytest_co2.plugin\n")
+    (dist_info / "RECORD").write_text("pytest_co2/__init__.py,,\npytest_co2/plugin/__init__.py,,\n")
+    pytester.makepyfile(
+        """
+import sys
+
+def test_first():
+    pass
+
+def test_loaders():
+    window = sys.modules["pytest_co2.measure.window"]
+    rewriters = [f for f in sys.meta_path if type(f).__name__ == "AssertionRewritingHook"]
+    assert rewriters, "no rewrite hook: the test proves nothing"
+    assert type(window.__loader__).__name__ == "SourceFileLoader"
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "--co2-all", "--co2-backend=constant:1", "-p", "no:randomly", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)

@@ -21,14 +21,38 @@ summary, the JSON and the budgets are the same with and without xdist.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from . import xdist
-from .options import add_options, resolve
-from .session import RUNTIME_KEY, Co2BudgetWarning, Co2Session, ControllerHooks
+
+def skip_assertion_rewriting(meta_path: Iterable[object], package: str = "pytest_co2") -> None:
+    """Take ``package`` off pytest's list of plugin packages whose modules it rewrites.
+
+    pytest rewrites the asserts of every module of a distribution that has a ``pytest11``
+    entry point: each import of the plugin's modules goes through its hook (a second
+    path search, a pattern match, its own cached bytecode). The package's docstring says
+    PYTEST_DONT_REWRITE, but the hook reads that only after all of it. The plugin asserts
+    nothing for users; going around the hook made a ``--co2-all`` run of 200 trivial tests
+    execute 5% fewer instructions. Uses the hook's private ``_must_rewrite`` set where it
+    exists; anything else is left alone.
+    """
+    for finder in meta_path:
+        marked = getattr(finder, "_must_rewrite", None)
+        if type(finder).__name__ == "AssertionRewritingHook" and isinstance(marked, set):
+            marked.discard(package)
+            cache = getattr(finder, "_marked_for_rewrite_cache", None)
+            if isinstance(cache, dict):
+                cache.clear()
+
+
+skip_assertion_rewriting(sys.meta_path)  # before this package imports anything of its own
+
+from . import xdist  # noqa: E402
+from .options import add_options, resolve  # noqa: E402
+from .session import RUNTIME_KEY, Co2BudgetWarning, Co2Session, ControllerHooks  # noqa: E402
 
 if TYPE_CHECKING:
     from .fixture import Co2Meter
