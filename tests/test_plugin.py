@@ -662,7 +662,7 @@ def test_tiny_but_over(co2_meter, clock):
 
 
 def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
-    fake_clock_pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    fake_clock_pytester: pytest.Pytester,
 ) -> None:
     fake_clock_pytester.makepyfile(STEADY_TEST)
     result = fake_clock_pytester.runpytest(*BASE, f"--co2-json={fake_clock_pytester.path}")
@@ -670,14 +670,18 @@ def test_unwritable_report_is_a_usage_error_or_a_line_not_a_traceback(
     result.stderr.fnmatch_lines(
         ["*argument --co2-json: cannot write '*': it is a folder, expected a file name"]
     )
-    # a write that fails at the end (disk full, folder gone) is reported in one line
-    import pytest_co2.files
-
-    def fail(path: object, text: str) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(pytest_co2.files, "write_text_atomic", fail)
-    result = fake_clock_pytester.runpytest(*BASE, "--co2-json=r.json")
+    # A write that fails at the end (disk full, folder gone) is reported in one line. In a
+    # new process: in-process runs share module objects with earlier tests, and a package an
+    # earlier test imported keeps an earlier run's submodule (the writer's ``storage``) whose
+    # ``files`` is not the one a patch here would reach.
+    conftest = fake_clock_pytester.path / "conftest.py"
+    conftest.write_text(
+        conftest.read_text()
+        + "\nimport pytest_co2.files\n\n"
+        + "def _full(path, text):\n    raise OSError(28, 'No space left on device')\n\n"
+        + "pytest_co2.files.write_text_atomic = _full\n"
+    )
+    result = fake_clock_pytester.runpytest_subprocess(*BASE, "--co2-json=r.json")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["pytest-co2: could not write r.json: [[]Errno 28[]] No space left on device"]
