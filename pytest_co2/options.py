@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION, LATEST
@@ -81,18 +81,37 @@ def argparse_type(parse: Callable[[str], Any], name: str | None = None) -> Calla
 # -- the declaration ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Option:
-    """How one setting is given: its parser, help and metavar; ``dest`` is its field's name."""
+    """How one setting is given: its parser, help and metavar; ``dest`` is its field's name
+    (set once, when :data:`OPTIONS` is read from the fields). A plain class, not a dataclass:
+    the plugin builds 43 of them at import, and a dataclass costs more to define than this
+    whole class does to use."""
 
-    parse: Callable[[str], Any]
-    help: str  # what it is; the default is in ``default_help`` or, where it reads better, here
-    metavar: str | None = None
-    default_help: str | None = None  # how the default reads: "(default: ...)" after the help
-    flag: bool = False  # a store_true switch
-    negatable: bool = False  # a flag that also has --<prefix>no-<name> (store_false)
-    const: str | None = None  # the value of the option given without one (nargs="?")
-    dest: str = ""
+    __slots__ = ("const", "default_help", "dest", "flag", "help", "metavar", "negatable", "parse")
+
+    def __init__(
+        self,
+        parse: Callable[[str], Any],
+        help: str,  # what it is; the default is in ``default_help`` or, where better, here
+        metavar: str | None = None,
+        *,
+        default_help: str | None = None,  # how the default reads: "(default: ...)" after help
+        flag: bool = False,  # a store_true switch
+        negatable: bool = False,  # a flag that also has --<prefix>no-<name> (store_false)
+        const: str | None = None,  # the value of the option given without one (nargs="?")
+        dest: str = "",
+    ) -> None:
+        self.parse = parse
+        self.help = help
+        self.metavar = metavar
+        self.default_help = default_help
+        self.flag = flag
+        self.negatable = negatable
+        self.const = const
+        self.dest = dest
+
+    def __repr__(self) -> str:
+        return f"Option({self.dest or self.help!r})"
 
     def flag_name(self, prefix: str = PLUGIN_PREFIX) -> str:
         """``--co2-foo-bar`` (prefix ``co2-``) or ``--foo-bar`` (no prefix)."""
@@ -123,7 +142,7 @@ def _opt(parse: Callable[[str], Any], help: str, metavar: str | None = None, **k
     return {_OPTION: Option(parse, help, metavar, **kw)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # never compared: no __eq__ or __hash__ to generate
 class Settings:
     """Everything the plugin needs from the command line, environment and ini, checked.
 
@@ -545,9 +564,17 @@ class Settings:
         return ", ".join(f"{n:,} {u}s" for u, n in self.extrapolate.items())
 
 
-OPTIONS: tuple[Option, ...] = tuple(
-    replace(f.metadata[_OPTION], dest=f.name) for f in fields(Settings) if _OPTION in f.metadata
-)
+def _read_options() -> tuple[Option, ...]:
+    chosen = []
+    for f in fields(Settings):
+        if _OPTION in f.metadata:
+            opt: Option = f.metadata[_OPTION]
+            opt.dest = f.name
+            chosen.append(opt)
+    return tuple(chosen)
+
+
+OPTIONS: tuple[Option, ...] = _read_options()
 OPTION: Mapping[str, Option] = {opt.dest: opt for opt in OPTIONS}
 
 
