@@ -244,5 +244,12 @@ def printable(text: str, keep: str = "") -> str:
 
 
 def wrap(text: str, width: int, indent: str = "  ") -> list[str]:
-    """A long line of prose as lines of at most ``width`` columns."""
-    return textwrap.wrap(text, width=max(width, 40), subsequent_indent=indent) or [""]
+    """A long line of prose as lines of at most ``width`` columns; a word longer than that
+    (a path, a node id) gets a line of its own, whole."""
+    return textwrap.wrap(
+        text,
+        width=max(width, 40),
+        subsequent_indent=indent,
+        break_long_words=False,  # a path, node id or URL stays whole: it is copied
+        break_on_hyphens=False,
+    ) or [""]

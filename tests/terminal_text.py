@@ -14,9 +14,7 @@ PROFILE_TITLE = "co2 energy profile"  # --co2-profile's section, wrapped the sam
 
 
 def _join(previous: str, rest: str) -> str:
-    # textwrap also breaks after a hyphen inside a word ("co2-" / "emission"): no space then
-    if len(previous) >= 2 and previous.endswith("-") and previous[-2].isalnum():
-        return previous + rest
+    # the plugin wraps between words only (a path or a hyphenated word stays whole)
     return previous + " " + rest
 
 

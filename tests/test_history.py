@@ -117,7 +117,8 @@ def test_the_table(
 
 def test_every_line_fits_80_columns(capsys: pytest.CaptureFixture[str], storage: Path) -> None:
     rc, out, _ = run_cli(capsys, "history", "--storage-dir", str(storage))
-    assert rc == 0 and max(len(line) for line in out.splitlines()) <= 80
+    # a path longer than that is the one word of its line, whole (it is copied)
+    assert rc == 0 and all(len(line) <= 80 or len(line.split()) == 1 for line in out.splitlines())
     assert "  3  1.30    1.27 to 1.33   +0.0% (-3.2% to +3.3%)     2     no change" in out
 
 
@@ -179,7 +180,7 @@ def test_bad_input_is_one_line(
 def test_one_run_has_nothing_to_compare(capsys: pytest.CaptureFixture[str], storage: Path) -> None:
     rc, out, _ = run_cli(capsys, "history", "train", "--last", "1", "--storage-dir", str(storage))
     lines = out.splitlines()
-    assert rc == 0 and lines[0].startswith("1 saved run in ")
+    assert rc == 0 and " ".join(out.split()).startswith(f"1 saved run in {storage}")
     assert lines[-1] == "one run: nothing to compare yet"
 
 
@@ -207,7 +208,8 @@ def test_the_plot_is_a_png(capsys: pytest.CaptureFixture[str], storage: Path) ->
     pytest.importorskip("matplotlib")
     png = storage.parent / "out" / "history.png"
     rc, out, err = run_cli(capsys, "history", "--storage-dir", str(storage), "--plot", str(png))
-    assert (rc, err) == (0, "") and out.splitlines()[-1] == f"wrote {png}"
+    # wrapped to the terminal (COLUMNS): the path, whole, may be on a line of its own
+    assert (rc, err) == (0, "") and " ".join(out.split()).endswith(f"wrote {png}")
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 1000
     assert not list(png.parent.glob(".co2-*"))  # written atomically
