@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import FrozenInstanceError, asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION, LATEST
@@ -142,7 +142,7 @@ def _opt(parse: Callable[[str], Any], help: str, metavar: str | None = None, **k
     return {_OPTION: Option(parse, help, metavar, **kw)}
 
 
-@dataclass(frozen=True, eq=False)  # never compared: no __eq__ or __hash__ to generate
+@dataclass(eq=False, repr=False)  # frozen by hand below: generated methods cost at import
 class Settings:
     """Everything the plugin needs from the command line, environment and ini, checked.
 
@@ -548,7 +548,21 @@ class Settings:
             "G_PER_KWH",
         ),
     )
-    sources: dict[str, str] = field(default_factory=dict)  # where each non-default came from
+    # where each non-default came from; the last field: __setattr__ reads it as "complete"
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "sources" in self.__dict__:  # set last by __init__: the settings are complete
+            raise FrozenInstanceError(f"cannot assign to field {name!r}: the settings are fixed")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}: the settings are fixed")
+
+    def __repr__(self) -> str:
+        """The settings given (command line, environment, ini); the rest are defaults."""
+        given = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.sources)
+        return f"Settings({given})"
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -102,3 +102,18 @@ def test_declaring_the_options_imports_no_backend_decision_or_report_module() ->
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_settings_are_fixed_once_made_and_read_back_as_given() -> None:
+    from dataclasses import FrozenInstanceError, replace
+
+    from pytest_co2.options import Settings
+
+    s = Settings(pue=1.2, region="SE", sources={"pue": "command line", "region": "ini"})
+    with pytest.raises(FrozenInstanceError, match="'pue'"):
+        s.pue = 2.0
+    with pytest.raises(FrozenInstanceError):
+        del s.region
+    changed = replace(s, pue=1.3)
+    assert (changed.pue, changed.region, s.pue) == (1.3, "SE", 1.2)
+    assert repr(s) == "Settings(pue=1.2, region='SE')"

@@ -44,3 +44,48 @@ def test_the_header_and_json_say_what_was_done(pytester: pytest.Pytester) -> Non
     assert json.loads((pytester.path / "r.json").read_text())["session"]["runtime"].startswith(
         "runtime: OMP_WAIT_POLICY="
     )
+
+
+def test_the_process_part_is_made_on_first_use_and_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment at once; ctypes (OpenBLAS in a loaded numpy, glibc) only when the line
+    is first asked for: the header, a measuring test, the JSON."""
+    import sys
+
+    calls: list[str] = []
+    monkeypatch.setattr(runtime, "_keep_freed_memory", lambda: calls.append("glibc") or True)
+    monkeypatch.setattr(runtime, "_one_blas_thread", lambda: calls.append("blas") or True)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setitem(sys.modules, "numpy", sys)  # numpy loaded before the plugin
+    env: dict[str, str] = {}
+    quiet = runtime.QuietRuntime(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"} and calls == []
+    expected = (
+        "runtime: OMP_WAIT_POLICY=PASSIVE, OpenBLAS on 1 thread, glibc keeps freed memory up "
+        "to 1 GiB (idle threads sleep, not spin, so CPU figures are stable; "
+        "--co2-no-quiet-runtime keeps the defaults)"
+    )
+    assert quiet.line() == expected and calls == ["blas", "glibc"]
+    assert quiet.line() == expected and calls == ["blas", "glibc"]  # once
+    monkeypatch.delitem(sys.modules, "numpy")  # numpy not loaded yet: the variable says it
+    calls.clear()
+    env = {}
+    quiet = runtime.QuietRuntime(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
+    assert quiet.line() == expected and calls == ["glibc"]
+
+
+def test_a_run_that_measures_nothing_makes_the_process_part_only_for_its_header(
+    pytester: pytest.Pytester,
+) -> None:
+    probe = (
+        "import pytest\n"
+        "from pytest_co2.plugin import runtime\n"
+        "def pytest_configure(config):\n"
+        "    runtime._keep_freed_memory = lambda: config.rootpath.joinpath('made').touch() or 1\n"
+    )
+    pytester.makeconftest(probe)
+    pytester.makepyfile("def test_a():\n    pass\n")
+    pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert not (pytester.path / "made").exists()
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert (pytester.path / "made").exists()  # the header says what was done: done first

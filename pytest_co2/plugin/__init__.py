@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STATE_KEY", "Co2BudgetWarning", "Co2Session", "co2_meter"]
 
-STATE_KEY = pytest.StashKey[Co2Session]()
+STATE_KEY: pytest.StashKey[Co2Session] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,7 +72,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) 
     from . import runtime
 
     if runtime.wanted(args, os.environ):
-        early_config.stash[RUNTIME_KEY] = runtime.apply()
+        early_config.stash[RUNTIME_KEY] = runtime.QuietRuntime()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -87,12 +87,14 @@ def pytest_configure(config: pytest.Config) -> None:
     from . import sci
     from .defer import DeferHooks
     from .progress import ProgressLine
-    from .provider import check_backend_name
     from .terminal import Co2Terminal
 
     config.addinivalue_line("markers", MARKER_HELP)
     settings = resolve(config)
-    check_backend_name(config, settings.backend)
+    if settings.backend != "auto":  # the default needs no check (nor the provider module)
+        from .provider import check_backend_name
+
+        check_backend_name(config, settings.backend)
     sci.check(settings)  # before the session asks a provider anything
     if config.option.help:
         _list_backends_in_help(config)

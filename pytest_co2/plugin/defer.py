@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from ..constants import DEFER_MARKER as MARKER
+from .runtest import has_marker
+
 if TYPE_CHECKING:
     from ..carbon.defer import Deferral
     from .session import Co2Session
 
 ATTR = "co2_defer"  # on the setup report of a targeted test: Deferral.to_dict() (or an error)
-_DECISION_KEY = pytest.StashKey["Deferral"]()
-_ERROR_KEY = pytest.StashKey[str]()  # a bad co2_defer marker: the test fails in its setup
+_DECISION_KEY: pytest.StashKey[Deferral] = pytest.StashKey()
+#: A bad co2_defer marker's message: the test fails in its setup.
+_ERROR_KEY: pytest.StashKey[str] = pytest.StashKey()
 
 
 def _utcnow() -> _dt.datetime:
@@ -38,9 +42,6 @@ def _utcnow() -> _dt.datetime:
 def threshold(item: pytest.Item, default: float | None) -> float | None:
     """The test's threshold in g CO2e/kWh (None: not deferred); ValueError (one line) for a
     bad marker."""
-    from ..constants import DEFER_MARKER as MARKER
-    from .runtest import has_marker
-
     mark = item.get_closest_marker(MARKER) if MARKER in item.keywords else None
     if mark is None:
         if default is None:

@@ -13,25 +13,51 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..options import Settings
 
 if TYPE_CHECKING:
-    from ..reporting.model import Budget, BudgetVerdict, Result  # noqa: F401 (stash key types)
+    from typing import Protocol
+
+    from ..reporting.model import Budget, BudgetVerdict, Result
     from ..reporting.session import SessionInfo
     from ..reporting.storage import Journal
     from .collector import Collector
     from .fixture import Co2Meter
     from .progress import ProgressLine
 
-METER_KEY = pytest.StashKey["Co2Meter"]()
-RESULTS_KEY = pytest.StashKey[list["Result"]]()  # every result of the item so far
-VERDICT_KEY = pytest.StashKey["BudgetVerdict"]()
-BUDGET_KEY = pytest.StashKey[object]()
-_SENT_KEY = pytest.StashKey[int]()  # results of the item already sent or collected
+    class State(Protocol):  # for the type checker only: a Protocol costs to define
+        """What the hooks use of the session object (``session.Co2Session``)."""
+
+        @property
+        def config(self) -> pytest.Config: ...
+        @property
+        def settings(self) -> Settings: ...
+        @property
+        def role(self) -> str: ...
+        @property
+        def is_worker(self) -> bool: ...
+        @property
+        def progress(self) -> ProgressLine: ...
+        @property
+        def journal(self) -> Journal | None: ...
+        @property
+        def collector(self) -> Collector: ...
+
+        def make_meter(self, item: pytest.Item) -> Co2Meter: ...
+
+        def session_info(self) -> SessionInfo: ...
+
+
+METER_KEY: pytest.StashKey[Co2Meter] = pytest.StashKey()
+#: Every result of the item so far; of them, those already sent or collected (a count).
+RESULTS_KEY: pytest.StashKey[list[Result]] = pytest.StashKey()
+VERDICT_KEY: pytest.StashKey[BudgetVerdict] = pytest.StashKey()
+BUDGET_KEY: pytest.StashKey[object] = pytest.StashKey()
+_SENT_KEY: pytest.StashKey[int] = pytest.StashKey()
 _UNSET = object()
 #: A journal line is fsync'd after a test that measured this long or has a budget; shorter
 #: tests' lines are written at once (a killed process keeps them) and synced with the next.
@@ -41,29 +67,6 @@ _RAISED = "the test ended before this measurement did (it raised inside it)"
 
 class Co2BudgetWarning(UserWarning):
     """A test exceeded its co2_budget under ``--co2-budget-mode=warn``."""
-
-
-class State(Protocol):
-    """What the hooks use of the session object (``session.Co2Session``)."""
-
-    @property
-    def config(self) -> pytest.Config: ...
-    @property
-    def settings(self) -> Settings: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def is_worker(self) -> bool: ...
-    @property
-    def progress(self) -> ProgressLine: ...
-    @property
-    def journal(self) -> Journal | None: ...
-    @property
-    def collector(self) -> Collector: ...
-
-    def make_meter(self, item: pytest.Item) -> Co2Meter: ...
-
-    def session_info(self) -> SessionInfo: ...
 
 
 def measures(items: Sequence[pytest.Item], settings: Settings) -> bool:

@@ -8,12 +8,16 @@ added 11-15% kernel time. So, before conftests import torch (``pytest_load_initi
 and each only where the user did not choose: ``OMP_WAIT_POLICY=PASSIVE``, numpy's OpenBLAS on
 one thread, and glibc's trim/mmap thresholds at 1 GiB. The header and JSON say what was done;
 ``--co2-no-quiet-runtime`` leaves the runtime alone.
+
+The environment is set before conftests run (:func:`apply_environment`); the process's own
+settings, which need ``ctypes`` (OpenBLAS's thread count where numpy was imported first, and
+glibc's thresholds), are made on first use (:class:`QuietRuntime`): when the header is shown
+or a test measures, before any measured code runs. A run that measures nothing and shows no
+header (``-q``) does not import ``ctypes``.
 """
 
 from __future__ import annotations
 
-import ctypes
-import glob
 import os
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -40,9 +44,17 @@ def wanted(args: Sequence[str], environ: Mapping[str, str]) -> bool:
 
 
 def apply(environ: MutableMapping[str, str] | None = None, *, process: bool = True) -> str:
-    """Quiet the runtime where the user did not choose; return what was done (one line).
-    ``process=False`` changes only ``environ`` (tests)."""
+    """Quiet the runtime where the user did not choose, all of it now; return what was done
+    (one line). ``process=False`` changes only ``environ`` (tests)."""
     env = os.environ if environ is None else environ
+    done = apply_environment(env, numpy_loaded=process and "numpy" in sys.modules)
+    if process:
+        done += apply_process(env)
+    return line(done)
+
+
+def apply_environment(env: MutableMapping[str, str], *, numpy_loaded: bool) -> list[str]:
+    """The environment's part (before torch or numpy is imported); what was done."""
     done: list[str] = []
     if VARIABLE in env:
         done.append(f"{VARIABLE}={env[VARIABLE]} as set by the user")
@@ -51,23 +63,54 @@ def apply(environ: MutableMapping[str, str] | None = None, *, process: bool = Tr
     else:
         env[VARIABLE] = "PASSIVE"
         done.append(f"{VARIABLE}=PASSIVE")
-    blas = _one_blas_thread(env, process)
-    if blas:
-        done.append(blas)
-    if process and _keep_freed_memory():
+    if not _blas_chosen(env) and not numpy_loaded:
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        done.append("OpenBLAS on 1 thread")
+    return done
+
+
+def apply_process(env: Mapping[str, str]) -> list[str]:
+    """The process's part, through ``ctypes``: OpenBLAS on one thread where numpy was loaded
+    before the environment could say so, and glibc's thresholds; what was done."""
+    done: list[str] = []
+    if not _blas_chosen(env) and "numpy" in sys.modules and _one_blas_thread():
+        done.append("OpenBLAS on 1 thread")
+    if _keep_freed_memory():
         done.append("glibc keeps freed memory up to 1 GiB")
+    return done
+
+
+def line(done: Sequence[str]) -> str:
     return (
         "runtime: " + ", ".join(done) + " (idle threads sleep, not spin, so CPU figures are "
         "stable; --co2-no-quiet-runtime keeps the defaults)"
     )
 
 
-def _one_blas_thread(env: MutableMapping[str, str], process: bool) -> str | None:
-    if "OPENBLAS_NUM_THREADS" in env or "OMP_NUM_THREADS" in env:
-        return None  # the user's choice
-    if "numpy" not in sys.modules or not process:
-        env["OPENBLAS_NUM_THREADS"] = "1"
-        return "OpenBLAS on 1 thread"
+class QuietRuntime:
+    """The quiet runtime of a pytest process: the environment set at once, the process's part
+    made on the first :meth:`line` (the header, the first measurement, the JSON)."""
+
+    def __init__(self, environ: MutableMapping[str, str] | None = None) -> None:
+        self._env = os.environ if environ is None else environ
+        self._done = apply_environment(self._env, numpy_loaded="numpy" in sys.modules)
+        self._line: str | None = None
+
+    def line(self) -> str:
+        """What was done, in one line; the process's part is made on the first call."""
+        if self._line is None:
+            self._line = line(self._done + apply_process(self._env))
+        return self._line
+
+
+def _blas_chosen(env: Mapping[str, str]) -> bool:
+    return "OPENBLAS_NUM_THREADS" in env or "OMP_NUM_THREADS" in env  # the user's choice
+
+
+def _one_blas_thread() -> bool:
+    import ctypes
+    import glob
+
     numpy_dir = os.path.dirname(str(getattr(sys.modules["numpy"], "__file__", "") or ""))
     pattern = os.path.join(numpy_dir, os.pardir, "numpy.libs", "*openblas*")
     for path in glob.glob(pattern):
@@ -82,13 +125,15 @@ def _one_blas_thread(env: MutableMapping[str, str], process: bool) -> str | None
         ):
             if hasattr(lib, name):
                 getattr(lib, name)(1)
-                return "OpenBLAS on 1 thread"
-    return None
+                return True
+    return False
 
 
 def _keep_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None)
         mallopt = libc.mallopt

@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from ..reporting.vcs import CommitInfo
     from .fixture import Co2Meter
     from .progress import ProgressLine
+    from .provider import BackendProvider
+    from .runtime import QuietRuntime
 
-RUNTIME_KEY = pytest.StashKey[str]()  # the quiet runtime's line (see ``runtime``)
+RUNTIME_KEY: pytest.StashKey[QuietRuntime] = pytest.StashKey()  # see ``runtime``
 __all__ = ["RUNTIME_KEY", "Co2BudgetWarning", "Co2Session", "ControllerHooks"]
 
 
@@ -42,7 +44,6 @@ class Co2Session:
     def __init__(self, config: pytest.Config, settings: Settings, progress: ProgressLine) -> None:
         from .collector import Collector
         from .live_intensity import resolve_live
-        from .provider import BackendProvider
         from .writer import ReportWriter
 
         self.config = config
@@ -51,10 +52,8 @@ class Co2Session:
         self.is_worker = self.role == "worker"
         self.started = _dt.datetime.now().astimezone()
         self.live = resolve_live(config, settings)  # --co2-intensity-source, once, at start
-        self.provider = BackendProvider(config, settings)
         self.collector = Collector()
         self.progress = progress
-        self.provider.on_lock_wait = progress.lock_wait
         self.writer = ReportWriter()
         self.baseline_path, self.baseline = self._load_baseline()
         self.comparison: Comparison | None = None
@@ -70,6 +69,16 @@ class Co2Session:
         self._runtest: RuntestHooks | None = None
         if settings.all or self.role == "controller":  # a controller collects every worker's
             self.measure_tests()
+
+    @functools.cached_property
+    def provider(self) -> BackendProvider:
+        """This process's backend provider, made when first asked for (it opens the backend
+        only on first use in turn)."""
+        from .provider import BackendProvider
+
+        provider = BackendProvider(self.config, self.settings)
+        provider.on_lock_wait = self.progress.lock_wait
+        return provider
 
     @functools.cached_property
     def accounting(self) -> Accounting:
@@ -119,10 +128,17 @@ class Co2Session:
         self.writer.watch([p for p in (s.json, self.saved_path(), s.markdown) if p])
 
     def measure_tests(self) -> None:
-        """Register the per-test hooks (once): some test measures."""
+        """Register the per-test hooks (once): some test measures, so the quiet runtime's
+        process part is made now, before any measured code."""
         if self._runtest is None:
+            self.runtime_line()
             self._runtest = RuntestHooks(self)
             self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
+
+    def runtime_line(self) -> str | None:
+        """What the quiet runtime did (None: switched off)."""
+        quiet = self.config.stash.get(RUNTIME_KEY, None)
+        return None if quiet is None else quiet.line()
 
     def report_phases(self) -> None:
         """A test has a meter of its own (the fixture): its phases' records go on their
@@ -233,7 +249,7 @@ class Co2Session:
             None if controller else self.provider.backend,
             self.started,
             intensity=self.accounting.intensity,
-            runtime=self.config.stash.get(RUNTIME_KEY, None),
+            runtime=self.runtime_line(),
             xdist_workers=xdist.worker_count(self.config) if controller else None,
             **more,
         )
@@ -330,7 +346,8 @@ class Co2Session:
                 self.writer.errors.append(self.journal.error)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        self.provider.close()
+        if "provider" in self.__dict__:  # made (see ``provider``)
+            self.provider.close()
         if self._sigterm is not None:
             sigterm.restore(self._sigterm)
 

@@ -30,7 +30,6 @@ class Co2Terminal:
         from ..backends.estimate import EstimateBackend
         from ..fmt import wrap
         from .live_intensity import header_lines
-        from .session import RUNTIME_KEY
 
         state = self.session
         s, i, provider = state.settings, state.accounting.intensity, state.provider
@@ -55,7 +54,7 @@ class Co2Terminal:
                 lines.append("co2: " + policy.describe())
         if state.recovery_note:
             lines.append(state.recovery_note)
-        runtime_note = config.stash.get(RUNTIME_KEY, None)
+        runtime_note = state.runtime_line()
         if runtime_note:
             lines.append("co2: " + runtime_note)
         if state.baseline_path is not None:
