@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..frozen import Frozen
+
 
 class Method(str, enum.Enum):
     """How an energy figure was obtained. Shown next to every number we print."""
@@ -27,8 +29,8 @@ class Method(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class Device:
+@dataclass(frozen=True, eq=False, repr=False)
+class Device(Frozen):
     """One thing whose energy is read: a GPU, a CPU package, DRAM, a process estimate."""
 
     id: str  # stable short id, e.g. "gpu:0", "cpu:package-0", "cpu:process"

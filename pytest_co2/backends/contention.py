@@ -21,11 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..frozen import Frozen
+
 DEFAULT_ROOT = Path("/")
 
 
-@dataclass(frozen=True)
-class Snapshot:
+@dataclass(frozen=True, eq=False, repr=False)
+class Snapshot(Frozen):
     """Cumulative counters at one instant (``wall_s`` on the caller's clock)."""
 
     wall_s: float

@@ -13,11 +13,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..frozen import Frozen
 from .cpuinfo import DEFAULT_ROOT, read_cpuinfo
 
 
-@dataclass(frozen=True)
-class CpuAllowance:
+@dataclass(frozen=True, eq=False, repr=False)
+class CpuAllowance(Frozen):
     """How many CPUs (hardware threads) the process may use, and why."""
 
     cpus: float  # min of the limits below that are known; >= 0.01

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from ..frozen import Frozen
 from .cpuinfo import CpuInfo, match_cpu_model, microarchitecture
 from .virtualization import Virtualization
 
@@ -67,8 +68,8 @@ def check_watts_per_thread(
 
 
 # -- the shipped table ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class PowerRow:
+@dataclass(frozen=True, eq=False, repr=False)
+class PowerRow(Frozen):
     """One row of the table: medians (and quartiles) of watts per thread over ``n`` results."""
 
     kind: str  # "recent" | "microarchitecture" | "model" | "name" (no figures)
@@ -93,8 +94,8 @@ class PowerRow:
         )
 
 
-@dataclass(frozen=True)
-class PowerTable:
+@dataclass(frozen=True, eq=False, repr=False)
+class PowerTable(Frozen):
     recent: PowerRow
     architectures: Mapping[str, PowerRow]  # id -> row; the row's ``microarchitecture`` is its name
     models: Mapping[str, PowerRow]  # normalized model name -> row (figures or a name row)
@@ -182,8 +183,8 @@ def power_table() -> PowerTable:
 
 
 # -- choosing the watts per thread ---------------------------------------------------------
-@dataclass(frozen=True)
-class PerThreadPower:
+@dataclass(frozen=True, eq=False, repr=False)
+class PerThreadPower(Frozen):
     """Idle and full-load watts per hardware thread, and where they come from."""
 
     idle_w: float

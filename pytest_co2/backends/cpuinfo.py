@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..frozen import Frozen
+
 DEFAULT_ROOT = Path("/")
 # Test-only: the test suite names a fake machine's "/" here so that its runs see one host
 # everywhere; unset (every user), host facts come from the real "/".
@@ -33,8 +35,8 @@ def host_root() -> Path:
 
 
 # -- /proc/cpuinfo ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CpuInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class CpuInfo(Frozen):
     """What ``/proc/cpuinfo`` says about the first CPU, and how many CPUs it lists."""
 
     vendor: str = ""  # "AMD", "Intel", "Hygon", "Arm", or the raw vendor_id; "" if unknown

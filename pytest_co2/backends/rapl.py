@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..frozen import Frozen
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
 from .cpuinfo import host_root
 
@@ -76,8 +77,8 @@ def permission_fix(root: str | os.PathLike[str]) -> str:
     )
 
 
-@dataclass(frozen=True)
-class RaplDomain:
+@dataclass(frozen=True, eq=False, repr=False)
+class RaplDomain(Frozen):
     """One counted powercap domain."""
 
     path: Path  # the domain directory

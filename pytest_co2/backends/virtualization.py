@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..frozen import Frozen
 from .cpuinfo import DEFAULT_ROOT, CpuInfo
 
 
-@dataclass(frozen=True)
-class Virtualization:
+@dataclass(frozen=True, eq=False, repr=False)
+class Virtualization(Frozen):
     is_vm: bool
     hypervisor: str  # "KVM", "Hyper-V", ...; "" when not named
     evidence: str  # e.g. "hypervisor CPU flag; DMI sys_vendor 'QEMU'"

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..constants import DEFER_MARKER, DEFER_MARKER_HELP
+from ..frozen import Frozen
 from .forecast import MIN_DURATION_S, StartTime, best_start
 from .intensity_value import MAX_G_PER_KWH, Intensity, format_age, format_g_per_kwh
 from .providers.base import ForecastPoint
@@ -53,8 +54,8 @@ def not_live_reason(intensity: Intensity | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Deferral:
+@dataclass(frozen=True, eq=False, repr=False)
+class Deferral(Frozen):
     """The decision for one threshold: ``defer`` or run, and why (``reason``)."""
 
     defer: bool

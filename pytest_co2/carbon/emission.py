@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_PUE, J_PER_KWH
+from ..frozen import Frozen
 
 if TYPE_CHECKING:
     from .intensity_value import Intensity
@@ -104,8 +105,8 @@ def co2e_kg(energy_kwh: float, intensity_g_per_kwh: float, pue: float = DEFAULT_
     return energy_kwh * pue * intensity_g_per_kwh / 1000.0
 
 
-@dataclass(frozen=True)
-class Emission:
+@dataclass(frozen=True, eq=False, repr=False)
+class Emission(Frozen):
     """The CO2e of an energy at one intensity, with the uncertainty carried linearly."""
 
     region: str

@@ -10,11 +10,13 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
+from ..frozen import Frozen
+
 __all__ = ["Factor", "equivalents", "factors", "format_equivalents", "format_number"]
 
 
-@dataclass(frozen=True)
-class Factor:
+@dataclass(frozen=True, eq=False, repr=False)
+class Factor(Frozen):
     """Grams of CO2e per unit of an everyday activity."""
 
     name: str

@@ -14,14 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..frozen import Frozen
 from .providers.base import ForecastPoint, iso
 
 DEFAULT_HORIZON_S = 24 * 3600.0
 MIN_DURATION_S = 1.0
 
 
-@dataclass(frozen=True)
-class StartTime:
+@dataclass(frozen=True, eq=False, repr=False)
+class StartTime(Frozen):
     """The lowest-emission start of a run and its comparison with starting now."""
 
     start: _dt.datetime

@@ -9,13 +9,15 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..frozen import Frozen
+
 
 class IntensityError(ValueError):
     """A region, month, intensity value or intensity file that cannot be used (one-line message)."""
 
 
-@dataclass(frozen=True)
-class Intensity:
+@dataclass(frozen=True, eq=False, repr=False)
+class Intensity(Frozen):
     """One carbon-intensity value and where it comes from."""
 
     region: str  # canonical code: "SE", "EU27", "US-CA", "WORLD", "custom"

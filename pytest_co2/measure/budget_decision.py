@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..fmt import fmt_sig
+from ..frozen import Frozen
 from .estimates import Z975, json_num_inf
 from .stats import num
 
@@ -20,8 +21,8 @@ UNDER = "under"
 TOO_CLOSE = "too close"
 
 
-@dataclass(frozen=True)
-class BudgetDecision:
+@dataclass(frozen=True, eq=False, repr=False)
+class BudgetDecision(Frozen):
     """A projection against a budget: ``over`` (the interval's lower bound is above it),
     ``under`` (its upper bound is below it) or ``too close`` (the budget is inside it).
 

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..backends.contention import Snapshot
+from ..frozen import Frozen
 
 #: How far apart two runs' contention may be before a comparison of them is refused, per
 #: signal: this process's wait share (fraction), the run queue (extra runnable tasks per
@@ -60,8 +61,8 @@ RUN_QUEUE_CV = 0.03
 MENTION_CV = 0.02
 
 
-@dataclass(frozen=True)
-class Contention:
+@dataclass(frozen=True, eq=False, repr=False)
+class Contention(Frozen):
     """What the machine was doing while a measurement ran (fractions in [0, 1], or None)."""
 
     wall_s: float
@@ -156,8 +157,8 @@ def contention_between(start: Snapshot, end: Snapshot) -> Contention:
     )
 
 
-@dataclass(frozen=True)
-class Allowance:
+@dataclass(frozen=True, eq=False, repr=False)
+class Allowance(Frozen):
     """What the contention of two runs allows a comparison of them to conclude.
 
     ``score``: the contention difference S (see :data:`SCALES`; NaN when no signal is known

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..fmt import fmt_pct, fmt_rel_pm, fmt_sig
+from ..frozen import Frozen
 from .estimates import Z975, Estimate, estimate, json_num_inf
 from .stats import num, t_quantile
 
@@ -33,8 +34,8 @@ NO_REGRESSION = "no regression"
 INCONCLUSIVE = "inconclusive"
 
 
-@dataclass(frozen=True)
-class CompareDecision:
+@dataclass(frozen=True, eq=False, repr=False)
+class CompareDecision(Frozen):
     """One measurement against its baseline. Fractions: ``change`` 0.052 is +5.2%.
 
     ``low``/``high`` bound the 95% interval of the change (NaN for a point compare);

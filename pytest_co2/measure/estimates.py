@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..frozen import Frozen
 from .stats import num, t_quantile
 
 LEVEL = 0.95  # every interval here is a two-sided 95% interval
@@ -25,8 +26,8 @@ METHODS = ("mean", "trimmed")
 # -- estimates ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Estimate:
+@dataclass(frozen=True, eq=False, repr=False)
+class Estimate(Frozen):
     """A center of per-unit energies (J) with its standard error, as a t interval needs.
 
     ``method`` is ``mean`` (sample mean, se = std / sqrt(n), n - 1 degrees of freedom) or

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..backends.base import Device, Method
+from ..frozen import Frozen
 from .lock_dir import default_lock_dir, open_to_others
 
 LOCKED_METHODS = (Method.COUNTER, Method.POLLED)
@@ -38,8 +39,8 @@ def lockable_devices(devices: Iterable[Device]) -> tuple[Device, ...]:
     return tuple(d for d in devices if d.shared and d.method in LOCKED_METHODS)
 
 
-@dataclass(frozen=True)
-class Policy:
+@dataclass(frozen=True, eq=False, repr=False)
+class Policy(Frozen):
     """What this run does about processes sharing a counter device."""
 
     mode: str  # "lock" | "off" | "not needed"

@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Device
 from ..constants import J_PER_KWH
+from ..frozen import Frozen
 from .stats import Stats, json_num, num, t975
 
 if TYPE_CHECKING:  # imported where a record has contention: most short ones do not
     from .contention import Contention
 
 
-@dataclass(frozen=True)
-class Projection:
+@dataclass(frozen=True, eq=False, repr=False)
+class Projection(Frozen):
     """Energy of ``n`` units, projected from the measured per-unit energy.
 
     ``std_kwh`` follows the paper's convention: the per-unit spread scaled to ``n``
@@ -61,8 +62,8 @@ class Projection:
         )
 
 
-@dataclass(frozen=True)
-class DeviceEnergy:
+@dataclass(frozen=True, eq=False, repr=False)
+class DeviceEnergy(Frozen):
     """Energy of one device over the measured steps."""
 
     device: Device
@@ -76,8 +77,8 @@ class DeviceEnergy:
         return cls(device=Device.from_dict(dict(d)), energy_j=float(d["energy_j"]))
 
 
-@dataclass(frozen=True)
-class Measurement:
+@dataclass(frozen=True, eq=False, repr=False)
+class Measurement(Frozen):
     """What one window measured: the record everything downstream is built from."""
 
     name: str

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..frozen import Frozen
+
 # -- Student's t ----------------------------------------------------------------------------
 
 
@@ -103,8 +105,8 @@ def _t975_exact(df: int) -> float:
     return t_quantile(0.975, df)
 
 
-@dataclass(frozen=True)
-class Stats:
+@dataclass(frozen=True, eq=False, repr=False)
+class Stats(Frozen):
     """Per-unit energy over the windows of a measurement (joules per unit).
 
     ``mean`` is total energy / total units. ``std`` is the sample standard deviation of

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..constants import DEFAULT_MAX_TIME_S
 from ..fmt import fmt_rel_pm, fmt_sig, plural
+from ..frozen import Frozen
 from .estimates import METHODS, estimate, json_num_inf
 from .stats import num
 
@@ -50,8 +51,8 @@ def parse_precision(text: str | float) -> float:
 # -- stopping rule --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StopDecision:
+@dataclass(frozen=True, eq=False, repr=False)
+class StopDecision(Frozen):
     """What :meth:`StopRule.check` decided after a window.
 
     ``reason``: ``precision`` (target reached), ``time`` (time cap), ``max_steps``, or
@@ -117,8 +118,8 @@ class StopDecision:
         )
 
 
-@dataclass(frozen=True)
-class StopRule:
+@dataclass(frozen=True, eq=False, repr=False)
+class StopRule(Frozen):
     """When an adaptive measurement stops.
 
     ``precision``: target relative half-width of the 95% interval of the per-unit center

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
+from ..frozen import Frozen
 from ..options import Settings
 from . import xdist
 
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
 
 
-@dataclass(frozen=True)
-class HandedFacts:
+@dataclass(frozen=True, eq=False, repr=False)
+class HandedFacts(Frozen):
     """What the xdist controller decides once for every worker (``workerinput``)."""
 
     concurrent: bool = False  # other processes of the run measure at the same time

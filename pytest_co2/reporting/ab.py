@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..fmt import fmt_num, fmt_pct, fmt_sig
+from ..frozen import Frozen
 from .delta import WORK_QUANTITY, FailSpec
 from .storage import load_report
 
@@ -43,8 +44,8 @@ class ABError(Exception):
     """Bad input or a failed run, as one line (the CLI exits 2)."""
 
 
-@dataclass(frozen=True)
-class Side:
+@dataclass(frozen=True, eq=False, repr=False)
+class Side(Frozen):
     """One side of the A/B: its label, checkout root, working directory and environment."""
 
     label: str
@@ -98,8 +99,8 @@ def _inside(p: Path, root: Path) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Row:
+@dataclass(frozen=True, eq=False, repr=False)
+class Row(Frozen):
     """One measurement's paired values and decision."""
 
     nodeid: str
@@ -207,8 +208,8 @@ def _one_pair(
     return out
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, eq=False, repr=False)
+class Plan(Frozen):
     """How many pairs: the looks (pair counts at which to decide), each look's interval
     level, and the wall-clock cap after which no new pair starts."""
 

@@ -20,11 +20,12 @@ from ..carbon.intensity import lookup, monthly_values, paper_regions
 from ..carbon.intensity_value import Intensity, IntensityError, format_age, format_g_per_kwh
 from ..carbon.providers.base import ForecastPoint, iso
 from ..fmt import fmt_num, region_text
+from ..frozen import Frozen
 from .model import Result, TestRecord, all_results
 
 
-@dataclass(frozen=True)
-class Choice:
+@dataclass(frozen=True, eq=False, repr=False)
+class Choice(Frozen):
     """Where and when: a region (and month) with its intensity and the work's CO2e there."""
 
     region: str
@@ -44,8 +45,8 @@ class Choice:
         }
 
 
-@dataclass(frozen=True)
-class Advice:
+@dataclass(frozen=True, eq=False, repr=False)
+class Advice(Frozen):
     """The current choice, the lowest-emission region (yearly) and month (with data)."""
 
     current: Choice
@@ -92,8 +93,8 @@ def candidates(regions: Sequence[str] = ()) -> list[str]:
     return list(regions) or paper_regions()
 
 
-@dataclass(frozen=True)
-class Candidates:
+@dataclass(frozen=True, eq=False, repr=False)
+class Candidates(Frozen):
     """The intensities to choose from, looked up once per session: Eq. 1 is linear in the
     intensity, so the lowest one is the lowest emission for any energy."""
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..constants import STORAGE_DIR
 from ..fmt import fmt_num, fmt_pct
+from ..frozen import Frozen
 from .delta import FIELDS, Delta, FailSpec, compare_tests, missing_from
 from .model import TestRecord
 from .session import SessionInfo
@@ -71,8 +72,8 @@ def parse_save_name(text: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class Baseline:
+@dataclass(frozen=True, eq=False, repr=False)
+class Baseline(Frozen):
     """A saved run: its session facts and its test records (``storage.load_baseline``)."""
 
     session: SessionInfo
@@ -184,8 +185,8 @@ def inconclusive(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[str
 # -- the comparison ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Comparison:
+@dataclass(frozen=True, eq=False, repr=False)
+class Comparison(Frozen):
     """This run against a baseline: the JSON report's ``comparison`` block."""
 
     baseline: str

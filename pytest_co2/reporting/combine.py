@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..frozen import Frozen
 from ..measure.records import Measurement
 from .blocks import Input, combined_blocks
 from .json_report import Report
@@ -42,8 +43,8 @@ class CombineError(ReportError):
     """Inputs that cannot be combined (mixed runs, a shard twice, no report): one line."""
 
 
-@dataclass(frozen=True)
-class Part:
+@dataclass(frozen=True, eq=False, repr=False)
+class Part(Frozen):
     """One input report and where it was read from."""
 
     path: str

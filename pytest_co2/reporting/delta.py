@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import J_PER_KWH
+from ..frozen import Frozen
 from .model import Result, TestRecord
 
 if TYPE_CHECKING:
@@ -25,8 +26,8 @@ WORK_QUANTITY = "CPU work: the estimate less its wall-time idle share"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
 
 
-@dataclass(frozen=True)
-class FailSpec:
+@dataclass(frozen=True, eq=False, repr=False)
+class FailSpec(Frozen):
     """Fail when ``field`` (energy or co2e) grows by more than ``percent`` % over the baseline."""
 
     field: str
@@ -36,8 +37,8 @@ class FailSpec:
         return f"{self.field}:{self.percent:g}%"
 
 
-@dataclass(frozen=True)
-class Delta:
+@dataclass(frozen=True, eq=False, repr=False)
+class Delta(Frozen):
     """One measurement now and in the baseline (``base_*`` None when it is new)."""
 
     nodeid: str
@@ -154,8 +155,8 @@ class Delta:
         )
 
 
-@dataclass(frozen=True)
-class RunDrift:
+@dataclass(frozen=True, eq=False, repr=False)
+class RunDrift(Frozen):
     """The between-run spread two runs' own drift amounts to, and its line."""
 
     cv: float

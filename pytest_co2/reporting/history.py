@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..frozen import Frozen
 from ..measure.stats import t975
 from .baseline import delta_label
 from .delta import FailSpec, compare_tests
@@ -34,8 +35,8 @@ IMPROVEMENT = "improvement"
 NO_CHANGE = "no significant change"
 
 
-@dataclass(frozen=True)
-class SavedRun:
+@dataclass(frozen=True, eq=False, repr=False)
+class SavedRun(Frozen):
     """One saved report: its name (file stem), when it was saved, its commit (None: none
     recorded) and its tests."""
 
@@ -79,8 +80,8 @@ def load_runs(storage_dir: str | os.PathLike[str]) -> tuple[list[SavedRun], list
     return sorted(runs, key=lambda r: r.order_key), skipped
 
 
-@dataclass(frozen=True)
-class Point:
+@dataclass(frozen=True, eq=False, repr=False)
+class Point(Frozen):
     """One run's figure for a measurement: the per-unit energy (J) with its 95% interval
     (NaN: one window, no spread), the change against the reference run with the compare's
     decision (None for the first run), and the flag (``regression``/``improvement``) of a
@@ -114,8 +115,8 @@ class Point:
         }
 
 
-@dataclass(frozen=True)
-class Series:
+@dataclass(frozen=True, eq=False, repr=False)
+class Series(Frozen):
     """One measurement (test id and measurement name) over the runs that made it."""
 
     nodeid: str
@@ -131,8 +132,8 @@ class Series:
         return next((p for p in self.points if p.flagged), None)
 
 
-@dataclass(frozen=True)
-class History:
+@dataclass(frozen=True, eq=False, repr=False)
+class History(Frozen):
     """The runs in order, every matching measurement's series, the threshold."""
 
     runs: tuple[SavedRun, ...]

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..carbon.emission import Emission
 from ..carbon.equivalents import equivalents
+from ..frozen import Frozen
 from ..measure.records import Measurement, Projection
 from ..measure.stats import json_num, num
 
@@ -25,8 +26,8 @@ class ReportError(ValueError):
     """A report or baseline that is not what the schema says: names the first bad field."""
 
 
-@dataclass(frozen=True)
-class Result:
+@dataclass(frozen=True, eq=False, repr=False)
+class Result(Frozen):
     """One measurement with its projection, its emission and the what-if regions' CO2e."""
 
     measurement: Measurement
@@ -63,8 +64,8 @@ class Result:
         )
 
 
-@dataclass(frozen=True)
-class Budget:
+@dataclass(frozen=True, eq=False, repr=False)
+class Budget(Frozen):
     """A test's ``co2_budget``: limits (kg CO2e and/or kWh) and its projection target."""
 
     kg: float | None = None
@@ -100,8 +101,8 @@ class Budget:
         )
 
 
-@dataclass(frozen=True)
-class BudgetVerdict:
+@dataclass(frozen=True, eq=False, repr=False)
+class BudgetVerdict(Frozen):
     """A test's projected total against its budget, as recorded (JSON ``budget``);
     ``message`` says why it failed. Each quantity is decided by
     ``measure.budget_decision.budget_verdict`` (a
@@ -177,8 +178,8 @@ def rss(values: Iterable[float]) -> float:
     return math.sqrt(math.fsum(v * v for v in values))
 
 
-@dataclass(frozen=True)
-class Totals:
+@dataclass(frozen=True, eq=False, repr=False)
+class Totals(Frozen):
     """Sums over every measurement of a run (spreads added in quadrature)."""
 
     measurements: int

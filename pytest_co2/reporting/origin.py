@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..frozen import Frozen
+
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
 
@@ -55,8 +57,8 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | None, 
     return None, None
 
 
-@dataclass(frozen=True)
-class OriginInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class OriginInfo(Frozen):
     """``session.origin``: host key, run, shard and rank facts of the process that wrote a
     report, and whether it was elected the reader of its host's node-level devices."""
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fmt import fmt_sig
+from ..frozen import Frozen
 
 UNIT = "uJ"  # integer microjoules, in every export
 TOP = 5  # the entries in the summary and the report's ``top``
@@ -98,8 +99,8 @@ class Node:
         )
 
 
-@dataclass(frozen=True)
-class Entry:
+@dataclass(frozen=True, eq=False, repr=False)
+class Entry(Frozen):
     """A node ranked by its own energy, with its stack of frames."""
 
     path: tuple[str, ...]

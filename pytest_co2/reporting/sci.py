@@ -10,6 +10,7 @@ from typing import Any
 
 from ..carbon.sci import YEAR_S, Embodied, Sci, sci_per_unit
 from ..fmt import fmt_count, fmt_num, plural
+from ..frozen import Frozen
 from .model import Result, TestRecord
 
 STANDARD = "ISO/IEC 21031:2024 (Software Carbon Intensity, Green Software Foundation)"
@@ -20,8 +21,8 @@ MARKET_NOTE = (
 )
 
 
-@dataclass(frozen=True)
-class SciSetup:
+@dataclass(frozen=True, eq=False, repr=False)
+class SciSetup(Frozen):
     """The run's inputs to M and the market-based figures."""
 
     machine: Embodied | None = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..carbon.intensity_value import Intensity
 from ..carbon.providers.base import ForecastPoint
+from ..frozen import Frozen
 from .model import ReportError
 from .origin import OriginInfo
 from .session_parts import (
@@ -36,8 +37,8 @@ if TYPE_CHECKING:
     from ..backends.base import Backend
 
 
-@dataclass(frozen=True)
-class SessionInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class SessionInfo(Frozen):
     """The ``session`` block of a report. ``settings`` is the run's ``Settings.to_dict()``
     as written (its keys are the options' own); ``extra`` holds keys this version does not
     know. Every field may be None in a report read back (older or hand-written ones)."""

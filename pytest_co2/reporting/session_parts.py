@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..backends.base import Device
+from ..frozen import Frozen
 
 _T = TypeVar("_T")
 
@@ -31,8 +32,8 @@ def floats(values: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in dict(values or {}).items()}
 
 
-@dataclass(frozen=True)
-class CpuEstimateInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class CpuEstimateInfo(Frozen):
     """The CPU-time estimate's figures (``session.cpu_estimate``)."""
 
     basis: str
@@ -66,8 +67,8 @@ class CpuEstimateInfo:
         )
 
 
-@dataclass(frozen=True)
-class IdleInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class IdleInfo(Frozen):
     """``--co2-idle``: the idle power measured at start, per device id, and its use."""
 
     seconds: float
@@ -95,8 +96,8 @@ class IdleInfo:
         )
 
 
-@dataclass(frozen=True)
-class ExclusiveInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class ExclusiveInfo(Frozen):
     """The cross-process lock policy (``session.exclusive``) and, in lock mode, what the
     measured windows met (``windows``: waits, timeouts)."""
 
@@ -151,8 +152,8 @@ class ExclusiveInfo:
         )
 
 
-@dataclass(frozen=True)
-class WorkerFacts:
+@dataclass(frozen=True, eq=False, repr=False)
+class WorkerFacts(Frozen):
     """What one process opened (an xdist worker's ``workeroutput``, ``session.workers``):
     ``backend`` None when it measured nothing (then nothing else is said)."""
 
@@ -193,8 +194,8 @@ class WorkerFacts:
         )
 
 
-@dataclass(frozen=True)
-class RerenderInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class RerenderInfo(Frozen):
     """``pytest-co2 report``: the accounting a saved run was re-rendered for."""
 
     region: str | None
@@ -225,8 +226,8 @@ class RerenderInfo:
         )
 
 
-@dataclass(frozen=True)
-class CombinedInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class CombinedInfo(Frozen):
     """``pytest-co2 combine``: the reports joined into this one (``inputs``: one object each,
     with its file, run, shard, host key, rank and test count), what was counted once or
     refused (``notes``), and the shards that were missing."""

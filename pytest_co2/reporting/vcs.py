@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..frozen import Frozen
+
 #: The longest one git call may take (seconds) before the commit is left out.
 GIT_TIMEOUT_S = 5.0
 
@@ -23,8 +25,8 @@ GIT_TIMEOUT_S = 5.0
 GitRunner = Callable[[Sequence[str]], "str | None"]
 
 
-@dataclass(frozen=True)
-class CommitInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class CommitInfo(Frozen):
     """A saved run's commit. ``branch`` is None on a detached HEAD; ``dirty`` None when git
     could not say; ``committed`` is the commit time (ISO 8601 with its offset)."""
 

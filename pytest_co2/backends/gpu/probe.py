@@ -23,6 +23,8 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ...frozen import Frozen
+
 #: A pair of changes is used where its period is located to within this fraction of it.
 PRECISE = 0.25
 #: The probe stops once every counter has this many precisely located pairs.
@@ -31,8 +33,8 @@ PAIRS = 3
 MEASURED, AT_MOST, SPARSE, UNCHANGED = "measured", "at most", "too sparse", "unchanged"
 
 
-@dataclass(frozen=True)
-class PeriodProbe:
+@dataclass(frozen=True, eq=False, repr=False)
+class PeriodProbe(Frozen):
     """What the probe found for one counter: ``kind`` (see the module), the period it
     measured (``measured_s``, None otherwise), and the facts behind it."""
 

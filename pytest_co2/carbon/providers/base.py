@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ...frozen import Frozen
+
 
 class IntensityWarning(UserWarning):
     """A live intensity could not be used: the shipped data (or a stale cache) was."""
@@ -51,8 +53,8 @@ def g_value(value: Any, what: str) -> float:
     return x
 
 
-@dataclass(frozen=True)
-class ForecastPoint:
+@dataclass(frozen=True, eq=False, repr=False)
+class ForecastPoint(Frozen):
     """The forecast intensity over ``[start, end)``."""
 
     start: _dt.datetime
@@ -89,8 +91,8 @@ def points_from_starts(
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Reading:
+@dataclass(frozen=True, eq=False, repr=False)
+class Reading(Frozen):
     """What a provider answered: the current intensity of a zone and, if it has one, the
     forecast of the next hours."""
 

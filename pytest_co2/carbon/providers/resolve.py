@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ...frozen import Frozen
 from ..intensity_value import Intensity, format_g_per_kwh
 from .base import ForecastPoint, Provider, ProviderError, Reading, SourceError, iso
 from .cache import Cache, CacheError
@@ -78,8 +79,8 @@ def make_provider(
     raise SourceError(f"unknown intensity source {source!r}: expected {', '.join(SOURCES)}")
 
 
-@dataclass(frozen=True)
-class Resolved:
+@dataclass(frozen=True, eq=False, repr=False)
+class Resolved(Frozen):
     """The session's intensity and forecast, with the warnings to show and provider notes."""
 
     intensity: Intensity
