@@ -13,11 +13,13 @@ import contextlib
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .lock_dir import LockDirError, default_lock_dir
 from .lock_policy import Policy, lockable_devices
-from .locks import DeviceLock, LockTimeout, LockWait
+
+if TYPE_CHECKING:  # imported where a policy locks: a run that needs no lock skips the module
+    from .locks import DeviceLock, LockWait
 
 
 @dataclass
@@ -59,9 +61,11 @@ class WindowGuard:
         p = self.policy
         self.devices: tuple[str, ...] = p.devices
         self._keys: dict[str, str] = {d: d for d in p.devices}  # device id -> lock key
-        self.lock = (
-            DeviceLock(p.devices, p.lock_dir or default_lock_dir()) if p.mode == "lock" else None
-        )
+        self.lock = None
+        if p.mode == "lock":
+            from .locks import DeviceLock
+
+            self.lock = DeviceLock(p.devices, p.lock_dir or default_lock_dir())
         self._hooked = window_parts(self.backend)
         if self.backend is not None and self.lock is not None:
             self._follow()
@@ -77,6 +81,8 @@ class WindowGuard:
         keys = lock_keys(self.backend)
         if self.lock.held or set(keys.values()) == set(self.lock.devices):
             return
+        from .locks import DeviceLock
+
         self.devices, self._keys = tuple(keys), dict(keys)
         self.lock = DeviceLock(keys.values(), self.policy.lock_dir or default_lock_dir())
 
@@ -95,6 +101,8 @@ class WindowGuard:
     def _lock_enter(self, window: Any) -> None:
         if self.lock is None:
             return
+        from .locks import LockTimeout
+
         if self.backend is not None:
             self._follow()
         ids = ", ".join(self.devices)
