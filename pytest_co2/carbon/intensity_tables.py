@@ -106,10 +106,14 @@ def data_text(filename: str) -> str:
 @cache
 def shipped_table() -> Table:
     yearly: dict[str, Intensity] = {}
-    for row in csv.DictReader(io.StringIO(data_text("intensity_yearly.csv"), newline="")):
-        code = row["region"]
+    rows = csv.reader(io.StringIO(data_text("intensity_yearly.csv"), newline=""))
+    col = {name: i for i, name in enumerate(next(rows))}  # rows, not dicts: read every run
+    c_region, c_name, c_g = col["region"], col["name"], col["g_co2e_per_kwh"]
+    c_year, c_source = col["year"], col["source"]
+    for cells in rows:
+        code = cells[c_region]
         yearly[code] = Intensity(
-            code, row["name"], float(row["g_co2e_per_kwh"]), int(row["year"]), None, row["source"]
+            code, cells[c_name], float(cells[c_g]), int(cells[c_year]), None, cells[c_source]
         )
     names = {code: it.name for code, it in yearly.items()}
     monthly: dict[str, dict[int, float]] = {}
