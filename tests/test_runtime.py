@@ -89,3 +89,8 @@ def test_a_run_that_measures_nothing_makes_the_process_part_only_for_its_header(
     assert not (pytester.path / "made").exists()
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert (pytester.path / "made").exists()  # the header says what was done: done first
+    for measuring in ("--co2-all", "--co2-profile=p.folded"):  # quiet, but it measures
+        (pytester.path / "made").unlink()
+        result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", measuring)
+        result.assert_outcomes(passed=1)
+        assert (pytester.path / "made").exists(), measuring

@@ -113,6 +113,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.profile is not None:  # only then: no profile hook runs per test otherwise
         from .profile import register
 
+        state.runtime_line()  # every test is read: the quiet runtime is made in full first
         register(
             config,
             state.provider,
