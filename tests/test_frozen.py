@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError, dataclass, field
+from dataclasses import FrozenInstanceError, dataclass, field, fields
 
 import pytest
 
@@ -64,3 +64,19 @@ def test_every_frozen_record_of_the_package_uses_it() -> None:
                     if "Frozen" not in bases or "eq=False" not in text:
                         slips.append(f"{path.relative_to(root)}:{node.name}")
     assert slips == []
+
+
+def test_the_fields_are_looked_up_once_per_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_co2 import frozen
+
+    looked_up: list[type] = []
+
+    def counting_fields(cls: type) -> tuple[object, ...]:
+        looked_up.append(cls)
+        return fields(cls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(frozen, "_NAMES", {})
+    monkeypatch.setattr(frozen, "fields", counting_fields)
+    a, b = Point(1.0), Point(1.0)
+    assert a == b and hash(a) == hash(b) and repr(a) == "Point(x=1.0, y=0.0, tags=())"
+    assert looked_up == [Point]

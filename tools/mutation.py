@@ -59,6 +59,7 @@ PURE_MODULES = (
     "backends/rapl.py",
     "backends/estimate.py",
     "backends/cpu_power.py",
+    "frozen.py",
 )
 
 KILLED = {1, 3, 36, 24, -24, 152, 255, 37}  # killed, pytest internal error, timeouts, type check
