@@ -11,7 +11,8 @@ than the plugin. Every variant's tree (this checkout, or ``--against DIR``) is p
 Printed, per variant:
 
 - ratios: the median wall time and CPU time (user + system of the child) of ``--runs``
-  rounds, over plain's. A round runs every variant once, back to back, in an order rotated
+  rounds, over plain's, and the middle half of the rounds' own wall ratios (variant over the
+  plain run of the same round): a spread wider than a goal's margin means the host decided. A round runs every variant once, back to back, in an order rotated
   by one each round (no variant always runs first), so that drift hits all alike;
 - per test: the plugin's cost in ms per test, (variant - plain) / tests, the median over the
   rounds of the difference within each round (wall and CPU). On a VM whose CPU speed flips
@@ -179,6 +180,16 @@ def rounds(
     return times
 
 
+def _spread(ts: list[tuple[float, float]], base: list[tuple[float, float]]) -> str:
+    """The middle half of the rounds' wall ratios (variant / plain of the same round): when it
+    is wider than a goal's margin, the host's drift decides the ratio, not the plugin."""
+    if len(ts) < 4 or ts is base:
+        return ""
+    ratios = [w / bw for (w, _), (bw, _) in zip(ts, base, strict=True)]
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return f"; rounds {q1:.3f}-{q3:.3f}x (middle half)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=200)
@@ -225,7 +236,7 @@ def main() -> None:
         cpu = statistics.median(c for _, c in ts)
         print(
             f"{name:>24}: wall {wall:.3f} s ({wall / plain_wall:.3f}x plain), "
-            f"CPU {cpu:.3f} s ({cpu / plain_cpu:.3f}x plain)"
+            f"CPU {cpu:.3f} s ({cpu / plain_cpu:.3f}x plain){_spread(ts, base)}"
         )
     print("per test (median over rounds of (variant - plain) / tests), Python calls in pytest_co2:")
     for name, ts in times.items():
