@@ -216,3 +216,27 @@ def test_loaders():
         "--co2-all", "--co2-backend=constant:1", "-p", "no:randomly", "-p", "no:cacheprovider"
     )
     result.assert_outcomes(passed=2)
+
+
+def test_the_header_waits_for_a_test_that_measures(fake_clock_pytester: pytest.Pytester) -> None:
+    """Without --co2-all the header is shown after collection, and only if a test measures:
+    a suite that does not use the plugin opens no backend for it. (The files' names are this
+    test's own: an in-process run would find the suite's test_meter module.)"""
+    p = fake_clock_pytester
+    p.makepyfile(test_hdr_plain="def test_a():\n    pass\n")
+    p.makepyfile(
+        test_hdr_meter="def test_m(co2_meter):\n    with co2_meter.measure('m'):\n        pass\n"
+    )
+    plain = p.runpytest("--co2-backend=constant:100", "-p", "no:cacheprovider", "test_hdr_plain.py")
+    plain.assert_outcomes(passed=1)
+    assert not [line for line in plain.outlines if line.startswith("co2")]
+    both = p.runpytest("--co2-backend=constant:100", "-p", "no:cacheprovider")
+    both.assert_outcomes(passed=2)
+    collected = both.outlines.index("collected 2 items")
+    assert both.outlines[collected + 1].startswith("co2: backend constant")
+    assert not [line for line in both.outlines[:collected] if line.startswith("co2")]
+    early = p.runpytest("--co2-backend=constant:100", "-p", "no:cacheprovider", "--co2-all")
+    early.assert_outcomes(passed=2)
+    assert early.outlines.index("collected 2 items") > next(
+        i for i, line in enumerate(early.outlines) if line.startswith("co2: backend constant")
+    )

@@ -74,9 +74,10 @@ def test_the_process_part_is_made_on_first_use_and_once(monkeypatch: pytest.Monk
     assert quiet.line() == expected and calls == ["glibc"]
 
 
-def test_a_run_that_measures_nothing_makes_the_process_part_only_for_its_header(
-    pytester: pytest.Pytester,
-) -> None:
+def test_the_process_part_is_made_only_where_a_test_measures(pytester: pytest.Pytester) -> None:
+    """A run whose tests measure nothing makes it at no verbosity (its header is deferred to
+    after collection, and then not needed); a measuring run makes it before its first test,
+    quiet or not."""
     probe = (
         "import pytest\n"
         "from pytest_co2.plugin import runtime\n"
@@ -84,13 +85,20 @@ def test_a_run_that_measures_nothing_makes_the_process_part_only_for_its_header(
         "    runtime._keep_freed_memory = lambda: config.rootpath.joinpath('made').touch() or 1\n"
     )
     pytester.makeconftest(probe)
-    pytester.makepyfile("def test_a():\n    pass\n")
-    pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=1)
-    assert not (pytester.path / "made").exists()
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
-    assert (pytester.path / "made").exists()  # the header says what was done: done first
-    for measuring in ("--co2-all", "--co2-profile=p.folded"):  # quiet, but it measures
-        (pytester.path / "made").unlink()
-        result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider", measuring)
+    pytester.makepyfile(test_rt_plain="def test_a():\n    pass\n")
+    pytester.makepyfile(
+        test_rt_meter="def test_m(co2_meter):\n    with co2_meter.measure('m'):\n        pass\n"
+    )
+    made = pytester.path / "made"
+    for args in (["-q"], []):
+        result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider", "test_rt_plain.py")
         result.assert_outcomes(passed=1)
-        assert (pytester.path / "made").exists(), measuring
+        assert not made.exists(), args
+        assert "co2: backend" not in result.stdout.str()
+    runs = (["test_rt_meter.py"], ["-q", "test_rt_meter.py"])
+    runs += tuple(["-q", m, "test_rt_plain.py"] for m in ("--co2-all", "--co2-profile=p.folded"))
+    for args in runs:
+        result = pytester.runpytest_subprocess(*args, "-p", "no:cacheprovider")
+        result.assert_outcomes(passed=1)
+        assert made.exists(), args
+        made.unlink()

@@ -135,6 +135,11 @@ class Co2Session:
             self._runtest = RuntestHooks(self)
             self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
 
+    def measure_known(self) -> bool:
+        """Whether this process is known to measure: a test does (the per-test hooks are
+        registered), or ``--co2-profile`` reads every test."""
+        return self._runtest is not None or self.settings.profile is not None
+
     def runtime_line(self) -> str | None:
         """What the quiet runtime did (None: switched off)."""
         quiet = self.config.stash.get(RUNTIME_KEY, None)

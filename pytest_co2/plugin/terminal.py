@@ -24,8 +24,26 @@ class Co2Terminal:
 
     def __init__(self, session: Co2Session) -> None:
         self.session = session
+        self._header_deferred = False
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        """The header, when the run is known to measure (``--co2-all``, ``--co2-profile``, an
+        xdist controller); otherwise only a recovered journal's note now, and the rest after
+        collection if a test measures (:meth:`pytest_report_collectionfinish`): a run whose
+        tests measure nothing opens no backend and reads no table for its header."""
+        if not self.session.measure_known():
+            self._header_deferred = True
+            note = self.session.recovery_note
+            return [printable(note)] if note else []
+        return self._header(config, with_note=True)
+
+    def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
+        if not self._header_deferred or not self.session.measure_known():
+            return []
+        self._header_deferred = False
+        return self._header(config, with_note=False)
+
+    def _header(self, config: pytest.Config, *, with_note: bool) -> list[str]:
         from ..backends import find_part
         from ..backends.estimate import EstimateBackend
         from ..fmt import wrap
@@ -52,7 +70,7 @@ class Co2Terminal:
             policy = provider.policy
             if policy is not None and (policy.mode != "not needed" or state.role != "single"):
                 lines.append("co2: " + policy.describe())
-        if state.recovery_note:
+        if state.recovery_note and with_note:
             lines.append(state.recovery_note)
         runtime_note = state.runtime_line()
         if runtime_note:
