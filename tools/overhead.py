@@ -35,7 +35,10 @@ Printed, per variant:
   20 ms have passed: at 50x, after every test), so the counts of a measuring variant are an
   upper bound. The ratios above stay the goal's measure.
 
-    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions]
+    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions] [--header]
+
+``--header`` also runs plain and plugin loaded at pytest's default verbosity: every other
+variant runs with ``-q``, which shows no header, and the plugin's header is work of its own.
 
 ``--against DIR`` also runs the plugin of another checkout (DIR first on ``PYTHONPATH``, e.g.
 the main checkout or a worktree of the previous revision), interleaved with this one's: a
@@ -57,6 +60,8 @@ from pathlib import Path
 
 HERE = str(Path(__file__).resolve().parent.parent)  # this checkout
 PLAIN = "plain (-p no:co2)"
+PLAIN_HEADER = "plain, header shown"
+LOADED_HEADER = "plugin loaded, header shown"
 
 # The child of a counted run: argv is TREE OUT -- pytest args. It counts the Python calls made
 # in TREE/pytest_co2/ inside and outside the tests' run protocol, and writes them to OUT.
@@ -198,6 +203,11 @@ def main() -> None:
     parser.add_argument(
         "--instructions", action="store_true", help="also count instructions (cachegrind)"
     )
+    parser.add_argument(
+        "--header",
+        action="store_true",
+        help="also run plain and plugin loaded at pytest's default verbosity (the header shown)",
+    )
     args = parser.parse_args()
     variants: dict[str, tuple[list[str], str]] = {
         PLAIN: (["-p", "no:co2"], HERE),
@@ -205,6 +215,9 @@ def main() -> None:
         "--co2-all": (["--co2-all"], HERE),
         "--co2-profile": (["--co2-profile=profile.folded"], HERE),
     }
+    if args.header:  # -q (the other variants) shows no header: a run without it may do less
+        variants[PLAIN_HEADER] = (["-p", "no:co2", "--verbosity=0"], HERE)
+        variants[LOADED_HEADER] = (["--verbosity=0"], HERE)
     if args.against:
         other = os.path.abspath(args.against)
         variants["plugin loaded (against)"] = ([], other)
@@ -255,6 +268,16 @@ def main() -> None:
         print("instructions (cachegrind, one run each):")
         for name, count in instructions.items():
             print(f"{name:>24}: {count / 1e9:.3f} G ({count / instructions[PLAIN]:.3f}x plain)")
+    if args.header:
+        wall = statistics.median(w for w, _ in times[LOADED_HEADER]) / statistics.median(
+            w for w, _ in times[PLAIN_HEADER]
+        )
+        counted = (
+            f", instructions {instructions[LOADED_HEADER] / instructions[PLAIN_HEADER]:.3f}x"
+            if instructions
+            else ""
+        )
+        print(f"header shown, plugin loaded over plain: wall {wall:.3f}x{counted}")
 
 
 if __name__ == "__main__":
