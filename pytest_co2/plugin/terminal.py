@@ -34,7 +34,7 @@ class Co2Terminal:
         if not self.session.measure_known():
             self._header_deferred = True
             note = self.session.recovery_note
-            return [printable(note)] if note else []
+            return self._wrapped(config, [note]) if note else []
         return self._header(config, with_note=True)
 
     def pytest_report_collectionfinish(self, config: pytest.Config) -> list[str]:
@@ -46,7 +46,6 @@ class Co2Terminal:
     def _header(self, config: pytest.Config, *, with_note: bool) -> list[str]:
         from ..backends import find_part
         from ..backends.estimate import EstimateBackend
-        from ..fmt import wrap
         from .live_intensity import header_lines
 
         state = self.session
@@ -85,6 +84,12 @@ class Co2Terminal:
                 f"{r} {v.g_per_kwh:g} g/kWh" for r, v in state.accounting.whatif.items()
             )
             lines.append("co2: what-if regions (yearly): " + whatif)
+        return self._wrapped(config, lines)
+
+    @staticmethod
+    def _wrapped(config: pytest.Config, lines: list[str]) -> list[str]:
+        from ..fmt import wrap
+
         width = terminal_width(config.pluginmanager.get_plugin("terminalreporter"))
         return [printable(p) for line in lines for p in wrap(line, width, indent="co2:   ")]
 
