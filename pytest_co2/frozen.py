@@ -1,20 +1,37 @@
-"""The value methods of the package's frozen dataclasses, written once.
+"""The package's record types: frozen dataclasses whose methods are written once, here.
 
-Each record type is ``@dataclass(frozen=True, eq=False, repr=False)`` over :class:`Frozen`:
-the dataclass makes ``__init__`` and the frozen ``__setattr__``/``__delattr__``, and this base
-gives the ``__eq__``, ``__hash__`` and ``__repr__`` that ``@dataclass(frozen=True)`` would
-generate: equal when of the same class with equal fields in order, hashed by the fields,
-shown as ``Name(field=value, ...)``. Before Python 3.13 ``dataclass`` compiles every method it
-generates on its own, at import: a frozen class costs six compilations, three of them these.
-The plugin defines some thirty such classes on the way to its first measurement.
+Each record is ``@record`` over :class:`Frozen`. ``record`` makes the class a dataclass
+(``fields``, ``replace``, ``asdict`` and type checkers see one, frozen) without generating
+code: before Python 3.13 ``dataclass`` compiles every method it generates on its own, at
+import, six for a frozen class, and the plugin defines some thirty records on the way to its
+first measurement (about 0.5 ms each). Instead:
+
+- ``__init__`` is one function per class made from a closure over the fields: it takes the
+  same arguments as the generated one (positional or keyword, defaults, ``default_factory``
+  called per instance, ``init=False`` fields, ``__post_init__``) and raises ``TypeError`` for
+  the same calls;
+- :class:`Frozen` gives ``__setattr__``/``__delattr__`` (``FrozenInstanceError``), and the
+  ``__eq__`` (same class, fields in order), ``__hash__`` and ``__repr__`` that
+  ``@dataclass(frozen=True)`` would.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+from collections.abc import Callable
+from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from typing_extensions import dataclass_transform
+else:  # typing has it from Python 3.11; the marker only informs type checkers
+
+    def dataclass_transform(**_: Any) -> Callable[[_T], _T]:
+        return lambda decorated: decorated
+
 
 _NAMES: dict[type, tuple[str, ...]] = {}
+_T = TypeVar("_T")
+_set_attribute = object.__setattr__
 
 
 def _names(cls: type) -> tuple[str, ...]:
@@ -26,9 +43,15 @@ def _names(cls: type) -> tuple[str, ...]:
 
 
 class Frozen:
-    """Equality, hash and repr by the dataclass fields (see the module)."""
+    """Immutability, equality, hash and repr by the dataclass fields (see the module)."""
 
     __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
     def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _names(type(self)))
@@ -44,3 +67,66 @@ class Frozen:
     def __repr__(self) -> str:
         shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _names(type(self)))
         return f"{type(self).__qualname__}({shown})"
+
+
+@dataclass_transform(frozen_default=True, eq_default=False, field_specifiers=(field,))
+def record(cls: type[_T]) -> type[_T]:
+    """Make ``cls`` a dataclass with the closure ``__init__`` of the module docstring.
+
+    Freezing, equality, hash and repr come from :class:`Frozen`; a class not derived from it
+    keeps its own (identity equality unless it defines one)."""
+    dataclass(init=False, eq=False, repr=False)(cls)
+    cls.__init__ = _make_init(cls)  # type: ignore[method-assign]
+    return cls
+
+
+def _make_init(cls: type) -> Callable[..., None]:
+    every: tuple[Field[Any], ...] = fields(cls)
+    names = tuple(f.name for f in every if f.init)
+    accepted = frozenset(names)
+    count = len(names)
+    # the fields that may be left out, in order: name, default, whether it is a factory
+    optional: tuple[tuple[str, Any, bool], ...] = tuple(
+        (f.name, f.default_factory if f.default is MISSING else f.default, f.default is MISSING)
+        for f in every
+        if f.default is not MISSING or f.default_factory is not MISSING
+    )
+    always = any(not f.init for f in every if f.name in {name for name, _, _ in optional})
+    post_init = getattr(cls, "__post_init__", None)
+    title = f"{cls.__qualname__}.__init__()"
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) > count:
+            raise TypeError(
+                f"{title} takes {count} positional arguments but {len(args)} were given"
+            )
+        values = dict(zip(names, args, strict=False))  # the rest by keyword or default
+        if kwargs:
+            if not kwargs.keys() <= accepted or not kwargs.keys().isdisjoint(values):
+                raise TypeError(_bad_keywords(title, accepted, values, kwargs))
+            values.update(kwargs)
+        if len(values) < count or always:  # some left out, or init=False fields to fill
+            for name, default, factory in optional:
+                if name not in values:
+                    values[name] = default() if factory else default
+            if not values.keys() >= accepted:
+                missing = [name for name in names if name not in values]
+                raise TypeError(
+                    f"{title} missing required arguments: {', '.join(map(repr, missing))}"
+                )
+        _set_attribute(self, "__dict__", values)
+        if post_init is not None:
+            post_init(self)
+
+    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+    return __init__
+
+
+def _bad_keywords(
+    title: str, accepted: frozenset[str], given: dict[str, Any], kwargs: dict[str, Any]
+) -> str:
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        return f"{title} got an unexpected keyword argument {unknown[0]!r}"
+    twice = sorted(set(kwargs) & set(given))
+    return f"{title} got multiple values for argument {twice[0]!r}"

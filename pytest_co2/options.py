@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import FrozenInstanceError, asdict, dataclass, field, fields
+from dataclasses import FrozenInstanceError, asdict, field, fields
 from typing import TYPE_CHECKING, Any
 
 from .constants import DEFAULT_MAX_TIME_S, DEFAULT_PRECISION, DEFAULT_PUE, DEFAULT_REGION, LATEST
+from .frozen import record
 from .option_parsers import (
     normalize_month,
     parse_backend,
@@ -142,7 +143,7 @@ def _opt(parse: Callable[[str], Any], help: str, metavar: str | None = None, **k
     return {_OPTION: Option(parse, help, metavar, **kw)}
 
 
-@dataclass(eq=False, repr=False)  # frozen by hand below: generated methods cost at import
+@record  # no generated code at import (see pytest_co2.frozen); frozen by hand below
 class Settings:
     """Everything the plugin needs from the command line, environment and ini, checked.
 
@@ -548,13 +549,11 @@ class Settings:
             "G_PER_KWH",
         ),
     )
-    # where each non-default came from; the last field: __setattr__ reads it as "complete"
+    # where each non-default came from
     sources: dict[str, str] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if "sources" in self.__dict__:  # set last by __init__: the settings are complete
-            raise FrozenInstanceError(f"cannot assign to field {name!r}: the settings are fixed")
-        object.__setattr__(self, name, value)
+        raise FrozenInstanceError(f"cannot assign to field {name!r}: the settings are fixed")
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r}: the settings are fixed")

@@ -93,7 +93,8 @@ def judged_regression(command: str, proc: subprocess.CompletedProcess[str]) -> b
     return (
         "--co2-compare-fail=" in command
         and proc.returncode == pytest.ExitCode.TESTS_FAILED
-        and "co2 compared with " in proc.stdout
-        and "co2 regression: " in proc.stdout
+        # a long path or node id goes on a line of its own: match across the break
+        and re.search(r"co2 compared with\s", proc.stdout) is not None
+        and re.search(r"co2 regression:\s", proc.stdout) is not None
         and re.search(r"\b\d+ (failed|errors?)\b", proc.stdout) is None
     )

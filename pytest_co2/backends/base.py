@@ -11,10 +11,9 @@ import abc
 import enum
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 
 class Method(str, enum.Enum):
@@ -29,7 +28,7 @@ class Method(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Device(Frozen):
     """One thing whose energy is read: a GPU, a CPU package, DRAM, a process estimate."""
 

@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 DEFAULT_ROOT = Path("/")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Snapshot(Frozen):
     """Cumulative counters at one instant (``wall_s`` on the caller's clock)."""
 

@@ -10,14 +10,14 @@ what was missing and the caller falls back.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .cpuinfo import DEFAULT_ROOT, read_cpuinfo
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CpuAllowance(Frozen):
     """How many CPUs (hardware threads) the process may use, and why."""
 

@@ -21,10 +21,9 @@ import functools
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from importlib import resources
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .cpuinfo import CpuInfo, match_cpu_model, microarchitecture
 from .virtualization import Virtualization
 
@@ -68,7 +67,7 @@ def check_watts_per_thread(
 
 
 # -- the shipped table ---------------------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PowerRow(Frozen):
     """One row of the table: medians (and quartiles) of watts per thread over ``n`` results."""
 
@@ -94,7 +93,7 @@ class PowerRow(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PowerTable(Frozen):
     recent: PowerRow
     architectures: Mapping[str, PowerRow]  # id -> row; the row's ``microarchitecture`` is its name
@@ -183,7 +182,7 @@ def power_table() -> PowerTable:
 
 
 # -- choosing the watts per thread ---------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PerThreadPower(Frozen):
     """Idle and full-load watts per hardware thread, and where they come from."""
 

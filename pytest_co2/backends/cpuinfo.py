@@ -18,10 +18,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 DEFAULT_ROOT = Path("/")
 # Test-only: the test suite names a fake machine's "/" here so that its runs see one host
@@ -35,7 +34,7 @@ def host_root() -> Path:
 
 
 # -- /proc/cpuinfo ------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CpuInfo(Frozen):
     """What ``/proc/cpuinfo`` says about the first CPU, and how many CPUs it lists."""
 

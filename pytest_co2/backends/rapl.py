@@ -35,10 +35,9 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
 from .cpuinfo import host_root
 
@@ -77,7 +76,7 @@ def permission_fix(root: str | os.PathLike[str]) -> str:
     )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RaplDomain(Frozen):
     """One counted powercap domain."""
 

@@ -7,14 +7,13 @@ missing or malformed file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .cpuinfo import DEFAULT_ROOT, CpuInfo
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Virtualization(Frozen):
     is_vm: bool
     hypervisor: str  # "KVM", "Hyper-V", ...; "" when not named

@@ -12,11 +12,10 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..constants import DEFER_MARKER, DEFER_MARKER_HELP
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .forecast import MIN_DURATION_S, StartTime, best_start
 from .intensity_value import MAX_G_PER_KWH, Intensity, format_age, format_g_per_kwh
 from .providers.base import ForecastPoint
@@ -54,7 +53,7 @@ def not_live_reason(intensity: Intensity | None) -> str | None:
     return None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Deferral(Frozen):
     """The decision for one threshold: ``defer`` or run, and why (``reason``)."""
 

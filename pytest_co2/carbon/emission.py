@@ -8,11 +8,10 @@ as the paper does: the std of the energy scaled by the same factors.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import DEFAULT_PUE, J_PER_KWH
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 if TYPE_CHECKING:
     from .intensity_value import Intensity
@@ -105,7 +104,7 @@ def co2e_kg(energy_kwh: float, intensity_g_per_kwh: float, pue: float = DEFAULT_
     return energy_kwh * pue * intensity_g_per_kwh / 1000.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Emission(Frozen):
     """The CO2e of an energy at one intensity, with the uncertainty carried linearly."""
 

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from functools import cache
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 __all__ = ["Factor", "equivalents", "factors", "format_equivalents", "format_number"]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Factor(Frozen):
     """Grams of CO2e per unit of an everyday activity."""
 

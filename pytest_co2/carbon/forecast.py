@@ -11,17 +11,16 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .providers.base import ForecastPoint, iso
 
 DEFAULT_HORIZON_S = 24 * 3600.0
 MIN_DURATION_S = 1.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class StartTime(Frozen):
     """The lowest-emission start of a run and its comparison with starting now."""
 

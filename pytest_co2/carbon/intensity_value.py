@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 
 class IntensityError(ValueError):
     """A region, month, intensity value or intensity file that cannot be used (one-line message)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Intensity(Frozen):
     """One carbon-intensity value and where it comes from."""
 

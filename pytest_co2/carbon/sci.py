@@ -17,11 +17,10 @@ shipped.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from ..constants import J_PER_KWH
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 YEAR_S = 365.25 * 86400.0  # a Julian year: lifetimes in years amortise per second by this
 MAX_EMBODIED_KG = 1e6  # a rack of GPUs is tens of tonnes at most
@@ -42,7 +41,7 @@ def _number(text: str, what: str, spec: str, lo: float, hi: float, *, lo_open: b
     return x
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Embodied(Frozen):
     """A user-given embodied figure: kg CO2e of one machine (or GPU) over its lifetime;
     ``share``: the machine's resource share, when given (None: from the CPUs held)."""
@@ -85,7 +84,7 @@ def parse_embodied_gpu(text: str) -> Embodied:
     return _parse(text, with_share=False)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Sci(Frozen):
     """One measurement's SCI per unit, and its parts (grams CO2e per unit)."""
 

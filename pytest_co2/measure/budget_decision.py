@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from ..fmt import fmt_sig
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .estimates import Z975, json_num_inf
 from .stats import num
 
@@ -21,7 +21,7 @@ UNDER = "under"
 TOO_CLOSE = "too close"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class BudgetDecision(Frozen):
     """A projection against a budget: ``over`` (the interval's lower bound is above it),
     ``under`` (its upper bound is below it) or ``too close`` (the budget is inside it).

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from ..backends.contention import Snapshot
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 #: How far apart two runs' contention may be before a comparison of them is refused, per
 #: signal: this process's wait share (fraction), the run queue (extra runnable tasks per
@@ -61,7 +61,7 @@ RUN_QUEUE_CV = 0.03
 MENTION_CV = 0.02
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Contention(Frozen):
     """What the machine was doing while a measurement ran (fractions in [0, 1], or None)."""
 
@@ -157,7 +157,7 @@ def contention_between(start: Snapshot, end: Snapshot) -> Contention:
     )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Allowance(Frozen):
     """What the contention of two runs allows a comparison of them to conclude.
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from ..fmt import fmt_pct, fmt_rel_pm, fmt_sig
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .estimates import Z975, Estimate, estimate, json_num_inf
 from .stats import num, t_quantile
 
@@ -34,7 +34,7 @@ NO_REGRESSION = "no regression"
 INCONCLUSIVE = "inconclusive"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CompareDecision(Frozen):
     """One measurement against its baseline. Fractions: ``change`` 0.052 is +5.2%.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .stats import num, t_quantile
 
 LEVEL = 0.95  # every interval here is a two-sided 95% interval
@@ -26,7 +26,7 @@ METHODS = ("mean", "trimmed")
 # -- estimates ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Estimate(Frozen):
     """A center of per-unit energies (J) with its standard error, as a t interval needs.
 

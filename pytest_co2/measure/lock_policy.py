@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..backends.base import Device, Method
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .lock_dir import default_lock_dir, open_to_others
 
 LOCKED_METHODS = (Method.COUNTER, Method.POLLED)
@@ -39,7 +38,7 @@ def lockable_devices(devices: Iterable[Device]) -> tuple[Device, ...]:
     return tuple(d for d in devices if d.shared and d.method in LOCKED_METHODS)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Policy(Frozen):
     """What this run does about processes sharing a counter device."""
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Device
 from ..constants import J_PER_KWH
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .stats import Stats, json_num, num, t975
 
 if TYPE_CHECKING:  # imported where a record has contention: most short ones do not
     from .contention import Contention
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Projection(Frozen):
     """Energy of ``n`` units, projected from the measured per-unit energy.
 
@@ -62,7 +62,7 @@ class Projection(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class DeviceEnergy(Frozen):
     """Energy of one device over the measured steps."""
 
@@ -77,7 +77,7 @@ class DeviceEnergy(Frozen):
         return cls(device=Device.from_dict(dict(d)), energy_j=float(d["energy_j"]))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Measurement(Frozen):
     """What one window measured: the record everything downstream is built from."""
 

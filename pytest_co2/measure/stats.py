@@ -9,10 +9,9 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 # -- Student's t ----------------------------------------------------------------------------
 
@@ -105,7 +104,7 @@ def _t975_exact(df: int) -> float:
     return t_quantile(0.975, df)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Stats(Frozen):
     """Per-unit energy over the windows of a measurement (joules per unit).
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from ..constants import DEFAULT_MAX_TIME_S
 from ..fmt import fmt_rel_pm, fmt_sig, plural
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .estimates import METHODS, estimate, json_num_inf
 from .stats import num
 
@@ -51,7 +51,7 @@ def parse_precision(text: str | float) -> float:
 # -- stopping rule --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class StopDecision(Frozen):
     """What :meth:`StopRule.check` decided after a window.
 
@@ -118,7 +118,7 @@ class StopDecision(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class StopRule(Frozen):
     """When an adaptive measurement stops.
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from ..options import Settings
 from . import xdist
 
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
 WORKER_FACTS_KEY = "co2"  # in workerinput (controller -> worker) and workeroutput (back)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class HandedFacts(Frozen):
     """What the xdist controller decides once for every worker (``workerinput``)."""
 

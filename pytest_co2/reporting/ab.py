@@ -22,12 +22,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..fmt import fmt_num, fmt_pct, fmt_sig
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .delta import WORK_QUANTITY, FailSpec
 from .storage import load_report
 
@@ -44,7 +43,7 @@ class ABError(Exception):
     """Bad input or a failed run, as one line (the CLI exits 2)."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Side(Frozen):
     """One side of the A/B: its label, checkout root, working directory and environment."""
 
@@ -99,7 +98,7 @@ def _inside(p: Path, root: Path) -> bool:
     return True
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Row(Frozen):
     """One measurement's paired values and decision."""
 
@@ -208,7 +207,7 @@ def _one_pair(
     return out
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Plan(Frozen):
     """How many pairs: the looks (pair counts at which to decide), each look's interval
     level, and the wall-clock cap after which no new pair starts."""

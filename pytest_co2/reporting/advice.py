@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..carbon.accounting import Accounting
@@ -20,11 +19,11 @@ from ..carbon.intensity import lookup, monthly_values, paper_regions
 from ..carbon.intensity_value import Intensity, IntensityError, format_age, format_g_per_kwh
 from ..carbon.providers.base import ForecastPoint, iso
 from ..fmt import fmt_num, region_text
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .model import Result, TestRecord, all_results
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Choice(Frozen):
     """Where and when: a region (and month) with its intensity and the work's CO2e there."""
 
@@ -45,7 +44,7 @@ class Choice(Frozen):
         }
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Advice(Frozen):
     """The current choice, the lowest-emission region (yearly) and month (with data)."""
 
@@ -93,7 +92,7 @@ def candidates(regions: Sequence[str] = ()) -> list[str]:
     return list(regions) or paper_regions()
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Candidates(Frozen):
     """The intensities to choose from, looked up once per session: Eq. 1 is linear in the
     intensity, so the lowest one is the lowest emission for any energy."""

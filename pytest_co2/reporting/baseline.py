@@ -18,12 +18,11 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import STORAGE_DIR
 from ..fmt import fmt_num, fmt_pct
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .delta import FIELDS, Delta, FailSpec, compare_tests, missing_from
 from .model import TestRecord
 from .session import SessionInfo
@@ -72,7 +71,7 @@ def parse_save_name(text: str) -> str:
     return name
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Baseline(Frozen):
     """A saved run: its session facts and its test records (``storage.load_baseline``)."""
 
@@ -185,7 +184,7 @@ def inconclusive(deltas: Sequence[Delta], specs: Sequence[FailSpec]) -> list[str
 # -- the comparison ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Comparison(Frozen):
     """This run against a baseline: the JSON report's ``comparison`` block."""
 

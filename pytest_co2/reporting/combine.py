@@ -24,11 +24,11 @@ import datetime as _dt
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from ..measure.records import Measurement
 from .blocks import Input, combined_blocks
 from .json_report import Report
@@ -43,7 +43,7 @@ class CombineError(ReportError):
     """Inputs that cannot be combined (mixed runs, a shard twice, no report): one line."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Part(Frozen):
     """One input report and where it was read from."""
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..constants import J_PER_KWH
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .model import Result, TestRecord
 
 if TYPE_CHECKING:
@@ -26,7 +25,7 @@ WORK_QUANTITY = "CPU work: the estimate less its wall-time idle share"
 FIELDS = {"energy": "energy", "co2e": "CO2e"}
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class FailSpec(Frozen):
     """Fail when ``field`` (energy or co2e) grows by more than ``percent`` % over the baseline."""
 
@@ -37,7 +36,7 @@ class FailSpec(Frozen):
         return f"{self.field}:{self.percent:g}%"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Delta(Frozen):
     """One measurement now and in the baseline (``base_*`` None when it is new)."""
 
@@ -155,7 +154,7 @@ class Delta(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RunDrift(Frozen):
     """The between-run spread two runs' own drift amounts to, and its line."""
 

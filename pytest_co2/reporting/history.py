@@ -16,11 +16,11 @@ import fnmatch
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from ..measure.stats import t975
 from .baseline import delta_label
 from .delta import FailSpec, compare_tests
@@ -35,7 +35,7 @@ IMPROVEMENT = "improvement"
 NO_CHANGE = "no significant change"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SavedRun(Frozen):
     """One saved report: its name (file stem), when it was saved, its commit (None: none
     recorded) and its tests."""
@@ -80,7 +80,7 @@ def load_runs(storage_dir: str | os.PathLike[str]) -> tuple[list[SavedRun], list
     return sorted(runs, key=lambda r: r.order_key), skipped
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Point(Frozen):
     """One run's figure for a measurement: the per-unit energy (J) with its 95% interval
     (NaN: one window, no spread), the change against the reference run with the compare's
@@ -115,7 +115,7 @@ class Point(Frozen):
         }
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Series(Frozen):
     """One measurement (test id and measurement name) over the runs that made it."""
 
@@ -132,7 +132,7 @@ class Series(Frozen):
         return next((p for p in self.points if p.flagged), None)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class History(Frozen):
     """The runs in order, every matching measurement's series, the threshold."""
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..carbon.emission import Emission
 from ..carbon.equivalents import equivalents
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from ..measure.records import Measurement, Projection
 from ..measure.stats import json_num, num
 
@@ -26,7 +26,7 @@ class ReportError(ValueError):
     """A report or baseline that is not what the schema says: names the first bad field."""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Result(Frozen):
     """One measurement with its projection, its emission and the what-if regions' CO2e."""
 
@@ -64,7 +64,7 @@ class Result(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Budget(Frozen):
     """A test's ``co2_budget``: limits (kg CO2e and/or kWh) and its projection target."""
 
@@ -101,7 +101,7 @@ class Budget(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class BudgetVerdict(Frozen):
     """A test's projected total against its budget, as recorded (JSON ``budget``);
     ``message`` says why it failed. Each quantity is decided by
@@ -178,7 +178,7 @@ def rss(values: Iterable[float]) -> float:
     return math.sqrt(math.fsum(v * v for v in values))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Totals(Frozen):
     """Sums over every measurement of a run (spreads added in quadrature)."""
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
@@ -57,7 +57,7 @@ def _first(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str | None, 
     return None, None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class OriginInfo(Frozen):
     """``session.origin``: host key, run, shard and rank facts of the process that wrote a
     report, and whether it was elected the reader of its host's node-level devices."""

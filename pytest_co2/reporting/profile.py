@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..fmt import fmt_sig
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 UNIT = "uJ"  # integer microjoules, in every export
 TOP = 5  # the entries in the summary and the report's ``top``
@@ -99,7 +99,7 @@ class Node:
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Entry(Frozen):
     """A node ranked by its own energy, with its stack of frames."""
 

@@ -5,12 +5,11 @@ boundary (what is in E, what is in M, what is left out), as ISO/IEC 21031 asks t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ..carbon.sci import YEAR_S, Embodied, Sci, sci_per_unit
 from ..fmt import fmt_count, fmt_num, plural
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .model import Result, TestRecord
 
 STANDARD = "ISO/IEC 21031:2024 (Software Carbon Intensity, Green Software Foundation)"
@@ -21,7 +20,7 @@ MARKET_NOTE = (
 )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SciSetup(Frozen):
     """The run's inputs to M and the market-based figures."""
 

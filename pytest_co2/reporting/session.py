@@ -14,12 +14,12 @@ import datetime as _dt
 import platform
 import socket
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..carbon.intensity_value import Intensity
 from ..carbon.providers.base import ForecastPoint
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 from .model import ReportError
 from .origin import OriginInfo
 from .session_parts import (
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from ..backends.base import Backend
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class SessionInfo(Frozen):
     """The ``session`` block of a report. ``settings`` is the run's ``Settings.to_dict()``
     as written (its keys are the options' own); ``extra`` holds keys this version does not

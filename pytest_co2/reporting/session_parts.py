@@ -7,11 +7,11 @@ report. Each has ``to_dict`` and a lenient ``from_dict`` (keys it does not know 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, TypeVar
 
 from ..backends.base import Device
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 _T = TypeVar("_T")
 
@@ -32,7 +32,7 @@ def floats(values: Any) -> dict[str, float]:
     return {str(k): float(v) for k, v in dict(values or {}).items()}
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CpuEstimateInfo(Frozen):
     """The CPU-time estimate's figures (``session.cpu_estimate``)."""
 
@@ -67,7 +67,7 @@ class CpuEstimateInfo(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class IdleInfo(Frozen):
     """``--co2-idle``: the idle power measured at start, per device id, and its use."""
 
@@ -96,7 +96,7 @@ class IdleInfo(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ExclusiveInfo(Frozen):
     """The cross-process lock policy (``session.exclusive``) and, in lock mode, what the
     measured windows met (``windows``: waits, timeouts)."""
@@ -152,7 +152,7 @@ class ExclusiveInfo(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class WorkerFacts(Frozen):
     """What one process opened (an xdist worker's ``workeroutput``, ``session.workers``):
     ``backend`` None when it measured nothing (then nothing else is said)."""
@@ -194,7 +194,7 @@ class WorkerFacts(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class RerenderInfo(Frozen):
     """``pytest-co2 report``: the accounting a saved run was re-rendered for."""
 
@@ -226,7 +226,7 @@ class RerenderInfo(Frozen):
         )
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CombinedInfo(Frozen):
     """``pytest-co2 combine``: the reports joined into this one (``inputs``: one object each,
     with its file, run, shard, host key, rank and test count), what was counted once or

@@ -12,10 +12,10 @@ import datetime as _dt
 import os
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
-from ..frozen import Frozen
+from ..frozen import Frozen, record
 
 #: The longest one git call may take (seconds) before the commit is left out.
 GIT_TIMEOUT_S = 5.0
@@ -25,7 +25,7 @@ GIT_TIMEOUT_S = 5.0
 GitRunner = Callable[[Sequence[str]], "str | None"]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class CommitInfo(Frozen):
     """A saved run's commit. ``branch`` is None on a detached HEAD; ``dirty`` None when git
     could not say; ``committed`` is the commit time (ISO 8601 with its offset)."""

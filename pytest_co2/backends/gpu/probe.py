@@ -21,9 +21,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from ...frozen import Frozen
+from ...frozen import Frozen, record
 
 #: A pair of changes is used where its period is located to within this fraction of it.
 PRECISE = 0.25
@@ -33,7 +32,7 @@ PAIRS = 3
 MEASURED, AT_MOST, SPARSE, UNCHANGED = "measured", "at most", "too sparse", "unchanged"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class PeriodProbe(Frozen):
     """What the probe found for one counter: ``kind`` (see the module), the period it
     measured (``measured_s``, None otherwise), and the facts behind it."""

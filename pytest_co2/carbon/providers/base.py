@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Protocol
 
-from ...frozen import Frozen
+from ...frozen import Frozen, record
 
 
 class IntensityWarning(UserWarning):
@@ -53,7 +53,7 @@ def g_value(value: Any, what: str) -> float:
     return x
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class ForecastPoint(Frozen):
     """The forecast intensity over ``[start, end)``."""
 
@@ -91,7 +91,7 @@ def points_from_starts(
     return tuple(out)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Reading(Frozen):
     """What a provider answered: the current intensity of a zone and, if it has one, the
     forecast of the next hours."""

@@ -8,9 +8,9 @@ import dataclasses
 import datetime as _dt
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
-from ...frozen import Frozen
+from ...frozen import Frozen, record
 from ..intensity_value import Intensity, format_g_per_kwh
 from .base import ForecastPoint, Provider, ProviderError, Reading, SourceError, iso
 from .cache import Cache, CacheError
@@ -79,7 +79,7 @@ def make_provider(
     raise SourceError(f"unknown intensity source {source!r}: expected {', '.join(SOURCES)}")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
+@record
 class Resolved(Frozen):
     """The session's intensity and forecast, with the warnings to show and provider notes."""
 
