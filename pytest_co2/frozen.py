@@ -82,38 +82,51 @@ def record(cls: type[_T]) -> type[_T]:
 
 def _make_init(cls: type) -> Callable[..., None]:
     every: tuple[Field[Any], ...] = fields(cls)
-    names = tuple(f.name for f in every if f.init)
+    given = [f for f in every if f.init]
+    names = tuple(f.name for f in given)
     accepted = frozenset(names)
     count = len(names)
-    # the fields that may be left out, in order: name, default, whether it is a factory
-    optional: tuple[tuple[str, Any, bool], ...] = tuple(
+    # what fills an argument left out: a value, or a factory called per instance
+    defaults = {f.name: f.default for f in given if f.default is not MISSING}
+    factories = tuple(
+        (f.name, f.default_factory) for f in given if f.default_factory is not MISSING
+    )
+    # the init=False fields that have a default: set on every instance
+    unpassed: tuple[tuple[str, Any, bool], ...] = tuple(
         (f.name, f.default_factory if f.default is MISSING else f.default, f.default is MISSING)
         for f in every
-        if f.default is not MISSING or f.default_factory is not MISSING
+        if not f.init and (f.default is not MISSING or f.default_factory is not MISSING)
     )
-    always = any(not f.init for f in every if f.name in {name for name, _, _ in optional})
     post_init = getattr(cls, "__post_init__", None)
     title = f"{cls.__qualname__}.__init__()"
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) > count:
-            raise TypeError(
-                f"{title} takes {count} positional arguments but {len(args)} were given"
-            )
-        values = dict(zip(names, args, strict=False))  # the rest by keyword or default
-        if kwargs:
-            if not kwargs.keys() <= accepted or not kwargs.keys().isdisjoint(values):
-                raise TypeError(_bad_keywords(title, accepted, values, kwargs))
-            values.update(kwargs)
-        if len(values) < count or always:  # some left out, or init=False fields to fill
-            for name, default, factory in optional:
+        if args:
+            if len(args) > count:
+                raise TypeError(
+                    f"{title} takes {count} positional arguments but {len(args)} were given"
+                )
+            values = dict(zip(names, args, strict=False))  # the rest by keyword or default
+            if kwargs:
+                if not kwargs.keys() <= accepted or not kwargs.keys().isdisjoint(values):
+                    raise TypeError(_bad_keywords(title, accepted, values, kwargs))
+                values.update(kwargs)
+        else:
+            values = kwargs  # a new dict at every call: it becomes the instance's
+            if not values.keys() <= accepted:
+                raise TypeError(_bad_keywords(title, accepted, {}, kwargs))
+        if len(values) < count:  # some left out (every key is a field's by now)
+            values = {**defaults, **values}
+            for name, factory in factories:
                 if name not in values:
-                    values[name] = default() if factory else default
-            if not values.keys() >= accepted:
+                    values[name] = factory()
+            if len(values) < count:
                 missing = [name for name in names if name not in values]
                 raise TypeError(
                     f"{title} missing required arguments: {', '.join(map(repr, missing))}"
                 )
+        for name, value, is_factory in unpassed:
+            values[name] = value() if is_factory else value
         _set_attribute(self, "__dict__", values)
         if post_init is not None:
             post_init(self)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..frozen import Frozen, record
 
-DEFAULT_ROOT = Path("/")
+DEFAULT_ROOT = "/"
 
 
 @record
@@ -41,10 +41,10 @@ class Snapshot(Frozen):
     main_thread: str | None = None  # the thread id of the process's main thread
 
 
-def _read(path: Path) -> str | None:
+def _read(path: str) -> str | None:
     """The text of a small /proc file (at most 1 MiB), None when unreadable. Plain
-    ``os.read``: a window boundary reads three of these, and ``Path.read_text``'s buffered,
-    decoded file object costs several times as much."""
+    ``os.read`` on a string path: a window boundary reads three of these, and
+    ``Path.read_text``'s buffered, decoded file object costs several times as much."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -64,9 +64,9 @@ def _read(path: Path) -> str | None:
         os.close(fd)
 
 
-def read_pressure_some_us(root: Path) -> int | None:
+def read_pressure_some_us(root: str | Path) -> int | None:
     """The ``some`` total of ``proc/pressure/cpu`` (microseconds), None if unreadable."""
-    text = _read(root / "proc" / "pressure" / "cpu")
+    text = _read(os.path.join(root, "proc/pressure/cpu"))
     for line in (text or "").splitlines():
         if line.startswith("some "):
             for part in line.split():
@@ -76,39 +76,43 @@ def read_pressure_some_us(root: Path) -> int | None:
     return None
 
 
-def read_stat(root: Path) -> tuple[int | None, int | None, int | None, int | None]:
+def read_stat(root: str | Path) -> tuple[int | None, int | None, int | None, int | None]:
     """(steal ticks, total ticks, procs_running, CPUs) from ``proc/stat``; None where absent.
 
     Total: user nice system idle iowait irq softirq steal (guest and guest_nice are already
-    inside user and nice).
+    inside user and nice). Only the lines needed are split (the file has one line per CPU
+    and a long ``intr`` line).
     """
-    text = _read(root / "proc" / "stat")
+    text = _read(os.path.join(root, "proc/stat"))
     steal = total = running = None
     cpus = 0
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        if parts[0] == "cpu" and len(parts) >= 9 and all(p.isdigit() for p in parts[1:9]):
-            ticks = [int(p) for p in parts[1:9]]
-            steal, total = ticks[7], sum(ticks)
-        elif parts[0].startswith("cpu") and parts[0][3:].isdigit():
-            cpus += 1
-        elif parts[0] == "procs_running" and len(parts) == 2 and parts[1].isdigit():
-            running = int(parts[1])
+    for line in (text or "").split("\n"):
+        if line.startswith("cpu"):
+            name, _, rest = line.partition(" ")
+            if name == "cpu":
+                parts = rest.split()
+                if len(parts) >= 8 and all(p.isdigit() for p in parts[:8]):
+                    ticks = [int(p) for p in parts[:8]]
+                    steal, total = ticks[7], sum(ticks)
+            elif name[3:].isdigit():
+                cpus += 1
+        elif line.startswith("procs_running "):
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                running = int(parts[1])
     return steal, total, running, cpus or None
 
 
-def read_threads(root: Path, pid: str) -> dict[str, tuple[int, int]]:
+def read_threads(root: str | Path, pid: str) -> dict[str, tuple[int, int]]:
     """Per thread of process ``pid``: (ns on a CPU, ns waiting for one) from schedstat."""
-    task = root / "proc" / pid / "task"
+    task = os.path.join(root, "proc", pid, "task")
     try:
         tids = os.listdir(task)
     except OSError:
         return {}
     out: dict[str, tuple[int, int]] = {}
     for tid in tids:
-        fields = (_read(task / tid / "schedstat") or "").split()
+        fields = (_read(f"{task}/{tid}/schedstat") or "").split()
         if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
             out[tid] = (int(fields[0]), int(fields[1]))
     return out
@@ -118,7 +122,6 @@ def read_snapshot(
     wall_s: float, root: str | Path = DEFAULT_ROOT, pid: int | None = None
 ) -> Snapshot:
     """A :class:`Snapshot` of the machine and of process ``pid`` (default: this one)."""
-    root = Path(root)
     pid_text = str(os.getpid() if pid is None else pid)
     steal, total, running, cpus = read_stat(root)
     return Snapshot(
