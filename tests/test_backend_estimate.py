@@ -831,6 +831,30 @@ def test_a_short_line_takes_the_defaults_of_its_missing_columns() -> None:
     assert table.architectures["x"] == PowerRow("microarchitecture", "x", "", "")
 
 
+def test_model_rows_are_found_in_the_text_whole_and_the_later_line_wins() -> None:
+    text = "\r\n".join(
+        [
+            HEADER,
+            "recent,old,,,1,1,2,1,1,2,2,8,2019",
+            "model,epyc 70001,zen3,amd,1,0.1,1.1,0,0,1,1,8,2021",  # longer: not "epyc 7000"
+            "name,epyc 7000,zen2,amd",
+            "model,epyc 7000,zen3,amd,5,0.5,1.5,0,0,1,1,8,2021",  # later than its name row
+            "name,gold 1,,intel",
+            "name,gold 1,broadwell,intel",
+            "recent,new,,,2,1,2,1,1,2,2,8,2020",
+        ]
+    )
+    table = load_power_table(text)
+    assert table.recent.key == "new"
+    assert (table.models["epyc 7000"].kind, table.models["epyc 7000"].n) == ("model", 5)
+    assert table.models["epyc 70001"].n == 1
+    assert table.models["gold 1"] == PowerRow("name", "gold 1", "broadwell", "intel")
+    assert table.models.get("epyc 700") is None and "epyc" not in table.models
+    assert table.model_vendors.get("gold 1") == "intel" and table.model_vendors.get("x") is None
+    assert list(table.models) == ["epyc 70001", "epyc 7000", "gold 1"] and len(table.models) == 3
+    assert dict(table.model_vendors) == {"epyc 70001": "amd", "epyc 7000": "amd", "gold 1": "intel"}
+
+
 @pytest.mark.parametrize("text", ["", HEADER, f"{HEADER}\nmodel,x,zen3,amd,1,1,2,1,1,2,2,8,2021"])
 def test_a_table_without_a_recent_row_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match=r"^CPU power table has no 'recent' row$"):

@@ -95,6 +95,8 @@ class PowerRow(Frozen):
 
 @record
 class PowerTable(Frozen):
+    """The shipped SPECpower figures: the recent median, and rows by microarchitecture and model."""
+
     recent: PowerRow
     architectures: Mapping[str, PowerRow]  # id -> row; the row's ``microarchitecture`` is its name
     models: Mapping[str, PowerRow]  # normalized model name -> row (figures or a name row)
@@ -122,57 +124,90 @@ def _row(d: Mapping[str, str]) -> PowerRow:
     )
 
 
-class _Models(Mapping[str, PowerRow]):
-    """Normalized model name -> row. Most rows only name a model's microarchitecture: they
-    are kept as (microarchitecture, vendor) and made rows when looked up, as a plugin run
-    looks up one name of about 1,600 (making them all cost several ms at start-up)."""
+def _lines(body: str, prefix: str) -> Iterator[tuple[int, str]]:
+    """(position, line) of every line of ``body`` (which starts with a newline) that is
+    ``prefix`` or starts with ``prefix`` and a comma, in order."""
+    start = body.find("\n" + prefix)
+    while start >= 0:
+        end = body.find("\n", start + 1)
+        line = body[start + 1 : end if end >= 0 else len(body)]
+        if line == prefix or line[len(prefix)] == ",":
+            yield start, line
+        start = body.find("\n" + prefix, start + 1)
 
-    def __init__(self, rows: dict[str, PowerRow | tuple[str, str]]) -> None:
-        self._rows = rows
+
+class _Models(Mapping[str, PowerRow]):
+    """Normalized model name -> row, found in the table's text when looked up (the later
+    line wins, as when parsed in order). A plugin run looks up a few names of about 1,760:
+    parsing them all costs several ms at start-up, finding one some microseconds."""
+
+    def __init__(self, body: str, header: list[str]) -> None:
+        self._body = body
+        self._header = header
+        self._rows: dict[str, PowerRow | None] = {}
+
+    def _find(self, key: str) -> PowerRow | None:
+        found = [hit for kind in ("model", "name") for hit in _lines(self._body, f"{kind},{key}")]
+        if not found:
+            return None
+        line = max(found)[1]
+        if line.startswith("model,"):
+            return _row(dict(zip(self._header, line.split(","), strict=False)))
+        _, key, arch, vendor = [*line.split(","), "", ""][:4]
+        return PowerRow("name", key, arch, vendor)
 
     def __getitem__(self, key: str) -> PowerRow:
+        if key not in self._rows:
+            self._rows[key] = self._find(key)
         row = self._rows[key]
-        if isinstance(row, tuple):
-            row = self._rows[key] = PowerRow("name", key, *row)
+        if row is None:
+            raise KeyError(key)
         return row
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._rows)
+    def __iter__(self) -> Iterator[str]:  # in file order (tests, listings; not the plugin)
+        hits = sorted(hit for kind in ("model", "name") for hit in _lines(self._body, kind))
+        return iter(dict.fromkeys(line.split(",")[1] for _, line in hits))
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return sum(1 for _ in self)
+
+
+class _Vendors(Mapping[str, str]):
+    """Normalized model name -> vendor (for matching a CPU's name), from :class:`_Models`."""
+
+    def __init__(self, models: _Models) -> None:
+        self._models = models
+
+    def __getitem__(self, key: str) -> str:
+        return self._models[key].vendor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._models)
+
+    def __len__(self) -> int:
+        return len(self._models)
 
 
 def load_power_table(text: str) -> PowerTable:
     """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row.
 
     The builder writes no quoted fields (names are normalized, without commas), so lines are
-    split on commas: several times faster than :mod:`csv` at plugin start-up.
+    split on commas. Only the ``recent`` and ``microarchitecture`` rows are parsed here; a
+    model's row when it is looked up (:class:`_Models`).
     """
-    recent = None
-    archs: dict[str, PowerRow] = {}
-    models: dict[str, PowerRow | tuple[str, str]] = {}
-    vendors: dict[str, str] = {}
-    lines = text.splitlines()
-    header = lines[0].split(",") if lines else []
-    for line in lines[1:]:
-        kind, _, rest = line.partition(",")
-        if kind == "name":  # most rows: the model name's microarchitecture only
-            key, arch, vendor = [*rest.split(","), "", ""][:3]
-            models[key] = (arch, vendor)
-            vendors[key] = vendor
-            continue
-        row = _row(dict(zip(header, line.split(","), strict=False)))
-        if row.kind == "recent":
-            recent = row
-        elif row.kind == "microarchitecture":
-            archs[row.key] = row
-        elif row.kind == "model":
-            models[row.key] = row
-            vendors[row.key] = row.vendor
-    if recent is None:
+    body = "\n" + text.replace("\r\n", "\n")
+    header = body[1:].split("\n", 1)[0].split(",")
+    rows = {
+        kind: [
+            _row(dict(zip(header, line.split(","), strict=False))) for _, line in _lines(body, kind)
+        ]
+        for kind in ("recent", "microarchitecture")
+    }
+    if not rows["recent"]:
         raise ValueError("CPU power table has no 'recent' row")
-    return PowerTable(recent, archs, _Models(models), vendors)
+    models = _Models(body, header)
+    archs = {row.key: row for row in rows["microarchitecture"]}
+    return PowerTable(rows["recent"][-1], archs, models, _Vendors(models))
 
 
 @functools.lru_cache(maxsize=1)

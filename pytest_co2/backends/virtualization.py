@@ -15,6 +15,8 @@ from .cpuinfo import DEFAULT_ROOT, CpuInfo
 
 @record
 class Virtualization(Frozen):
+    """Whether this machine is a VM guest, of which hypervisor, and how that was told."""
+
     is_vm: bool
     hypervisor: str  # "KVM", "Hyper-V", ...; "" when not named
     evidence: str  # e.g. "hypervisor CPU flag; DMI sys_vendor 'QEMU'"

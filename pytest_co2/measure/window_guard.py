@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..frozen import Frozen, record
 from .lock_dir import LockDirError, default_lock_dir
 from .lock_policy import Policy, lockable_devices
 
@@ -22,8 +23,10 @@ if TYPE_CHECKING:  # imported where a policy locks: a run that needs no lock ski
     from .locks import DeviceLock, LockWait
 
 
-@dataclass
-class _Unlocked:
+@record
+class _Unlocked(Frozen):
+    """A window that runs without its lock (the lock timed out), and the note that says so."""
+
     note: str
 
 
@@ -31,7 +34,7 @@ class _Hold:
     """The lock held around something that is not a window (idle power)."""
 
 
-@dataclass
+@dataclass(eq=False, repr=False)  # one generated method (see pytest_co2.frozen)
 class WindowGuard:
     """The meter's window hooks for a :class:`Policy`: lock, or only annotate.
 
