@@ -836,7 +836,7 @@ def test_model_rows_are_found_in_the_text_whole_and_the_later_line_wins() -> Non
         [
             HEADER,
             "recent,old,,,1,1,2,1,1,2,2,8,2019",
-            "model,epyc 70001,zen3,amd,1,0.1,1.1,0,0,1,1,8,2021",  # longer: not "epyc 7000"
+            "model,epyc 70001,zen3,amd,1,0.1,1.1",  # longer: not "epyc 7000"; short: defaults
             "name,epyc 7000,zen2,amd",
             "model,epyc 7000,zen3,amd,5,0.5,1.5,0,0,1,1,8,2021",  # later than its name row
             "name,gold 1,,intel",
@@ -850,6 +850,9 @@ def test_model_rows_are_found_in_the_text_whole_and_the_later_line_wins() -> Non
     assert table.models["epyc 70001"].n == 1
     assert table.models["gold 1"] == PowerRow("name", "gold 1", "broadwell", "intel")
     assert table.models.get("epyc 700") is None and "epyc" not in table.models
+    with pytest.raises(KeyError, match="epyc 700"):
+        table.models["epyc 700"]
+    assert table.models["epyc 70001"].years == "" and table.models["epyc 70001"].full_w == 1.1
     assert table.model_vendors.get("gold 1") == "intel" and table.model_vendors.get("x") is None
     assert list(table.models) == ["epyc 70001", "epyc 7000", "gold 1"] and len(table.models) == 3
     assert dict(table.model_vendors) == {"epyc 70001": "amd", "epyc 7000": "amd", "gold 1": "intel"}

@@ -53,19 +53,41 @@ def test_the_same_as_the_generated_methods() -> None:
     assert a == Point(1.0, 2.0, ("a",))
 
 
-@record
-class Full(Frozen):
-    """Every kind of field the package's records use."""
+def make_full() -> Any:
+    """A record with every kind of field the package's records use, made when called: a
+    class made at import would keep the code of an unmutated ``record`` (tools/mutation.py
+    activates a mutant inside each test only)."""
 
-    a: int
-    b: str = "b"
-    items: list[int] = field(default_factory=list)
-    seen: dict[str, int] = field(default_factory=dict, init=False)
-    done: bool = field(default=False, init=False)
-    total: int = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __post_init__(self: Any) -> None:
         object.__setattr__(self, "total", self.a + len(self.items))
+
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": "Full",  # found by pickle as this module's Full (see the fixture)
+        "__doc__": "Every kind of field.",
+        "__annotations__": {
+            "a": "int",
+            "b": "str",
+            "items": "list[int]",
+            "seen": "dict[str, int]",
+            "done": "bool",
+            "total": "int",
+        },
+        "b": "b",
+        "items": field(default_factory=list),
+        "seen": field(default_factory=dict, init=False),
+        "done": field(default=False, init=False),
+        "total": field(init=False),
+        "__post_init__": __post_init__,
+    }
+    return record(type("Full", (Frozen,), namespace))
+
+
+@pytest.fixture
+def full(monkeypatch: pytest.MonkeyPatch) -> Any:
+    cls = make_full()
+    monkeypatch.setitem(globals(), "Full", cls)
+    return cls
 
 
 @dataclass(frozen=True)
@@ -93,7 +115,9 @@ BAD_CALLS: list[tuple[tuple[Any, ...], dict[str, Any], str]] = [
     ((), {}, "missing required arguments: 'a'"),
     ((1, "x", [], 4), {}, "takes 3 positional arguments but 4 were given"),
     ((1,), {"a": 2}, "got multiple values for argument 'a'"),
+    ((1, "x"), {"b": "y"}, "got multiple values for argument 'b'"),
     ((1,), {"c": 2}, "got an unexpected keyword argument 'c'"),
+    ((), {"a": 1, "c": 2}, "got an unexpected keyword argument 'c'"),
     ((1,), {"done": True}, "got an unexpected keyword argument 'done'"),  # init=False
     ((), {"b": "y"}, "missing required arguments: 'a'"),
 ]
@@ -101,29 +125,46 @@ BAD_CALLS: list[tuple[tuple[Any, ...], dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("args", "kwargs"), CALLS)
 def test_the_same_fields_as_the_generated_init(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
+    full: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> None:
-    ours, theirs = Full(*args, **kwargs), FullReference(*args, **kwargs)
+    ours, theirs = full(*args, **kwargs), FullReference(*args, **kwargs)
     assert asdict(ours) == asdict(theirs)
     assert repr(ours) == repr(theirs).replace("FullReference", "Full")
 
 
 @pytest.mark.parametrize(("args", "kwargs", "message"), BAD_CALLS)
-def test_the_same_calls_fail(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+def test_the_same_calls_fail(
+    full: Any, args: tuple[Any, ...], kwargs: dict[str, Any], message: str
+) -> None:
     with pytest.raises(TypeError):
         FullReference(*args, **kwargs)
     with pytest.raises(TypeError, match=rf"^Full\.__init__\(\) {message}$"):
-        Full(*args, **kwargs)
+        full(*args, **kwargs)
 
 
-def test_factories_make_a_new_value_per_instance_and_replace_copy_pickle_work() -> None:
-    one, two = Full(1), Full(1)
+def test_factories_make_a_new_value_per_instance_and_replace_copy_pickle_work(full: Any) -> None:
+    one, two = full(1), full(1)
     assert one.items == [] and one.items is not two.items and one.seen is not two.seen
     moved = replace(one, a=5, b="z")
     assert (moved.a, moved.b, moved.total, moved.done) == (5, "z", 5, False)
     assert pickle.loads(pickle.dumps(moved)) == moved == copy.deepcopy(moved)
     assert copy.copy(moved) == moved
-    assert [f.name for f in fields(Full)] == ["a", "b", "items", "seen", "done", "total"]
+    assert [f.name for f in fields(full)] == ["a", "b", "items", "seen", "done", "total"]
+    assert one.__dict__ is not two.__dict__ and vars(one) == vars(two)
+
+
+def test_every_missing_argument_is_named() -> None:
+    @record
+    class Two(Frozen):
+        """Two required fields."""
+
+        a: int
+        b: int
+
+    with pytest.raises(
+        TypeError, match=r"\.Two\.__init__\(\) missing required arguments: 'a', 'b'$"
+    ):
+        Two()  # type: ignore[call-arg]
 
 
 def test_a_class_not_derived_from_frozen_keeps_identity_equality() -> None:

@@ -20,7 +20,6 @@ windows' standard error said 1-3%.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 
 #: Blocks the windows are split into (at most), and the fewest windows per block.
@@ -44,6 +43,8 @@ def drift_cv(samples: Sequence[float]) -> float | None:
     blocks = min(MAX_BLOCKS, len(samples) // MIN_PER_BLOCK)
     if blocks < MIN_BLOCKS:
         return None
+    import statistics  # here: the meter imports this module's constants at start-up
+
     size = len(samples) // blocks
     used = samples[len(samples) - blocks * size :]
     mean = statistics.fmean(used)

@@ -30,7 +30,6 @@ _GPU_PARTS = ("nvml", "amdsmi")
 
 def _part_spec(backend: Any) -> dict[str, Any]:
     """One opened backend as a JSON-safe dict that :func:`_open_part` rebuilds."""
-    from ..backends.constant import ConstantBackend
     from ..backends.estimate import EstimateBackend
 
     kind = type(backend).__module__.rsplit(".", 1)[-1]
@@ -44,6 +43,8 @@ def _part_spec(backend: Any) -> dict[str, Any]:
             else list(backend.watts_override),
             "cpu_share": backend.cpu_share,
         }
+    from ..backends.constant import ConstantBackend  # here: most runs hand on an estimate
+
     if isinstance(backend, ConstantBackend):
         return {"type": "constant", "power_w": backend.power_w}
     if kind == "nvml" and type(backend).__name__ == "NvmlBackend":

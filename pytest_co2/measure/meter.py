@@ -15,7 +15,6 @@ from typing import Any
 from ..backends.base import Backend
 from ..backends.contention import Snapshot
 from .records import Measurement, Projection
-from .steps import steps_loop
 from .window import CONTENTION_REUSE_S, Window
 
 _SYNC_ALL: list[Callable[[], int]] = []  # backends.cuda.synchronize_all, once imported
@@ -182,6 +181,8 @@ class Meter:
             )
         cap = time_budget_s if time_budget_s is not None else max_time_s or self.max_time_s
         window = self.measure(name, unit=unit, warmup=warmup, extrapolate=extrapolate, total=n)
+        from .steps import steps_loop  # here: a run whose tests only measure calls needs none
+
         loop = steps_loop(window, n, time_budget_s, min_steps, target, cap, self.stop_on_work)
         # a weak reference, so that a `break` still closes the loop at once (refcount)
         window._loop = weakref.ref(loop)  # for close_open()
