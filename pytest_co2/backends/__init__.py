@@ -136,7 +136,6 @@ def _make_auto(
     cpu_share: float = 1.0,
     gpus: Any = None,
 ) -> Backend:
-    from .composite import CompositeBackend
     from .estimate import EstimateBackend
     from .rapl import RaplBackend
 
@@ -169,7 +168,12 @@ def _make_auto(
                 cpu_tdp_w=cpu_tdp_w, watts_per_thread=cpu_watts_per_thread, cpu_share=cpu_share
             )
         )
-    backend = parts[0] if len(parts) == 1 else CompositeBackend(parts, name="auto")
+    if len(parts) == 1:
+        backend = parts[0]
+    else:
+        from .composite import CompositeBackend  # here: most machines measure one part
+
+        backend = CompositeBackend(parts, name="auto")
     backend.notes[:0] = notes
     if backend.name != "auto":
         backend.name = f"auto ({backend.name})"
