@@ -21,6 +21,11 @@ decisions; a decision that would need more pairs than the pool holds ends inconc
     python tools/gate_check.py -k 4 --workloads numpy --conditions loaded --no-ab
     python tools/gate_check.py --env OMP_WAIT_POLICY=PASSIVE --torch-threads 1
     python tools/gate_check.py --rejudge a.json,b.json   # no runs: today's rule, pooled
+    python tools/gate_check.py --rejudge a.json --all-pairs 1,0.5,0   # every pairing of runs
+
+``--all-pairs`` judges every unchanged run as the baseline of every other run, not only the
+one the round saved: one baseline can land high or low for a whole round, and the pairings
+show the rates over many baselines (with the drift allowance scaled, to see what it buys).
 
 Measured figures: see the README ("Gates on a shared CI runner").
 """
@@ -39,9 +44,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gate_check_judge import AB_MAX_PAIRS, AB_PAIRS, THRESHOLD, print_table, rejudge  # noqa: E402
+from gate_check_judge import (  # noqa: E402
+    AB_MAX_PAIRS,
+    AB_PAIRS,
+    THRESHOLD,
+    all_pairs,
+    print_table,
+    rejudge,
+)
 from gate_check_runs import check_workload  # noqa: E402
 from gate_check_workloads import REFERENCE_ENV, TESTS  # noqa: E402
+
+
+def _offline(ap: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``--rejudge`` (with ``--all-pairs``): decisions on saved runs, nothing run."""
+    if not args.rejudge:
+        ap.error("--all-pairs judges saved runs: give their files with --rejudge")
+    paths = [Path(x) for x in args.rejudge.split(",") if x]
+    if not args.all_pairs:
+        return rejudge(paths, args.threshold / 100, args.between_run_cv)
+    try:
+        scales = [float(x) for x in args.all_pairs.split(",") if x]
+    except ValueError:
+        ap.error(f"invalid --all-pairs {args.all_pairs!r}: expected numbers, e.g. 1,0.5,0")
+    return all_pairs(paths, args.threshold / 100, scales)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         "--between-run-cv, --threshold)",
     )
     ap.add_argument(
+        "--all-pairs",
+        default="",
+        metavar="SCALES",
+        help="with --rejudge: every pairing of each file's runs, the drift allowance scaled by "
+        "each of SCALES (comma-separated, e.g. 1,0.5,0; 1 is the plugin's)",
+    )
+    ap.add_argument(
         "--reference",
         action="store_true",
         help="each test first measures a fixed numpy reference (kept in the JSON)",
@@ -103,9 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     THRESHOLD[0] = args.threshold / 100
     AB_PAIRS[0] = args.ab_pairs
     AB_MAX_PAIRS[0] = args.ab_max_pairs
-    if args.rejudge:
-        paths = [Path(x) for x in args.rejudge.split(",") if x]
-        return rejudge(paths, args.threshold / 100, args.between_run_cv)
+    if args.rejudge or args.all_pairs:
+        return _offline(ap, args)
     names = [n.strip() for n in args.workloads.split(",") if n.strip()]
     conds = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
     bad = [n for n in names if n not in TESTS] + [c for c in conds if c not in ("quiet", "loaded")]

@@ -219,3 +219,49 @@ def _pool(into: dict[str, Any], r: dict[str, Any]) -> None:
                     a[key] = a.get(key, []) + value
             a["runs"] += b["runs"]
             a["failed"] += b["failed"]
+
+
+def all_pairs(paths: list[Path], threshold: float, scales: list[float]) -> int:
+    """Offline, every pairing of a file's runs (not only against the run saved as its
+    baseline): each unchanged run (the baseline, the paired mode's A runs and the unchanged
+    reruns) as the baseline of every other unchanged run (false fails) and of every +25%
+    run (catches), judged by the plugin's rule with the drift allowance scaled by each of
+    ``scales`` (1: as shipped, 0: none). One saved baseline can land high or low for a whole
+    round; the pairings show the rates a user meets over many baselines. Pairs share runs:
+    they are not independent."""
+    from pytest_co2.measure import drift
+
+    shipped = drift.combined_cv
+    print(
+        f"{'allowance':>9} {'file':20} {'workload':8} {'condition':9} "
+        f"{'false fails':>18} {'caught':>18} {'+25% inconclusive':>18}"
+    )
+    try:
+        for scale in scales:
+            drift.combined_cv = lambda *d, s=scale: s * shipped(*d)  # type: ignore[assignment]
+            for path in paths:
+                for r in json.loads(path.read_text(encoding="utf-8")):
+                    for cond in ("quiet", "loaded"):
+                        if cond not in r:
+                            continue
+                        same = [
+                            r["base_entry"],
+                            *(r[cond].get("A") or []),
+                            *r[cond]["1.0"]["entries"],
+                        ]
+                        grown = r[cond]["1.25"]["entries"]
+                        false = [rule(b, c, threshold) for b, c in itertools.permutations(same, 2)]
+                        caught = [rule(b, c, threshold) for b in same for c in grown]
+                        print(
+                            f"{scale:>8g}x {path.name:20} {r['name']:8} {cond:9} "
+                            f"{_rate(false, 'regression'):>18} {_rate(caught, 'regression'):>18} "
+                            f"{_rate(caught, 'inconclusive'):>18}"
+                        )
+    finally:
+        drift.combined_cv = shipped
+    return 0
+
+
+def _rate(outcomes: list[str], which: str) -> str:
+    n = outcomes.count(which)
+    return f"{n}/{len(outcomes)} ({n / len(outcomes):.0%})" if outcomes else "n/a"
