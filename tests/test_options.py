@@ -61,8 +61,9 @@ def test_no_prefix_names_and_one_line_errors() -> None:
         "argument --intensity: invalid intensity '-5': give a carbon intensity in g CO2e/kWh, "
         "a number >= 0"
     )
-    with pytest.raises(SystemExit):  # only the names asked for
-        parser.parse_args(["--region", "SE"])
+    # only the names asked for (unknown arguments: SystemExit before Python 3.13, then an
+    # ArgumentError under exit_on_error=False; parse_known_args says the same on every one)
+    assert parser.parse_known_args(["--region", "SE"])[1] == ["--region", "SE"]
 
 
 def test_the_command_takes_its_shared_arguments_from_the_table() -> None:
