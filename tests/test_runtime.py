@@ -16,18 +16,20 @@ def test_on_by_default_off_by_option_or_env() -> None:
     assert runtime.wanted(["--co2-quiet-runtime"], {"PYTEST_CO2_QUIET_RUNTIME": "0"}) is True
 
 
-def test_apply_sets_passive_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_part_sets_passive_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import sys
 
     monkeypatch.delitem(sys.modules, "torch", raising=False)
     env: dict[str, str] = {}
-    assert runtime.apply(env, process=False) == (
+    assert runtime.line(runtime.apply_environment(env, numpy_loaded=False)) == (
         "runtime: OMP_WAIT_POLICY=PASSIVE, OpenBLAS on 1 thread (idle threads sleep, not spin, "
         "so CPU figures are stable; --co2-no-quiet-runtime keeps the defaults)"
     )
     assert env == {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1"}
     env = {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "4"}
-    assert runtime.apply(env, process=False).startswith(
+    assert runtime.line(runtime.apply_environment(env, numpy_loaded=False)).startswith(
         "runtime: OMP_WAIT_POLICY=ACTIVE as set by the user (idle"
     )
     assert env == {"OMP_WAIT_POLICY": "ACTIVE", "OMP_NUM_THREADS": "4"}

@@ -43,16 +43,6 @@ def wanted(args: Sequence[str], environ: Mapping[str, str]) -> bool:
     return value not in ("0", "false", "no", "off")
 
 
-def apply(environ: MutableMapping[str, str] | None = None, *, process: bool = True) -> str:
-    """Quiet the runtime where the user did not choose, all of it now; return what was done
-    (one line). ``process=False`` changes only ``environ`` (tests)."""
-    env = os.environ if environ is None else environ
-    done = apply_environment(env, numpy_loaded=process and "numpy" in sys.modules)
-    if process:
-        done += apply_process(env)
-    return line(done)
-
-
 def apply_environment(env: MutableMapping[str, str], *, numpy_loaded: bool) -> list[str]:
     """The environment's part (before torch or numpy is imported); what was done."""
     done: list[str] = []
