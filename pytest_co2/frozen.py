@@ -12,14 +12,20 @@ first measurement (about 0.5 ms each). Instead:
   the same calls;
 - :class:`Frozen` gives ``__setattr__``/``__delattr__`` (``FrozenInstanceError``), and the
   ``__eq__`` (same class, fields in order), ``__hash__`` and ``__repr__`` that
-  ``@dataclass(frozen=True)`` would.
+  ``@dataclass(frozen=True)`` would;
+- the fields are made here too (:func:`_fields_of`): ``dataclass`` itself spends some 5,000
+  bytecodes a class on checks the records do not need (``ClassVar``/``InitVar`` annotations
+  matched by regular expression, ``KW_ONLY``, slots). The class gets the same
+  ``__dataclass_fields__``, ``__dataclass_params__`` and ``__match_args__``; a class whose
+  annotations the short path does not cover goes through ``dataclass``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, Field, FrozenInstanceError, dataclass, field, fields
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, get_origin
 
 if TYPE_CHECKING:
     from typing_extensions import dataclass_transform
@@ -75,9 +81,84 @@ def record(cls: type[_T]) -> type[_T]:
 
     Freezing, equality, hash and repr come from :class:`Frozen`; a class not derived from it
     keeps its own (identity equality unless it defines one)."""
-    dataclass(init=False, eq=False, repr=False)(cls)
+    if not _fields_of(cls):
+        dataclass(init=False, eq=False, repr=False)(cls)
     cls.__init__ = _make_init(cls)  # type: ignore[method-assign]
     return cls
+
+
+class _Params:
+    """The ``__dataclass_params__`` that ``dataclass(init=False, eq=False, repr=False)``
+    gives, taken once from a class without fields."""
+
+
+_PARAMS = dataclass(init=False, eq=False, repr=False)(_Params).__dataclass_params__  # type: ignore[attr-defined]
+_FIELD = getattr(dataclasses, "_FIELD", None)  # the marker of a field (not a ClassVar)
+_MUTABLE = (list, dict, set)
+
+
+def _plain(annotation: Any) -> bool:
+    """Whether an annotation is surely not a ``ClassVar``, ``InitVar`` or ``KW_ONLY``."""
+    if isinstance(annotation, str):  # postponed: only the text is known
+        return "Var" not in annotation and "KW_ONLY" not in annotation
+    special = (ClassVar, dataclasses.InitVar, dataclasses.KW_ONLY)
+    return not (
+        annotation in special
+        or isinstance(annotation, dataclasses.InitVar)
+        or get_origin(annotation) is ClassVar
+    )
+
+
+def _fields_of(cls: type) -> bool:
+    """Make ``cls`` a dataclass as ``dataclass(init=False, eq=False, repr=False)`` would:
+    its fields (a base's first), class attributes for defaults, ``__match_args__``. False,
+    changing nothing, where an annotation may be a ``ClassVar``, ``InitVar`` or ``KW_ONLY``
+    (``dataclass`` handles those) or this Python keeps fields otherwise."""
+    # as dataclass reads them (inspect.get_annotations would import inspect); a Python that
+    # keeps them elsewhere (3.14 evaluates them lazily) takes dataclass's path
+    own: dict[str, Any] | None = cls.__dict__.get("__annotations__")  # noqa: RUF063
+    if _FIELD is None or own is None or not all(map(_plain, own.values())):
+        return False
+    made: dict[str, Field[Any]] = {}
+    for base in cls.__mro__[-1:0:-1]:
+        made.update(base.__dict__.get("__dataclass_fields__", {}))
+    for name, annotation in own.items():
+        default = cls.__dict__.get(name, MISSING)
+        if isinstance(default, Field):
+            f = default
+            if f.default is MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+        else:
+            if isinstance(default, _MUTABLE):
+                raise ValueError(
+                    f"mutable default {type(default)} for field {name} is not allowed: "
+                    "use default_factory"
+                )
+            f = field(default=default)
+        f.name, f.type, f._field_type = name, annotation, _FIELD  # type: ignore[attr-defined]
+        if f.kw_only is MISSING:
+            f.kw_only = False
+        made[name] = f
+    _check_order(made.values())
+    cls.__dataclass_fields__ = made  # type: ignore[attr-defined]
+    cls.__dataclass_params__ = _PARAMS  # type: ignore[attr-defined]
+    if "__match_args__" not in cls.__dict__:
+        cls.__match_args__ = tuple(f.name for f in made.values() if f.init)  # type: ignore[misc,attr-defined]
+    return True
+
+
+def _check_order(made: Iterable[Field[Any]]) -> None:
+    """``dataclass``'s TypeError for a field without a default after one with a default."""
+    seen_default = False
+    for f in made:
+        if not f.init:
+            continue
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
 
 
 def _make_init(cls: type) -> Callable[..., None]:

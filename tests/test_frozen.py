@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import pickle
 from dataclasses import FrozenInstanceError, asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -57,6 +57,11 @@ def make_full() -> Any:
     """A record with every kind of field the package's records use, made when called: a
     class made at import would keep the code of an unmutated ``record`` (tools/mutation.py
     activates a mutant inside each test only)."""
+    return record(type("Full", (Frozen,), full_namespace()))
+
+
+def full_namespace() -> dict[str, Any]:
+    """The class body of ``make_full``'s record, new at each call."""
 
     def __post_init__(self: Any) -> None:
         object.__setattr__(self, "total", self.a + len(self.items))
@@ -80,7 +85,7 @@ def make_full() -> Any:
         "total": field(init=False),
         "__post_init__": __post_init__,
     }
-    return record(type("Full", (Frozen,), namespace))
+    return namespace
 
 
 @pytest.fixture
@@ -229,3 +234,70 @@ def test_the_fields_are_looked_up_once_per_class(monkeypatch: pytest.MonkeyPatch
     a, b = Point(1.0), Point(1.0)
     assert a == b and hash(a) == hash(b) and repr(a) == "Point(x=1.0, y=0.0, tags=())"
     assert looked_up == [Point]
+
+
+def _field_facts(cls: type) -> list[tuple[Any, ...]]:
+    return [
+        (f.name, f.type, f.default, f.default_factory, f.init, f.repr, f.hash, f.compare,
+         dict(f.metadata), f.kw_only, f._field_type)  # type: ignore[attr-defined]
+        for f in cls.__dataclass_fields__.values()  # type: ignore[attr-defined]
+    ]  # fmt: skip
+
+
+def test_the_fields_are_those_dataclass_makes(full: Any) -> None:
+    """``record`` makes the fields itself: the same ``Field`` facts, class attributes,
+    parameters and ``__match_args__`` as ``dataclass(init=False, eq=False, repr=False)``."""
+    import dataclasses
+
+    twin = dataclasses.dataclass(init=False, eq=False, repr=False)(
+        type("Twin", (Frozen,), full_namespace())
+    )
+    assert _field_facts(full) == _field_facts(twin)
+    assert [f.name for f in fields(full)] == ["a", "b", "items", "seen", "done", "total"]
+    assert full.__match_args__ == twin.__match_args__ == ("a", "b", "items")
+    assert repr(full.__dataclass_params__) == repr(twin.__dataclass_params__)
+    for name in ("a", "b", "items", "seen", "done", "total"):  # defaults stay, factories go
+        assert getattr(full, name, None) == getattr(twin, name, None)
+    assert full.b == "b" and full.done is False and not hasattr(full, "items")
+
+    @record
+    class Sub(Point):
+        """A record over a record: the base's fields first."""
+
+        label: str = "p"
+        x: float = 9.0  # a base's field redefined keeps its place
+
+    assert [f.name for f in fields(Sub)] == ["x", "y", "tags", "label"]
+    assert Sub() == Sub(9.0, 0.0, (), "p") and Sub.__match_args__ == ("x", "y", "tags", "label")
+
+
+def test_what_the_fields_path_leaves_to_dataclass() -> None:
+    """A ``ClassVar`` (or ``InitVar``, ``KW_ONLY``) annotation goes through ``dataclass``;
+    the ordering and mutable-default errors are dataclass's own."""
+
+    @record
+    class Counted(Frozen):
+        """A class variable beside a field."""
+
+        limit: ClassVar[int] = 3
+        x: int = 0
+
+    assert [f.name for f in fields(Counted)] == ["x"] and Counted.limit == 3
+    assert Counted(x=2).x == 2 and "limit" in Counted.__dataclass_fields__
+
+    with pytest.raises(TypeError, match=r"^non-default argument 'y' follows default argument$"):
+
+        @record
+        class Late(Frozen):
+            """y after a default."""
+
+            x: int = 0
+            y: int
+
+    with pytest.raises(ValueError, match=r"^mutable default <class 'list'> for field x is not"):
+
+        @record
+        class Shared(Frozen):
+            """A list shared by every instance."""
+
+            x: list[int] = []  # noqa: RUF012

@@ -811,3 +811,34 @@ def test_monthly_values_of_a_region_only_in_the_user_file(tmp_path: Path) -> Non
         Intensity("XD", "XD", 3.0, 2024, 1, "user file ci.csv"),
         Intensity("XD", "XD", 4.0, 2024, 2, "user file ci.csv"),
     ]
+
+
+def test_the_shipped_yearly_table_made_on_look_up_equals_a_full_csv_read() -> None:
+    """Every yearly value and name, read line by line on look-up, is what the csv module
+    reads from the whole file (the later of two rows for a code wins, as in a dict)."""
+    from pytest_co2.carbon.intensity_tables import shipped_table, yearly_lines
+
+    expected: dict[str, Intensity] = {}
+    for row in csv.DictReader(data_text("intensity_yearly.csv").splitlines()):
+        code = row["region"]
+        expected[code] = Intensity(
+            code, row["name"], float(row["g_co2e_per_kwh"]), int(row["year"]), None, row["source"]
+        )
+    table = shipped_table()
+    assert list(table.yearly) == list(expected) and len(table.yearly) == len(expected)
+    assert {code: table.yearly[code] for code in table.yearly} == expected
+    assert table.names == {code: it.name for code, it in expected.items()}
+    assert "XX" not in table.yearly
+    with pytest.raises(KeyError):
+        table.yearly["XX"]
+    # quoted codes and names, another column order, blank lines and a repeated code
+    text = (
+        'name,region,year,g_co2e_per_kwh,source\n"Korea, Rep.",KR,2022,436,"a, b"\n\n'
+        'Sweden,SE,2022,45,x\n"Sweden, again",SE,2023,40,y\n'
+    )
+    yearly, names = yearly_lines(text)
+    assert names == {"KR": "Korea, Rep.", "SE": "Sweden, again"}
+    assert yearly["KR"] == Intensity("KR", "Korea, Rep.", 436.0, 2022, None, "a, b")
+    assert yearly["SE"] == Intensity("SE", "Sweden, again", 40.0, 2023, None, "y")
+    fast, _ = yearly_lines('region,name,g_co2e_per_kwh,year,source\n"S,E",Swe,45,2022,"q, r"\n')
+    assert fast["S,E"] == Intensity("S,E", "Swe", 45.0, 2022, None, "q, r")

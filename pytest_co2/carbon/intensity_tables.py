@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterator, Mapping
 from functools import cache
 
 from .intensity_value import Intensity, IntensityError
@@ -39,7 +40,7 @@ class Table:
 
     def __init__(
         self,
-        yearly: dict[str, Intensity],
+        yearly: Mapping[str, Intensity],
         monthly: dict[str, dict[int, float]],  # code -> {year*12 + month-1: g/kWh}
         monthly_source: dict[str, str],  # code -> the source of its months
         names: dict[str, str],  # code -> display name
@@ -103,19 +104,66 @@ def data_text(filename: str) -> str:
     return files("pytest_co2").joinpath(f"data/{filename}").read_text(encoding="utf-8")
 
 
+class Yearly(Mapping[str, Intensity]):
+    """The shipped yearly values, each made from its CSV line when first looked up: a run
+    converts with one region (and its what-ifs), not with all of them."""
+
+    def __init__(self, lines: dict[str, str], header: list[str]) -> None:
+        self._lines = lines  # code -> its line
+        col = {name: i for i, name in enumerate(header)}
+        self._cols = col["region"], col["name"], col["g_co2e_per_kwh"], col["year"], col["source"]
+        self._made: dict[str, Intensity] = {}
+
+    def __getitem__(self, code: str) -> Intensity:
+        made = self._made.get(code)
+        if made is None:
+            cells = next(csv.reader([self._lines[code]]))
+            c_region, c_name, c_g, c_year, c_source = self._cols
+            made = self._made[code] = Intensity(
+                cells[c_region],
+                cells[c_name],
+                float(cells[c_g]),
+                int(cells[c_year]),
+                None,
+                cells[c_source],
+            )
+        return made
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._lines
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._lines)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+def yearly_lines(text: str) -> tuple[Yearly, dict[str, str]]:
+    """The yearly values (made on look-up) and every region's name. A line whose code and
+    name hold no quote is split by its commas; any other goes through the csv module."""
+    lines = text.splitlines()
+    header = next(csv.reader(lines[:1]))
+    by_code: dict[str, str] = {}
+    names: dict[str, str] = {}
+    c_region, c_name = header.index("region"), header.index("name")
+    fast = (c_region, c_name) == (0, 1)
+    for line in lines[1:]:
+        head = line.split(",", 2)
+        if fast and len(head) == 3 and '"' not in head[0] and '"' not in head[1]:
+            code, name = head[0], head[1]
+        elif not line.strip():
+            continue
+        else:
+            cells = next(csv.reader([line]))
+            code, name = cells[c_region], cells[c_name]
+        by_code[code], names[code] = line, name
+    return Yearly(by_code, header), names
+
+
 @cache
 def shipped_table() -> Table:
-    yearly: dict[str, Intensity] = {}
-    rows = csv.reader(io.StringIO(data_text("intensity_yearly.csv"), newline=""))
-    col = {name: i for i, name in enumerate(next(rows))}  # rows, not dicts: read every run
-    c_region, c_name, c_g = col["region"], col["name"], col["g_co2e_per_kwh"]
-    c_year, c_source = col["year"], col["source"]
-    for cells in rows:
-        code = cells[c_region]
-        yearly[code] = Intensity(
-            code, cells[c_name], float(cells[c_g]), int(cells[c_year]), None, cells[c_source]
-        )
-    names = {code: it.name for code, it in yearly.items()}
+    yearly, names = yearly_lines(data_text("intensity_yearly.csv"))
     monthly: dict[str, dict[int, float]] = {}
     sources: dict[str, str] = {}
     exceptions: dict[tuple[str, int], str] = {}

@@ -36,6 +36,12 @@ class ReadTimeout(BackendError):
 def check_reading(values: Any, n_devices: int, what: str = "read_j()") -> tuple[float, ...]:
     """``values`` as a tuple of floats, one per device, each finite and within
     +-:data:`MAX_READING_J`; ReadingError (one line) naming what is wrong."""
+    if values.__class__ is tuple and len(values) == n_devices:  # the usual reading, as is
+        for v in values:
+            if v.__class__ is not float or not -MAX_READING_J <= v <= MAX_READING_J:
+                break
+        else:
+            return values
     if not isinstance(values, (list, tuple)):
         raise ReadingError(
             f"the backend's {what} returned {_show(values)}: expected a list of {n_devices} "
