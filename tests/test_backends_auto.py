@@ -17,6 +17,7 @@ from pytest_co2.backends import (
     BackendWarning,
     Method,
     check_backend_spec,
+    gpu_presence,
     make_backend,
 )
 from pytest_co2.backends import rapl as rapl_module
@@ -123,6 +124,8 @@ def _patch_rapl_root(monkeypatch: pytest.MonkeyPatch, root: Path, deny: bool = F
 
         FakeRootRapl._open_uj = staticmethod(denied)  # type: ignore[method-assign]
     monkeypatch.setattr(rapl_module, "RaplBackend", FakeRootRapl)
+    # auto's cheap look for powercap domains (before importing the module) looks there too
+    monkeypatch.setattr(gpu_presence, "rapl_root", lambda: str(root))
 
 
 def _fake_pynvml(gpus: int) -> types.ModuleType:
@@ -236,3 +239,38 @@ def test_auto_without_a_gpu_driver_imports_no_gpu_module(tmp_path: Path) -> None
         "['no NVML GPU: no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)', "
         "'no AMD GPU: no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)']",
     ]
+
+
+def test_auto_without_powercap_domains_does_not_import_the_rapl_module(
+    fake_host_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A VM or container (no ``intel-rapl:*`` under powercap) is told apart by a directory
+    listing: the ``rapl`` module is not imported, and the note is the one it would give."""
+    import shutil
+    import subprocess
+
+    from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
+
+    host = tmp_path / "host"
+    shutil.copytree(fake_host_root, host, symlinks=True)
+    (host / "sys/class/powercap/dtpm").mkdir(parents=True)  # a powercap zone, not RAPL
+    monkeypatch.setenv(HOST_ROOT_ENV, str(host))
+    code = (
+        "import sys\n"
+        "from pytest_co2.backends import make_backend\n"
+        "b = make_backend('auto')\n"
+        "print('pytest_co2.backends.rapl' in sys.modules)\n"
+        "print(b.name)\n"
+        "print([n for n in b.notes if n.startswith('no RAPL')][0])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    root = host / "sys/class/powercap"
+    assert out == [
+        "False",
+        "auto (estimate)",
+        f"no RAPL: no RAPL powercap domains under {root}; CPU energy is estimated",
+    ]
+    with pytest.raises(BackendUnavailable, match=f"^no RAPL powercap domains under {root}$"):
+        rapl_module.RaplBackend()  # the module's own verdict on the same tree

@@ -137,7 +137,7 @@ def _make_auto(
     gpus: Any = None,
 ) -> Backend:
     from .estimate import EstimateBackend
-    from .rapl import RaplBackend
+    from .gpu_presence import no_rapl_domain
 
     notes: list[str] = []
     parts: list[Backend] = []
@@ -158,6 +158,11 @@ def _make_auto(
             warn(f"{vendor} GPU energy unavailable, {which} are not measured: {exc}")
             notes.append(f"{vendor} failed: {exc}")
     try:
+        no_rapl = no_rapl_domain()  # a VM or container: the rapl module is not imported
+        if no_rapl is not None:
+            raise BackendUnavailable(no_rapl)
+        from .rapl import RaplBackend
+
         parts.append(RaplBackend())
     except BackendError as exc:
         if not isinstance(exc, BackendUnavailable):

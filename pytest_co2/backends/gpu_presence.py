@@ -1,6 +1,7 @@
-"""Whether a GPU driver shows on this host: cheap file checks, made before a GPU backend's
-module and its vendor library are imported, so that ``auto`` on a machine without GPUs
-imports neither (the ``nvml`` and ``amdsmi`` modules cost several ms to import)."""
+"""Whether a GPU driver (or RAPL) shows on this host: cheap file checks, made before a GPU
+backend's module and its vendor library are imported, so that ``auto`` on a machine without
+GPUs imports neither (the ``nvml`` and ``amdsmi`` modules cost several ms to import); the
+same for the ``rapl`` module on a machine without powercap domains (a VM, a container)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,25 @@ from .cpuinfo import host_root
 
 NO_NVIDIA_DRIVER = "no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)"
 NO_AMD_DRIVER = "no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)"
+RAPL_ROOT = "/sys/class/powercap"  # under host_root()
+
+
+def rapl_root() -> str:
+    """Where RAPL's powercap domains are (``/sys/class/powercap`` under the host root)."""
+    return os.path.join(str(host_root()), RAPL_ROOT.lstrip("/"))
+
+
+def no_rapl_domain() -> str | None:
+    """Why there is surely no RAPL domain here (``rapl.RaplBackend`` would raise
+    ``BackendUnavailable`` with this text), or None: it may have some, let it decide."""
+    root = rapl_root()
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        entries = []
+    if any(e.startswith("intel-rapl:") for e in entries):
+        return None
+    return f"no RAPL powercap domains under {root}"
 
 
 def gpu_host_kind(root: str | None = None) -> str | None:

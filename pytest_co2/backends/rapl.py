@@ -39,14 +39,14 @@ from pathlib import Path
 
 from ..frozen import Frozen, record
 from .base import Backend, BackendError, BackendUnavailable, Device, Method, warn
-from .cpuinfo import host_root
+from .gpu_presence import RAPL_ROOT, rapl_root
 
-DEFAULT_ROOT = "/sys/class/powercap"
+DEFAULT_ROOT = RAPL_ROOT
 
 
 def _default_root() -> Path:
     """:data:`DEFAULT_ROOT` under :func:`~.cpuinfo.host_root` (``/`` unless tests fake one)."""
-    return host_root() / DEFAULT_ROOT.lstrip("/")
+    return Path(rapl_root())
 
 
 # A conservative upper bound on the power of one RAPL domain (a package or its DRAM),

@@ -11,12 +11,14 @@ every later read of that backend fails at once: the session goes on and writes i
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, BackendError
+
+if TYPE_CHECKING:
+    import queue
 
 __all__ = ["MAX_READING_J", "ReadTimeout", "ReadingError", "check_reading", "guard_backend"]
 
@@ -80,6 +82,8 @@ class _BoundedCaller:
         self.timeout_s = timeout_s
         self.what = what
         self.hung: str | None = None
+        import queue  # here: a backend whose reads never block needs none
+
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], list[Any], threading.Event]] = (
             queue.SimpleQueue()
         )

@@ -66,6 +66,27 @@ class Window:
     early: the steps measured before are kept and the record says ``partial`` and why.
     """
 
+    # What a window starts with, as class attributes: an instance sets only what it changes
+    # (the plugin makes a window per test under --co2-all).
+    failure: str | None = None  # why the backend stopped being read
+    abort_reason: str | None = None  # why the plugin closed the window
+    stop_reason: str | None = None  # why a steps() loop ended (precision, time)
+    left_early = False  # the caller left the steps() loop (break or exception)
+    measurement: Measurement | None = None
+    # deferred: the measurement is assembled by finish(), not at the end of the block, and
+    # not handed to the meter (the plugin's per-test call window, see finish())
+    deferred = False
+    _state = "new"  # new -> open -> closed
+    _seen = 0  # step() calls, warm-up included
+    _start_t = 0.0
+    _start_reading: Sequence[float] = ()
+    _start_power: Sequence[float] | None = None
+    _last_progress_t = 0.0
+    _loop: weakref.ref[Any] | None = None  # the steps() generator driving this window
+    _faults0 = 0  # the backend's hardware faults before this window
+    _contention0: Snapshot | None = None  # the machine's counters at the start
+    _ended: Readings | None = None  # what the block read, until it is assembled
+
     def __init__(
         self,
         meter: Owner,
@@ -81,27 +102,10 @@ class Window:
         self.warmup = warmup
         self.extrapolate = extrapolate
         self.total = total  # expected measured steps, for progress only
+        # step boundaries (times, cumulative readings) and each step's units, from __enter__
         self._times: list[float] = []
         self._readings: list[Sequence[float]] = []
         self._units: list[float] = []
-        self._seen = 0  # step() calls, warm-up included
-        self._start_t = 0.0
-        self._start_reading: Sequence[float] = ()
-        self._start_power: Sequence[float] | None = None
-        self._last_progress_t = 0.0
-        self._state = "new"  # new -> open -> closed
-        self.failure: str | None = None  # why the backend stopped being read
-        self.abort_reason: str | None = None  # why the plugin closed the window
-        self.stop_reason: str | None = None  # why a steps() loop ended (precision, time)
-        self.left_early = False  # the caller left the steps() loop (break or exception)
-        self.measurement: Measurement | None = None
-        self._loop: weakref.ref[Any] | None = None  # the steps() generator driving this window
-        self._faults0 = 0  # the backend's hardware faults before this window
-        self._contention0: Snapshot | None = None  # the machine's counters at the start
-        # deferred: the measurement is assembled by finish(), not at the end of the block,
-        # and not handed to the meter (the plugin's per-test call window, see finish())
-        self.deferred = False
-        self._ended: Readings | None = None  # what the block read, until it is assembled
 
     @property
     def is_open(self) -> bool:
@@ -302,7 +306,15 @@ class Window:
         frozen), devices still unreadable at its end, a failed backend, a window the plugin
         had to close."""
         backend = self._meter.backend
-        faults = list(getattr(backend, "faults", ()))[self._faults0 :]
+        every = getattr(backend, "faults", ())
+        if (
+            len(every) == self._faults0
+            and not getattr(backend, "failed", None)
+            and self.failure is None
+            and self.abort_reason is None
+        ):
+            return []  # the usual window: nothing went wrong
+        faults = list(every)[self._faults0 :]
         notes = [f"partial: {f}" for f in dict.fromkeys(faults)]  # a repeated fault once
         failed: dict[str, str] = dict(getattr(backend, "failed", None) or {})
         notes.extend(

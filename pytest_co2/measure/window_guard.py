@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..frozen import Frozen, record
@@ -34,7 +33,6 @@ class _Hold:
     """The lock held around something that is not a window (idle power)."""
 
 
-@dataclass(eq=False, repr=False)  # one generated method (see pytest_co2.frozen)
 class WindowGuard:
     """The meter's window hooks for a :class:`Policy`: lock, or only annotate.
 
@@ -46,31 +44,33 @@ class WindowGuard:
     without the lock; :meth:`summary` gives the line for the session summary.
     """
 
-    policy: Policy
-    on_wait: Callable[[LockWait], None] | None = None
-    backend: Any = None  # its measured set is locked (by lock key), its window hooks called
-    failure: str | None = None  # why locking failed for good, once it did
-    unlocked_windows: int = 0
-    timed_out: int = 0  # windows that waited the whole timeout
-    waited_s: float = 0.0  # total wait of this process for locks
-    windows: int = 0  # windows that ended
-    lock: DeviceLock | None = field(init=False)
-    _busy_since_timeout: bool = field(default=False, init=False)
-    _windows: dict[int, float | _Unlocked] = field(default_factory=dict, init=False)
-    # the lock sets taken, in order: device ids -> lock keys, and how many windows held each
-    _locked: dict[tuple[tuple[str, str], ...], int] = field(default_factory=dict, init=False)
-
-    def __post_init__(self) -> None:
-        p = self.policy
-        self.devices: tuple[str, ...] = p.devices
-        self._keys: dict[str, str] = {d: d for d in p.devices}  # device id -> lock key
-        self.lock = None
-        if p.mode == "lock":
+    def __init__(
+        self,
+        policy: Policy,
+        on_wait: Callable[[LockWait], None] | None = None,
+        backend: Any = None,
+    ) -> None:
+        self.policy = policy
+        self.on_wait = on_wait
+        self.backend = backend  # its measured set is locked (by lock key), its window hooks
+        self.failure: str | None = None  # why locking failed for good, once it did
+        self.unlocked_windows = 0
+        self.timed_out = 0  # windows that waited the whole timeout
+        self.waited_s = 0.0  # total wait of this process for locks
+        self.windows = 0  # windows that ended
+        self._busy_since_timeout = False
+        self._windows: dict[int, float | _Unlocked] = {}
+        # the lock sets taken, in order: device ids -> lock keys, and how many windows held each
+        self._locked: dict[tuple[tuple[str, str], ...], int] = {}
+        self.devices: tuple[str, ...] = policy.devices
+        self._keys: dict[str, str] = {d: d for d in policy.devices}  # device id -> lock key
+        self.lock: DeviceLock | None = None
+        if policy.mode == "lock":
             from .locks import DeviceLock
 
-            self.lock = DeviceLock(p.devices, p.lock_dir or default_lock_dir())
-        self._hooked = window_parts(self.backend)
-        if self.backend is not None and self.lock is not None:
+            self.lock = DeviceLock(policy.devices, policy.lock_dir or default_lock_dir())
+        self._hooked = window_parts(backend)
+        if backend is not None and self.lock is not None:
             self._follow()
 
     @property

@@ -165,8 +165,10 @@ class Co2Terminal:
         for line in [*self._worker_lines(), *(["co2: " + lock_line] if lock_line else [])]:
             for part in wrap(line, width, indent="co2:   "):
                 tr.write_line(part)
+        totals = Totals.of(all_results(tests))
         for line in render_summary(
             tests,
+            totals=totals,
             budget_mode=s.budget_mode,
             full=s.report == "full",
             whatif=tuple(state.accounting.whatif),
@@ -174,9 +176,7 @@ class Co2Terminal:
             width=width,
         ):
             tr.write_line(line)
-        for line in wrap(
-            "total " + format_equivalents(Totals.of(all_results(tests)).co2e_kg), width
-        ):
+        for line in wrap("total " + format_equivalents(totals.co2e_kg), width):
             tr.write_line(line)
         for line in self._advice_lines(width):
             tr.write_line(line)

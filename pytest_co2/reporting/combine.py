@@ -256,7 +256,10 @@ def _count_node_devices_once(parts: Sequence[Part], notes: list[str]) -> list[li
             f"not in {part.label()}"
         )
         notes.append(note)
-        out[i] = [replace(t, results=[_scaled(r, ids, note) for r in t.results]) for t in out[i]]
+        out[i] = [
+            TestRecord(t.nodeid, t.outcome, [_scaled(r, ids, note) for r in t.results], t.budget)
+            for t in out[i]
+        ]
     return out
 
 

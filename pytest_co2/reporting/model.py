@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from ..carbon.emission import Emission
@@ -143,16 +143,41 @@ class BudgetVerdict(Frozen):
         )
 
 
-@dataclass
 class TestRecord:
-    """Everything measured for one test id."""
+    """Everything measured for one test id (mutable: results come phase by phase). A plain
+    class: one is made per measured test, and ``dataclass`` would compile three methods at
+    import."""
 
     __test__ = False  # not a test class, whatever pytest's collection thinks of the name
+    __slots__ = ("budget", "nodeid", "outcome", "results")
 
-    nodeid: str
-    outcome: str = "passed"
-    results: list[Result] = field(default_factory=list)
-    budget: BudgetVerdict | None = None
+    def __init__(
+        self,
+        nodeid: str,
+        outcome: str = "passed",
+        results: list[Result] | None = None,
+        budget: BudgetVerdict | None = None,
+    ) -> None:
+        self.nodeid = nodeid
+        self.outcome = outcome
+        self.results: list[Result] = [] if results is None else results
+        self.budget = budget
+
+    def _fields(self) -> tuple[Any, ...]:
+        return (self.nodeid, self.outcome, self.results, self.budget)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a dataclass with eq
+
+    def __repr__(self) -> str:
+        return (
+            f"TestRecord(nodeid={self.nodeid!r}, outcome={self.outcome!r}, "
+            f"results={self.results!r}, budget={self.budget!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

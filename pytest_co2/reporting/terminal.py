@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width, wrap
-from .budget import budget_text, verdict_text
 from .model import Result, TestRecord, Totals, all_results, ranked
 
 DEFAULT_WIDTH = 100
@@ -33,6 +32,14 @@ Row = tuple[TestRecord | None, Result | None]
 Column = tuple[str, Callable[[TestRecord, Result], str], Callable[[Totals], str]]
 
 
+def _budget_cell(t: TestRecord, mode: str | None) -> str:
+    """The verdict (``mode``: the budget mode) or the budget column's cell; the budget module
+    is imported only where a test has a budget (else both columns are left out)."""
+    from .budget import budget_text, verdict_text
+
+    return budget_text(t.budget) if mode is None else verdict_text(t.budget, mode)
+
+
 def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], list[Column]]:
     """(the compact columns, the optional ones in the order they are added)."""
 
@@ -47,7 +54,7 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
             lambda x: fmt_pm(x.co2e_kg, x.std_kg),
         ),
         ("method", lambda t, r: r.measurement.method, blank),
-        ("verdict", lambda t, r: verdict_text(t.budget, budget_mode), blank),
+        ("verdict", lambda t, r: _budget_cell(t, budget_mode), blank),
     ]
     optional: list[Column] = [
         (
@@ -72,7 +79,7 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
             blank,
         ),
         ("time s", lambda t, r: fmt_num(r.measurement.duration_s), lambda x: fmt_num(x.duration_s)),
-        ("budget", lambda t, r: budget_text(t.budget), blank),
+        ("budget", lambda t, r: _budget_cell(t, None), blank),
     ]
     regions: list[Column] = [
         (
@@ -116,6 +123,28 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[
     return [line(table[0]), "  ".join("-" * w for w in widths), *(line(r) for r in table[1:])]
 
 
+class _Cells:
+    """The table's cells for some columns: the header row, a row per pair, the total row.
+    Each column's cells are made once, however often the width fitting asks for them."""
+
+    def __init__(self, pairs: Sequence[tuple[TestRecord, Result]], tot: Totals) -> None:
+        self.pairs, self.tot = pairs, tot
+        self.made: dict[str, list[str]] = {}
+
+    def column(self, col: Column) -> list[str]:
+        head, get, total = col
+        cells = self.made.get(head)
+        if cells is None:
+            cells = [head, *(get(t, r) for t, r in self.pairs), total(self.tot)]
+            self.made[head] = cells
+        return cells
+
+    def __call__(self, cols: Sequence[Column]) -> list[list[str]]:
+        if not cols:
+            return [[] for _ in range(len(self.pairs) + 2)]
+        return [list(row) for row in zip(*map(self.column, cols), strict=True)]
+
+
 def render_summary(
     tests: Sequence[TestRecord],
     *,
@@ -124,11 +153,13 @@ def render_summary(
     whatif: Sequence[str] = (),
     max_rows: int | None = None,
     width: int = DEFAULT_WIDTH,
+    totals: Totals | None = None,
 ) -> list[str]:
     """The summary table's lines (tabulate's "simple" format), a total row, and notes when ``full``.
 
     With ``max_rows``, only the largest emitters are listed (and every test over its budget);
     the total still covers every measurement and a line says how many rows were left out.
+    ``totals``: those of ``tests`` where the caller has them already.
     """
     pairs = ranked(tests)
     left_out = 0
@@ -136,15 +167,12 @@ def render_summary(
         over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
         left_out = len(pairs) - max_rows - len(over)
         pairs = pairs[:max_rows] + over
-    tot = Totals.of(all_results(tests))
+    tot = Totals.of(all_results(tests)) if totals is None else totals
     compact, optional = _columns(budget_mode, whatif)
     if not any(t.budget is not None for t, _ in pairs):
         compact = [c for c in compact if c[0] != "verdict"]
         optional = [c for c in optional if c[0] != "budget"]
-
-    def cells(cols: list[Column]) -> list[list[str]]:
-        body = [[get(t, r) for _, get, _ in cols] for t, r in pairs]
-        return [[h for h, _, _ in cols], *body, [total(tot) for _, _, total in cols]]
+    cells = _Cells(pairs, tot)
 
     ids_width = shared_dropped_width([f"{t.nodeid} [{r.name}]" for t, r in pairs]) or 4
     keep_test = max(MIN_TEST_WIDTH, min(ids_width, 48))  # the test column comes first
