@@ -330,3 +330,34 @@ def test_a_gating_run_measures_long_enough_to_show_drift() -> None:
                 f"; measured for at least {GATE_MIN_S:g} s and 12 windows, to show the "
                 "machine's drift"
             )
+
+
+_READING = st.one_of(
+    st.floats(min_value=-1e3, max_value=1e3),
+    st.sampled_from([math.nan, math.inf, -math.inf, 0.0]),
+)
+
+
+@given(
+    st.integers(min_value=1, max_value=3).flatmap(
+        lambda n: st.tuples(
+            st.lists(_READING, min_size=n, max_size=n), st.lists(_READING, min_size=n, max_size=n)
+        )
+    )
+)
+def test_a_one_step_window_is_made_monotone_as_a_longer_one(pair: tuple[list[float], ...]) -> None:
+    """One step (two readings) takes a short path: the same readings and notes as the loop
+    gives for the same two readings followed by a repeat of the last (which adds nothing)."""
+    from pytest_co2.measure.assemble import monotone
+
+    first, last = pair
+    devices = [Device(f"d{i}", "cpu", f"dev {i}", Method.COUNTER) for i in range(len(first))]
+    short = monotone([first, last], devices)
+    longer = monotone([first, last, last], devices)
+    assert (short[0], short[1]) == (longer[0][:2], longer[1])
+    assert all(type(r) is tuple for r in short[0])
+
+
+@given(st.floats(min_value=0, max_value=10), st.floats(min_value=-1, max_value=100))
+def test_one_step_is_one_group_whatever_its_length(length_s: float, min_window_s: float) -> None:
+    assert group_windows([5.0, 5.0 + length_s], [3], min_window_s) == [(0, 1)]

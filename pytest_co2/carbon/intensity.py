@@ -14,8 +14,7 @@ import re
 from collections.abc import Iterable
 
 from ..constants import DEFAULT_REGION
-from .intensity_file import merged_table
-from .intensity_tables import REGION_HINT, resolve_code, shipped_table, unknown_region
+from .intensity_tables import REGION_HINT, Table, resolve_code, shipped_table, unknown_region
 from .intensity_value import (
     Intensity,
     IntensityError,
@@ -33,6 +32,16 @@ __all__ = [
     "parse_region",
     "resolve_region",
 ]
+
+
+def merged_table(csv_path: str | os.PathLike[str] | None) -> Table:
+    """The shipped table, with the user file at ``csv_path`` over it when one is given (the
+    user-file module is imported only then)."""
+    if csv_path is None:
+        return shipped_table()
+    from .intensity_file import merged_table as with_user_file
+
+    return with_user_file(csv_path)
 
 
 _REGION_TEXT = re.compile(r"^[^\x00-\x1f,;=]{1,80}$")
