@@ -294,10 +294,79 @@ def test_what_the_fields_path_leaves_to_dataclass() -> None:
             x: int = 0
             y: int
 
-    with pytest.raises(ValueError, match=r"^mutable default <class 'list'> for field x is not"):
+    with pytest.raises(TypeError, match=r"^non-default argument 'z' follows default argument$"):
+
+        @record
+        class AfterHidden(Frozen):
+            """A field left out of __init__ first: it does not end the check."""
+
+            w: int = field(init=False)
+            y: int = 0
+            z: int  # type: ignore[misc]
+
+    with pytest.raises(
+        ValueError,
+        match=r"^mutable default <class 'list'> for field x is not allowed: use default_factory$",
+    ):
 
         @record
         class Shared(Frozen):
             """A list shared by every instance."""
 
             x: list[int] = []  # noqa: RUF012
+
+
+def test_evaluated_annotations_take_the_same_paths() -> None:
+    """Annotations as objects (a class made without postponed annotations): a plain type is
+    a field made here, a ``ClassVar``, ``InitVar`` or ``KW_ONLY`` goes through ``dataclass``."""
+    import dataclasses
+
+    def made(annotations: dict[str, Any], **namespace: Any) -> Any:
+        return record(
+            type(
+                "Made", (Frozen,), {"__doc__": "made", "__annotations__": annotations, **namespace}
+            )
+        )
+
+    plain = made({"x": int, "tags": tuple[str, ...]}, tags=())
+    assert [f.name for f in fields(plain)] == ["x", "tags"] and plain(1) == plain(1, ())
+    counted = made({"limit": ClassVar[int], "x": int}, limit=3)
+    assert [f.name for f in fields(counted)] == ["x"] and counted.limit == 3
+    init_only = made({"x": int, "scale": dataclasses.InitVar[int]})
+    assert [f.name for f in fields(init_only)] == ["x"]
+    assert "scale" in init_only.__dataclass_fields__  # kept by dataclass as an InitVar
+    keyword = made({"x": int, "_": dataclasses.KW_ONLY, "y": int})
+    assert [(f.name, f.kw_only) for f in fields(keyword)] == [("x", False), ("y", True)]
+    bare_classvar = made({"limit": ClassVar, "x": int}, limit=3)
+    assert [f.name for f in fields(bare_classvar)] == ["x"]
+
+
+def test_fields_of_several_bases_and_a_class_without_annotations() -> None:
+    """Fields come from every base, the last base's first (as ``dataclass`` collects them);
+    a class without annotations has none; a class's own ``__match_args__`` is kept."""
+
+    @record
+    class Left(Frozen):
+        """One base."""
+
+        a: int = 1
+        shared: str = "left"
+
+    @record
+    class Right(Frozen):
+        """Another base."""
+
+        b: int = 2
+        shared: str = "right"
+
+    @record
+    class Both(Left, Right):
+        """Both bases' fields."""
+
+        c: int = 3
+        __match_args__ = ("c",)
+
+    assert [f.name for f in fields(Both)] == ["b", "shared", "a", "c"]
+    assert Both().shared == "left" and Both.__match_args__ == ("c",)
+    empty = record(type("Empty", (Frozen,), {"__doc__": "No fields."}))
+    assert fields(empty) == () and empty() == empty()

@@ -840,5 +840,30 @@ def test_the_shipped_yearly_table_made_on_look_up_equals_a_full_csv_read() -> No
     assert names == {"KR": "Korea, Rep.", "SE": "Sweden, again"}
     assert yearly["KR"] == Intensity("KR", "Korea, Rep.", 436.0, 2022, None, "a, b")
     assert yearly["SE"] == Intensity("SE", "Sweden, again", 40.0, 2023, None, "y")
-    fast, _ = yearly_lines('region,name,g_co2e_per_kwh,year,source\n"S,E",Swe,45,2022,"q, r"\n')
+    header = "region,name,g_co2e_per_kwh,year,source\n"
+    fast, _ = yearly_lines(header + '"S,E",Swe,45,2022,"q, r"\n')
     assert fast["S,E"] == Intensity("S,E", "Swe", 45.0, 2022, None, "q, r")
+    quoted, names = yearly_lines(header + '"SE",Sweden,45,2022,x\nFI,"Finland",79,2022,y\n')
+    assert names == {"SE": "Sweden", "FI": "Finland"}
+    assert quoted["SE"].region == "SE" and quoted["FI"].name == "Finland"
+
+
+def test_plain_yearly_lines_are_split_without_the_csv_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Codes and names are found by splitting a line at its commas; the csv module reads
+    only the header and lines with quotes there (and a line when its value is looked up)."""
+    from pytest_co2.carbon import intensity_tables
+
+    read: list[list[str]] = []
+
+    def counting_reader(lines: list[str]) -> Any:
+        read.append(list(lines))
+        return csv.reader(lines)
+
+    monkeypatch.setattr(intensity_tables, "csv", type("Csv", (), {"reader": counting_reader}))
+    text = 'region,name,g_co2e_per_kwh,year,source\nSE,Sweden,45,2022,"a, b"\n"DE",Germany,380,2022,c\n'
+    yearly, names = intensity_tables.yearly_lines(text)
+    assert names == {"SE": "Sweden", "DE": "Germany"}
+    assert read == [["region,name,g_co2e_per_kwh,year,source"], ['"DE",Germany,380,2022,c']]
+    assert yearly["SE"].source == "a, b" and len(read) == 3
