@@ -240,3 +240,77 @@ def test_the_header_waits_for_a_test_that_measures(fake_clock_pytester: pytest.P
     assert early.outlines.index("collected 2 items") > next(
         i for i, line in enumerate(early.outlines) if line.startswith("co2: backend constant")
     )
+
+
+MARKED_PROBE = """
+import pytest
+from pytest_co2.plugin.runtest import marked
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name == "test_late":
+            item.add_marker(pytest.mark.co2_budget(kwh=1.0))
+
+def pytest_collection_finish(session):
+    items = session.items
+    got = marked(items, "co2_budget")
+    want = [i.get_closest_marker("co2_budget") is not None for i in items]
+    rows = [f"{i.name} {g} {w}" for i, g, w in zip(items, got, want)]
+    session.config.rootpath.joinpath("marked.txt").write_text("\\n".join(rows))
+"""
+
+
+def test_marked_items_are_those_with_the_marker_on_them_or_a_parent(
+    pytester: pytest.Pytester,
+) -> None:
+    """``marked`` looks at each parent chain once: the same answers as
+    ``get_closest_marker`` for markers on a module, a class, a function, a parameter and
+    one a plugin adds."""
+    pytester.makeconftest(MARKED_PROBE)
+    pytester.makepyfile(
+        test_module="""
+        import pytest
+        pytestmark = pytest.mark.co2_budget(kwh=1.0)
+
+        def test_in_marked_module():
+            pass
+        """,
+        test_other="""
+        import pytest
+
+        @pytest.mark.co2_budget(kwh=1.0)
+        class TestMarked:
+            def test_in_class(self):
+                pass
+
+        class TestPlain:
+            def test_plain_in_class(self):
+                pass
+
+        @pytest.mark.co2_budget(kwh=1.0)
+        def test_function():
+            pass
+
+        @pytest.mark.parametrize("x", [1, pytest.param(2, marks=pytest.mark.co2_budget(kwh=1.0))])
+        def test_param(x):
+            pass
+
+        def test_late():
+            pass
+
+        def test_plain():
+            pass
+        """,
+    )
+    pytester.runpytest("--collect-only", "-q")
+    rows = (pytester.path / "marked.txt").read_text().splitlines()
+    assert sorted(rows) == [
+        "test_function True True",
+        "test_in_class True True",
+        "test_in_marked_module True True",
+        "test_late True True",
+        "test_param[1] False False",
+        "test_param[2] True True",
+        "test_plain False False",
+        "test_plain_in_class False False",
+    ]

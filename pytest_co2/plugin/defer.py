@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..constants import DEFER_MARKER as MARKER
-from .runtest import has_marker
+from .runtest import has_marker, marked
 
 if TYPE_CHECKING:
     from ..carbon.defer import Deferral
@@ -39,16 +39,28 @@ def _utcnow() -> _dt.datetime:
     return _dt.datetime.now(_dt.timezone.utc)
 
 
-def threshold(item: pytest.Item, default: float | None) -> float | None:
+def threshold(
+    item: pytest.Item,
+    default: float | None,
+    *,
+    has_mark: bool | None = None,
+    has_budget: bool | None = None,
+) -> float | None:
     """The test's threshold in g CO2e/kWh (None: not deferred); ValueError (one line) for a
-    bad marker."""
-    mark = item.get_closest_marker(MARKER) if MARKER in item.keywords else None
+    bad marker. ``has_mark``, ``has_budget``: whether the item has the defer marker or a
+    budget, where the caller knows (see ``runtest.marked``)."""
+    if has_mark is None:
+        has_mark = has_marker(item, MARKER)
+    mark = item.get_closest_marker(MARKER) if has_mark else None
     if mark is None:
         if default is None:
             return None
         fixtures = getattr(item, "fixturenames", ())
-        heavy = "co2_meter" in fixtures or has_marker(item, "co2_budget")
-        return default if heavy else None
+        if "co2_meter" in fixtures:
+            return default
+        if has_budget is None:
+            has_budget = has_marker(item, "co2_budget")
+        return default if has_budget else None
     unknown = sorted(set(mark.kwargs) - {"above"})
     if unknown or len(mark.args) > 1 or (mark.args and "above" in mark.kwargs):
         raise ValueError(
@@ -93,9 +105,14 @@ class DeferHooks:
         """Decide for each targeted test now (the session's intensity is fixed): a deferred
         one gets a ``skip`` marker, so that pytest reports it at the test's own line."""
         default = self.state.settings.defer_above
-        for item in items:
+        with_mark = marked(items, MARKER)
+        # whether a test has a budget matters only with --co2-defer-above
+        with_budget: list[bool | None] = [None] * len(items)
+        if default is not None:
+            with_budget[:] = marked(items, "co2_budget")
+        for item, has_mark, has_budget in zip(items, with_mark, with_budget, strict=True):
             try:
-                above = threshold(item, default)
+                above = threshold(item, default, has_mark=has_mark, has_budget=has_budget)
             except ValueError as exc:
                 item.stash[_ERROR_KEY] = str(exc)
                 self._register()

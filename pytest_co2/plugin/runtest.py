@@ -71,18 +71,33 @@ class Co2BudgetWarning(UserWarning):
 
 def measures(items: Sequence[pytest.Item], settings: Settings) -> bool:
     """Whether any of ``items`` measures: ``--co2-all``, a budget or the fixture."""
-    return settings.all or any(
-        "co2_meter" in getattr(item, "fixturenames", ()) or has_marker(item, "co2_budget")
-        for item in items
-    )
+    if settings.all:
+        return True
+    if any("co2_meter" in getattr(item, "fixturenames", ()) for item in items):
+        return True
+    return any(marked(items, "co2_budget"))
+
+
+def marked(items: Sequence[pytest.Item], name: str) -> list[bool]:
+    """Whether each item or one of its parents has the marker ``name`` (as
+    ``get_closest_marker(name) is not None``). This runs over every collected item: a
+    parent's chain (module, class, package) is looked at once for all its items, and an
+    item's own markers (function, parametrization) after that."""
+    parents: dict[int, bool] = {}
+    out = []
+    for item in items:
+        parent = item.parent
+        hit = parents.get(id(parent))
+        if hit is None:
+            hit = parent is not None and parent.get_closest_marker(name) is not None
+            parents[id(parent)] = hit
+        out.append(hit or any(m.name == name for m in item.own_markers))
+    return out
 
 
 def has_marker(item: pytest.Item, name: str) -> bool:
-    """Whether ``item`` or a parent has the marker ``name``. Every marker pytest applies is
-    also a keyword of its node, and a keyword look-up is several times cheaper than
-    ``get_closest_marker`` (this runs for every collected item): a keyword of that name is
-    then confirmed as a marker."""
-    return name in item.keywords and item.get_closest_marker(name) is not None
+    """Whether ``item`` or a parent has the marker ``name`` (see :func:`marked`)."""
+    return marked([item], name)[0]
 
 
 class RuntestHooks:
@@ -239,8 +254,8 @@ def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:
     cached = item.stash.get(BUDGET_KEY, _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
-    mark = item.get_closest_marker("co2_budget") if "co2_budget" in item.keywords else None
-    if mark is None:  # a keyword look-up first: see ``has_marker``
+    mark = item.get_closest_marker("co2_budget")
+    if mark is None:
         item.stash[BUDGET_KEY] = None
         return None
     from ..reporting.budget import budget_from_marker
