@@ -370,3 +370,45 @@ def test_fields_of_several_bases_and_a_class_without_annotations() -> None:
     assert Both().shared == "left" and Both.__match_args__ == ("c",)
     empty = record(type("Empty", (Frozen,), {"__doc__": "No fields."}))
     assert fields(empty) == () and empty() == empty()
+
+
+def test_only_special_annotations_go_through_dataclass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fields are made here for plain annotations, written or evaluated; ``dataclass``
+    runs only for a ``ClassVar``, ``InitVar`` or ``KW_ONLY`` one (its result is the same
+    either way: what this checks is that the short path is taken)."""
+    import dataclasses
+
+    from pytest_co2 import frozen
+
+    calls: list[str] = []
+
+    def counting(**kwargs: Any) -> Any:
+        def wrap(cls: type) -> type:
+            calls.append(cls.__name__)
+            return dataclasses.dataclass(**kwargs)(cls)
+
+        return wrap
+
+    monkeypatch.setattr(frozen, "dataclass", counting)
+
+    def made(name: str, annotations: dict[str, Any]) -> None:
+        record(type(name, (Frozen,), {"__doc__": name, "__annotations__": annotations}))
+
+    made("Written", {"x": "int", "tags": "tuple[str, ...]"})
+    made("Evaluated", {"x": int, "tags": tuple[str, ...]})
+    made("WrittenClassVar", {"limit": "ClassVar[int]"})
+    made("WrittenInitVar", {"scale": "InitVar[int]"})
+    made("WrittenKwOnly", {"_": "KW_ONLY", "y": "int"})
+    made("EvaluatedClassVar", {"limit": ClassVar[int]})
+    made("BareClassVar", {"limit": ClassVar})
+    made("EvaluatedInitVar", {"scale": dataclasses.InitVar[int]})
+    made("EvaluatedKwOnly", {"_": dataclasses.KW_ONLY, "y": int})
+    assert calls == [
+        "WrittenClassVar",
+        "WrittenInitVar",
+        "WrittenKwOnly",
+        "EvaluatedClassVar",
+        "BareClassVar",
+        "EvaluatedInitVar",
+        "EvaluatedKwOnly",
+    ]
