@@ -221,20 +221,24 @@ def test_no_pytest_co2_hardware_import_at_package_import() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def _printed_by(code: str) -> list[str]:
+    """The lines a new Python process running ``code`` prints (a fresh ``sys.modules``)."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
 def test_auto_without_a_gpu_driver_imports_no_gpu_module(tmp_path: Path) -> None:
     """The fake host has no GPU driver: ``auto`` says so in its notes, as the GPU backends
     would, without importing their modules (several ms at start-up)."""
-    import subprocess
-
     code = (
         "import sys; from pytest_co2.backends import make_backend; b = make_backend('auto'); "
         "print([m for m in ('pytest_co2.backends.nvml', 'pytest_co2.backends.amdsmi') "
         "if m in sys.modules]); print(b.notes[:2])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
-    assert out == [
+    assert _printed_by(code) == [
         "[]",
         "['no NVML GPU: no NVIDIA driver (no /proc/driver/nvidia, /dev/nvidiactl or /dev/dxg)', "
         "'no AMD GPU: no AMD GPU driver (no /dev/kfd or /sys/module/amdgpu)']",
@@ -247,7 +251,6 @@ def test_auto_without_powercap_domains_does_not_import_the_rapl_module(
     """A VM or container (no ``intel-rapl:*`` under powercap) is told apart by a directory
     listing: the ``rapl`` module is not imported, and the note is the one it would give."""
     import shutil
-    import subprocess
 
     from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
 
@@ -263,11 +266,8 @@ def test_auto_without_powercap_domains_does_not_import_the_rapl_module(
         "print(b.name)\n"
         "print([n for n in b.notes if n.startswith('no RAPL')][0])\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.splitlines()
     root = host / "sys/class/powercap"
-    assert out == [
+    assert _printed_by(code) == [
         "False",
         "auto (estimate)",
         f"no RAPL: no RAPL powercap domains under {root}; CPU energy is estimated",

@@ -14,7 +14,14 @@ import re
 from collections.abc import Iterable
 
 from ..constants import DEFAULT_REGION
-from .intensity_tables import REGION_HINT, Table, resolve_code, shipped_table, unknown_region
+from .intensity_tables import (
+    REGION_HINT,
+    Overlay,
+    Table,
+    resolve_code,
+    shipped_table,
+    unknown_region,
+)
 from .intensity_value import (
     Intensity,
     IntensityError,
@@ -39,9 +46,9 @@ def merged_table(csv_path: str | os.PathLike[str] | None) -> Table:
     user-file module is imported only then)."""
     if csv_path is None:
         return shipped_table()
-    from .intensity_file import merged_table as with_user_file
+    from .intensity_file import read_user_csv
 
-    return with_user_file(csv_path)
+    return Overlay(read_user_csv(csv_path), shipped_table())
 
 
 _REGION_TEXT = re.compile(r"^[^\x00-\x1f,;=]{1,80}$")

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-from .intensity_tables import Overlay, Table, resolve_code, shipped_table
+from .intensity_tables import Table, resolve_code, shipped_table
 from .intensity_value import Intensity, IntensityError
 
 _CACHE_SIZE = 4
@@ -228,11 +228,3 @@ def _first_line(where: str, code: str, year: int | None, month: int | None) -> i
     except (OSError, UnicodeDecodeError, csv.Error, ValueError):
         return None
     return None
-
-
-def merged_table(csv_path: str | os.PathLike[str] | None) -> Table:
-    """The shipped table, with the user file at ``csv_path`` over it when one is given."""
-    shipped = shipped_table()
-    if csv_path is None:
-        return shipped
-    return Overlay(read_user_csv(csv_path), shipped)
