@@ -4,8 +4,21 @@ use the plugin pays nothing per test, and a meter asked for at run time still me
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_co2.backends.base import Backend, Device, Method
+from pytest_co2.carbon.accounting import Accounting
+from pytest_co2.measure.window import Window
+from pytest_co2.options import Settings
+from pytest_co2.plugin.collector import Collector
+from pytest_co2.plugin.fixture import Co2Meter
+from pytest_co2.reporting.model import Totals, all_results, ranked
+from pytest_co2.reporting.terminal import render_summary
 
 BASE = ["--co2-backend=constant:100", "--co2-json=r.json", "-p", "no:cacheprovider"]
 
@@ -314,3 +327,147 @@ def test_marked_items_are_those_with_the_marker_on_them_or_a_parent(
         "test_plain False False",
         "test_plain_in_class False False",
     ]
+
+
+# -- the summary of deferred windows: their records made only for the rows it lists ----------
+
+
+class Scripted(Backend):
+    """Devices whose cumulative readings and clock are given, a reading per window edge."""
+
+    name = "scripted"
+
+    def __init__(self, devices: int) -> None:
+        super().__init__()
+        self.t, self.reading = 0.0, (0.0,) * devices
+        self.devices = tuple(
+            Device(f"sim:{i}", "simulated", f"device {i}", Method.SIMULATED) for i in range(devices)
+        )
+
+    def clock(self) -> float:
+        return self.t
+
+    def read_j(self) -> Sequence[float]:
+        return self.reading
+
+
+def _meter(backend: Backend, settings: Settings, **kw: Any) -> Co2Meter:
+    accounting = Accounting(settings.region, pue=settings.pue, whatif_regions=settings.regions)
+    return Co2Meter(backend, accounting, settings, **kw)
+
+
+def _deferred(meter: Co2Meter, edges: Sequence[tuple[float, Sequence[float]]], units: float = 1):
+    """A closed, deferred call window read at ``edges``: (time, readings) at its start and
+    end; ``units``: one step() of that many units, else the block is one unit."""
+    backend = meter.backend
+    assert isinstance(backend, Scripted)
+    window = Window(meter, "call", "call", 0, None, None)
+    window.deferred = True
+    (backend.t, backend.reading), end = edges
+    with window:
+        backend.t, backend.reading = end
+        if units != 1:
+            window.step(units)
+    return window
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN (an unknown spread)."""
+    return repr(a) == repr(b)
+
+
+readings = st.lists(st.floats(0, 1e6, allow_subnormal=False), min_size=1, max_size=3)
+
+
+@given(
+    start=readings,
+    rises=st.lists(st.floats(-1.0, 1e4, allow_subnormal=False), min_size=3, max_size=3),
+    t0=st.floats(0, 1e5),
+    duration_s=st.floats(0, 1e3),
+    units=st.sampled_from([1, 2.5, 64]),
+    extrapolate=st.sampled_from([{}, {"call": 150_000}, {"iteration": 7}]),
+    pue=st.sampled_from([1.0, 1.58]),
+    idle=st.booleans(),
+)
+def test_a_deferred_windows_numbers_are_those_of_its_record(
+    start: list[float],
+    rises: list[float],
+    t0: float,
+    duration_s: float,
+    units: float,
+    extrapolate: dict[str, int],
+    pue: float,
+    idle: bool,
+) -> None:
+    """The summary ranks and totals deferred windows by ``numbers_of``, without their records:
+    the very figures of the record made from them (or None: the record is made)."""
+    settings = Settings(region="SE", pue=pue, extrapolate=extrapolate, regions=["DE", "FR"])
+    backend = Scripted(len(start))
+    meter = _meter(backend, settings, idle_w=[0.5] * len(start) if idle else None)
+    end = tuple(a + b for a, b in zip(start, rises, strict=False))
+    window = _deferred(meter, [(t0, tuple(start)), (t0 + duration_s, end)], units)
+    numbers = meter.numbers_of(window)
+    plain = not idle and all(b >= a for a, b in zip(start, end, strict=True))
+    assert (numbers is not None) == plain
+    m = window.finish()
+    assert m is not None
+    assert meter.numbers_of(window) is None  # made: the record has them
+    if numbers is not None:
+        assert _same(numbers, meter.result_of(m).numbers())
+
+
+def _collector_with(energies_j: Sequence[float], per_test: Callable[[int], int]) -> Collector:
+    """A collector of deferred call windows of ``energies_j``; test ``i`` has
+    ``per_test(i)`` results of its own before its call window (the fixture's)."""
+    settings = Settings(region="SE", regions=["DE"])
+    backend = Scripted(1)
+    meter = _meter(backend, settings)
+    collector = Collector()
+    for i, energy_j in enumerate(energies_j):
+        nodeid = f"test_x.py::test_{i}"
+        with meter.measure(f"own{i}") as own:
+            backend.t += 1.0
+            backend.reading = (backend.reading[0] + 3.0 * i,)
+        assert own.measurement is not None
+        collector.add(nodeid, [meter.result_of(own.measurement)] * per_test(i), None)
+        t, (r,) = backend.t, backend.reading
+        window = _deferred(meter, [(t, (r,)), (t + 0.5, (r + energy_j,))])
+        collector.defer(nodeid, window, meter)
+    return collector
+
+
+@pytest.mark.parametrize("own", [0, 1])
+def test_the_summary_of_deferred_windows_is_that_of_their_records(own: int) -> None:
+    """50 deferred call windows (two of them equal, one read backwards: not plain), with or
+    without results of their own every third test: the summary's lines, rows and totals
+    are those of every record made; only the records of the rows it lists are made."""
+    energies = [float((7 * i) % 50) for i in range(50)]
+    energies[10] = energies[11]  # a tie keeps report order, as ranked() does
+    every_third = lambda i: own if i % 3 == 0 else 0  # noqa: E731
+
+    lazy = _collector_with(energies, every_third)
+    lazy._deferred[20][2]._ended.readings[1] = (-1.0,)  # type: ignore[union-attr,index]
+    tests, totals, unmade = lazy.summary_view(40)
+
+    made = _collector_with(energies, every_third)
+    made._deferred[20][2]._ended.readings[1] = (-1.0,)  # type: ignore[union-attr,index]
+    every = made.records()
+    assert _same(totals, Totals.of(all_results(every)))
+    assert totals.measurements == 50 + own * 17
+    shown = render_summary(tests, totals=totals, unmade=unmade, max_rows=40, width=120)
+    assert shown == render_summary(every, max_rows=40, width=120)
+    # the rows listed were made, with the one not plain; every other one was left unmade
+    assert unmade == lazy.unsettled == 50 + own * 17 - sum(len(t.results) for t in tests)
+    beyond = {t.nodeid for t, r in ranked(every)[40:] if r.name == "call"}
+    assert "test_x.py::test_20" in beyond  # read backwards: 0 J, yet made
+    assert unmade == len(beyond) - 1 == (9 if own == 0 else 23)
+    assert [t.nodeid for t in lazy.records()] == [t.nodeid for t in every]  # made on read
+    assert _same([t.results for t in lazy.records()], [t.results for t in every])
+
+
+def test_the_full_summary_and_few_windows_make_every_record() -> None:
+    lazy = _collector_with([1.0, 2.0, 3.0], lambda i: 0)
+    assert lazy.summary_view(40)[2] == 0 and lazy.unsettled == 0
+    lazy = _collector_with([float(i) for i in range(50)], lambda i: 0)
+    tests, totals, unmade = lazy.summary_view(None)
+    assert (len(tests), unmade, lazy.unsettled, totals.measurements) == (50, 0, 0, 50)

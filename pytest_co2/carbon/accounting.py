@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..constants import DEFAULT_REGION
-from .emission import DEFAULT_PUE, Emission, emission
+from .emission import DEFAULT_PUE, Emission, co2e_kg, emission
 from .intensity import lookup
 from .intensity_value import Intensity
 
@@ -64,6 +64,9 @@ class Accounting:
 
     def whatif_co2e_kg(self, projection: Projection) -> dict[str, float]:
         """The projection's CO2e in each what-if region (yearly intensities)."""
-        return {
-            r: emission(projection.energy_kwh, i, self.pue).co2e_kg for r, i in self.whatif.items()
-        }
+        return self.whatif_of(projection.energy_kwh)
+
+    def whatif_of(self, energy_kwh: float) -> dict[str, float]:
+        """The CO2e of ``energy_kwh`` in each what-if region (yearly intensities): the
+        ``co2e_kg`` of their emissions."""
+        return {r: co2e_kg(energy_kwh, i.g_per_kwh, self.pue) for r, i in self.whatif.items()}

@@ -183,6 +183,31 @@ class Readings:
         self.wall_w, self.work_basis = backend.wall_w, backend.work_basis
 
 
+def plain_energy(r: Readings) -> tuple[float, float, float] | None:
+    """``(duration_s, energy_j, units)`` of a window of one step whose assembly is plain
+    arithmetic: readings that only go up, no idle power subtracted, no power x time for a
+    window shorter than the counter. Exactly the figures :func:`assemble` gives it, without
+    the record (the summary ranks deferred windows by them); None for any other window."""
+    readings = r.readings
+    if r.idle_w or len(r.units) != 1 or len(readings) != 2:
+        return None
+    first, last = readings
+    if len(first) != len(last) or not all(
+        isfinite(a) and isfinite(b) and a <= b for a, b in zip(first, last, strict=True)
+    ):
+        return None
+    times, period = r.times, r.period_s
+    duration_s = times[-1] - times[0]
+    if (
+        period > 0
+        and duration_s < GROUP_FACTOR * period
+        and r.start_power is not None
+        and r.end_power is not None
+    ):
+        return None  # power x time may replace a device's counter (see assemble)
+    return duration_s, math.fsum(last) - math.fsum(first), math.fsum(r.units)
+
+
 def assemble(r: Readings) -> Measurement:
     """The measurement of one closed window."""
     devices = r.devices

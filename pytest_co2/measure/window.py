@@ -293,6 +293,11 @@ class Window:
             meter.left_early.append(m)
         meter._record(m)
 
+    @property
+    def ended(self) -> Readings | None:
+        """What the closed, deferred window read, until :meth:`finish` assembles it."""
+        return self._ended
+
     def finish(self) -> Measurement | None:
         """The measurement of the closed window (assembled once; None when nothing was
         measured). A deferred window is assembled here, when its record is first needed."""

@@ -10,7 +10,7 @@ records either way, serialized only at that boundary. A deferred call window (se
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +19,15 @@ import pytest
 if TYPE_CHECKING:  # imported when a first record comes: a run that measures nothing skips them
     from ..measure.records import Measurement
     from ..measure.window import Window
-    from ..reporting.model import BudgetVerdict, Result, TestRecord
+    from ..reporting.model import BudgetVerdict, Numbers, Result, TestRecord, Totals
+    from .fixture import Co2Meter
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
 BUDGET_ATTR = "co2_budget"  # on a worker's TestReport: BudgetVerdict.to_dict()
 JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
+#: A deferred window: its test's record, its place in the record's results, the closed
+#: window, and the meter that makes its result.
+Deferred = tuple["TestRecord", int, "Window", "Co2Meter"]
 
 
 class Collector:
@@ -32,8 +36,7 @@ class Collector:
     def __init__(self) -> None:
         self._tests: dict[str, TestRecord] = {}
         self.pending: list[Measurement] = []
-        # (record, position in its results, closed window, to_result): assembled on read
-        self._deferred: list[tuple[TestRecord, int, Window, Callable[[Measurement], Result]]] = []
+        self._deferred: list[Deferred] = []  # assembled on read
 
     @property
     def tests(self) -> dict[str, TestRecord]:
@@ -47,20 +50,54 @@ class Collector:
         """Deferred windows not yet assembled into results."""
         return len(self._deferred)
 
-    def defer(
-        self, nodeid: str, window: Window, to_result: Callable[[Measurement], Result]
-    ) -> None:
+    def defer(self, nodeid: str, window: Window, meter: Co2Meter) -> None:
         """A closed, deferred window of test ``nodeid``: its result is made on first read."""
         record = self._record(nodeid)
-        self._deferred.append((record, len(record.results), window, to_result))
+        self._deferred.append((record, len(record.results), window, meter))
 
     def settle(self) -> None:
         """Assemble the deferred windows into their tests' results, in their places."""
         deferred, self._deferred = self._deferred, []
-        for record, at, window, to_result in reversed(deferred):  # later places first
-            m = window.finish()
-            if m is not None:
-                record.results.insert(at, to_result(m))
+        _insert(deferred)
+
+    def summary_view(self, max_rows: int | None) -> tuple[list[TestRecord], Totals, int]:
+        """What the summary shows: the records, the totals of every measurement, and how many
+        measurements were left out of the records (deferred windows ranked below the first
+        ``max_rows``: their figures are in the totals, their records are not made). The first
+        ``max_rows`` by emissions of the records are those of every measurement."""
+        from ..reporting.model import Totals, all_results
+
+        if max_rows is None or not self._deferred:
+            tests = self.records()
+            return tests, Totals.of(all_results(tests)), 0
+        numbers = {id(d[2]): d[3].numbers_of(d[2]) for d in self._deferred}
+        make = {id(d[0]) for d in self._deferred if numbers[id(d[2])] is None}
+        self._settle_records(make)
+        # every measurement in report order (the deferred ones in their places): a row each
+        waiting: dict[int, list[Deferred]] = {}
+        for d in self._deferred:
+            waiting.setdefault(id(d[0]), []).append(d)
+        rows: list[tuple[Numbers, TestRecord, Deferred | None]] = []
+        for record in self._tests.values():
+            items: list[Result | Deferred] = list(record.results)
+            for d in reversed(waiting.get(id(record), ())):
+                items.insert(d[1], d)
+            for x in items:
+                if isinstance(x, tuple):
+                    rows.append((numbers[id(x[2])], record, x))  # type: ignore[arg-type]
+                else:
+                    rows.append((x.numbers(), record, None))
+        totals = Totals.summed([r[0] for r in rows])
+        order = sorted(range(len(rows)), key=lambda i: -rows[i][0][4])  # as ranked(): stable
+        self._settle_records({id(rows[i][1]) for i in order[:max_rows] if rows[i][2]})
+        return self._listed(), totals, len(self._deferred)
+
+    def _settle_records(self, records: set[int]) -> None:
+        """Assemble the deferred windows of ``records`` (ids) into their results."""
+        if records:
+            mine = [d for d in self._deferred if id(d[0]) in records]
+            self._deferred = [d for d in self._deferred if id(d[0]) not in records]
+            _insert(mine)
 
     def _record(self, nodeid: str) -> TestRecord:
         record = self._tests.get(nodeid)
@@ -128,7 +165,21 @@ class Collector:
             record.outcome = "error" if report.failed and report.when != "call" else report.outcome
 
     def records(self) -> list[TestRecord]:
-        return [r for r in self.tests.values() if r.results or r.budget is not None]
+        """The records with a result or a budget (deferred windows assembled)."""
+        if self._deferred:
+            self.settle()
+        return self._listed()
+
+    def _listed(self) -> list[TestRecord]:
+        return [r for r in self._tests.values() if r.results or r.budget is not None]
+
+
+def _insert(deferred: Sequence[Deferred]) -> None:
+    """Each deferred window's result into its record's results, at its place."""
+    for record, at, window, meter in reversed(deferred):  # later places first
+        m = window.finish()
+        if m is not None:
+            record.results.insert(at, meter.result_of(m))
 
 
 def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:

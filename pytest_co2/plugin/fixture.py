@@ -5,17 +5,20 @@ Free of pytest hooks so it can be unit-tested; the plugin builds one per test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..backends.base import Backend
 from ..carbon.accounting import Accounting
-from ..carbon.emission import Emission
+from ..carbon.emission import Emission, co2e_kg
+from ..constants import J_PER_KWH
+from ..measure.assemble import plain_energy
 from ..measure.meter import Meter
 from ..measure.records import Measurement, Projection
 from ..measure.window import Window, WindowError
 from ..options import Settings
-from ..reporting.model import Budget, Result
+from ..reporting.model import Budget, Numbers, Result
 
 
 class Co2Meter(Meter):
@@ -79,12 +82,15 @@ class Co2Meter(Meter):
 
     def target_for(self, m: Measurement) -> int | None:
         """The projection target: the measurement's own, else the budget's, else the session's."""
-        if m.extrapolate is not None:
-            return m.extrapolate
+        return self._target(m.extrapolate, m.unit)
+
+    def _target(self, own: int | None, unit: str) -> int | None:
+        if own is not None:
+            return own
         b = self.budget
-        if b is not None and b.extrapolate is not None and b.applies_to(m.unit):
+        if b is not None and b.extrapolate is not None and b.applies_to(unit):
             return b.extrapolate
-        return self.extrapolate.get(m.unit)
+        return self.extrapolate.get(unit)
 
     def projection_of(self, m: Measurement) -> Projection:
         return m.project(self.target_for(m))
@@ -97,7 +103,32 @@ class Co2Meter(Meter):
             measurement=m,
             projection=projection,
             emission=self._account_default(projection),
-            whatif_co2e_kg=self.accounting.whatif_co2e_kg(projection),
+            whatif_co2e_kg=self.accounting.whatif_of(projection.energy_kwh),
+        )
+
+    def numbers_of(self, window: Window) -> Numbers | None:
+        """The figures of a closed, deferred ``window`` that the summary ranks and totals,
+        without making its record: exactly ``result_of(window.finish()).numbers()``. None
+        where they are not plain arithmetic (see :func:`plain_energy`): make the record."""
+        r = window.ended
+        plain = None if r is None else plain_energy(r)
+        if r is None or plain is None:
+            return None
+        duration_s, energy_j, units = plain
+        target = self._target(r.extrapolate, r.unit)
+        mean_j = energy_j / units if units else math.nan  # as Stats.of, for one step
+        energy_kwh = mean_j * (round(units) if target is None else int(target)) / J_PER_KWH
+        accounting = self.accounting
+        region = self.budget.region if self.budget is not None else None
+        g_per_kwh = accounting.intensity_for(region).g_per_kwh
+        return (
+            duration_s,
+            energy_j,
+            energy_kwh,
+            math.nan,  # one step: no spread (Stats.of)
+            co2e_kg(energy_kwh, g_per_kwh, accounting.pue),
+            math.nan,
+            accounting.whatif_of(energy_kwh),
         )
 
     def record(self, m: Measurement) -> Measurement:

@@ -135,7 +135,7 @@ class RuntestHooks:
             window.__exit__(None, None, None)
         finally:
             self.state.progress.clear()
-            self.state.collector.defer(item.nodeid, window, meter.result_of)
+            self.state.collector.defer(item.nodeid, window, meter)
         return result
 
     def _may_defer(self, item: pytest.Item) -> bool:

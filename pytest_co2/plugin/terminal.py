@@ -141,16 +141,20 @@ class Co2Terminal:
 
     def _summary(self, tr: Any) -> None:
         state = self.session
-        tests = state.collector.records()
-        if state.settings.report == "off" or not tests:
+        s = state.settings
+        if s.report == "off":
+            return
+        tests, totals, unmade = state.collector.summary_view(
+            None if s.report == "full" else SUMMARY_ROWS
+        )
+        if not tests and not unmade:
             return  # nothing measured: stay quiet in suites that do not use the plugin
         from ..carbon.equivalents import format_equivalents
         from ..fmt import wrap
-        from ..reporting.model import Totals, all_results
         from ..reporting.terminal import render_summary
 
         tr.write_sep("=", "co2 emissions summary")
-        i, s = state.accounting.intensity, state.settings
+        i = state.accounting.intensity
         width = terminal_width(tr)
         for line in wrap(
             f"region {i.region}{' ' + s.month if s.month else ''} {i.g_per_kwh:g} g CO2e/kWh"
@@ -165,10 +169,10 @@ class Co2Terminal:
         for line in [*self._worker_lines(), *(["co2: " + lock_line] if lock_line else [])]:
             for part in wrap(line, width, indent="co2:   "):
                 tr.write_line(part)
-        totals = Totals.of(all_results(tests))
         for line in render_summary(
             tests,
             totals=totals,
+            unmade=unmade,
             budget_mode=s.budget_mode,
             full=s.report == "full",
             whatif=tuple(state.accounting.whatif),

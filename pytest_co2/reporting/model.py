@@ -26,6 +26,11 @@ class ReportError(ValueError):
     """A report or baseline that is not what the schema says: names the first bad field."""
 
 
+#: The figures of a result that the summary ranks and totals: (duration_s, energy_j,
+#: projected energy_kwh, std_kwh, co2e_kg, std_kg, whatif_co2e_kg). See :meth:`Result.numbers`.
+Numbers = tuple[float, float, float, float, float, float, Mapping[str, float]]
+
+
 @record
 class Result(Frozen):
     """One measurement with its projection, its emission and the what-if regions' CO2e."""
@@ -42,6 +47,19 @@ class Result(Frozen):
     @property
     def key(self) -> str:
         return self.measurement.name
+
+    def numbers(self) -> Numbers:
+        """What :class:`Totals` sums, and the summary ranks by (``co2e_kg``)."""
+        m, p, e = self.measurement, self.projection, self.emission
+        return (
+            m.duration_s,
+            m.energy_j,
+            p.energy_kwh,
+            p.std_kwh,
+            e.co2e_kg,
+            e.std_kg,
+            self.whatif_co2e_kg,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -218,18 +236,24 @@ class Totals(Frozen):
 
     @classmethod
     def of(cls, results: Sequence[Result]) -> Totals:
-        regions = dict.fromkeys(r for x in results for r in x.whatif_co2e_kg)
+        return cls.summed([x.numbers() for x in results])
+
+    @classmethod
+    def summed(cls, rows: Sequence[Numbers]) -> Totals:
+        """The totals of results given by their :meth:`Result.numbers`."""
+        duration, energy, kwh, std_kwh, co2e, std_kg, whatif = (
+            zip(*rows, strict=True) if rows else ((),) * 7
+        )
+        regions = dict.fromkeys(r for x in whatif for r in x)
         return cls(
-            measurements=len(results),
-            duration_s=math.fsum(x.measurement.duration_s for x in results),
-            energy_j=math.fsum(x.measurement.energy_j for x in results),
-            energy_kwh=math.fsum(x.projection.energy_kwh for x in results),
-            std_kwh=rss(x.projection.std_kwh for x in results),
-            co2e_kg=math.fsum(x.emission.co2e_kg for x in results),
-            std_kg=rss(x.emission.std_kg for x in results),
-            whatif_co2e_kg={
-                r: math.fsum(x.whatif_co2e_kg.get(r, 0.0) for x in results) for r in regions
-            },
+            measurements=len(rows),
+            duration_s=math.fsum(duration),
+            energy_j=math.fsum(energy),
+            energy_kwh=math.fsum(kwh),
+            std_kwh=rss(std_kwh),
+            co2e_kg=math.fsum(co2e),
+            std_kg=rss(std_kg),
+            whatif_co2e_kg={r: math.fsum(x.get(r, 0.0) for x in whatif) for r in regions},
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -154,18 +154,20 @@ def render_summary(
     max_rows: int | None = None,
     width: int = DEFAULT_WIDTH,
     totals: Totals | None = None,
+    unmade: int = 0,
 ) -> list[str]:
     """The summary table's lines (tabulate's "simple" format), a total row, and notes when ``full``.
 
     With ``max_rows``, only the largest emitters are listed (and every test over its budget);
     the total still covers every measurement and a line says how many rows were left out.
-    ``totals``: those of ``tests`` where the caller has them already.
+    ``totals``: those of ``tests`` where the caller has them already; ``unmade``: smaller
+    measurements that are in ``totals`` but not in ``tests`` (of tests within budget).
     """
     pairs = ranked(tests)
-    left_out = 0
+    left_out = unmade
     if max_rows is not None and len(pairs) > max_rows:
         over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
-        left_out = len(pairs) - max_rows - len(over)
+        left_out += len(pairs) - max_rows - len(over)
         pairs = pairs[:max_rows] + over
     tot = Totals.of(all_results(tests)) if totals is None else totals
     compact, optional = _columns(budget_mode, whatif)
