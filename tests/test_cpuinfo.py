@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import csv
+import re
+from importlib import resources
 from pathlib import Path
 
 import pytest
 from fake_machine import KVM_DMI, cpuinfo_text, make_tree
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pytest_co2.backends.cpu_allowance import cpu_allowance, parse_cpu_list
 from pytest_co2.backends.cpuinfo import (
     CpuInfo,
     match_cpu_model,
     microarchitecture,
+    model_vendor,
     normalize_cpu_model,
     read_cpuinfo,
 )
@@ -130,6 +136,60 @@ def test_model_names() -> None:
     assert match_cpu_model("Intel Xeon E3-1230", keys) == "e3-1230"
     assert match_cpu_model("AMD Opteron 6238", keys) is None  # an Intel name, an AMD CPU
     assert match_cpu_model("Intel(R) Xeon(R) Gold 6238 CPU", keys) == "6238"
+
+
+# The scanner's specification: the regular expressions it replaced (compiling them cost
+# more than the rest of opening the CPU estimate).
+NOISE = re.compile(
+    r"\((?:r|tm|c)\)|®|™|,|\[[^\]]*\]|\bdell sku\b|\b\d+-core\b|\b\d+-bit\b"
+    r"|\b(?:intel|amd|xeon|processor|cpu|multi-core)\b|@.*$"
+    r"|\bwith radeon\b.*$"
+)
+
+
+def normalized_by_regex(name: str) -> str:
+    text = re.sub(r"\bxeon-d\s+", "d-", name.lower())
+    return " ".join(NOISE.sub(" ", text).split())
+
+
+def vendor_by_regex(name: str) -> str:
+    low = name.lower()
+    if re.search(r"\b(?:amd|opteron|epyc|ryzen|hygon)\b", low):
+        return "amd"
+    if re.search(r"\b(?:arm|ampere|altra|grace|neoverse|graviton|cortex)\b", low):
+        return "arm"
+    return "intel"
+
+
+def _shipped_names() -> list[str]:
+    names = []
+    for table in ("cpu_power.csv", "cpu_power_per_thread.csv"):
+        text = resources.files("pytest_co2.data").joinpath(table).read_text(encoding="utf-8")
+        rows = [r for r in csv.reader(text.splitlines()) if r and not r[0].startswith("#")]
+        names += [cell for row in rows for cell in row]
+    return names
+
+
+def test_model_names_are_scanned_as_the_regular_expressions_said() -> None:
+    names = _shipped_names()
+    assert len(names) > 1000
+    for name in names:
+        assert normalize_cpu_model(name) == normalized_by_regex(name), name
+        assert model_vendor(name) == vendor_by_regex(name), name
+
+
+PIECES = [
+    "intel", "amd", "xeon", "xeon-d", "processor", "cpu", "multi-core", "dell sku", "dell",
+    "sku", "(r)", "(tm)", "(c)", "(", ")", "®", "™", ",", "[", "]", "@", "\n", " ", "\t",
+    "2", "64", "-core", "-bit", "with radeon", "with", "radeon", "_", "é", "x", "v", "6",
+    "epyc", "arm", "ampere", "altra", "graviton", "grace", "-", "Intel", "AMD", "٣",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=12).map("".join))
+def test_any_text_is_scanned_as_the_regular_expressions_said(name: str) -> None:
+    assert normalize_cpu_model(name) == normalized_by_regex(name)
+    assert model_vendor(name) == vendor_by_regex(name)
 
 
 def test_parse_cpu_list() -> None:

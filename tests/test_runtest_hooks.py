@@ -91,6 +91,50 @@ def test_dynamic(request, clock):
     assert [(m["name"], m["energy_j"]) for m in test["measurements"]] == [("late", 150.0)]
 
 
+def test_a_budget_marker_added_after_collection_is_judged(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    """Under --co2-all the items without a budget are noted when collected; a budget a
+    fixture adds to its test (``request.applymarker``) or a later hook adds is still found."""
+    conftest = fake_clock_pytester.path / "conftest.py"
+    conftest.write_text(
+        conftest.read_text()
+        + """
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.name == "test_hook":
+            item.add_marker(pytest.mark.co2_budget(kwh=1e-9))
+
+@pytest.fixture
+def tight(request):
+    request.applymarker(pytest.mark.co2_budget(kwh=1e-9))
+"""
+    )
+    fake_clock_pytester.makepyfile(
+        """
+def test_fixture(tight, clock):
+    clock.advance(1.0)
+
+def test_hook(clock):
+    clock.advance(1.0)
+
+def test_free(clock):
+    clock.advance(1.0)
+"""
+    )
+    result = fake_clock_pytester.runpytest(*BASE, "--co2-all")
+    result.assert_outcomes(passed=1, failed=2)
+    data = json.loads((fake_clock_pytester.path / "r.json").read_text())
+    verdicts = {t["nodeid"].split("::")[1]: (t["outcome"], t["budget"]) for t in data["tests"]}
+    assert {k: (o, b is not None and b["passed"]) for k, (o, b) in verdicts.items()} == {
+        "test_fixture": ("failed", False),
+        "test_hook": ("failed", False),
+        "test_free": ("passed", False),
+    }
+    assert verdicts["test_free"][1] is None
+
+
 CALLS = """
 from conftest import CLOCK
 

@@ -142,12 +142,27 @@ class Backend(abc.ABC):
     @property
     def method(self) -> str:
         """One label for the whole backend: a single method, or e.g. ``counter+estimated``."""
-        return "+".join(m.value for m in self.methods) or "none"
+        return self._of_devices()[1]
 
     @property
     def update_period_s(self) -> float:
         """The slowest update period of any device: the shortest window worth trusting."""
-        return max((d.update_period_s for d in self.devices), default=0.0)
+        return self._of_devices()[2]
+
+    # (devices, method, update_period_s): made again when ``devices`` is another tuple
+    _device_facts: tuple[tuple[Device, ...], str, float] | None = None
+
+    def _of_devices(self) -> tuple[tuple[Device, ...], str, float]:
+        """What :attr:`method` and :attr:`update_period_s` say of the devices (every window
+        reads both): worked out once per tuple of devices."""
+        devices, facts = self.devices, self._device_facts
+        if facts is None or facts[0] is not devices:
+            facts = self._device_facts = (
+                devices,
+                "+".join(m.value for m in self.methods) or "none",
+                max((d.update_period_s for d in devices), default=0.0),
+            )
+        return facts
 
     def describe(self) -> str:
         """One line for the report header: name, devices and methods."""

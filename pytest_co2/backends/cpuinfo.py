@@ -16,8 +16,7 @@ Whether it is a virtual machine: :mod:`.virtualization`; the CPUs the process ma
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from ..frozen import Frozen, record
@@ -210,26 +209,129 @@ def microarchitecture(cpu: CpuInfo) -> tuple[str | None, str]:
 
 
 # -- model names ---------------------------------------------------------------------------
-_NOISE = re.compile(
-    r"\((?:r|tm|c)\)|®|™|,|\[[^\]]*\]|\bdell sku\b|\b\d+-core\b|\b\d+-bit\b"
-    r"|\b(?:intel|amd|xeon|processor|cpu|multi-core)\b|@.*$"
-    r"|\bwith radeon\b.*$"
-)
-_VERSION = re.compile(r"v\d+")
+# Scanned with string methods, not regular expressions: compiling the patterns cost about 5 M
+# instructions, paid by every run that opens the CPU estimate. Word boundaries are those of
+# ``re``'s ``\b``: a word character is alphanumeric or ``_``.
+_NOISE_WORDS = ("intel", "amd", "xeon", "processor", "cpu", "multi-core")
+_AMD_WORDS = ("amd", "opteron", "epyc", "ryzen", "hygon")
+_ARM_WORDS = ("arm", "ampere", "altra", "grace", "neoverse", "graviton", "cortex")
+
+
+def _word_char(text: str, i: int) -> bool:
+    """Whether ``text[i]`` exists and is a word character."""
+    return 0 <= i < len(text) and (text[i].isalnum() or text[i] == "_")
+
+
+def _word_at(text: str, i: int, word: str) -> bool:
+    """Whether ``word`` (of word characters at both ends) stands at ``i`` as a whole word."""
+    return (
+        text.startswith(word, i)
+        and not _word_char(text, i - 1)
+        and not _word_char(text, i + len(word))
+    )
+
+
+def _has_word(text: str, words: tuple[str, ...]) -> bool:
+    for word in words:
+        i = text.find(word)
+        while i >= 0:
+            if _word_at(text, i, word):
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
+def _to_line_end(text: str, i: int) -> int | None:
+    """Where ``.*$`` from ``i`` ends: the end, or a newline that is the last character;
+    None where a newline comes before (no match)."""
+    k = text.find("\n", i)
+    return len(text) if k < 0 else (k if k == len(text) - 1 else None)
+
+
+def _mark_end(text: str, i: int) -> int | None:
+    """A trademark sign: ``(r)``, ``(tm)``, ``(c)``."""
+    mark = next((m for m in ("(r)", "(tm)", "(c)") if text.startswith(m, i)), None)
+    return None if mark is None else i + len(mark)
+
+
+def _bracket_end(text: str, i: int) -> int | None:
+    k = text.find("]", i + 1)
+    return None if k < 0 else k + 1
+
+
+def _count_end(text: str, i: int) -> int | None:
+    """A count of cores or bits: ``64-core``, ``64-bit``."""
+    j = i
+    while j < len(text) and text[j].isdecimal():
+        j += 1
+    tail = next((t for t in ("-core", "-bit") if text.startswith(t, j)), "")
+    return j + len(tail) if tail and not _word_char(text, j + len(tail)) else None
+
+
+def _word_end(text: str, i: int) -> int | None:
+    """A vendor or brand word, ``dell sku``, or ``with radeon`` and the rest of the line."""
+    word = next((w for w in (*_NOISE_WORDS, "dell sku") if _word_at(text, i, w)), None)
+    if word is not None:
+        return i + len(word)
+    return _to_line_end(text, i + 11) if _word_at(text, i, "with radeon") else None
+
+
+#: Noise that may start anywhere, by its first character (the rest start a word).
+_ANYWHERE: dict[str, Callable[[str, int], int | None]] = {
+    "(": _mark_end,
+    "®": lambda text, i: i + 1,
+    "™": lambda text, i: i + 1,
+    ",": lambda text, i: i + 1,
+    "[": _bracket_end,
+    "@": lambda text, i: _to_line_end(text, i + 1),  # the frequency: "@ 2.50GHz"
+}
+
+
+def _noise_end(text: str, i: int) -> int | None:
+    """The end of the noise that starts at ``i`` (trademarks, commas, bracketed text, core
+    and bit counts, vendor and brand words, the frequency after ``@``, ``with radeon ...``),
+    None where none does."""
+    c = text[i]
+    anywhere = _ANYWHERE.get(c)
+    if anywhere is not None:
+        return anywhere(text, i)
+    if _word_char(text, i - 1):
+        return None
+    return _count_end(text, i) if c.isdecimal() else _word_end(text, i)
 
 
 def normalize_cpu_model(name: str) -> str:
     """Lower-case tokens of a CPU model without vendor, brand, trademarks and frequency."""
-    text = re.sub(r"\bxeon-d\s+", "d-", name.lower())  # "Xeon-D 2776NT" = "D-2776NT"
-    return " ".join(_NOISE.sub(" ", text).split())
+    text, out, i = name.lower(), [], 0
+    while i < len(text):  # "Xeon-D 2776NT" = "D-2776NT"
+        if text.startswith("xeon-d", i):
+            j = i + 6
+            while j < len(text) and text[j].isspace():
+                j += 1
+            if j > i + 6 and not _word_char(text, i - 1):
+                out.append("d-")
+                i = j
+                continue
+        out.append(text[i])
+        i += 1
+    text, out, i = "".join(out), [], 0
+    while i < len(text):
+        end = _noise_end(text, i)
+        if end is None:
+            out.append(text[i])
+            i += 1
+        else:
+            out.append(" ")
+            i = end
+    return " ".join("".join(out).split())
 
 
 def model_vendor(name: str) -> str:
     """``amd``, ``arm`` or ``intel``: whose names a CPU description may match."""
     low = name.lower()
-    if re.search(r"\b(?:amd|opteron|epyc|ryzen|hygon)\b", low):
+    if _has_word(low, _AMD_WORDS):
         return "amd"
-    if re.search(r"\b(?:arm|ampere|altra|grace|neoverse|graviton|cortex)\b", low):
+    if _has_word(low, _ARM_WORDS):
         return "arm"
     return "intel"
 
@@ -248,6 +350,6 @@ def match_cpu_model(name: str, keys: Mapping[str, str]) -> str | None:
             if keys.get(candidate) != vendor:
                 continue
             after = tokens[start + length] if start + length < len(tokens) else ""
-            if not _VERSION.fullmatch(after):
+            if not (after[:1] == "v" and after[1:].isdecimal()):  # a version: v6
                 return candidate
     return None

@@ -51,7 +51,7 @@ def merged_table(csv_path: str | os.PathLike[str] | None) -> Table:
     return Overlay(read_user_csv(csv_path), shipped_table())
 
 
-_REGION_TEXT = re.compile(r"^[^\x00-\x1f,;=]{1,80}$")
+_REGION_TEXT = r"^[^\x00-\x1f,;=]{1,80}$"  # compiled on first use (re keeps it)
 
 
 def parse_region(text: str) -> str:
@@ -65,7 +65,7 @@ def parse_region(text: str) -> str:
     region = " ".join(str(text).split())
     if not region:
         raise IntensityError(f"empty region: {REGION_HINT[0].lower()}{REGION_HINT[1:]}")
-    if not _REGION_TEXT.match(region):
+    if not re.match(_REGION_TEXT, region):
         raise IntensityError(
             f"invalid region {str(text)!r}: expected a code or name of at most 80 characters, "
             f"without commas; {REGION_HINT[0].lower()}{REGION_HINT[1:]}"

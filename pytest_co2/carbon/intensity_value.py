@@ -125,12 +125,12 @@ def format_g_per_kwh(value: float) -> str:
     return f"{value:.3g}"
 
 
-_MONTH_RE = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
+_MONTH = r"^\s*(\d{4})-(\d{1,2})\s*$"  # compiled on first use (re keeps it)
 
 
 def parse_month(text: str) -> tuple[int, int]:
     """``"2022-12"`` -> ``(2022, 12)``; anything else raises IntensityError."""
-    m = _MONTH_RE.match(str(text))
+    m = re.match(_MONTH, str(text))
     if m is None or not 1 <= int(m.group(2)) <= 12:
         raise IntensityError(
             f"invalid month {str(text)!r}: use YYYY-MM with a month 01..12, e.g. 2022-12"

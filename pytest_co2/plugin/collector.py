@@ -160,9 +160,11 @@ class Collector:
 
     def outcome(self, report: pytest.TestReport) -> None:
         """Keep the test's outcome (an error in setup or teardown wins)."""
-        record = self._tests.get(report.nodeid)
-        if record is not None and (report.when == "call" or report.failed):
-            record.outcome = "error" if report.failed and report.when != "call" else report.outcome
+        when, failed = report.when, report.failed
+        if when == "call" or failed:
+            record = self._tests.get(report.nodeid)
+            if record is not None:
+                record.outcome = "error" if failed and when != "call" else report.outcome
 
     def records(self) -> list[TestRecord]:
         """The records with a result or a budget (deferred windows assembled)."""

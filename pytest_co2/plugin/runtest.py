@@ -58,6 +58,9 @@ RESULTS_KEY: pytest.StashKey[list[Result]] = pytest.StashKey()
 VERDICT_KEY: pytest.StashKey[BudgetVerdict] = pytest.StashKey()
 BUDGET_KEY: pytest.StashKey[object] = pytest.StashKey()
 _SENT_KEY: pytest.StashKey[int] = pytest.StashKey()
+#: An item without a ``co2_budget`` marker when collected: how many markers of its own it had
+#: then (one added since, ``request.applymarker``, is looked for again).
+_UNMARKED_KEY: pytest.StashKey[int] = pytest.StashKey()
 _UNSET = object()
 #: A journal line is fsync'd after a test that measured this long or has a budget; shorter
 #: tests' lines are written at once (a killed process keeps them) and synced with the next.
@@ -98,6 +101,14 @@ def marked(items: Sequence[pytest.Item], name: str) -> list[bool]:
 def has_marker(item: pytest.Item, name: str) -> bool:
     """Whether ``item`` or a parent has the marker ``name`` (see :func:`marked`)."""
     return marked([item], name)[0]
+
+
+def note_unmarked(items: Sequence[pytest.Item]) -> None:
+    """Note the items without a ``co2_budget`` marker, all at once (see :func:`marked`): the
+    budget of each is then known without a marker lookup per test."""
+    for item, has in zip(items, marked(items, "co2_budget"), strict=True):
+        if not has:
+            item.stash[_UNMARKED_KEY] = len(item.own_markers)
 
 
 class RuntestHooks:
@@ -251,9 +262,12 @@ class PhaseReports:
 
 def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:
     """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments."""
-    cached = item.stash.get(BUDGET_KEY, _UNSET)
+    stash = item.stash
+    cached = stash.get(BUDGET_KEY, _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
+    if stash.get(_UNMARKED_KEY, -1) == len(item.own_markers):
+        return None  # no marker when collected, and none of its own added since
     mark = item.get_closest_marker("co2_budget")
     if mark is None:
         item.stash[BUDGET_KEY] = None

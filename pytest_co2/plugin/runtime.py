@@ -99,11 +99,14 @@ def _blas_chosen(env: Mapping[str, str]) -> bool:
 
 def _one_blas_thread() -> bool:
     import ctypes
-    import glob
 
     numpy_dir = os.path.dirname(str(getattr(sys.modules["numpy"], "__file__", "") or ""))
-    pattern = os.path.join(numpy_dir, os.pardir, "numpy.libs", "*openblas*")
-    for path in glob.glob(pattern):
+    libs = os.path.join(numpy_dir, os.pardir, "numpy.libs")
+    try:
+        names = sorted(n for n in os.listdir(libs) if "openblas" in n)
+    except OSError:
+        names = []
+    for path in (os.path.join(libs, n) for n in names):
         try:
             lib = ctypes.CDLL(path)
         except OSError:

@@ -19,7 +19,7 @@ import pytest
 
 from ..options import Settings
 from . import sigterm, xdist
-from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, warn_at
+from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, note_unmarked, warn_at
 
 if TYPE_CHECKING:
     from ..carbon.accounting import Accounting
@@ -152,9 +152,11 @@ class Co2Session:
         assert self._runtest is not None
         self._runtest.report_phases()
 
+    @pytest.hookimpl(trylast=True)  # after the hooks that add markers
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         if measures(items, self.settings):
             self.measure_tests()
+            note_unmarked(items)
 
     # -- baseline ----------------------------------------------------------------------------
     @property
