@@ -48,6 +48,27 @@ def test_a_suite_that_measures_nothing_registers_no_per_test_hooks(
     assert _registered(fake_clock_pytester) == "True"
 
 
+def test_a_run_that_measures_nothing_imports_no_measuring_or_report_module(
+    pytester: pytest.Pytester,
+) -> None:
+    """From start to its last hook, a run whose tests measure nothing (the plugin loaded, no
+    output asked for) imports nothing to measure or report with: its cost is the options'."""
+    pytester.makeconftest(
+        """
+import sys
+
+def pytest_unconfigure(config):
+    prefixes = tuple(f"pytest_co2.{p}" for p in ("backends", "measure", "reporting", "carbon"))
+    names = sorted(m for m in sys.modules if m.startswith(prefixes))
+    config.rootpath.joinpath("modules.txt").write_text(" ".join(names))
+"""
+    )
+    pytester.makepyfile("def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    assert (pytester.path / "modules.txt").read_text() == ""
+
+
 def test_a_budget_or_the_fixture_registers_them(fake_clock_pytester: pytest.Pytester) -> None:
     conftest = fake_clock_pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + PROBE)

@@ -60,11 +60,14 @@ class Collector:
         deferred, self._deferred = self._deferred, []
         _insert(deferred)
 
-    def summary_view(self, max_rows: int | None) -> tuple[list[TestRecord], Totals, int]:
+    def summary_view(self, max_rows: int | None) -> tuple[list[TestRecord], Totals | None, int]:
         """What the summary shows: the records, the totals of every measurement, and how many
         measurements were left out of the records (deferred windows ranked below the first
         ``max_rows``: their figures are in the totals, their records are not made). The first
-        ``max_rows`` by emissions of the records are those of every measurement."""
+        ``max_rows`` by emissions of the records are those of every measurement. A run that
+        measured nothing imports nothing here."""
+        if not self._tests:
+            return [], None, 0
         from ..reporting.model import Totals, all_results
 
         if max_rows is None or not self._deferred:

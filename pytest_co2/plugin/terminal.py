@@ -147,7 +147,7 @@ class Co2Terminal:
         tests, totals, unmade = state.collector.summary_view(
             None if s.report == "full" else SUMMARY_ROWS
         )
-        if not tests and not unmade:
+        if totals is None or (not tests and not unmade):
             return  # nothing measured: stay quiet in suites that do not use the plugin
         from ..carbon.equivalents import format_equivalents
         from ..fmt import wrap
