@@ -16,6 +16,7 @@ thread): the meter takes one at the start and one at the end of a measurement, n
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import field
@@ -41,10 +42,10 @@ class Snapshot(Frozen):
     main_thread: str | None = None  # the thread id of the process's main thread
 
 
-def _read(path: str) -> str | None:
-    """The text of a small /proc file (at most 1 MiB), None when unreadable. Plain
-    ``os.read`` on a string path: a window boundary reads three of these, and
-    ``Path.read_text``'s buffered, decoded file object costs several times as much."""
+def _read(path: str) -> bytes | None:
+    """The bytes of a small /proc file (at most 1 MiB), None when unreadable. Plain
+    ``os.read`` on a string path, parsed as bytes: a snapshot reads three or four of these,
+    and a decoded file object costs several times as much."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
@@ -57,7 +58,7 @@ def _read(path: str) -> str | None:
                 break
             chunks.append(chunk)
             size += len(chunk)
-        return b"".join(chunks).decode("ascii", "replace")
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     except OSError:
         return None
     finally:
@@ -66,12 +67,15 @@ def _read(path: str) -> str | None:
 
 def read_pressure_some_us(root: str | Path) -> int | None:
     """The ``some`` total of ``proc/pressure/cpu`` (microseconds), None if unreadable."""
-    text = _read(os.path.join(root, "proc/pressure/cpu"))
-    for line in (text or "").splitlines():
-        if line.startswith("some "):
+    return _pressure(_read(os.path.join(root, "proc/pressure/cpu")))
+
+
+def _pressure(data: bytes | None) -> int | None:
+    for line in (data or b"").splitlines():
+        if line[:5] == b"some ":
             for part in line.split():
-                key, _, value = part.partition("=")
-                if key == "total" and value.isdigit():
+                key, _, value = part.partition(b"=")
+                if key == b"total" and value.isdigit():
                     return int(value)
     return None
 
@@ -83,20 +87,23 @@ def read_stat(root: str | Path) -> tuple[int | None, int | None, int | None, int
     inside user and nice). Only the lines needed are split (the file has one line per CPU
     and a long ``intr`` line).
     """
-    text = _read(os.path.join(root, "proc/stat"))
+    return _stat(_read(os.path.join(root, "proc/stat")))
+
+
+def _stat(data: bytes | None) -> tuple[int | None, int | None, int | None, int | None]:
     steal = total = running = None
     cpus = 0
-    for line in (text or "").split("\n"):
-        if line.startswith("cpu"):
-            name, _, rest = line.partition(" ")
-            if name == "cpu":
-                parts = rest.split()
-                if len(parts) >= 8 and all(p.isdigit() for p in parts[:8]):
-                    ticks = [int(p) for p in parts[:8]]
+    for line in (data or b"").split(b"\n"):
+        if line[:3] == b"cpu":
+            name, _, rest = line.partition(b" ")
+            if name == b"cpu":
+                parts = rest.split(None, 8)[:8]
+                if len(parts) == 8 and all(p.isdigit() for p in parts):
+                    ticks = [int(p) for p in parts]
                     steal, total = ticks[7], sum(ticks)
             elif name[3:].isdigit():
                 cpus += 1
-        elif line.startswith("procs_running "):
+        elif line[:14] == b"procs_running ":
             parts = line.split()
             if len(parts) == 2 and parts[1].isdigit():
                 running = int(parts[1])
@@ -105,32 +112,46 @@ def read_stat(root: str | Path) -> tuple[int | None, int | None, int | None, int
 
 def read_threads(root: str | Path, pid: str) -> dict[str, tuple[int, int]]:
     """Per thread of process ``pid``: (ns on a CPU, ns waiting for one) from schedstat."""
-    task = os.path.join(root, "proc", pid, "task")
+    return _threads(os.path.join(root, "proc", pid, "task"))
+
+
+def _threads(task: str) -> dict[str, tuple[int, int]]:
     try:
         tids = os.listdir(task)
     except OSError:
         return {}
     out: dict[str, tuple[int, int]] = {}
     for tid in tids:
-        fields = (_read(f"{task}/{tid}/schedstat") or "").split()
+        fields = (_read(f"{task}/{tid}/schedstat") or b"").split(None, 2)
         if len(fields) >= 2 and fields[0].isdigit() and fields[1].isdigit():
             out[tid] = (int(fields[0]), int(fields[1]))
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _paths(root: str | Path, pid: int) -> tuple[str, str, str, str]:
+    """The files of a snapshot under ``root`` for process ``pid``, joined once."""
+    return (
+        os.path.join(root, "proc/stat"),
+        os.path.join(root, "proc/pressure/cpu"),
+        os.path.join(root, "proc", str(pid), "task"),
+        str(pid),
+    )
 
 
 def read_snapshot(
     wall_s: float, root: str | Path = DEFAULT_ROOT, pid: int | None = None
 ) -> Snapshot:
     """A :class:`Snapshot` of the machine and of process ``pid`` (default: this one)."""
-    pid_text = str(os.getpid() if pid is None else pid)
-    steal, total, running, cpus = read_stat(root)
+    stat, pressure, task, pid_text = _paths(root, os.getpid() if pid is None else pid)
+    steal, total, running, cpus = _stat(_read(stat))
     return Snapshot(
         wall_s=wall_s,
-        pressure_some_us=read_pressure_some_us(root),
+        pressure_some_us=_pressure(_read(pressure)),
         steal_ticks=steal,
         total_ticks=total,
         procs_running=running,
         cpus=cpus,
-        threads=read_threads(root, pid_text),
+        threads=_threads(task),
         main_thread=pid_text,
     )

@@ -192,10 +192,11 @@ def plain_energy(r: Readings) -> tuple[float, float, float] | None:
     if r.idle_w or len(r.units) != 1 or len(readings) != 2:
         return None
     first, last = readings
-    if len(first) != len(last) or not all(
-        isfinite(a) and isfinite(b) and a <= b for a, b in zip(first, last, strict=True)
-    ):
+    if len(first) != len(last):
         return None
+    for a, b in zip(first, last, strict=True):
+        if not (a <= b and isfinite(a) and isfinite(b)):
+            return None
     times, period = r.times, r.period_s
     duration_s = times[-1] - times[0]
     if (

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..backends.base import Backend
-from ..backends.contention import Snapshot
+from ..backends.contention import Snapshot, read_snapshot
 from .records import Measurement, Projection
 from .window import CONTENTION_REUSE_S, Window
 
@@ -31,12 +31,6 @@ def _cuda_synchronize() -> None:
 
         _SYNC_ALL.append(synchronize_all)
     _SYNC_ALL[0]()
-
-
-def _read_snapshot(wall_s: float) -> Snapshot:
-    from ..backends.contention import read_snapshot
-
-    return read_snapshot(wall_s)
 
 
 # Reading the contention counters costs about 0.2 ms (three /proc files), which would double
@@ -110,7 +104,7 @@ class Meter:
         # steal; see backends.contention): "auto" reads /proc unless the backend keeps its
         # own clock (a simulated one); None: not recorded; else a callable(wall_s).
         if contention == "auto":
-            contention = None if hasattr(backend, "clock") else _read_snapshot
+            contention = None if hasattr(backend, "clock") else read_snapshot
         self._contention: Callable[[float], Snapshot] | None = contention  # type: ignore[assignment]
 
     def _snapshot(self, *, reuse: bool = False) -> Snapshot | None:

@@ -37,6 +37,7 @@ class Collector:
         self._tests: dict[str, TestRecord] = {}
         self.pending: list[Measurement] = []
         self._deferred: list[Deferred] = []  # assembled on read
+        self._record_type: type[TestRecord] | None = None  # imported with the first record
 
     @property
     def tests(self) -> dict[str, TestRecord]:
@@ -73,17 +74,20 @@ class Collector:
         if max_rows is None or not self._deferred:
             tests = self.records()
             return tests, Totals.of(all_results(tests)), 0
-        numbers = {id(d[2]): d[3].numbers_of(d[2]) for d in self._deferred}
-        make = {id(d[0]) for d in self._deferred if numbers[id(d[2])] is None}
-        self._settle_records(make)
+        numbers = self._numbers()
+        self._settle_records({id(d[0]) for d in self._deferred if numbers[id(d[2])] is None})
         # every measurement in report order (the deferred ones in their places): a row each
         waiting: dict[int, list[Deferred]] = {}
         for d in self._deferred:
             waiting.setdefault(id(d[0]), []).append(d)
         rows: list[tuple[Numbers, TestRecord, Deferred | None]] = []
         for record in self._tests.values():
+            entries = waiting.get(id(record))
+            if entries is None:
+                rows.extend((x.numbers(), record, None) for x in record.results)
+                continue
             items: list[Result | Deferred] = list(record.results)
-            for d in reversed(waiting.get(id(record), ())):
+            for d in reversed(entries):
                 items.insert(d[1], d)
             for x in items:
                 if isinstance(x, tuple):
@@ -91,9 +95,21 @@ class Collector:
                 else:
                     rows.append((x.numbers(), record, None))
         totals = Totals.summed([r[0] for r in rows])
-        order = sorted(range(len(rows)), key=lambda i: -rows[i][0][4])  # as ranked(): stable
+        keys = [-r[0][4] for r in rows]
+        order = sorted(range(len(rows)), key=keys.__getitem__)  # as ranked(): stable
         self._settle_records({id(rows[i][1]) for i in order[:max_rows] if rows[i][2]})
         return self._listed(), totals, len(self._deferred)
+
+    def _numbers(self) -> dict[int, Numbers | None]:
+        """The figures of each deferred window (by id), from its meter (see
+        ``Co2Meter.numbers_of``); None: its record must be made."""
+        by_meter: dict[int, tuple[Co2Meter, list[Window]]] = {}
+        for _, _, window, meter in self._deferred:
+            by_meter.setdefault(id(meter), (meter, []))[1].append(window)
+        out: dict[int, Numbers | None] = {}
+        for meter, windows in by_meter.values():
+            out.update(zip(map(id, windows), meter.numbers_of(windows), strict=True))
+        return out
 
     def _settle_records(self, records: set[int]) -> None:
         """Assemble the deferred windows of ``records`` (ids) into their results."""
@@ -105,9 +121,12 @@ class Collector:
     def _record(self, nodeid: str) -> TestRecord:
         record = self._tests.get(nodeid)
         if record is None:
-            from ..reporting.model import TestRecord
+            make = self._record_type
+            if make is None:  # once: a `from` import runs 8k instructions
+                from ..reporting.model import TestRecord
 
-            record = self._tests[nodeid] = TestRecord(nodeid)
+                make = self._record_type = TestRecord
+            record = self._tests[nodeid] = make(nodeid)
         return record
 
     def on_record(self, m: Measurement) -> None:

@@ -106,30 +106,44 @@ class Co2Meter(Meter):
             whatif_co2e_kg=self.accounting.whatif_of(projection.energy_kwh),
         )
 
-    def numbers_of(self, window: Window) -> Numbers | None:
-        """The figures of a closed, deferred ``window`` that the summary ranks and totals,
-        without making its record: exactly ``result_of(window.finish()).numbers()``. None
-        where they are not plain arithmetic (see :func:`plain_energy`): make the record."""
-        r = window.ended
-        plain = None if r is None else plain_energy(r)
-        if r is None or plain is None:
-            return None
-        duration_s, energy_j, units = plain
-        target = self._target(r.extrapolate, r.unit)
-        mean_j = energy_j / units if units else math.nan  # as Stats.of, for one step
-        energy_kwh = mean_j * (round(units) if target is None else int(target)) / J_PER_KWH
+    def numbers_of(self, windows: Sequence[Window]) -> list[Numbers | None]:
+        """The figures of closed, deferred ``windows`` that the summary ranks and totals,
+        without making their records: exactly ``result_of(window.finish()).numbers()``.
+        None where they are not plain arithmetic (see :func:`plain_energy`), or not a valid
+        energy (the record's emission says why): make the record."""
         accounting = self.accounting
         region = self.budget.region if self.budget is not None else None
-        g_per_kwh = accounting.intensity_for(region).g_per_kwh
-        return (
-            duration_s,
-            energy_j,
-            energy_kwh,
-            math.nan,  # one step: no spread (Stats.of)
-            co2e_kg(energy_kwh, g_per_kwh, accounting.pue),
-            math.nan,
-            accounting.whatif_of(energy_kwh),
-        )
+        g_per_kwh, pue = accounting.intensity_for(region).g_per_kwh, accounting.pue
+        co2e_kg(0.0, g_per_kwh, pue)  # checks the intensity and the PUE once, as Eq. 1 does
+        whatif = [(r, i.g_per_kwh) for r, i in accounting.whatif.items()]
+        for _, g in whatif:
+            co2e_kg(0.0, g, pue)
+        out: list[Numbers | None] = []
+        for window in windows:
+            ended = window.ended
+            plain = None if ended is None else plain_energy(ended)
+            if ended is None or plain is None:
+                out.append(None)
+                continue
+            duration_s, energy_j, units = plain
+            target = self._target(ended.extrapolate, ended.unit)
+            mean_j = energy_j / units if units else math.nan  # as Stats.of, for one step
+            energy_kwh = mean_j * (round(units) if target is None else int(target)) / J_PER_KWH
+            if not (math.isfinite(energy_kwh) and energy_kwh >= 0):
+                out.append(None)
+                continue
+            out.append(
+                (
+                    duration_s,
+                    energy_j,
+                    energy_kwh,
+                    math.nan,  # one step: no spread (Stats.of)
+                    energy_kwh * pue * g_per_kwh / 1000.0,  # co2e_kg(), checked above
+                    math.nan,
+                    {r: energy_kwh * pue * g / 1000.0 for r, g in whatif},
+                )
+            )
+        return out
 
     def record(self, m: Measurement) -> Measurement:
         """Add a measurement made elsewhere (e.g. :meth:`Measurement.combine` of DDP ranks)."""

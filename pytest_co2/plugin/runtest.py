@@ -11,8 +11,9 @@ worker's report, ``--junitxml``, the journal).
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +23,7 @@ from ..options import Settings
 if TYPE_CHECKING:
     from typing import Protocol
 
+    from ..measure.window import Window
     from ..reporting.model import Budget, BudgetVerdict, Result
     from ..reporting.session import SessionInfo
     from ..reporting.storage import Journal
@@ -117,6 +119,7 @@ class RuntestHooks:
     def __init__(self, state: State) -> None:
         self.state = state
         self._call_meter: Co2Meter | None = None  # shared by the deferred call windows
+        self._call_window: Callable[[], Window] | None = None  # a new one on that meter
         self._defer: bool | None = None  # whether call windows may be deferred (once)
         self._reports: PhaseReports | None = None
 
@@ -129,12 +132,15 @@ class RuntestHooks:
     def _deferred_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         """The call phase in a deferred ``call`` window on the shared meter (``--co2-all``,
         no budget, no fixture): two backend reads now, the record when it is read."""
-        from ..measure.window import Window
+        meter, new_window = self._call_meter, self._call_window
+        if meter is None or new_window is None:  # the first (a `from` import runs 8k instructions)
+            from ..measure.window import Window
 
-        meter = self._call_meter
-        if meter is None:
             meter = self._call_meter = self.state.make_meter(item)
-        window = Window(meter, "call", "call", 0, None, None)
+            new_window = self._call_window = functools.partial(
+                Window, meter, "call", "call", 0, None, None
+            )
+        window = new_window()
         window.deferred = True
         window.__enter__()
         try:
