@@ -471,12 +471,12 @@ def test_a_deferred_windows_numbers_are_those_of_its_record(
     meter = _meter(backend, settings, idle_w=[0.5] * len(start) if idle else None)
     end = tuple(a + b for a, b in zip(start, rises, strict=False))
     window = _deferred(meter, [(t0, tuple(start)), (t0 + duration_s, end)], units)
-    (numbers,) = meter.numbers_of([window])
+    assert window.ended is not None
+    (numbers,) = meter.numbers_of([window.ended])
     plain = not idle and all(b >= a for a, b in zip(start, end, strict=True))
     assert (numbers is not None) == plain
     m = window.finish()
-    assert m is not None
-    assert meter.numbers_of([window]) == [None]  # made: the record has them
+    assert m is not None and window.ended is None  # made once
     if numbers is not None:
         assert _same(numbers, meter.result_of(m).numbers())
 
@@ -497,7 +497,7 @@ def _collector_with(energies_j: Sequence[float], per_test: Callable[[int], int])
         collector.add(nodeid, [meter.result_of(own.measurement)] * per_test(i), None)
         t, (r,) = backend.t, backend.reading
         window = _deferred(meter, [(t, (r,)), (t + 0.5, (r + energy_j,))])
-        collector.defer(nodeid, window, meter)
+        collector.defer(nodeid, window.ended, meter)
     return collector
 
 
@@ -511,11 +511,11 @@ def test_the_summary_of_deferred_windows_is_that_of_their_records(own: int) -> N
     every_third = lambda i: own if i % 3 == 0 else 0  # noqa: E731
 
     lazy = _collector_with(energies, every_third)
-    lazy._deferred[20][2]._ended.readings[1] = (-1.0,)  # type: ignore[union-attr,index]
+    lazy._deferred[20][2].readings = (lazy._deferred[20][2].readings[0], (-1.0,))
     tests, totals, unmade = lazy.summary_view(40)
 
     made = _collector_with(energies, every_third)
-    made._deferred[20][2]._ended.readings[1] = (-1.0,)  # type: ignore[union-attr,index]
+    made._deferred[20][2].readings = (made._deferred[20][2].readings[0], (-1.0,))
     every = made.records()
     assert _same(totals, Totals.of(all_results(every)))
     assert totals.measurements == 50 + own * 17

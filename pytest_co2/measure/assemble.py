@@ -73,8 +73,8 @@ def work_part(
 
 
 def monotone(
-    readings: list[Sequence[float]], devices: Sequence[Any]
-) -> tuple[list[Sequence[float]], list[str]]:
+    readings: Sequence[Sequence[float]], devices: Sequence[Any]
+) -> tuple[Sequence[Sequence[float]], list[str]]:
     """Readings whose per-device values never go backwards: a counter that decreases (a
     driver reset, a GPU lost) or reads NaN ends that device's contribution at its last good
     value, with a note. Never negative energy, never an exception."""
@@ -151,9 +151,9 @@ class Readings:
         warmup: int,
         seen: int,
         extrapolate: int | None,
-        times: list[float],
-        readings: list[Sequence[float]],
-        units: list[float],
+        times: Sequence[float],
+        readings: Sequence[Sequence[float]],
+        units: Sequence[float],
         start_power: Sequence[float] | None,
         end_power: Sequence[float] | None,
         contention0: Snapshot | None,
@@ -162,7 +162,7 @@ class Readings:
         backend_notes: tuple[str, ...],
         idle_w: tuple[float, ...] | None,
         complete: bool,
-        notes: list[str],
+        notes: Sequence[str],
         failed_or_aborted: bool,
         backend: Backend,
     ) -> None:

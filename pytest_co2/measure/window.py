@@ -264,15 +264,15 @@ class Window:
         if self.stop_reason is not None:
             notes.append(self.stop_reason)
         backend = meter.backend
-        self._ended = Readings(
+        self._ended = Readings(  # tuples: a deferred one is kept to the end, untracked by gc
             name=self.name,
             unit=self.unit,
             warmup=self.warmup,
             seen=self._seen,
             extrapolate=self.extrapolate,
-            times=self._times,
-            readings=self._readings,
-            units=self._units,
+            times=tuple(self._times),
+            readings=tuple(self._readings),
+            units=tuple(self._units),
             start_power=self._start_power,
             end_power=end_power,
             contention0=self._contention0,
@@ -281,7 +281,7 @@ class Window:
             backend_notes=tuple(backend.notes),
             idle_w=meter.idle_w,
             complete=complete,
-            notes=notes,
+            notes=tuple(notes),
             failed_or_aborted=self.failure is not None or self.abort_reason is not None,
             backend=backend,
         )

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported when a first record comes: a run that measures nothing skips them
+    from ..measure.assemble import Readings
     from ..measure.records import Measurement
-    from ..measure.window import Window
     from ..reporting.model import BudgetVerdict, Numbers, Result, TestRecord, Totals
     from .fixture import Co2Meter
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
 BUDGET_ATTR = "co2_budget"  # on a worker's TestReport: BudgetVerdict.to_dict()
 JUNIT_PROPERTIES = ("co2e_kg", "energy_kwh", "method")
-#: A deferred window: its test's record, its place in the record's results, the closed
-#: window, and the meter that makes its result.
-Deferred = tuple["TestRecord", int, "Window", "Co2Meter"]
+#: A deferred window: its test's record, its place in the record's results, what the closed
+#: window read, and the meter that makes its result.
+Deferred = tuple["TestRecord", int, "Readings", "Co2Meter"]
 
 
 class Collector:
@@ -51,10 +51,12 @@ class Collector:
         """Deferred windows not yet assembled into results."""
         return len(self._deferred)
 
-    def defer(self, nodeid: str, window: Window, meter: Co2Meter) -> None:
-        """A closed, deferred window of test ``nodeid``: its result is made on first read."""
+    def defer(self, nodeid: str, ended: Readings | None, meter: Co2Meter) -> None:
+        """What a closed, deferred window of test ``nodeid`` read (None: nothing): its
+        result is made on first read."""
         record = self._record(nodeid)
-        self._deferred.append((record, len(record.results), window, meter))
+        if ended is not None:
+            self._deferred.append((record, len(record.results), ended, meter))
 
     def settle(self) -> None:
         """Assemble the deferred windows into their tests' results, in their places."""
@@ -101,14 +103,14 @@ class Collector:
         return self._listed(), totals, len(self._deferred)
 
     def _numbers(self) -> dict[int, Numbers | None]:
-        """The figures of each deferred window (by id), from its meter (see
-        ``Co2Meter.numbers_of``); None: its record must be made."""
-        by_meter: dict[int, tuple[Co2Meter, list[Window]]] = {}
-        for _, _, window, meter in self._deferred:
-            by_meter.setdefault(id(meter), (meter, []))[1].append(window)
+        """The figures of each deferred window (by the id of its readings), from its meter
+        (see ``Co2Meter.numbers_of``); None: its record must be made."""
+        by_meter: dict[int, tuple[Co2Meter, list[Readings]]] = {}
+        for _, _, ended, meter in self._deferred:
+            by_meter.setdefault(id(meter), (meter, []))[1].append(ended)
         out: dict[int, Numbers | None] = {}
-        for meter, windows in by_meter.values():
-            out.update(zip(map(id, windows), meter.numbers_of(windows), strict=True))
+        for meter, read in by_meter.values():
+            out.update(zip(map(id, read), meter.numbers_of(read), strict=True))
         return out
 
     def _settle_records(self, records: set[int]) -> None:
@@ -200,10 +202,10 @@ class Collector:
 
 def _insert(deferred: Sequence[Deferred]) -> None:
     """Each deferred window's result into its record's results, at its place."""
-    for record, at, window, meter in reversed(deferred):  # later places first
-        m = window.finish()
-        if m is not None:
-            record.results.insert(at, meter.result_of(m))
+    from ..measure.assemble import assemble
+
+    for record, at, ended, meter in reversed(deferred):  # later places first
+        record.results.insert(at, meter.result_of(assemble(ended)))
 
 
 def junit_properties(results: Sequence[Result]) -> list[tuple[str, Any]]:

@@ -13,7 +13,7 @@ from ..backends.base import Backend
 from ..carbon.accounting import Accounting
 from ..carbon.emission import Emission, co2e_kg
 from ..constants import J_PER_KWH
-from ..measure.assemble import plain_energy
+from ..measure.assemble import Readings, plain_energy
 from ..measure.meter import Meter
 from ..measure.records import Measurement, Projection
 from ..measure.window import Window, WindowError
@@ -106,9 +106,9 @@ class Co2Meter(Meter):
             whatif_co2e_kg=self.accounting.whatif_of(projection.energy_kwh),
         )
 
-    def numbers_of(self, windows: Sequence[Window]) -> list[Numbers | None]:
-        """The figures of closed, deferred ``windows`` that the summary ranks and totals,
-        without making their records: exactly ``result_of(window.finish()).numbers()``.
+    def numbers_of(self, windows: Sequence[Readings]) -> list[Numbers | None]:
+        """The figures of closed, deferred windows (what each read) that the summary ranks
+        and totals, without making their records: exactly ``result_of(assemble(r)).numbers()``.
         None where they are not plain arithmetic (see :func:`plain_energy`), or not a valid
         energy (the record's emission says why): make the record."""
         accounting = self.accounting
@@ -119,10 +119,9 @@ class Co2Meter(Meter):
         for _, g in whatif:
             co2e_kg(0.0, g, pue)
         out: list[Numbers | None] = []
-        for window in windows:
-            ended = window.ended
-            plain = None if ended is None else plain_energy(ended)
-            if ended is None or plain is None:
+        for ended in windows:
+            plain = plain_energy(ended)
+            if plain is None:
                 out.append(None)
                 continue
             duration_s, energy_j, units = plain

@@ -152,7 +152,7 @@ class RuntestHooks:
             window.__exit__(None, None, None)
         finally:
             self.state.progress.clear()
-            self.state.collector.defer(item.nodeid, window, meter)
+            self.state.collector.defer(item.nodeid, window.ended, meter)
         return result
 
     def _may_defer(self, item: pytest.Item) -> bool:
