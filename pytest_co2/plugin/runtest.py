@@ -96,7 +96,8 @@ def marked(items: Sequence[pytest.Item], name: str) -> list[bool]:
         if hit is None:
             hit = parent is not None and parent.get_closest_marker(name) is not None
             parents[id(parent)] = hit
-        out.append(hit or any(m.name == name for m in item.own_markers))
+        own = item.own_markers
+        out.append(hit or (bool(own) and any(m.name == name for m in own)))
     return out
 
 
