@@ -33,9 +33,10 @@ Printed, per variant:
   normal time). Instructions are not time (an import's compile and a tight loop differ in
   instructions per cycle), and a branch that depends on elapsed time takes its slow side
   more often under valgrind: a contention snapshot is re-read once 20 ms have passed, which
-  a `--co2-all` run of 200 trivial tests did 74 times under valgrind against 12 times at
-  full speed (about 10 M instructions more), so the counts of a measuring variant are a
-  slight upper bound. The ratios above stay the goal's measure.
+  a `--co2-all` run of 200 trivial tests did 98 times under valgrind against 10 to 14 times
+  at full speed (about 114,000 instructions each: some 10 M instructions more), so the
+  counts of a measuring variant are a slight upper bound. The ratios above stay the goal's
+  measure.
 
     python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions] [--header]
 

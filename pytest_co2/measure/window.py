@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, realign
 from ..backends.contention import Snapshot
@@ -27,25 +27,28 @@ class WindowError(RuntimeError):
     """A window used out of order (step outside its block, nested windows)."""
 
 
-class Owner(Protocol):
-    """What a window uses of its meter (:class:`pytest_co2.measure.meter.Meter`)."""
+if TYPE_CHECKING:  # for the type checker only: a Protocol costs 140k instructions to define
+    from typing import Protocol
 
-    backend: Backend
-    idle_w: tuple[float, ...] | None
-    progress_every_s: float
-    left_early: list[Measurement]
-    on_window_enter: Callable[[Window], None] | None
-    on_window_exit: Callable[[Window], Sequence[str] | None] | None
-    _open: list[Window]
-    _progress: Callable[[Window], None] | None
+    class Owner(Protocol):
+        """What a window uses of its meter (:class:`pytest_co2.measure.meter.Meter`)."""
 
-    def _sync(self) -> None: ...
-    def _clock(self) -> float: ...
-    def _snapshot(self, *, reuse: bool = False) -> Snapshot | None: ...
-    def _warn(self, message: str) -> None: ...
-    def _record(self, m: Measurement) -> None: ...
-    def projection_of(self, m: Measurement) -> Projection: ...
-    def emission_of(self, m: Measurement) -> Any: ...
+        backend: Backend
+        idle_w: tuple[float, ...] | None
+        progress_every_s: float
+        left_early: list[Measurement]
+        on_window_enter: Callable[[Window], None] | None
+        on_window_exit: Callable[[Window], Sequence[str] | None] | None
+        _open: list[Window]
+        _progress: Callable[[Window], None] | None
+
+        def _sync(self) -> None: ...
+        def _clock(self) -> float: ...
+        def _snapshot(self, *, reuse: bool = False) -> Snapshot | None: ...
+        def _warn(self, message: str) -> None: ...
+        def _record(self, m: Measurement) -> None: ...
+        def projection_of(self, m: Measurement) -> Projection: ...
+        def emission_of(self, m: Measurement) -> Any: ...
 
 
 def _check_units(units: float) -> None:

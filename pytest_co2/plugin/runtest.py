@@ -4,9 +4,11 @@ records (sent by an xdist worker, collected elsewhere) and the journal.
 Registered only once some test measures (``--co2-all``, a ``co2_budget`` marker, the
 ``co2_meter`` fixture): a run whose tests measure nothing pays nothing per test. A test that
 measures only because of ``--co2-all`` (no budget, no fixture) pays two backend reads: its
-call window is deferred (one meter for all of them), and its record is assembled when the
-run's records are first read (summary, JSON), unless an output needs it at once (an xdist
-worker's report, ``--junitxml``, the journal).
+call window is deferred (one meter for all of them), and what it read is kept until the
+run's records are first read, unless an output needs its record at once (an xdist worker's
+report, ``--junitxml``, the journal). The terminal summary ranks and totals the deferred
+windows by their figures and makes the records of the rows it lists only; a report file
+makes every record.
 """
 
 from __future__ import annotations
