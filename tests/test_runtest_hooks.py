@@ -234,6 +234,42 @@ def test_co2_all_defers_the_records_and_they_come_out_the_same(
     assert props == [[], [], []]  # no JUnit properties without --junitxml
 
 
+def test_a_summary_without_report_files_lists_the_same_rows_and_total(
+    fake_clock_pytester: pytest.Pytester,
+) -> None:
+    """45 deferred call windows: without a report file the summary makes the records of the
+    40 rows it lists only; with one every record is made first. The table is the same."""
+    tests = "\n".join(
+        f"def test_{i}(clock):\n    clock.advance({(7 * i) % 45 + 1} / 100)\n" for i in range(45)
+    )
+    fake_clock_pytester.makepyfile(tests)
+    args = [
+        "--co2-backend=constant:100",
+        "--co2-all",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+    ]
+
+    def table(result: pytest.RunResult) -> list[str]:
+        lines = result.outlines
+        start = next(i for i, line in enumerate(lines) if line.startswith("test "))
+        end = next(i for i, line in enumerate(lines) if line.startswith("TOTAL"))
+        return lines[start : end + 1]
+
+    lazy = fake_clock_pytester.runpytest(*args)
+    lazy.assert_outcomes(passed=45)
+    made = fake_clock_pytester.runpytest(*args, "--co2-json=r.json")
+    made.assert_outcomes(passed=45)
+    assert table(lazy) == table(made)
+    assert len(table(lazy)) == 2 + 40 + 1  # header, rule, 40 rows, TOTAL
+    for result in (lazy, made):
+        assert any(line.startswith("... and 5 smaller measurements") for line in result.outlines)
+    totals = json.loads((fake_clock_pytester.path / "r.json").read_text())["totals"]
+    assert totals["measurements"] == 45 and totals["energy_j"] == pytest.approx(100 * 10.35)
+
+
 def test_junit_properties_are_made_with_junitxml(fake_clock_pytester: pytest.Pytester) -> None:
     conftest = fake_clock_pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + DUMP)
