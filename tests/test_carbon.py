@@ -400,14 +400,14 @@ def test_accounting_binds_region_month_pue_and_file(tmp_path: Path) -> None:
     )
     assert em.facility_energy_kwh == 5.0
     # the what-if regions use their yearly value and the session's PUE
-    assert acc.whatif_co2e_kg(_projection(4.0, 0.5, 2.0)) == {"BBB": 2.56}
+    assert acc.whatif_of(_projection(4.0, 0.5, 2.0).energy_kwh) == {"BBB": 2.56}
 
 
 def test_accounting_defaults_and_overrides() -> None:
     acc = Accounting()
     assert (acc.region, acc.month, acc.pue, acc.intensity_file) == ("EU27", None, 1.55, None)
     assert acc.intensity == lookup("EU27")
-    assert acc.whatif == {} and acc.whatif_co2e_kg(_projection(1.0, 0.0, 0.0)) == {}
+    assert acc.whatif == {} and acc.whatif_of(_projection(1.0, 0.0, 0.0).energy_kwh) == {}
     custom = Accounting("SE", intensity_g_per_kwh=250.0, pue=1.25)
     assert custom.intensity == Intensity("SE", "Sweden", 250.0, None, None, "user value")
     assert custom.emission(_projection(4.0, 0.0, 0.0)).co2e_kg == 1.25

@@ -288,10 +288,11 @@ def test_steps_can_aim_the_precision_at_the_work_part(on_work: bool) -> None:
     assert any(n.endswith(note) for n in m.notes) == on_work
 
 
-def test_a_deferred_window_is_assembled_when_finished_and_as_it_was() -> None:
+def test_a_deferred_window_is_assembled_later_as_it_was() -> None:
     """The plugin's per-test call window under --co2-all keeps its readings and is assembled
     at the end of the run: into the same record as at once, with the backend's devices and
     notes as they were when it closed; never handed to the meter."""
+    from pytest_co2.measure.assemble import assemble
     from pytest_co2.measure.window import Window
 
     meter, clock = make(50.0)
@@ -303,8 +304,8 @@ def test_a_deferred_window_is_assembled_when_finished_and_as_it_was() -> None:
         clock.advance(2.0)
     meter.backend.notes.append("a note added after the window closed")
     assert window.measurement is None and meter.measurements == [] and recorded == []
-    m = window.finish()
-    assert m is not None and window.finish() is m  # assembled once
+    assert window.ended is not None
+    m = assemble(window.ended)
     with meter.measure("call", unit="call") as at_once:
         clock.advance(2.0)
     assert at_once.measurement is not None

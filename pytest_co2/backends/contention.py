@@ -65,12 +65,8 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
-def read_pressure_some_us(root: str | Path) -> int | None:
-    """The ``some`` total of ``proc/pressure/cpu`` (microseconds), None if unreadable."""
-    return _pressure(_read(os.path.join(root, "proc/pressure/cpu")))
-
-
 def _pressure(data: bytes | None) -> int | None:
+    """The ``some`` total of ``proc/pressure/cpu`` (microseconds), None if unreadable."""
     for line in (data or b"").splitlines():
         if line[:5] == b"some ":
             for part in line.split():
@@ -80,17 +76,13 @@ def _pressure(data: bytes | None) -> int | None:
     return None
 
 
-def read_stat(root: str | Path) -> tuple[int | None, int | None, int | None, int | None]:
+def _stat(data: bytes | None) -> tuple[int | None, int | None, int | None, int | None]:
     """(steal ticks, total ticks, procs_running, CPUs) from ``proc/stat``; None where absent.
 
     Total: user nice system idle iowait irq softirq steal (guest and guest_nice are already
     inside user and nice). Only the lines needed are split (the file has one line per CPU
     and a long ``intr`` line).
     """
-    return _stat(_read(os.path.join(root, "proc/stat")))
-
-
-def _stat(data: bytes | None) -> tuple[int | None, int | None, int | None, int | None]:
     steal = total = running = None
     cpus = 0
     for line in (data or b"").split(b"\n"):
@@ -110,12 +102,9 @@ def _stat(data: bytes | None) -> tuple[int | None, int | None, int | None, int |
     return steal, total, running, cpus or None
 
 
-def read_threads(root: str | Path, pid: str) -> dict[str, tuple[int, int]]:
-    """Per thread of process ``pid``: (ns on a CPU, ns waiting for one) from schedstat."""
-    return _threads(os.path.join(root, "proc", pid, "task"))
-
-
 def _threads(task: str) -> dict[str, tuple[int, int]]:
+    """Per thread of the process whose ``task`` folder this is: (ns on a CPU, ns waiting
+    for one) from schedstat."""
     try:
         tids = os.listdir(task)
     except OSError:

@@ -62,10 +62,6 @@ class Accounting:
             ci95_kwh=projection.ci95_kwh,
         )
 
-    def whatif_co2e_kg(self, projection: Projection) -> dict[str, float]:
-        """The projection's CO2e in each what-if region (yearly intensities)."""
-        return self.whatif_of(projection.energy_kwh)
-
     def whatif_of(self, energy_kwh: float) -> dict[str, float]:
         """The CO2e of ``energy_kwh`` in each what-if region (yearly intensities): the
         ``co2e_kg`` of their emissions."""

@@ -101,6 +101,11 @@ def co2e_kg(energy_kwh: float, intensity_g_per_kwh: float, pue: float = DEFAULT_
     _check_nonneg("energy_kwh", energy_kwh)
     _check_nonneg("intensity_g_per_kwh", intensity_g_per_kwh)
     parse_pue(pue)
+    return eq1_kg(energy_kwh, intensity_g_per_kwh, pue)
+
+
+def eq1_kg(energy_kwh: float, intensity_g_per_kwh: float, pue: float) -> float:
+    """Eq. 1 on values already checked (see :func:`co2e_kg`, which checks them)."""
     return energy_kwh * pue * intensity_g_per_kwh / 1000.0
 
 

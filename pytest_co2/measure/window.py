@@ -2,8 +2,8 @@
 one list append), its start and end, and why a record is partial.
 
 Statistics are made when the window closes (:mod:`.assemble`), or later for a deferred
-window (:meth:`Window.finish`): the plugin's per-test call window keeps only its readings
-until the end of the run.
+window: the plugin's per-test call window hands what it read (:attr:`Window.ended`) to the
+collector, which assembles it when the record is needed.
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class Window:
     stop_reason: str | None = None  # why a steps() loop ended (precision, time)
     left_early = False  # the caller left the steps() loop (break or exception)
     measurement: Measurement | None = None
-    # deferred: the measurement is assembled by finish(), not at the end of the block, and
-    # not handed to the meter (the plugin's per-test call window, see finish())
+    # deferred: nothing is assembled at the end of the block nor handed to the meter; what
+    # the window read is in ``ended`` (the plugin's per-test call window)
     deferred = False
     _state = "new"  # new -> open -> closed
     _seen = 0  # step() calls, warm-up included
@@ -298,16 +298,9 @@ class Window:
 
     @property
     def ended(self) -> Readings | None:
-        """What the closed, deferred window read, until :meth:`finish` assembles it."""
+        """What the closed, deferred window read (None: nothing measured, or not deferred):
+        ``assemble(ended)`` is its measurement."""
         return self._ended
-
-    def finish(self) -> Measurement | None:
-        """The measurement of the closed window (assembled once; None when nothing was
-        measured). A deferred window is assembled here, when its record is first needed."""
-        if self.measurement is None and self._ended is not None:
-            self.measurement = assemble(self._ended)
-            self._ended = None
-        return self.measurement
 
     def _partial_notes(self) -> list[str]:
         """Why the record is partial: device faults during the window (their readings were

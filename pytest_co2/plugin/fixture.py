@@ -11,7 +11,7 @@ from typing import Any
 
 from ..backends.base import Backend
 from ..carbon.accounting import Accounting
-from ..carbon.emission import Emission, co2e_kg
+from ..carbon.emission import Emission, co2e_kg, eq1_kg
 from ..constants import J_PER_KWH
 from ..measure.assemble import Readings, plain_energy
 from ..measure.meter import Meter
@@ -137,9 +137,9 @@ class Co2Meter(Meter):
                     energy_j,
                     energy_kwh,
                     math.nan,  # one step: no spread (Stats.of)
-                    energy_kwh * pue * g_per_kwh / 1000.0,  # co2e_kg(), checked above
+                    eq1_kg(energy_kwh, g_per_kwh, pue),  # co2e_kg(), checked above
                     math.nan,
-                    {r: energy_kwh * pue * g / 1000.0 for r, g in whatif},
+                    {r: eq1_kg(energy_kwh, g, pue) for r, g in whatif},
                 )
             )
         return out
