@@ -29,16 +29,20 @@ Printed, per variant:
 - instructions (``--instructions``): one run per variant under valgrind's cachegrind
   (``--cache-sim=no``; ``PYTHONHASHSEED=0``, OpenBLAS on one thread), its count of executed
   instructions over plain's. Nearly deterministic (0.2% between runs), so a change's effect
-  shows on a host whose speed flips (valgrind must be on PATH; each run takes about 50x its
-  normal time). Instructions are not time (an import's compile and a tight loop differ in
-  instructions per cycle), and a branch that depends on elapsed time takes its slow side
-  more often under valgrind: a contention snapshot is re-read once 20 ms have passed, which
-  a `--co2-all` run of 200 trivial tests did 98 times under valgrind against 10 to 14 times
-  at full speed (about 114,000 instructions each: some 10 M instructions more), so the
-  counts of a measuring variant are a slight upper bound. The ratios above stay the goal's
-  measure.
+  shows on a host whose speed flips (valgrind must be on PATH). Instructions are not time (an
+  import's compile and a tight loop differ in instructions per cycle). Valgrind runs the
+  child 10-50x slower, and the plugin has branches that depend on elapsed time (a contention
+  snapshot is re-read once 20 ms have passed; a window of 20 ms or more reads a second one):
+  on valgrind's clock a run of trivial tests took them several times as often as at full
+  speed, and more still when the host was busy. So the counted runs see a clock slowed by
+  valgrind's dilation: ``time.perf_counter`` and ``time.monotonic`` advance at 1/D of their
+  rate, where D is pytest's session time of plain under valgrind over its median at full
+  speed (measured first, printed with the session time each counted run reported, which
+  should come out near plain's at full speed). ``--no-slowed-clock`` counts on valgrind's
+  clock instead.
 
-    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions] [--header]
+    python tools/overhead.py [--tests 200] [--runs 7] [--against DIR] [--instructions]
+        [--no-slowed-clock] [--header]
 
 ``--header`` also runs plain and plugin loaded at pytest's default verbosity: every other
 variant runs with ``-q``, which shows no header, and the plugin's header is work of its own.
@@ -53,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -96,6 +101,21 @@ with open(out, "w") as f:
     json.dump(counts, f)
 sys.exit(int(code))
 """
+
+# The child of a counted run: argv is D -- pytest args. The clocks the plugin and pytest read
+# advance at 1/D of their rate (D: valgrind's dilation), then pytest runs as ``python -m pytest``.
+SLOWED = """
+import runpy, sys, time
+scale = 1.0 / float(sys.argv[1])
+def slowed(clock):
+    t0 = clock()
+    return lambda: t0 + (clock() - t0) * scale
+time.perf_counter = slowed(time.perf_counter)
+time.monotonic = slowed(time.monotonic)
+sys.argv[:] = ["pytest", *sys.argv[3:]]
+runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+"""
+SESSION_S = re.compile(rb" in ([0-9.]+)s")
 
 
 def _children_cpu_s() -> float:
@@ -143,35 +163,60 @@ def count_calls(cwd: Path, extra: list[str], tree: str) -> tuple[float, int]:
     return counts["test"] / max(counts["tests"], 1), int(counts["other"])
 
 
-def count_instructions(cwd: Path, extra: list[str], tree: str) -> int:
-    """Instructions executed by one pytest run under cachegrind (after a run that writes
-    the bytecode caches)."""
+def session_s(stdout: bytes) -> float:
+    """pytest's own session time, from its last line ("200 passed in 0.35s")."""
+    found = SESSION_S.findall(stdout)
+    if not found:
+        raise RuntimeError(f"no session time in pytest's output:\n{stdout.decode()[-500:]}")
+    return float(found[-1])
+
+
+def count_instructions(
+    cwd: Path, extra: list[str], tree: str, dilation: float | None
+) -> tuple[int, float]:
+    """(instructions, pytest's session seconds) of one pytest run under cachegrind, after a
+    run that writes the bytecode caches. ``dilation``: the clocks advance at 1/D of their
+    rate (see the module's docstring); None: valgrind's own clock."""
     run(cwd, extra, tree)
+    child = ["-m", "pytest"] if dilation is None else ["-c", SLOWED, repr(dilation), "--"]
     with tempfile.TemporaryDirectory() as d:
-        out = subprocess.run(
+        done = subprocess.run(
             [
                 "valgrind",
                 "--tool=cachegrind",
                 "--cache-sim=no",
                 f"--cachegrind-out-file={os.path.join(d, 'cg.out')}",
                 sys.executable,
-                "-m",
-                "pytest",
+                *child,
                 *_pytest_args(extra),
             ],
             cwd=cwd,
             check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            capture_output=True,
             # the same dict layouts every run, and no OpenBLAS threads (numpy is imported by
             # pytest-randomly, where installed): their spin-wait counts vary with timing
             env={**_env(tree), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"},
-        ).stderr
-    for line in out.splitlines():
+        )
+    for line in done.stderr.decode().splitlines():
         if "I" in line and "refs:" in line:
-            return int(line.split("refs:")[1].replace(",", "").strip())
-    raise RuntimeError(f"no instruction count in cachegrind's output:\n{out}")
+            count = int(line.split("refs:")[1].replace(",", "").strip())
+            return count, session_s(done.stdout)
+    raise RuntimeError(f"no instruction count in cachegrind's output:\n{done.stderr.decode()}")
+
+
+def plain_session_s(cwd: Path, runs: int = 5) -> float:
+    """The median of pytest's session time of plain at full speed."""
+    out = []
+    for _ in range(runs):
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", *_pytest_args(["-p", "no:co2"])],
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+            env=_env(HERE),
+        )
+        out.append(session_s(done.stdout))
+    return statistics.median(out)
 
 
 def rounds(
@@ -198,6 +243,43 @@ def _spread(ts: list[tuple[float, float]], base: list[tuple[float, float]]) -> s
     return f"; rounds {q1:.3f}-{q3:.3f}x (middle half)"
 
 
+Counts = dict[str, tuple[int, float]]
+
+
+def count_all(
+    cwd: Path, variants: dict[str, tuple[list[str], str]], *, slowed: bool
+) -> tuple[Counts, float | None, float | None]:
+    """(instructions and session seconds per variant, the dilation D, plain's session seconds
+    at full speed); D and those seconds are None on valgrind's clock."""
+    dilation = full_s = None
+    if slowed:
+        full_s = plain_session_s(cwd)
+        _, valgrind_s = count_instructions(cwd, ["-p", "no:co2"], HERE, None)
+        dilation = valgrind_s / full_s
+    counts = {
+        name: count_instructions(cwd, extra, tree, dilation)
+        for name, (extra, tree) in variants.items()
+    }
+    return counts, dilation, full_s
+
+
+def print_counts(counts: Counts, dilation: float | None, full_s: float | None) -> None:
+    """The instruction counts, over plain's."""
+    if dilation is None:
+        print("instructions (cachegrind, one run each; valgrind's clock):")
+    else:
+        print(
+            f"instructions (cachegrind, one run each; clocks slowed {dilation:.1f}x, valgrind's "
+            f"dilation of plain's session, {full_s:.2f} s at full speed):"
+        )
+    plain_count = counts[PLAIN][0]
+    for name, (count, seen_s) in counts.items():
+        print(
+            f"{name:>24}: {count / 1e9:.3f} G ({count / plain_count:.3f}x plain); "
+            f"session {seen_s:.2f} s on its clock"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tests", type=int, default=200)
@@ -205,6 +287,12 @@ def main() -> None:
     parser.add_argument("--against", metavar="DIR", help="also time another checkout's plugin")
     parser.add_argument(
         "--instructions", action="store_true", help="also count instructions (cachegrind)"
+    )
+    parser.add_argument(
+        "--no-slowed-clock",
+        dest="slowed",
+        action="store_false",
+        help="count on valgrind's clock (default: clocks slowed by valgrind's dilation)",
     )
     parser.add_argument(
         "--header",
@@ -238,11 +326,7 @@ def main() -> None:
             for name, (extra, tree) in variants.items()
             if name != PLAIN
         }
-        instructions = (
-            {name: count_instructions(cwd, extra, tree) for name, (extra, tree) in variants.items()}
-            if args.instructions
-            else {}
-        )
+        counted = count_all(cwd, variants, slowed=args.slowed) if args.instructions else None
     base = times[PLAIN]
     plain_wall = statistics.median(w for w, _ in base)
     plain_cpu = statistics.median(c for _, c in base)
@@ -267,20 +351,17 @@ def main() -> None:
             f"{per_test:.1f} calls per test, {outside} outside the tests"
         )
 
-    if instructions:
-        print("instructions (cachegrind, one run each):")
-        for name, count in instructions.items():
-            print(f"{name:>24}: {count / 1e9:.3f} G ({count / instructions[PLAIN]:.3f}x plain)")
+    if counted is not None:
+        print_counts(*counted)
     if args.header:
         wall = statistics.median(w for w, _ in times[LOADED_HEADER]) / statistics.median(
             w for w, _ in times[PLAIN_HEADER]
         )
-        counted = (
-            f", instructions {instructions[LOADED_HEADER] / instructions[PLAIN_HEADER]:.3f}x"
-            if instructions
-            else ""
-        )
-        print(f"header shown, plugin loaded over plain: wall {wall:.3f}x{counted}")
+        ratio = ""
+        if counted is not None:
+            n = counted[0]
+            ratio = f", instructions {n[LOADED_HEADER][0] / n[PLAIN_HEADER][0]:.3f}x"
+        print(f"header shown, plugin loaded over plain: wall {wall:.3f}x{ratio}")
 
 
 if __name__ == "__main__":
