@@ -590,6 +590,70 @@ def _read_options() -> tuple[Option, ...]:
 OPTIONS: tuple[Option, ...] = _read_options()
 OPTION: Mapping[str, Option] = {opt.dest: opt for opt in OPTIONS}
 
+#: The plugin's ``--help`` sections, in order, and the options of each (every option is in
+#: one). Also the cost of start-up: pytest checks a new option's names against every option
+#: already in its group, so 45 options in one group make some 1,000 such checks.
+HELP_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "measuring",
+        (
+            "all",
+            "backend",
+            "cpu_tdp",
+            "cpu_watts_per_thread",
+            "gpus",
+            "quiet_runtime",
+            "extrapolate",
+            "precision",
+            "max_time",
+            "idle",
+            "subtract_idle",
+            "profile",
+            "exclusive",
+            "lock_dir",
+            "lock_timeout",
+            "read_timeout",
+        ),
+    ),
+    (
+        "carbon accounting",
+        (
+            "region",
+            "month",
+            "intensity",
+            "intensity_file",
+            "intensity_source",
+            "intensity_zone",
+            "intensity_timeout",
+            "intensity_cache_ttl",
+            "intensity_url",
+            "pue",
+            "market_intensity",
+            "regions",
+            "advise",
+            "defer_above",
+            "sci",
+            "embodied",
+            "embodied_gpu",
+        ),
+    ),
+    (
+        "reports, baselines and gates",
+        (
+            "report",
+            "json",
+            "markdown",
+            "save",
+            "compare",
+            "compare_fail",
+            "compare_strict",
+            "budget_mode",
+            "run_id",
+            "slurm_reconcile",
+        ),
+    ),
+)
+
 
 def add_options(
     addoption: Callable[..., Any],

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import pytest
 
 from pytest_co2.backends.base import Backend, Device, Method
+from pytest_co2.measure.guard import MAX_READING_J, ReadingError, check_reading
 from pytest_co2.measure.meter import Meter
 from pytest_co2.measure.window import WindowError
 
@@ -203,3 +205,44 @@ def test_short_windows_use_instant_power_times_time() -> None:
     # 1 s on a 200 ms counter is 5 periods: GPU 0 is (200 + 300) / 2 W x 1 s, GPU 1 its counter
     assert [d.energy_j for d in m.devices] == [250.0, 50.0] and m.energy_j == 300.0
     assert any("instant power x time" in n and n.endswith("for GPU 0") for n in m.notes)
+
+
+@pytest.mark.parametrize(
+    ("values", "n", "expected"),
+    [
+        ((1.0, 2.0), 2, (1.0, 2.0)),
+        ((-MAX_READING_J, MAX_READING_J), 2, (-MAX_READING_J, MAX_READING_J)),
+        ([1, 2.5], 2, (1.0, 2.5)),  # a list, an int: converted
+        ((True, 1.0), 2, "for device 0: expected a number"),
+        ((1.0, math.nan), 2, "returned nan for device 1: expected a finite number"),
+        ((math.nan, 1.0), 2, "returned nan for device 0: expected a finite number"),
+        ((1.0, math.inf), 2, "returned inf for device 1"),
+        ((-math.inf, math.inf), 2, "returned -inf for device 0"),
+        ((1.0, 2 * MAX_READING_J), 2, "returned 2e+18 for device 1"),
+        ((-2 * MAX_READING_J,), 1, "returned -2e+18 for device 0"),
+        ((1.0,), 2, "returned 1 values for 2 device(s)"),
+        ((), 0, ()),
+        (None, 1, "returned None: expected a list of 1 numbers"),
+    ],
+)
+def test_check_reading_passes_floats_within_the_bound_and_names_what_is_wrong(
+    values: object, n: int, expected: object
+) -> None:
+    """The boundary check's fast path (a tuple of floats, as is) and its slow path give the
+    same verdicts: NaN anywhere, either infinity, a value past the bound in either direction,
+    a bool."""
+    if isinstance(expected, str):
+        with pytest.raises(ReadingError, match=re.escape(expected)):
+            check_reading(values, n)
+    else:
+        out = check_reading(values, n)
+        assert out == expected and out.__class__ is tuple
+        assert all(v.__class__ is float for v in out)
+
+
+def test_check_reading_converts_a_float_subclass() -> None:
+    class Joules(float):
+        pass
+
+    out = check_reading((Joules(3.0),), 1)
+    assert out == (3.0,) and out[0].__class__ is float

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_co2.backends.nvml import GpuSelection
 from pytest_co2.cli import build_parser
-from pytest_co2.options import OPTION, OPTIONS, Settings, add_options
+from pytest_co2.options import HELP_SECTIONS, OPTION, OPTIONS, Settings, add_options
 
 
 def _parser(prefix: str, **kw: object) -> argparse.ArgumentParser:
@@ -29,6 +29,12 @@ def test_every_setting_is_an_option_in_field_order() -> None:
         "PYTEST_CO2_REGION",
     )
     assert OPTION["quiet_runtime"].negative_flag_name() == "--co2-no-quiet-runtime"
+
+
+def test_every_option_is_in_one_help_section() -> None:
+    listed = [name for _, names in HELP_SECTIONS for name in names]
+    assert sorted(listed) == sorted(opt.dest for opt in OPTIONS)
+    assert len(set(listed)) == len(listed)
 
 
 def test_the_plugin_prefix_parses_into_the_settings_types() -> None:

@@ -4,6 +4,8 @@ left out, a header silent about unset options, and a failed gate as the run's la
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -187,3 +189,24 @@ def test_the_summary_table_is_tabulates_simple_format(
 
     expected = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
     assert simple_table(rows, headers) == expected.splitlines()
+
+
+@pytest.mark.parametrize(("cell", "looked_for"), [("kWh", False), ("Δ kWh", True), ("a\tb", True)])
+def test_wcwidth_is_looked_for_only_for_a_cell_that_is_not_printable_ascii(
+    cell: str, looked_for: bool
+) -> None:
+    """Printable ASCII is as wide as it is long: the summary needs no wcwidth for it (nor a
+    search of sys.path where it is not installed)."""
+    code = (
+        "import sys\n"
+        "seen = []\n"
+        "class Finder:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        seen.append(name)\n"
+        "sys.meta_path.insert(0, Finder())\n"
+        "from pytest_co2.reporting.terminal import simple_table\n"
+        f"simple_table([[{cell!r}, '1']], ['t', 'n'])\n"
+        "print('wcwidth' in seen)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(looked_for)

@@ -439,9 +439,11 @@ def test_help_and_markers(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines(
         [
-            "energy and carbon (pytest-co2):",
-            "*--co2-region=REGION*",
+            "energy and carbon (pytest-co2): measuring:",
             "*--co2-extrapolate=N[[],UNIT=N[]]*",
+            "energy and carbon (pytest-co2): carbon accounting:",
+            "*--co2-region=REGION*",
+            "energy and carbon (pytest-co2): reports, baselines and gates:",
             "*--co2-budget-mode=MODE*",
             "*co2_region (string):*",
         ]

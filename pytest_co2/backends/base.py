@@ -142,19 +142,20 @@ class Backend(abc.ABC):
     @property
     def method(self) -> str:
         """One label for the whole backend: a single method, or e.g. ``counter+estimated``."""
-        return self._of_devices()[1]
+        return self.device_facts()[1]
 
     @property
     def update_period_s(self) -> float:
         """The slowest update period of any device: the shortest window worth trusting."""
-        return self._of_devices()[2]
+        return self.device_facts()[2]
 
     # (devices, method, update_period_s): made again when ``devices`` is another tuple
     _device_facts: tuple[tuple[Device, ...], str, float] | None = None
 
-    def _of_devices(self) -> tuple[tuple[Device, ...], str, float]:
-        """What :attr:`method` and :attr:`update_period_s` say of the devices (every window
-        reads both): worked out once per tuple of devices."""
+    def device_facts(self) -> tuple[tuple[Device, ...], str, float]:
+        """``(devices, method, update_period_s)``: what :attr:`method` and
+        :attr:`update_period_s` say of the devices, worked out once per tuple of devices
+        (every window reads both)."""
         devices, facts = self.devices, self._device_facts
         if facts is None or facts[0] is not devices:
             facts = self._device_facts = (

@@ -65,14 +65,27 @@ def _read(path: str) -> bytes | None:
         os.close(fd)
 
 
+def _line(data: bytes, prefix: bytes) -> bytes | None:
+    """The rest of the line of ``data`` that starts with ``prefix`` (the kernel writes each
+    once: the first line, else the last such); None if none. Found with ``bytes.rfind``: a
+    snapshot splits no line it does not need, and ``procs_running`` is near the end."""
+    if data.startswith(prefix):
+        start = len(prefix)
+    else:
+        at = data.rfind(b"\n" + prefix)
+        if at < 0:
+            return None
+        start = at + 1 + len(prefix)
+    end = data.find(b"\n", start)
+    return data[start:] if end < 0 else data[start:end]
+
+
 def _pressure(data: bytes | None) -> int | None:
     """The ``some`` total of ``proc/pressure/cpu`` (microseconds), None if unreadable."""
-    for line in (data or b"").splitlines():
-        if line[:5] == b"some ":
-            for part in line.split():
-                key, _, value = part.partition(b"=")
-                if key == b"total" and value.isdigit():
-                    return int(value)
+    line = _line(data or b"", b"some ")
+    for part in () if line is None else line.split():
+        if part[:6] == b"total=" and part[6:].isdigit():
+            return int(part[6:])
     return None
 
 
@@ -81,24 +94,23 @@ def _stat(data: bytes | None) -> tuple[int | None, int | None, int | None, int |
 
     Total: user nice system idle iowait irq softirq steal (guest and guest_nice are already
     inside user and nice). Only the lines needed are split (the file has one line per CPU
-    and a long ``intr`` line).
+    and a long ``intr`` line); the CPUs are its ``cpuN`` lines: every line that starts with
+    ``cpu`` but the ``cpu`` total's (the kernel writes no other).
     """
+    data = data or b""
     steal = total = running = None
-    cpus = 0
-    for line in (data or b"").split(b"\n"):
-        if line[:3] == b"cpu":
-            name, _, rest = line.partition(b" ")
-            if name == b"cpu":
-                parts = rest.split(None, 8)[:8]
-                if len(parts) == 8 and all(p.isdigit() for p in parts):
-                    ticks = [int(p) for p in parts]
-                    steal, total = ticks[7], sum(ticks)
-            elif name[3:].isdigit():
-                cpus += 1
-        elif line[:14] == b"procs_running ":
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                running = int(parts[1])
+    line = _line(data, b"cpu ")
+    if line is not None:
+        parts = line.split(None, 8)[:8]
+        if len(parts) == 8 and b"".join(parts).isdigit():
+            ticks = [*map(int, parts)]
+            steal, total = ticks[7], sum(ticks)
+    line = _line(data, b"procs_running ")
+    if line is not None and line.strip().isdigit():
+        running = int(line)
+    cpus = (
+        data.count(b"\ncpu") - data.count(b"\ncpu ") + (data[:3] == b"cpu" and data[3:4].isdigit())
+    )
     return steal, total, running, cpus or None
 
 

@@ -175,12 +175,12 @@ class Readings:
         self.complete, self.notes = complete, notes
         self.failed_or_aborted = failed_or_aborted  # the backend failed, or the plugin closed it
         # the backend's facts as they were (its devices may change before a deferred assembly)
-        self.method, self.backend, self.period_s = (
-            backend.method,
+        _, self.method, self.period_s = backend.device_facts()
+        self.backend, self.wall_w, self.work_basis = (
             backend.name,
-            backend.update_period_s,
+            backend.wall_w,
+            backend.work_basis,
         )
-        self.wall_w, self.work_basis = backend.wall_w, backend.work_basis
 
 
 def plain_energy(r: Readings) -> tuple[float, float, float] | None:

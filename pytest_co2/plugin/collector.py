@@ -183,12 +183,13 @@ class Collector:
         return True
 
     def outcome(self, report: pytest.TestReport) -> None:
-        """Keep the test's outcome (an error in setup or teardown wins)."""
-        when, failed = report.when, report.failed
-        if when == "call" or failed:
+        """Keep the test's outcome from its call report, or from a failed setup or teardown
+        (an error, which wins); other reports change nothing."""
+        when, outcome = report.when, report.outcome
+        if when == "call" or outcome == "failed":
             record = self._tests.get(report.nodeid)
             if record is not None:
-                record.outcome = "error" if failed and when != "call" else report.outcome
+                record.outcome = "error" if when != "call" else outcome
 
     def records(self) -> list[TestRecord]:
         """The records with a result or a budget (deferred windows assembled)."""

@@ -1,4 +1,4 @@
-"""The option table (``pytest_co2.options``) on pytest: the ``co2`` group, ini keys, precedence.
+"""The option table (``pytest_co2.options``) on pytest: the ``co2`` groups, ini keys, precedence.
 
 Every option ``--co2-foo-bar`` is also the ini key ``co2_foo_bar`` and the environment
 variable ``PYTEST_CO2_FOO_BAR``. The command line wins, then the environment, then the ini.
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .. import options
-from ..options import OPTIONS, PLUGIN_PREFIX, Settings
+from ..options import HELP_SECTIONS, OPTIONS, PLUGIN_PREFIX, Settings
 
 DEST_PREFIX = "co2_"  # config.getoption("co2_region")
 #: The settings that choose the intensity: checked at start when one of them is given (the
@@ -26,9 +26,10 @@ _INTENSITY_CHOICE = ("region", "regions", "month", "intensity", "intensity_file"
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Every option in the ``co2`` group of ``--help``, and its ini key."""
-    group = parser.getgroup("co2", "energy and carbon (pytest-co2)")
-    options.add_options(group.addoption, PLUGIN_PREFIX, dest_prefix=DEST_PREFIX)
+    """Every option in its section of ``--help`` (``options.HELP_SECTIONS``), and its ini key."""
+    for title, names in HELP_SECTIONS:
+        group = parser.getgroup(f"co2 {title}", f"energy and carbon (pytest-co2): {title}")
+        options.add_options(group.addoption, PLUGIN_PREFIX, dest_prefix=DEST_PREFIX, names=names)
     for opt in OPTIONS:
         parser.addini(
             opt.ini, help=f"{opt.text()} (also {opt.flag_name()}, {opt.env})", default=None

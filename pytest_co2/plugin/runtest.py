@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -62,9 +62,6 @@ RESULTS_KEY: pytest.StashKey[list[Result]] = pytest.StashKey()
 VERDICT_KEY: pytest.StashKey[BudgetVerdict] = pytest.StashKey()
 BUDGET_KEY: pytest.StashKey[object] = pytest.StashKey()
 _SENT_KEY: pytest.StashKey[int] = pytest.StashKey()
-#: An item without a ``co2_budget`` marker when collected: how many markers of its own it had
-#: then (one added since, ``request.applymarker``, is looked for again).
-_UNMARKED_KEY: pytest.StashKey[int] = pytest.StashKey()
 _UNSET = object()
 #: A journal line is fsync'd after a test that measured this long or has a budget; shorter
 #: tests' lines are written at once (a killed process keeps them) and synced with the next.
@@ -108,12 +105,16 @@ def has_marker(item: pytest.Item, name: str) -> bool:
     return marked([item], name)[0]
 
 
-def note_unmarked(items: Sequence[pytest.Item]) -> None:
-    """Note the items without a ``co2_budget`` marker, all at once (see :func:`marked`): the
-    budget of each is then known without a marker lookup per test."""
-    for item, has in zip(items, marked(items, "co2_budget"), strict=True):
-        if not has:
-            item.stash[_UNMARKED_KEY] = len(item.own_markers)
+def unmarked(items: Sequence[pytest.Item]) -> dict[int, int]:
+    """The items without a ``co2_budget`` marker, all at once (see :func:`marked`): by
+    ``id(item)``, how many markers of its own each had (one added since, as by
+    ``request.applymarker``, is looked for again). The budget of each is then known without a
+    marker lookup per test."""
+    return {
+        id(item): len(item.own_markers)
+        for item, has in zip(items, marked(items, "co2_budget"), strict=True)
+        if not has
+    }
 
 
 class RuntestHooks:
@@ -121,10 +122,12 @@ class RuntestHooks:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self._call_meter: Co2Meter | None = None  # shared by the deferred call windows
-        self._call_window: Callable[[], Window] | None = None  # a new one on that meter
+        # the meter shared by the deferred call windows, and a factory of its windows
+        self._shared: tuple[Co2Meter, Callable[[], Window]] | None = None
         self._defer: bool | None = None  # whether call windows may be deferred (once)
         self._reports: PhaseReports | None = None
+        #: the collected items without a budget marker (see :func:`unmarked`)
+        self.unmarked: dict[int, int] = {}
 
     def report_phases(self) -> None:
         """Register the makereport hook (once): a test has a meter of its own."""
@@ -132,53 +135,68 @@ class RuntestHooks:
             self._reports = PhaseReports(self.state)
             self.state.config.pluginmanager.register(self._reports, "pytest-co2-reports")
 
-    def _deferred_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
-        """The call phase in a deferred ``call`` window on the shared meter (``--co2-all``,
-        no budget, no fixture): two backend reads now, the record when it is read."""
-        meter, new_window = self._call_meter, self._call_window
-        if meter is None or new_window is None:  # the first (a `from` import runs 8k instructions)
-            from ..measure.window import Window
-
-            meter = self._call_meter = self.state.make_meter(item)
-            new_window = self._call_window = functools.partial(
-                Window, meter, "call", "call", 0, None, None
-            )
-        window = new_window()
-        window.deferred = True
-        window.__enter__()
-        try:
-            result = yield
-        except BaseException as exc:
-            window.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        else:
-            window.__exit__(None, None, None)
-        finally:
-            self.state.progress.clear()
-            self.state.collector.defer(item.nodeid, window.ended, meter)
-        return result
-
     def _may_defer(self, item: pytest.Item) -> bool:
-        """Deferred records need no output per test: not on an xdist worker (its records
-        travel on the reports), nor with ``--junitxml`` or a journal."""
+        """Whether call windows may be deferred (worked out once): ``--co2-all``, and no
+        output needs a record per test (an xdist worker's report, ``--junitxml``, the
+        journal)."""
         if self._defer is None:
             junit = getattr(item.config.option, "xmlpath", None)
-            self._defer = not (self.state.is_worker or junit or self.state.journal is not None)
+            state = self.state
+            self._defer = state.settings.all and not (
+                state.is_worker or junit or state.journal is not None
+            )
         return self._defer
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        if (
+            self.unmarked.get(id(item), -1) == len(item.own_markers)
+            and (self._defer or (self._defer is None and self._may_defer(item)))
+            and item.stash.get(METER_KEY, None) is None
+        ):
+            # --co2-all only (no budget, no fixture): a deferred ``call`` window on the shared
+            # meter, two backend reads now, the record when it is first read
+            shared = self._shared
+            if shared is None:  # the first (a `from` import runs 8k instructions)
+                shared = self._share(item)
+            meter, new_window = shared
+            window = new_window()
+            window.deferred = True
+            window.__enter__()
+            try:
+                result = yield
+            except BaseException as exc:
+                window.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            else:
+                window.__exit__(None, None, None)
+            finally:
+                self.state.progress.clear()
+                self.state.collector.defer(item.nodeid, window.ended, meter)
+            return result
+        return (yield from self._call(item))
+
+    def _share(self, item: pytest.Item) -> tuple[Co2Meter, Callable[[], Window]]:
+        """The meter shared by the deferred call windows, made once, and a factory of its
+        windows."""
+        from ..measure.window import Window
+
+        meter = self.state.make_meter(item)
+        self._shared = meter, functools.partial(Window, meter, "call", "call", 0, None, None)
+        return self._shared
+
+    def _call(self, item: pytest.Item) -> Generator[None, Any, Any]:
+        """The call phase of a test with a budget, a meter of its own, or a record needed at
+        once: a ``call`` window on its own meter (``--co2-all``, a budget) and the verdict."""
         error = None
         try:
-            budget = budget_of(item, self.state.settings)
+            budget = budget_of(item, self.state.settings, self.unmarked)
         except ValueError as exc:
             budget, error = None, str(exc)
         if error is not None:
             pytest.fail(error, pytrace=False)
         meter = item.stash.get(METER_KEY, None)
         window = None
-        if meter is None and budget is None and self.state.settings.all and self._may_defer(item):
-            return (yield from self._deferred_call(item))
         if meter is None and (budget is not None or self.state.settings.all):
             meter = self.state.make_meter(item)
             item.stash[METER_KEY] = meter
@@ -219,18 +237,21 @@ class RuntestHooks:
             warn_at(item, Co2BudgetWarning(verdict.message))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.state.is_worker:
+        state = self.state
+        if state.is_worker:
             return
-        if self.state.role == "controller":
-            self.state.collector.receive(report)
-        self.state.collector.outcome(report)
-        if report.when == "teardown" and self.state.journal is not None:
-            record = self.state.collector.tests.get(report.nodeid)
+        if state.role == "controller":
+            state.collector.receive(report)
+        when = report.when
+        if when == "call" or report.outcome == "failed":  # what decides a test's outcome
+            state.collector.outcome(report)
+        if when == "teardown" and state.journal is not None:
+            record = state.collector.tests.get(report.nodeid)
             if record is not None and (record.results or record.budget is not None):
                 measured_s = sum(r.measurement.duration_s for r in record.results)
-                self.state.journal.append(
+                state.journal.append(
                     record.to_dict(),
-                    self.state.session_info,
+                    state.session_info,
                     sync=record.budget is not None or measured_s >= JOURNAL_SYNC_S,
                 )
 
@@ -269,14 +290,17 @@ class PhaseReports:
         return report
 
 
-def budget_of(item: pytest.Item, settings: Settings) -> Budget | None:
-    """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments."""
+def budget_of(
+    item: pytest.Item, settings: Settings, unmarked: Mapping[int, int] | None = None
+) -> Budget | None:
+    """The test's ``co2_budget`` (parsed once per test); ValueError for bad arguments.
+    ``unmarked``: the items known to have none (see :func:`unmarked`)."""
+    if unmarked is not None and unmarked.get(id(item), -1) == len(item.own_markers):
+        return None  # no marker when collected, and none of its own added since
     stash = item.stash
     cached = stash.get(BUDGET_KEY, _UNSET)
     if cached is not _UNSET:
         return cached  # type: ignore[return-value]
-    if stash.get(_UNMARKED_KEY, -1) == len(item.own_markers):
-        return None  # no marker when collected, and none of its own added since
     mark = item.get_closest_marker("co2_budget")
     if mark is None:
         item.stash[BUDGET_KEY] = None

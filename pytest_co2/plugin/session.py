@@ -19,7 +19,7 @@ import pytest
 
 from ..options import Settings
 from . import sigterm, xdist
-from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, note_unmarked, warn_at
+from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, unmarked, warn_at
 
 if TYPE_CHECKING:
     from ..carbon.accounting import Accounting
@@ -156,7 +156,8 @@ class Co2Session:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         if measures(items, self.settings):
             self.measure_tests()
-            note_unmarked(items)
+            assert self._runtest is not None
+            self._runtest.unmarked = unmarked(items)
 
     # -- baseline ----------------------------------------------------------------------------
     @property
@@ -192,11 +193,12 @@ class Co2Session:
         from .fixture import Co2Meter
 
         self.measure_tests()  # a fixture requested at run time (``request.getfixturevalue``)
+        assert self._runtest is not None
         backend = self.provider.backend
         for message in self.provider.take_warnings():
             warn_at(item, message)
         try:
-            budget = budget_of(item, self.settings)
+            budget = budget_of(item, self.settings, self._runtest.unmarked)
         except ValueError:
             budget = None  # reported as a failure by pytest_runtest_call
         meter = Co2Meter(

@@ -102,15 +102,18 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[
     single-line text cells, without importing tabulate (several ms at start-up): cells
     stripped and left-aligned, a column as wide as its widest cell or its header plus 2,
     columns two spaces apart, a dashed line under the headers, rows right-stripped. Widths as
-    tabulate measures them (``wcwidth`` where installed)."""
-    width_of: Callable[[str], int] = len
-    try:
-        from wcwidth import wcswidth  # type: ignore[import-not-found,unused-ignore]
-
-        width_of = wcswidth
-    except ImportError:  # pragma: no cover - tabulate measures with len() then too
-        pass
+    tabulate measures them: ``wcwidth`` where installed, imported only when some cell is not
+    printable ASCII (the width of printable ASCII is its length)."""
     table = [[str(h).strip() for h in headers], *([str(c).strip() for c in r] for r in rows)]
+    width_of: Callable[[str], int] = len
+    every = "".join(map("".join, table))
+    if not (every.isascii() and every.isprintable()):
+        try:
+            from wcwidth import wcswidth  # type: ignore[import-not-found,unused-ignore]
+
+            width_of = wcswidth
+        except ImportError:  # pragma: no cover - tabulate measures with len() then too
+            pass
     widths = [
         max(width_of(col[0]) + 2, *(width_of(c) for c in col[1:]))
         for col in zip(*table, strict=True)
