@@ -106,6 +106,8 @@ class DeferHooks:
         one gets a ``skip`` marker, so that pytest reports it at the test's own line."""
         default = self.state.settings.defer_above
         with_mark = marked(items, MARKER)
+        if default is None and not any(with_mark):
+            return  # no test is targeted
         # whether a test has a budget matters only with --co2-defer-above
         with_budget: list[bool | None] = [None] * len(items)
         if default is not None:
