@@ -19,6 +19,14 @@ from pytest_co2.backends.cpuinfo import HOST_ROOT_ENV
 settings.register_profile("any-load", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("any-load")
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A file or pipe a test leaves open is said in the warnings summary (Python hides
+    # ResourceWarning by default): the garbage collector reports it later, inside some other
+    # test, where it can break an assertion on recorded warnings.
+    config.addinivalue_line("filterwarnings", "always::ResourceWarning")
+
+
 # pytester runs whose assertions read terminal text get this width (pytest reads COLUMNS).
 COLUMNS = "80"
 

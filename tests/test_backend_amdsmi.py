@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from terminal_text import unwrapped
+from warned import backend_messages
 
 from pytest_co2.backends import (
     BackendError,
@@ -186,7 +187,7 @@ def test_counter_path_is_exact_and_labelled() -> None:
     amd = gpus(2, g1={"ticks": 5_000, "name": "AMD Instinct MI250X"})
     with pytest.warns(BackendWarning) as caught:
         backend = _open(amd, rocr_visible_devices="0,1")
-    assert [str(w.message) for w in caught] == [
+    assert backend_messages(caught) == [
         several_amd_gpus_warning(["amdgpu:0", "amdgpu:1"], "ROCR_VISIBLE_DEVICES", "0,1")
     ]
     with backend:
@@ -570,7 +571,7 @@ def test_visibility_variables(
         f" within ROCR_VISIBLE_DEVICES={rocr!r}" if hip is not None and rocr is not None else ""
     )
     said = [several_amd_gpus_warning(ids, var, str(value), within)] if ids[1:] else []
-    assert [str(w.message) for w in caught] == said
+    assert backend_messages(caught) == said
 
 
 def test_ignored_and_repeated_entries_are_noted() -> None:

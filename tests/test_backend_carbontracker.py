@@ -10,6 +10,7 @@ import warnings
 from typing import Any
 
 import pytest
+from warned import backend_messages
 
 from pytest_co2.backends import BackendError, BackendWarning, Method
 from pytest_co2.backends.carbontracker_adapter import CarbontrackerBackend
@@ -180,7 +181,7 @@ def test_a_component_that_fails_mid_run_freezes_with_a_note() -> None:
             "carbontracker cannot read the GPU power through NVML (not supported here): its "
             "devices (gpu:0) are frozen at their last reading and not counted after that"
         )
-        assert [str(w.message) for w in caught] == [f"pytest-co2: {note}"]
+        assert backend_messages(caught) == [f"pytest-co2: {note}"]
         assert after[0] >= before[0] and after[1] > before[1]  # the CPU goes on
         time.sleep(0.02)
         with warnings.catch_warnings():

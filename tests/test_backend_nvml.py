@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from warned import backend_messages
 
 from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method
 from pytest_co2.backends import cuda as cuda_helpers
@@ -258,7 +259,7 @@ def test_cuda_visible_devices(visible: str | None, ids: list[str]) -> None:
         assert [d.id for d in backend.devices] == ids
     # several GPUs, none in use by this process: said once; one GPU: nothing to say
     said = several_gpus_warning(ids, visible)
-    assert [str(w.message) for w in caught] == ([said] if ids[1:] else [])
+    assert backend_messages(caught) == ([said] if ids[1:] else [])
 
 
 def test_cuda_visible_devices_ignored_entries_are_noted() -> None:
@@ -294,7 +295,7 @@ def test_visible_devices_default_comes_from_the_environment(
         backend = NvmlBackend(three_gpus())
     with backend:
         assert len(backend.devices) == 3
-    assert [str(w.message) for w in caught] == [several_gpus_warning(["gpu:0", "gpu:1", "gpu:2"])]
+    assert backend_messages(caught) == [several_gpus_warning(["gpu:0", "gpu:1", "gpu:2"])]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     with pytest.raises(BackendUnavailable):
         NvmlBackend(three_gpus())
@@ -567,7 +568,7 @@ def test_gpu_without_permission_is_skipped_with_a_note() -> None:
         backend = _open(node(3, g1={"denied": True, "pids": (MY_PID,)}))  # auto mode too
     with backend:
         assert [d.id for d in backend.devices] == ["gpu:0", "gpu:2"]
-    assert [str(w.message) for w in caught] == [several_gpus_warning(["gpu:0", "gpu:2"])]
+    assert backend_messages(caught) == [several_gpus_warning(["gpu:0", "gpu:2"])]
     only_denied = node(1, g0={"denied": True})
     with pytest.raises(BackendError, match="may not open any"):
         _open(only_denied)

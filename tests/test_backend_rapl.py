@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from warned import backend_messages
 
 from pytest_co2.backends import BackendError, BackendUnavailable, BackendWarning, Method, rapl
 from pytest_co2.backends.rapl import (
@@ -236,7 +237,7 @@ def test_a_read_that_fails_mid_run_freezes_that_domain_only(
             f"RAPL package-0: {why}; its energy is frozen at the last good reading (5 J) "
             "and not counted after that"
         )
-        assert [str(w.message) for w in caught] == [f"pytest-co2: {note}"]
+        assert backend_messages(caught) == [f"pytest-co2: {note}"]
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # once: no second warning
             set_uj(tree["dram0"], 200_000 + 2_000_000)

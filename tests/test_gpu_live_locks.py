@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 from gpu_emulator import EmuGpu, Node, Trace
 from test_gpu_backend import MY_PID, align, busy, meter_of, nvml_backend
+from warned import backend_messages
 
 from pytest_co2.backends import BackendWarning
 from pytest_co2.measure.lock_policy import decide
@@ -92,7 +93,7 @@ def test_nvidia_visible_devices_advice_names_cuda_visible_devices() -> None:
         backend = nvml_backend(node, nvidia_visible_devices=spec)
     with backend:
         assert [d.id for d in backend.devices] == ["gpu:1", "gpu:2"]
-    (message,) = [str(w.message) for w in caught]
+    (message,) = backend_messages(caught)
     assert message.endswith(
         f"charged the others' idle power; NVIDIA_VISIBLE_DEVICES={spec!r} leaves all of them "
         "visible, so name those the tests use with --co2-gpus (e.g. cuda:0) or list only "
