@@ -239,6 +239,42 @@ def test_decide(
     assert (policy.warning is not None) == (mode == "off" and concurrent)
 
 
+NOT_NEEDED_PROBE = """
+import sys
+
+def pytest_unconfigure(config):
+    names = ("lock_dir", "lock_policy", "window_guard", "locks")
+    loaded = [n for n in names if f"pytest_co2.measure.{n}" in sys.modules]
+    config.rootpath.joinpath("modules.txt").write_text(" ".join(loaded))
+"""
+
+
+def test_without_a_shared_counter_the_policy_is_made_only_for_a_report(
+    pytester: pytest.Pytester,
+) -> None:
+    """The CPU estimate sees no other process: the policy is "not needed" and its guard does
+    nothing, so a run whose output needs no policy imports no lock module; the JSON still
+    says "not needed", as when it was decided at once."""
+    pytester.makeconftest(NOT_NEEDED_PROBE)
+    pytester.makepyfile("def test_a():\n    pass\n")
+    args = ("-p", "no:cacheprovider", "--co2-all", "--co2-backend=estimate")
+    pytester.runpytest_subprocess(*args).assert_outcomes(passed=1)
+    assert (pytester.path / "modules.txt").read_text() == ""
+    pytester.runpytest_subprocess(*args, "--co2-json=r.json").assert_outcomes(passed=1)
+    exclusive = json.loads((pytester.path / "r.json").read_text())["session"]["exclusive"]
+    assert exclusive == {
+        "mode": "not needed",
+        "reason": "no shared counter device",
+        "devices": [],
+        "lock_dir": None,
+        "lock_timeout_s": 30.0,
+        "concurrent": False,
+        "description": "exclusive: not needed: no shared counter device (a per-process "
+        "estimate or a simulated device does not see other processes)",
+    }
+    assert (pytester.path / "modules.txt").read_text() == "lock_dir lock_policy window_guard"
+
+
 def test_lock_file_names_are_safe() -> None:
     assert lock_file_name("gpu:0") == "gpu_0.lock"
     assert lock_file_name("cpu:package-0") == "cpu_package-0.lock"

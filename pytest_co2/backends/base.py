@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ..frozen import Frozen, record
@@ -175,6 +175,24 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Methods whose readings count the whole device, other processes' work included.
+LOCKED_METHODS = (Method.COUNTER, Method.POLLED)
+
+
+def lockable_devices(devices: Iterable[Device]) -> tuple[Device, ...]:
+    """The devices whose readings include other processes' energy (shared counters)."""
+    return tuple(d for d in devices if d.shared and d.method in LOCKED_METHODS)
+
+
+def window_parts(backend: Any) -> tuple[Any, ...]:
+    """The parts of ``backend`` (itself, or a composite's parts) with window hooks
+    (``window_enter``, ``window_exit``: the GPU backend's fine sampling)."""
+    if backend is None:
+        return ()
+    parts = getattr(backend, "parts", None) or (backend,)
+    return tuple(p for p in parts if callable(getattr(p, "window_enter", None)))
 
 
 def realign(

@@ -9,14 +9,13 @@ report header, the JSON session block and each measurement's notes.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..backends.base import Device, Method
+from ..backends.base import Device, lockable_devices
 from ..frozen import Frozen, record
 from .lock_dir import default_lock_dir, open_to_others
 
-LOCKED_METHODS = (Method.COUNTER, Method.POLLED)
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 
 
@@ -31,11 +30,6 @@ def parse_lock_timeout(text: str) -> float:
             f"invalid lock timeout {text!r}: expected seconds >= 0 (e.g. 30; 0: do not wait)"
         )
     return value + 0.0  # -0.0 -> 0.0
-
-
-def lockable_devices(devices: Iterable[Device]) -> tuple[Device, ...]:
-    """The devices whose readings include other processes' energy (shared counters)."""
-    return tuple(d for d in devices if d.shared and d.method in LOCKED_METHODS)
 
 
 @record

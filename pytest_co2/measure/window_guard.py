@@ -14,9 +14,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ..backends.base import lockable_devices, window_parts
 from ..frozen import Frozen, record
 from .lock_dir import LockDirError, default_lock_dir
-from .lock_policy import Policy, lockable_devices
+from .lock_policy import Policy
 
 if TYPE_CHECKING:  # imported where a policy locks: a run that needs no lock skips the module
     from .locks import DeviceLock, LockWait
@@ -219,15 +220,6 @@ class WindowGuard:
             "failure": self.failure,
             "locked": self.locked,
         }
-
-
-def window_parts(backend: Any) -> tuple[Any, ...]:
-    """The parts of ``backend`` (itself, or a composite's parts) with window hooks
-    (``window_enter``, ``window_exit``: the GPU backend's fine sampling)."""
-    if backend is None:
-        return ()
-    parts = getattr(backend, "parts", None) or (backend,)
-    return tuple(p for p in parts if callable(getattr(p, "window_enter", None)))
 
 
 def lock_keys(backend: Any) -> dict[str, str]:

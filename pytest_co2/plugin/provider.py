@@ -82,8 +82,11 @@ class BackendProvider:
         self.settings = settings
         self.role = xdist.role(config)
         self._backend: Backend | None = None
-        self.policy: Policy | None = None
-        self.guard: WindowGuard | None = None
+        self._policy: Policy | None = None
+        self._guard: WindowGuard | None = None
+        # opened with no shared counter device and no window hooks: the policy ("not
+        # needed") and its guard, which does nothing, are made when first asked (the JSON)
+        self._undecided: Backend | None = None
         self.idle_w: tuple[float, ...] = ()
         self.pending_warnings: list[Warning] = []
         # facts handed down by the xdist controller (see pytest_configure_node)
@@ -114,9 +117,40 @@ class BackendProvider:
 
             idle = self.idle_w if self.settings.subtract_idle else None
             self._unpublish = publish(
-                self._backend, idle_w=idle, idle_s=self.settings.idle, policy=self.policy
+                self._backend, idle_w=idle, idle_s=self.settings.idle, policy=self._policy
             )
         return self._backend
+
+    @property
+    def policy(self) -> Policy | None:
+        """The ``--co2-exclusive`` policy of the opened backend (None before it opens)."""
+        if self._undecided is not None:
+            self._decide_policy(self._undecided, lazily=False)
+        return self._policy
+
+    @property
+    def guard(self) -> WindowGuard | None:
+        """The meters' window hooks for :attr:`policy` (None before the backend opens)."""
+        if self._undecided is not None:
+            self._decide_policy(self._undecided, lazily=False)
+        return self._guard
+
+    @property
+    def lock_free(self) -> bool:
+        """Opened without a shared counter device or window hooks: the policy is "not
+        needed" (and not made yet)."""
+        return self._undecided is not None
+
+    def window_guard(self) -> WindowGuard | None:
+        """The guard when meters must call it around their windows, else None."""
+        if self.lock_free:
+            return None  # no lock, no warning, no window hooks: the guard would do nothing
+        guard = self._guard
+        return guard if guard is not None and guard.active else None
+
+    def lock_summary(self) -> str | None:
+        """The session-summary line about windows run without their lock, if any."""
+        return None if self._guard is None else self._guard.summary()
 
     def _measure_idle(self) -> tuple[float, ...]:
         """Idle power per device, under the devices' lock (another worker's window would
@@ -198,12 +232,18 @@ class BackendProvider:
             "gpus": self.settings.gpus,
         }
 
-    def _decide_policy(self, backend: Backend) -> None:
+    def _decide_policy(self, backend: Backend, *, lazily: bool = True) -> None:
+        from ..backends.base import lockable_devices, window_parts
+
+        if lazily and not lockable_devices(backend.devices) and not window_parts(backend):
+            self._undecided = backend  # "not needed", made when asked (see __init__)
+            return
+        self._undecided = None
         from ..measure.lock_policy import decide
         from ..measure.window_guard import WindowGuard
 
         s = self.settings
-        self.policy = decide(
+        self._policy = decide(
             s.exclusive,
             backend.devices,
             concurrent=self.handed.concurrent or xdist.under_xdist(self.config),
@@ -211,9 +251,9 @@ class BackendProvider:
             lock_dir=self.handed.lock_dir or s.lock_dir,
             lock_timeout_s=s.lock_timeout,
         )
-        self.guard = WindowGuard(self.policy, on_wait=self.on_lock_wait, backend=backend)
-        if self.policy.warning:
-            self.pending_warnings.append(UserWarning(self.policy.warning))
+        self._guard = WindowGuard(self._policy, on_wait=self.on_lock_wait, backend=backend)
+        if self._policy.warning:
+            self.pending_warnings.append(UserWarning(self._policy.warning))
 
     def take_warnings(self) -> list[Warning]:
         out, self.pending_warnings = self.pending_warnings, []
@@ -240,7 +280,7 @@ class BackendProvider:
             devices=tuple(b.devices),
             idle_w={d.id: w for d, w in zip(b.devices, self.idle_w, strict=False)},
             exclusive=self.exclusive_info(),
-            lock_summary=None if self.guard is None else self.guard.summary(),
+            lock_summary=self.lock_summary(),
             extra={**self.idle_extra(), **gpu_extra(b)},  # gpu_counter_periods
         )
 

@@ -211,8 +211,8 @@ class Co2Session:
             idle_w=self.provider.idle_w if self.settings.subtract_idle else None,
         )
         meter.warn = self._warn_once
-        policy, guard = self.provider.policy, self.provider.guard
-        if policy is not None and guard is not None and guard.active:
+        guard = self.provider.window_guard()
+        if guard is not None:
             meter.on_window_enter = guard.enter
             meter.on_window_exit = guard.exit
         return meter

@@ -66,7 +66,8 @@ class Co2Terminal:
                 lines.append("co2: " + est.header_line())
             if s.idle:
                 lines.append("co2: " + provider.idle_text())
-            policy = provider.policy
+            # one process without a shared counter device: "not needed" goes unsaid
+            policy = None if state.role == "single" and provider.lock_free else provider.policy
             if policy is not None and (policy.mode != "not needed" or state.role != "single"):
                 lines.append("co2: " + policy.describe())
         if state.recovery_note and with_note:
@@ -164,8 +165,7 @@ class Co2Terminal:
             width,
         ):
             tr.write_line(line)
-        guard = state.provider.guard
-        lock_line = None if guard is None else guard.summary()
+        lock_line = state.provider.lock_summary()
         for line in [*self._worker_lines(), *(["co2: " + lock_line] if lock_line else [])]:
             for part in wrap(line, width, indent="co2:   "):
                 tr.write_line(part)

@@ -92,11 +92,6 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
     return compact, regions + optional  # the regions asked for come first
 
 
-def _width(cells: Sequence[Sequence[str]]) -> list[int]:
-    """Column widths as tabulate's "simple" format makes them (a header gets 2 spaces more)."""
-    return [max(len(col[0]) + 2, *(len(c) for c in col[1:])) for col in zip(*cells, strict=True)]
-
-
 def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[str]:
     """``tabulate(rows, headers, tablefmt="simple", disable_numparse=True)``'s lines for
     single-line text cells, without importing tabulate (several ms at start-up): cells
@@ -128,11 +123,12 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[
 
 class _Cells:
     """The table's cells for some columns: the header row, a row per pair, the total row.
-    Each column's cells are made once, however often the width fitting asks for them."""
+    Each column's cells and width are made once, however often the width fitting asks."""
 
     def __init__(self, pairs: Sequence[tuple[TestRecord, Result]], tot: Totals) -> None:
         self.pairs, self.tot = pairs, tot
         self.made: dict[str, list[str]] = {}
+        self._widths: dict[str, int] = {}
 
     def column(self, col: Column) -> list[str]:
         head, get, total = col
@@ -141,6 +137,18 @@ class _Cells:
             cells = [head, *(get(t, r) for t, r in self.pairs), total(self.tot)]
             self.made[head] = cells
         return cells
+
+    def width(self, cols: Sequence[Column]) -> int:
+        """The columns' widths as tabulate's "simple" format makes them (a header gets 2
+        spaces more), summed, with the gaps before each."""
+        total = 0
+        for col in cols:
+            w = self._widths.get(col[0])
+            if w is None:
+                cells = self.column(col)
+                w = self._widths[col[0]] = max(len(cells[0]) + 2, *map(len, cells[1:]))
+            total += w + GAP
+        return total
 
     def __call__(self, cols: Sequence[Column]) -> list[list[str]]:
         if not cols:
@@ -192,7 +200,9 @@ def render_summary(
     else:
         for col in optional:  # add columns while the table still fits
             trial = [*chosen, col]
-            if sum(_width(cells(trial))) + GAP * len(trial) + keep_test <= width:
+            if cells.width(chosen) + len(col[0]) + 2 + GAP + keep_test > width:
+                continue  # its header alone does not fit: its cells are not made
+            if cells.width(trial) + keep_test <= width:
                 chosen = trial
         shown = {h for h, _, _ in chosen}
         missing = [h[3:] for h, _, _ in optional if h.startswith("kg ") and h not in shown]
@@ -207,7 +217,7 @@ def render_summary(
     if full:
         names = ids
     else:
-        test_width = max(MIN_TEST_WIDTH, width - sum(_width(table)) - GAP * len(chosen))
+        test_width = max(MIN_TEST_WIDTH, width - cells.width(chosen))
         test_width = max(test_width, len("TOTAL (0 measurements)") + 4)
         names, dropped = row_labels(ids, test_width, suffixes)
     rows = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
@@ -216,7 +226,7 @@ def render_summary(
     lines = simple_table(rows, headers)
     if missing:
         wanted = [*chosen, *(c for c in optional if c[0] in {f"kg {m}" for m in missing})]
-        need = sum(_width(cells(wanted))) + GAP * len(wanted) + keep_test
+        need = cells.width(wanted) + keep_test
         lines += wrap(
             f"what-if columns {', '.join(missing)} left out at {width} columns: "
             f"--co2-report=full or COLUMNS={need} shows them (--co2-json has every figure)",
