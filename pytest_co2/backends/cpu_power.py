@@ -136,25 +136,27 @@ def _lines(body: str, prefix: str) -> Iterator[tuple[int, str]]:
         start = body.find("\n" + prefix, start + 1)
 
 
-class _Models(Mapping[str, PowerRow]):
-    """Normalized model name -> row, found in the table's text when looked up (the later
-    line wins, as when parsed in order). A plugin run looks up a few names of about 1,760:
-    parsing them all costs several ms at start-up, finding one some microseconds."""
+class _Rows(Mapping[str, PowerRow]):
+    """Key -> row of some kinds, found in the table's text when looked up (the later line
+    wins, as when parsed in order). A plugin run looks up a few of about 1,760 names and 23
+    microarchitectures: parsing them all costs milliseconds at start-up, finding one some
+    microseconds."""
 
-    def __init__(self, body: str, header: list[str]) -> None:
+    def __init__(self, body: str, header: list[str], kinds: tuple[str, ...]) -> None:
         self._body = body
         self._header = header
+        self._kinds = kinds
         self._rows: dict[str, PowerRow | None] = {}
 
     def _find(self, key: str) -> PowerRow | None:
-        found = [hit for kind in ("model", "name") for hit in _lines(self._body, f"{kind},{key}")]
+        found = [hit for kind in self._kinds for hit in _lines(self._body, f"{kind},{key}")]
         if not found:
             return None
         line = max(found)[1]
-        if line.startswith("model,"):
-            return _row(dict(zip(self._header, line.split(","), strict=False)))
-        _, key, arch, vendor = [*line.split(","), "", ""][:4]
-        return PowerRow("name", key, arch, vendor)
+        if line.startswith("name,"):  # a name row has no figures
+            _, key, arch, vendor = [*line.split(","), "", ""][:4]
+            return PowerRow("name", key, arch, vendor)
+        return _row(dict(zip(self._header, line.split(","), strict=False)))
 
     def __getitem__(self, key: str) -> PowerRow:
         if key not in self._rows:
@@ -165,7 +167,7 @@ class _Models(Mapping[str, PowerRow]):
         return row
 
     def __iter__(self) -> Iterator[str]:  # in file order (tests, listings; not the plugin)
-        hits = sorted(hit for kind in ("model", "name") for hit in _lines(self._body, kind))
+        hits = sorted(hit for kind in self._kinds for hit in _lines(self._body, kind))
         return iter(dict.fromkeys(line.split(",")[1] for _, line in hits))
 
     def __len__(self) -> int:
@@ -173,9 +175,9 @@ class _Models(Mapping[str, PowerRow]):
 
 
 class _Vendors(Mapping[str, str]):
-    """Normalized model name -> vendor (for matching a CPU's name), from :class:`_Models`."""
+    """Normalized model name -> vendor (for matching a CPU's name), from the model rows."""
 
-    def __init__(self, models: _Models) -> None:
+    def __init__(self, models: _Rows) -> None:
         self._models = models
 
     def __getitem__(self, key: str) -> str:
@@ -192,22 +194,22 @@ def load_power_table(text: str) -> PowerTable:
     """Parse the table's CSV text; raises :class:`ValueError` if it has no ``recent`` row.
 
     The builder writes no quoted fields (names are normalized, without commas), so lines are
-    split on commas. Only the ``recent`` and ``microarchitecture`` rows are parsed here; a
-    model's row when it is looked up (:class:`_Models`).
+    split on commas. Only the last ``recent`` row is parsed here; a microarchitecture's or a
+    model's row when it is looked up (:class:`_Rows`).
     """
-    body = "\n" + text.replace("\r\n", "\n")
+    body = "\n" + (text.replace("\r\n", "\n") if "\r" in text else text)
     header = body[1:].split("\n", 1)[0].split(",")
-    rows = {
-        kind: [
-            _row(dict(zip(header, line.split(","), strict=False))) for _, line in _lines(body, kind)
-        ]
-        for kind in ("recent", "microarchitecture")
-    }
-    if not rows["recent"]:
+    recent = [line for _, line in _lines(body, "recent")]
+    if not recent:
         raise ValueError("CPU power table has no 'recent' row")
-    models = _Models(body, header)
-    archs = {row.key: row for row in rows["microarchitecture"]}
-    return PowerTable(rows["recent"][-1], archs, models, _Vendors(models))
+    models = _Rows(body, header, ("model", "name"))
+    archs = _Rows(body, header, ("microarchitecture",))
+    return PowerTable(
+        _row(dict(zip(header, recent[-1].split(","), strict=False))),
+        archs,
+        models,
+        _Vendors(models),
+    )
 
 
 @functools.lru_cache(maxsize=1)

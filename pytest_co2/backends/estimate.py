@@ -143,7 +143,7 @@ class EstimateBackend(Backend):
         self.virtualization = vm = detect_vm(cpu, root / "sys" / "class" / "dmi" / "id")
         self.allowance: CpuAllowance | None = None
         if cpus_held is None:
-            self.allowance = cpu_allowance(root)
+            self.allowance = cpu_allowance(root, visible=cpu.logical_cpus)  # cpuinfo read once
             self.notes.extend(f"CPUs held: {n}; using the next limit" for n in self.allowance.notes)
             cpus_held = self.allowance.cpus
         # Several processes of one run (pytest-xdist workers, DDP ranks) share the CPUs they
