@@ -18,8 +18,8 @@ from pytest_co2.measure.window import Window
 from pytest_co2.options import Settings
 from pytest_co2.plugin.collector import Collector
 from pytest_co2.plugin.fixture import Co2Meter
-from pytest_co2.reporting.model import Totals, all_results, ranked
-from pytest_co2.reporting.terminal import render_summary
+from pytest_co2.reporting.model import TestRecord, Totals, all_results, ranked
+from pytest_co2.reporting.terminal import Row, listed_rows, render_summary
 
 BASE = ["--co2-backend=constant:100", "--co2-json=r.json", "-p", "no:cacheprovider"]
 
@@ -515,6 +515,9 @@ def test_a_deferred_windows_numbers_are_those_of_its_record(
     m = assemble(window.ended)
     if numbers is not None:
         assert _same(numbers, meter.result_of(m).numbers())
+        test = TestRecord("test_x.py::test_a")  # and its summary row, without the record
+        row = meter.summary_row(test, window.ended, numbers)
+        assert _same(row.values(), Row.of(test, meter.result_of(m)).values())
 
 
 def _collector_with(energies_j: Sequence[float], per_test: Callable[[int], int]) -> Collector:
@@ -548,27 +551,33 @@ def test_the_summary_of_deferred_windows_is_that_of_their_records(own: int) -> N
 
     lazy = _collector_with(energies, every_third)
     lazy._deferred[20][2].readings = (lazy._deferred[20][2].readings[0], (-1.0,))
-    tests, totals, unmade = lazy.summary_view(40)
+    tests, totals, rows, left_out = lazy.summary_view(40)
 
     made = _collector_with(energies, every_third)
     made._deferred[20][2].readings = (made._deferred[20][2].readings[0], (-1.0,))
     every = made.records()
     assert _same(totals, Totals.of(all_results(every)))
     assert totals.measurements == 50 + own * 17
-    shown = render_summary(tests, totals=totals, unmade=unmade, max_rows=40, width=120)
+    shown = render_summary(tests, totals=totals, rows=rows, left_out=left_out, width=120)
     assert shown == render_summary(every, max_rows=40, width=120)
-    # the rows listed were made, with the one not plain; every other one was left unmade
-    assert unmade == lazy.unsettled == 50 + own * 17 - sum(len(t.results) for t in tests)
+    assert list(map(repr, rows)) == list(map(repr, listed_rows(every, 40)[0]))
+    assert left_out == 50 + own * 17 - 40
+    # only the one window not plain was made: the rows of the others come from their figures
     beyond = {t.nodeid for t, r in ranked(every)[40:] if r.name == "call"}
     assert "test_x.py::test_20" in beyond  # read backwards: 0 J, yet made
-    assert unmade == len(beyond) - 1 == (9 if own == 0 else 23)
+    assert lazy.unsettled == 49 and len(lazy._tests["test_x.py::test_20"].results) == 1
     assert [t.nodeid for t in lazy.records()] == [t.nodeid for t in every]  # made on read
     assert _same([t.results for t in lazy.records()], [t.results for t in every])
 
 
-def test_the_full_summary_and_few_windows_make_every_record() -> None:
+def test_few_windows_leave_none_out_and_the_full_summary_makes_every_record() -> None:
     lazy = _collector_with([1.0, 2.0, 3.0], lambda i: 0)
-    assert lazy.summary_view(40)[2] == 0 and lazy.unsettled == 0
+    tests, totals, rows, left_out = lazy.summary_view(40)
+    assert (tests, [r.test.nodeid for r in rows], left_out, lazy.unsettled) == (
+        [], [f"test_x.py::test_{i}" for i in (2, 1, 0)], 0, 3,
+    )  # fmt: skip
     lazy = _collector_with([float(i) for i in range(50)], lambda i: 0)
-    tests, totals, unmade = lazy.summary_view(None)
-    assert (len(tests), unmade, lazy.unsettled, totals.measurements) == (50, 0, 0, 50)
+    tests, totals, rows, left_out = lazy.summary_view(None)
+    assert (len(tests), len(rows), left_out, lazy.unsettled, totals.measurements) == (
+        50, 50, 0, 0, 50,
+    )  # fmt: skip

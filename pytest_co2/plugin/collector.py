@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # imported when a first record comes: a run that measures not
     from ..measure.assemble import Readings
     from ..measure.records import Measurement
     from ..reporting.model import BudgetVerdict, Numbers, Result, TestRecord, Totals
+    from ..reporting.terminal import Row
     from .fixture import Co2Meter
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
@@ -63,44 +64,58 @@ class Collector:
         deferred, self._deferred = self._deferred, []
         _insert(deferred)
 
-    def summary_view(self, max_rows: int | None) -> tuple[list[TestRecord], Totals | None, int]:
-        """What the summary shows: the records, the totals of every measurement, and how many
-        measurements were left out of the records (deferred windows ranked below the first
-        ``max_rows``: their figures are in the totals, their records are not made). The first
-        ``max_rows`` by emissions of the records are those of every measurement. A run that
-        measured nothing imports nothing here."""
+    def summary_view(
+        self, max_rows: int | None
+    ) -> tuple[list[TestRecord], Totals | None, list[Row], int]:
+        """What the summary shows: the records, the totals of every measurement, the rows to
+        list (the first ``max_rows`` by emissions of every measurement, and every test over
+        its budget after them) and how many measurements were left out of them. The rows of
+        deferred windows are made from what they read, their records are not (see
+        ``Co2Meter.summary_row``). A run that measured nothing imports nothing here."""
         if not self._tests:
-            return [], None, 0
+            return [], None, [], 0
         from ..reporting.model import Totals, all_results
+        from ..reporting.terminal import Row, listed_rows
 
         if max_rows is None or not self._deferred:
             tests = self.records()
-            return tests, Totals.of(all_results(tests)), 0
+            return tests, Totals.of(all_results(tests)), *listed_rows(tests, max_rows)
         numbers = self._numbers()
         self._settle_records({id(d[0]) for d in self._deferred if numbers[id(d[2])] is None})
         # every measurement in report order (the deferred ones in their places): a row each
         waiting: dict[int, list[Deferred]] = {}
         for d in self._deferred:
             waiting.setdefault(id(d[0]), []).append(d)
-        rows: list[tuple[Numbers, TestRecord, Deferred | None]] = []
+        every: list[tuple[Numbers, TestRecord, Result | Deferred]] = []
         for record in self._tests.values():
             entries = waiting.get(id(record))
             if entries is None:
-                rows.extend((x.numbers(), record, None) for x in record.results)
+                every.extend((x.numbers(), record, x) for x in record.results)
                 continue
             items: list[Result | Deferred] = list(record.results)
             for d in reversed(entries):
                 items.insert(d[1], d)
             for x in items:
                 if isinstance(x, tuple):
-                    rows.append((numbers[id(x[2])], record, x))  # type: ignore[arg-type]
+                    every.append((numbers[id(x[2])], record, x))  # type: ignore[arg-type]
                 else:
-                    rows.append((x.numbers(), record, None))
-        totals = Totals.summed([r[0] for r in rows])
-        keys = [-r[0][4] for r in rows]
-        order = sorted(range(len(rows)), key=keys.__getitem__)  # as ranked(): stable
-        self._settle_records({id(rows[i][1]) for i in order[:max_rows] if rows[i][2]})
-        return self._listed(), totals, len(self._deferred)
+                    every.append((x.numbers(), record, x))
+        totals = Totals.summed([e[0] for e in every])
+        keys = [-e[0][4] for e in every]
+        order = sorted(range(len(every)), key=keys.__getitem__)  # as ranked(): stable
+        listed = order[:max_rows] + [
+            i
+            for i in order[max_rows:]
+            if every[i][1].budget is not None and not every[i][1].budget.passed  # type: ignore[union-attr]
+        ]
+        rows = []
+        for i in listed:
+            figures, record, x = every[i]
+            if isinstance(x, tuple):  # a deferred window: its row without its record
+                rows.append(x[3].summary_row(record, x[2], figures))
+            else:
+                rows.append(Row.of(record, x))
+        return self._listed(), totals, rows, len(every) - len(listed)
 
     def _numbers(self) -> dict[int, Numbers | None]:
         """The figures of each deferred window (by the id of its readings), from its meter

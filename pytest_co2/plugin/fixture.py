@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend
 from ..carbon.accounting import Accounting
@@ -19,6 +19,10 @@ from ..measure.records import Measurement, Projection
 from ..measure.window import Window, WindowError
 from ..options import Settings
 from ..reporting.model import Budget, Numbers, Result
+
+if TYPE_CHECKING:
+    from ..reporting.model import TestRecord
+    from ..reporting.terminal import Row
 
 
 class Co2Meter(Meter):
@@ -143,6 +147,22 @@ class Co2Meter(Meter):
                 )
             )
         return out
+
+    def summary_row(self, test: TestRecord, ended: Readings, numbers: Numbers) -> Row:
+        """The summary's row of a closed, deferred window (what it read) whose figures are
+        ``numbers`` (from :meth:`numbers_of`, not None), without making its record: exactly
+        ``Row.of(test, result_of(assemble(ended)))``."""
+        from ..reporting.terminal import Row
+
+        duration_s, energy_j, energy_kwh, _, co2e_kg, std_kg, whatif = numbers
+        units = math.fsum(ended.units)
+        target = self._target(ended.extrapolate, ended.unit)
+        return Row(
+            test, ended.name, ended.complete, ended.method, ended.unit, len(ended.units),
+            min(ended.seen, ended.warmup), energy_j / units if units else math.nan, math.nan,
+            duration_s, round(units) if target is None else int(target), target is None,
+            energy_kwh, co2e_kg, std_kg, whatif,
+        )  # fmt: skip
 
     def record(self, m: Measurement) -> Measurement:
         """Add a measurement made elsewhere (e.g. :meth:`Measurement.combine` of DDP ranks)."""

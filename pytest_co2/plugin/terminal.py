@@ -145,10 +145,10 @@ class Co2Terminal:
         s = state.settings
         if s.report == "off":
             return
-        tests, totals, unmade = state.collector.summary_view(
+        tests, totals, rows, left_out = state.collector.summary_view(
             None if s.report == "full" else SUMMARY_ROWS
         )
-        if totals is None or (not tests and not unmade):
+        if totals is None or (not tests and not rows):
             return  # nothing measured: stay quiet in suites that do not use the plugin
         from ..carbon.equivalents import format_equivalents
         from ..fmt import wrap
@@ -172,7 +172,8 @@ class Co2Terminal:
         for line in render_summary(
             tests,
             totals=totals,
-            unmade=unmade,
+            rows=rows,
+            left_out=left_out,
             budget_mode=s.budget_mode,
             full=s.report == "full",
             whatif=tuple(state.accounting.whatif),

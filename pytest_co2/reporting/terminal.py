@@ -8,7 +8,8 @@ are shortened in the middle, never wrapped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width, wrap
 from .model import Result, TestRecord, Totals, all_results, ranked
@@ -28,8 +29,90 @@ def measurement_name(r: Result) -> str:
     return r.measurement.name + ("" if r.measurement.complete else " (partial)")
 
 
-Row = tuple[TestRecord | None, Result | None]
-Column = tuple[str, Callable[[TestRecord, Result], str], Callable[[Totals], str]]
+class Row:
+    """What the summary shows of one measurement: its test's record and its figures, from
+    its :class:`Result` (:meth:`of`) or, for a deferred window whose record was not made,
+    from what it read (``Co2Meter.summary_row``)."""
+
+    __slots__ = (
+        "co2e_kg", "complete", "duration_s", "energy_kwh", "measured", "method", "n", "name",
+        "per_unit_j", "per_unit_std_j", "std_kg", "steps", "test", "unit", "warmup", "whatif",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        test: TestRecord,
+        name: str,
+        complete: bool,
+        method: str,
+        unit: str,
+        steps: int,
+        warmup: int,
+        per_unit_j: float,
+        per_unit_std_j: float,
+        duration_s: float,
+        n: int,
+        measured: bool,
+        energy_kwh: float,
+        co2e_kg: float,
+        std_kg: float,
+        whatif: Mapping[str, float],
+    ) -> None:
+        self.test, self.name, self.complete, self.method = test, name, complete, method
+        self.unit, self.steps, self.warmup = unit, steps, warmup
+        self.per_unit_j, self.per_unit_std_j, self.duration_s = (
+            per_unit_j,
+            per_unit_std_j,
+            duration_s,
+        )
+        self.n, self.measured, self.energy_kwh = n, measured, energy_kwh
+        self.co2e_kg, self.std_kg, self.whatif = co2e_kg, std_kg, whatif
+
+    @classmethod
+    def of(cls, test: TestRecord, r: Result) -> Row:
+        m, p, e = r.measurement, r.projection, r.emission
+        return cls(
+            test, m.name, m.complete, m.method, m.unit, m.steps, m.warmup,
+            m.energy_per_unit_j.mean, m.energy_per_unit_j.std, m.duration_s,
+            p.n, p.measured, p.energy_kwh, e.co2e_kg, e.std_kg, r.whatif_co2e_kg,
+        )  # fmt: skip
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, k) for k in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Row):
+            return NotImplemented
+        return self.values() == other.values()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k != "test")
+        return f"Row({self.test.nodeid!r}, {shown})"
+
+    def label(self) -> str:
+        """The measurement's name, ``(partial)`` where it is."""
+        return self.name + ("" if self.complete else " (partial)")
+
+    def projected_to(self) -> str:
+        """``150,000 iteration`` or ``5 sample (measured)``."""
+        return f"{fmt_count(self.n)} {self.unit}" + (" (measured)" if self.measured else "")
+
+
+def listed_rows(tests: Sequence[TestRecord], max_rows: int | None) -> tuple[list[Row], int]:
+    """The summary's rows of ``tests``, largest emissions first: the first ``max_rows`` and
+    every test over its budget after them; and how many measurements were left out."""
+    pairs = ranked(tests)
+    left_out = 0
+    if max_rows is not None and len(pairs) > max_rows:
+        over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
+        left_out = len(pairs) - max_rows - len(over)
+        pairs = pairs[:max_rows] + over
+    return [Row.of(t, r) for t, r in pairs], left_out
+
+
+Column = tuple[str, Callable[[Row], str], Callable[[Totals], str]]
 
 
 def _budget_cell(t: TestRecord, mode: str | None) -> str:
@@ -47,44 +130,27 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
         return ""
 
     compact: list[Column] = [
-        ("kWh", lambda t, r: fmt_num(r.projection.energy_kwh), lambda x: fmt_num(x.energy_kwh)),
+        ("kWh", lambda r: fmt_num(r.energy_kwh), lambda x: fmt_num(x.energy_kwh)),
         (
             "kg CO2e ± std",
-            lambda t, r: fmt_pm(r.emission.co2e_kg, r.emission.std_kg),
+            lambda r: fmt_pm(r.co2e_kg, r.std_kg),
             lambda x: fmt_pm(x.co2e_kg, x.std_kg),
         ),
-        ("method", lambda t, r: r.measurement.method, blank),
-        ("verdict", lambda t, r: _budget_cell(t, budget_mode), blank),
+        ("method", lambda r: r.method, blank),
+        ("verdict", lambda r: _budget_cell(r.test, budget_mode), blank),
     ]
     optional: list[Column] = [
-        (
-            "measurement",
-            lambda t, r: measurement_name(r),
-            lambda x: f"{x.measurements} measurements",
-        ),
-        ("projected to", lambda t, r: projected_to(r), blank),
-        (
-            "steps",
-            lambda t, r: (
-                f"{r.measurement.steps}"
-                + (f"+{r.measurement.warmup}w" if r.measurement.warmup else "")
-            ),
-            blank,
-        ),
-        (
-            "J/unit (mean ± std)",
-            lambda t, r: fmt_pm(
-                r.measurement.energy_per_unit_j.mean, r.measurement.energy_per_unit_j.std
-            ),
-            blank,
-        ),
-        ("time s", lambda t, r: fmt_num(r.measurement.duration_s), lambda x: fmt_num(x.duration_s)),
-        ("budget", lambda t, r: _budget_cell(t, None), blank),
+        ("measurement", Row.label, lambda x: f"{x.measurements} measurements"),
+        ("projected to", Row.projected_to, blank),
+        ("steps", lambda r: f"{r.steps}" + (f"+{r.warmup}w" if r.warmup else ""), blank),
+        ("J/unit (mean ± std)", lambda r: fmt_pm(r.per_unit_j, r.per_unit_std_j), blank),
+        ("time s", lambda r: fmt_num(r.duration_s), lambda x: fmt_num(x.duration_s)),
+        ("budget", lambda r: _budget_cell(r.test, None), blank),
     ]
     regions: list[Column] = [
         (
             f"kg {w}",
-            lambda t, r, w=w: fmt_num(r.whatif_co2e_kg.get(w)),  # type: ignore[misc]
+            lambda r, w=w: fmt_num(r.whatif.get(w)),  # type: ignore[misc]
             lambda x, w=w: fmt_num(x.whatif_co2e_kg.get(w)),  # type: ignore[misc]
         )
         for w in whatif
@@ -125,8 +191,8 @@ class _Cells:
     """The table's cells for some columns: the header row, a row per pair, the total row.
     Each column's cells and width are made once, however often the width fitting asks."""
 
-    def __init__(self, pairs: Sequence[tuple[TestRecord, Result]], tot: Totals) -> None:
-        self.pairs, self.tot = pairs, tot
+    def __init__(self, rows: Sequence[Row], tot: Totals) -> None:
+        self.rows, self.tot = rows, tot
         self.made: dict[str, list[str]] = {}
         self._widths: dict[str, int] = {}
 
@@ -134,7 +200,7 @@ class _Cells:
         head, get, total = col
         cells = self.made.get(head)
         if cells is None:
-            cells = [head, *(get(t, r) for t, r in self.pairs), total(self.tot)]
+            cells = [head, *map(get, self.rows), total(self.tot)]
             self.made[head] = cells
         return cells
 
@@ -152,7 +218,7 @@ class _Cells:
 
     def __call__(self, cols: Sequence[Column]) -> list[list[str]]:
         if not cols:
-            return [[] for _ in range(len(self.pairs) + 2)]
+            return [[] for _ in range(len(self.rows) + 2)]
         return [list(row) for row in zip(*map(self.column, cols), strict=True)]
 
 
@@ -165,29 +231,28 @@ def render_summary(
     max_rows: int | None = None,
     width: int = DEFAULT_WIDTH,
     totals: Totals | None = None,
-    unmade: int = 0,
+    rows: Sequence[Row] | None = None,
+    left_out: int = 0,
 ) -> list[str]:
     """The summary table's lines (tabulate's "simple" format), a total row, and notes when ``full``.
 
     With ``max_rows``, only the largest emitters are listed (and every test over its budget);
     the total still covers every measurement and a line says how many rows were left out.
-    ``totals``: those of ``tests`` where the caller has them already; ``unmade``: smaller
-    measurements that are in ``totals`` but not in ``tests`` (of tests within budget).
+    ``totals``: those of ``tests`` where the caller has them already. ``rows``: the rows to
+    list, chosen and ranked by the caller (see ``Collector.summary_view``), with ``left_out``
+    smaller measurements that are in ``totals`` but not listed; by default those of ``tests``
+    (:func:`listed_rows`).
     """
-    pairs = ranked(tests)
-    left_out = unmade
-    if max_rows is not None and len(pairs) > max_rows:
-        over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
-        left_out += len(pairs) - max_rows - len(over)
-        pairs = pairs[:max_rows] + over
+    if rows is None:
+        rows, left_out = listed_rows(tests, max_rows)
     tot = Totals.of(all_results(tests)) if totals is None else totals
     compact, optional = _columns(budget_mode, whatif)
-    if not any(t.budget is not None for t, _ in pairs):
+    if not any(r.test.budget is not None for r in rows):
         compact = [c for c in compact if c[0] != "verdict"]
         optional = [c for c in optional if c[0] != "budget"]
-    cells = _Cells(pairs, tot)
+    cells = _Cells(rows, tot)
 
-    ids_width = shared_dropped_width([f"{t.nodeid} [{r.name}]" for t, r in pairs]) or 4
+    ids_width = shared_dropped_width([f"{r.test.nodeid} [{r.name}]" for r in rows]) or 4
     keep_test = max(MIN_TEST_WIDTH, min(ids_width, 48))  # the test column comes first
     chosen = list(compact)
     missing: list[str] = []  # what-if regions asked for that do not fit
@@ -208,11 +273,8 @@ def render_summary(
         missing = [h[3:] for h, _, _ in optional if h.startswith("kg ") and h not in shown]
     table = cells(chosen)
     named = any(h == "measurement" for h, _, _ in chosen)
-    suffixes = [
-        "" if named or r.name in ("default", "call") else f" [{measurement_name(r)}]"
-        for t, r in pairs
-    ]
-    ids = [t.nodeid + x for (t, _), x in zip(pairs, suffixes, strict=True)]
+    suffixes = ["" if named or r.name in ("default", "call") else f" [{r.label()}]" for r in rows]
+    ids = [r.test.nodeid + x for r, x in zip(rows, suffixes, strict=True)]
     dropped = ""
     if full:
         names = ids
@@ -220,10 +282,9 @@ def render_summary(
         test_width = max(MIN_TEST_WIDTH, width - cells.width(chosen))
         test_width = max(test_width, len("TOTAL (0 measurements)") + 4)
         names, dropped = row_labels(ids, test_width, suffixes)
-    rows = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
-    rows.append(["TOTAL" if named else f"TOTAL ({tot.measurements} measurements)", *table[-1]])
-    headers = ["test", *table[0]]
-    lines = simple_table(rows, headers)
+    body = [[n, *row] for n, row in zip(names, table[1:-1], strict=True)]
+    body.append(["TOTAL" if named else f"TOTAL ({tot.measurements} measurements)", *table[-1]])
+    lines = simple_table(body, ["test", *table[0]])
     if missing:
         wanted = [*chosen, *(c for c in optional if c[0] in {f"kg {m}" for m in missing})]
         need = cells.width(wanted) + keep_test
