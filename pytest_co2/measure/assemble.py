@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from math import isfinite
+from operator import le
 from typing import Any
 
 from ..backends.base import Backend, Device
@@ -143,9 +144,8 @@ class Readings:
         "work_basis",
     )  # fmt: skip
 
-    def __init__(
+    def __init__(  # by position in the plugin's hot path (see Window.__exit__)
         self,
-        *,
         name: str,
         unit: str,
         warmup: int,
@@ -192,11 +192,14 @@ def plain_energy(r: Readings) -> tuple[float, float, float] | None:
     if r.idle_w or len(r.units) != 1 or len(readings) != 2:
         return None
     first, last = readings
-    if len(first) != len(last):
+    # every reading goes up and is finite: a float sum is finite only where each term is
+    # (one too large for the sum makes the record, which then says what it is)
+    if (
+        len(first) != len(last)
+        or not all(map(le, first, last))
+        or not isfinite(sum(first) + sum(last))
+    ):
         return None
-    for a, b in zip(first, last, strict=True):
-        if not (a <= b and isfinite(a) and isfinite(b)):
-            return None
     times, period = r.times, r.period_s
     duration_s = times[-1] - times[0]
     if (

@@ -123,27 +123,33 @@ class Co2Meter(Meter):
         for _, g in whatif:
             co2e_kg(0.0, g, pue)
         out: list[Numbers | None] = []
+        nan, isfinite = math.nan, math.isfinite
+        targets: dict[tuple[int | None, str], int | None] = {}  # by (own target, unit)
         for ended in windows:
             plain = plain_energy(ended)
             if plain is None:
                 out.append(None)
                 continue
             duration_s, energy_j, units = plain
-            target = self._target(ended.extrapolate, ended.unit)
-            mean_j = energy_j / units if units else math.nan  # as Stats.of, for one step
+            key = (ended.extrapolate, ended.unit)
+            target = targets[key] if key in targets else targets.setdefault(key, self._target(*key))
+            mean_j = energy_j / units if units else nan  # as Stats.of, for one step
             energy_kwh = mean_j * (round(units) if target is None else int(target)) / J_PER_KWH
-            if not (math.isfinite(energy_kwh) and energy_kwh >= 0):
+            if not (isfinite(energy_kwh) and energy_kwh >= 0):
                 out.append(None)
                 continue
+            regions: dict[str, float] = {}
+            for r, g in whatif:
+                regions[r] = eq1_kg(energy_kwh, g, pue)
             out.append(
                 (
                     duration_s,
                     energy_j,
                     energy_kwh,
-                    math.nan,  # one step: no spread (Stats.of)
+                    nan,  # one step: no spread (Stats.of)
                     eq1_kg(energy_kwh, g_per_kwh, pue),  # co2e_kg(), checked above
-                    math.nan,
-                    {r: eq1_kg(energy_kwh, g, pue) for r, g in whatif},
+                    nan,
+                    regions,
                 )
             )
         return out
