@@ -581,3 +581,71 @@ def test_few_windows_leave_none_out_and_the_full_summary_makes_every_record() ->
     assert (len(tests), len(rows), left_out, lazy.unsettled, totals.measurements) == (
         50, 50, 0, 0, 50,
     )  # fmt: skip
+
+
+OUTCOMES = """
+import pytest
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise RuntimeError("teardown")
+
+def test_passes(clock):
+    clock.advance(1.0)
+
+def test_fails(clock):
+    clock.advance(2.0)
+    assert False
+
+def test_skips(clock):
+    clock.advance(3.0)
+    pytest.skip("no")
+
+def test_errs_at_teardown(clock, broken_teardown):
+    clock.advance(4.0)
+"""
+
+LOG_PROBE = """
+
+def pytest_sessionfinish(session):
+    registered = session.config.pluginmanager.has_plugin("pytest-co2-reports-log")
+    session.config.rootpath.joinpath("registered.txt").write_text(str(registered))
+"""
+
+
+def test_outcomes_are_kept_where_a_report_says_them(fake_clock_pytester: pytest.Pytester) -> None:
+    """A report file says each test's outcome (from its reports: failed, skipped, an error
+    at teardown); a run whose only output is the terminal summary registers no report hook,
+    and its summary still lists every test."""
+    conftest = fake_clock_pytester.path / "conftest.py"
+    conftest.write_text(conftest.read_text() + LOG_PROBE)
+    fake_clock_pytester.makepyfile(OUTCOMES)
+    args = [
+        "--co2-backend=constant:100",
+        "--co2-all",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:randomly",
+    ]
+    result = fake_clock_pytester.runpytest(*args, "--co2-json=r.json")
+    result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
+    assert _registered(fake_clock_pytester) == "True"
+    data = json.loads((fake_clock_pytester.path / "r.json").read_text())
+    said = {
+        t["nodeid"].rsplit("::", 1)[1]: (t["outcome"], t["measurements"][0]["energy_j"])
+        for t in data["tests"]
+    }
+    assert said == {
+        "test_passes": ("passed", 100.0),
+        "test_fails": ("failed", 200.0),
+        "test_skips": ("skipped", 300.0),
+        "test_errs_at_teardown": ("error", 400.0),
+    }
+    result = fake_clock_pytester.runpytest(*args)
+    assert _registered(fake_clock_pytester) == "False"
+    text = "\n".join(result.outlines)
+    assert "4 measurements" in text
+    for name in ("passes", "fails", "skips", "errs_at_teardown"):
+        assert f"test_{name}" in text

@@ -236,6 +236,16 @@ class RuntestHooks:
                 pytest.fail(verdict.message, pytrace=False)
             warn_at(item, Co2BudgetWarning(verdict.message))
 
+
+class LogReports:
+    """Each phase's report: a worker's records received (xdist controller), the test's
+    outcome kept, the journal's line. Registered beside :class:`RuntestHooks` only where a
+    report says the outcomes (see ``Co2Session.reports_outcomes``): in a run whose only
+    output is the terminal summary, which does not, a test costs no report hook."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.state
         if state.is_worker:

@@ -19,7 +19,15 @@ import pytest
 
 from ..options import Settings
 from . import sigterm, xdist
-from .runtest import Co2BudgetWarning, RuntestHooks, budget_of, measures, unmarked, warn_at
+from .runtest import (
+    Co2BudgetWarning,
+    LogReports,
+    RuntestHooks,
+    budget_of,
+    measures,
+    unmarked,
+    warn_at,
+)
 
 if TYPE_CHECKING:
     from ..carbon.accounting import Accounting
@@ -134,6 +142,22 @@ class Co2Session:
             self.runtime_line()
             self._runtest = RuntestHooks(self)
             self.config.pluginmanager.register(self._runtest, "pytest-co2-runtest")
+            if self.reports_outcomes():
+                self.config.pluginmanager.register(LogReports(self), "pytest-co2-reports-log")
+
+    def writes_report(self) -> bool:
+        """Whether the run ends with a report file: ``--co2-json``, ``--co2-save``,
+        ``--co2-markdown``."""
+        s = self.settings
+        return bool(s.json or s.save or s.markdown)
+
+    def reports_outcomes(self) -> bool:
+        """Whether the tests' outcomes are said anywhere: in a report file or its journal,
+        or by the xdist controller, which receives the workers' records with them. The
+        terminal summary and the gates do not read them."""
+        if self.is_worker:
+            return False
+        return self.role == "controller" or self.journal is not None or self.writes_report()
 
     def measure_known(self) -> bool:
         """Whether this process is known to measure: a test does (the per-test hooks are
@@ -333,7 +357,7 @@ class Co2Session:
             if self.comparison.failures and status == pytest.ExitCode.OK:
                 session.exitstatus = status = pytest.ExitCode.TESTS_FAILED
         s = self.settings
-        if not (s.json or s.save or s.markdown):
+        if not self.writes_report():
             return
         report = self.report(status, interrupted)
         data = report.to_dict()
