@@ -29,18 +29,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from .measure.handoff import (
-    HANDOFF_ENV,
-    SPEC_VERSION,
-    backend_spec,
-    handed_spec,
-    job_lock,
-    open_rank_backend,
-    publish,
-    rank_facts,
-    rank_idle_w,
-)
+from .measure.handoff import HANDOFF_ENV, SPEC_VERSION, backend_spec, handed_spec, publish
 from .measure.meter import Meter
+from .measure.rank import job_lock, open_rank_backend, rank_facts, rank_idle_w
 from .measure.records import DeviceEnergy, Measurement
 
 __all__ = [
@@ -151,7 +142,7 @@ def _host_key() -> str:
     return detect({}).host_key
 
 
-# -- the parent's backend in every rank: pytest_co2.measure.handoff ---------------------------
+# -- the parent's backend in every rank: pytest_co2.measure.handoff and .rank --------------
 
 
 def spec_from_meter(meter: Any) -> dict[str, Any]:

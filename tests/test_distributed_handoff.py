@@ -1,5 +1,5 @@
 """DDP ranks measure with the parent's backend through the environment hand-off
-(pytest_co2.measure.handoff), and the parent's window covers the ranks it waits for."""
+(pytest_co2.measure.handoff and .rank), and the parent's window covers the ranks it waits for."""
 
 from __future__ import annotations
 

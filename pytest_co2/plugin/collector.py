@@ -103,11 +103,7 @@ class Collector:
         totals = Totals.summed([e[0] for e in every])
         keys = [-e[0][4] for e in every]
         order = sorted(range(len(every)), key=keys.__getitem__)  # as ranked(): stable
-        listed = order[:max_rows] + [
-            i
-            for i in order[max_rows:]
-            if every[i][1].budget is not None and not every[i][1].budget.passed  # type: ignore[union-attr]
-        ]
+        listed = order[:max_rows] + [i for i in order[max_rows:] if _over(every[i][1])]
         rows = []
         for i in listed:
             figures, record, x = every[i]
@@ -214,6 +210,12 @@ class Collector:
 
     def _listed(self) -> list[TestRecord]:
         return [r for r in self._tests.values() if r.results or r.budget is not None]
+
+
+def _over(record: TestRecord) -> bool:
+    """Whether the test is over its budget: listed in the summary whatever its rank."""
+    budget = record.budget
+    return budget is not None and not budget.passed
 
 
 def _insert(deferred: Sequence[Deferred]) -> None:
