@@ -52,7 +52,7 @@ skip_assertion_rewriting(sys.meta_path)  # before this package imports anything 
 
 from . import xdist  # noqa: E402
 from .options import add_options, resolve  # noqa: E402
-from .session import RUNTIME_KEY, Co2BudgetWarning, Co2Session, ControllerHooks  # noqa: E402
+from .session import RUNTIME_KEY, Co2BudgetWarning, Co2Session  # noqa: E402
 
 if TYPE_CHECKING:
     from .fixture import Co2Meter
@@ -127,6 +127,8 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
         )
     if xdist.role(config) == "controller" and config.pluginmanager.hasplugin("xdist"):
+        from .controller import ControllerHooks
+
         config.pluginmanager.register(ControllerHooks(state), "pytest-co2-xdist")
 
 
