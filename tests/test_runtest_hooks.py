@@ -4,6 +4,7 @@ use the plugin pays nothing per test, and a meter asked for at run time still me
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from pytest_co2.backends.base import Backend, Device, Method
 from pytest_co2.carbon.accounting import Accounting
-from pytest_co2.measure.assemble import assemble
+from pytest_co2.measure.assemble import Readings, assemble, plain_energy
 from pytest_co2.measure.window import Window
 from pytest_co2.options import Settings
 from pytest_co2.plugin.collector import Collector
@@ -518,6 +519,40 @@ def test_a_deferred_windows_numbers_are_those_of_its_record(
         test = TestRecord("test_x.py::test_a")  # and its summary row, without the record
         row = meter.summary_row(test, window.ended, numbers)
         assert _same(row.values(), Row.of(test, meter.result_of(m)).values())
+
+
+INF, NAN = math.inf, math.nan
+
+
+@pytest.mark.parametrize(
+    "first, last, plain",
+    [
+        ((1.0, 2.0), (3.0, 2.0), True),
+        ((0.0, 0.0), (0.0, 0.0), True),
+        ((1.0, 2.0), (0.5, 3.0), False),  # a counter went down: assemble freezes it
+        ((1.0, NAN), (2.0, NAN), False),
+        ((1.0, 2.0), (INF, 3.0), False),
+        ((1.0, INF), (2.0, INF), False),
+        ((-INF, 2.0), (INF, 3.0), False),
+        ((1e308, 1e308), (1.5e308, 1.5e308), False),  # too large to sum: the record is made
+        ((1.0,), (2.0, 3.0), False),
+    ],
+)
+def test_only_finite_readings_that_go_up_are_plain(
+    first: tuple[float, ...], last: tuple[float, ...], plain: bool
+) -> None:
+    """A deferred window's figures are worked out without its record only where they are
+    assemble's exactly: every reading finite and none going down; else None (made)."""
+    backend = Scripted(len(last))
+    readings = Readings(
+        "call", "call", 0, 0, None, (10.0, 12.5), (first, last), (1,), None, None, None, None,
+        backend.devices, (), None, True, (), False, backend,
+    )  # fmt: skip
+    got = plain_energy(readings)
+    assert (got is not None) == plain
+    if got is not None:
+        assert got == (2.5, math.fsum(last) - math.fsum(first), 1.0)
+        assert got[1] == assemble(readings).energy_j
 
 
 def _collector_with(energies_j: Sequence[float], per_test: Callable[[int], int]) -> Collector:

@@ -192,13 +192,15 @@ def plain_energy(r: Readings) -> tuple[float, float, float] | None:
     if r.idle_w or len(r.units) != 1 or len(readings) != 2:
         return None
     first, last = readings
-    # every reading goes up and is finite: a float sum is finite only where each term is
-    # (one too large for the sum makes the record, which then says what it is)
-    if (
-        len(first) != len(last)
-        or not all(map(le, first, last))
-        or not isfinite(sum(first) + sum(last))
-    ):
+    if len(first) != len(last) or not all(map(le, first, last)):  # False for NaN too
+        return None
+    # every reading finite: only then is the difference of the sums finite (an infinite
+    # one gives inf or NaN, or fsum raises; one too large to sum makes the record instead)
+    try:
+        energy_j = math.fsum(last) - math.fsum(first)
+    except (ValueError, OverflowError):
+        return None
+    if not isfinite(energy_j):
         return None
     times, period = r.times, r.period_s
     duration_s = times[-1] - times[0]
@@ -209,7 +211,7 @@ def plain_energy(r: Readings) -> tuple[float, float, float] | None:
         and r.end_power is not None
     ):
         return None  # power x time may replace a device's counter (see assemble)
-    return duration_s, math.fsum(last) - math.fsum(first), math.fsum(r.units)
+    return duration_s, energy_j, math.fsum(r.units)
 
 
 def assemble(r: Readings) -> Measurement:

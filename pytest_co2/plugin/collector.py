@@ -82,24 +82,7 @@ class Collector:
             return tests, Totals.of(all_results(tests)), *listed_rows(tests, max_rows)
         numbers = self._numbers()
         self._settle_records({id(d[0]) for d in self._deferred if numbers[id(d[2])] is None})
-        # every measurement in report order (the deferred ones in their places): a row each
-        waiting: dict[int, list[Deferred]] = {}
-        for d in self._deferred:
-            waiting.setdefault(id(d[0]), []).append(d)
-        every: list[tuple[Numbers, TestRecord, Result | Deferred]] = []
-        for record in self._tests.values():
-            entries = waiting.get(id(record))
-            if entries is None:
-                every.extend((x.numbers(), record, x) for x in record.results)
-                continue
-            items: list[Result | Deferred] = list(record.results)
-            for d in reversed(entries):
-                items.insert(d[1], d)
-            for x in items:
-                if isinstance(x, tuple):
-                    every.append((numbers[id(x[2])], record, x))  # type: ignore[arg-type]
-                else:
-                    every.append((x.numbers(), record, x))
+        every = self._in_report_order(numbers)
         totals = Totals.summed([e[0] for e in every])
         keys = [-e[0][4] for e in every]
         order = sorted(range(len(every)), key=keys.__getitem__)  # as ranked(): stable
@@ -112,6 +95,33 @@ class Collector:
             else:
                 rows.append(Row.of(record, x))
         return self._listed(), totals, rows, len(every) - len(listed)
+
+    def _in_report_order(
+        self, numbers: dict[int, Numbers | None]
+    ) -> list[tuple[Numbers, TestRecord, Result | Deferred]]:
+        """Every measurement in report order, the deferred windows in their places: its
+        figures (``numbers``: those of the deferred ones), its record, and itself."""
+        waiting: dict[int, list[Deferred]] = {}
+        for d in self._deferred:
+            waiting.setdefault(id(d[0]), []).append(d)
+        every: list[tuple[Numbers, TestRecord, Result | Deferred]] = []
+        for record in self._tests.values():
+            entries = waiting.get(id(record))
+            if entries is None:
+                every.extend((x.numbers(), record, x) for x in record.results)
+                continue
+            if not record.results and len(entries) == 1:  # the usual: a call window alone
+                every.append((numbers[id(entries[0][2])], record, entries[0]))  # type: ignore[arg-type]
+                continue
+            items: list[Result | Deferred] = list(record.results)
+            for d in reversed(entries):
+                items.insert(d[1], d)
+            for x in items:
+                if isinstance(x, tuple):
+                    every.append((numbers[id(x[2])], record, x))  # type: ignore[arg-type]
+                else:
+                    every.append((x.numbers(), record, x))
+        return every
 
     def _numbers(self) -> dict[int, Numbers | None]:
         """The figures of each deferred window (by the id of its readings), from its meter
