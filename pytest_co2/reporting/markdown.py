@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ..fmt import fmt_count, fmt_num, fmt_pct, fmt_pm, plural
 from .budget import budget_text, verdict_text
 from .json_report import Report
-from .model import all_results, ranked
-from .terminal import measurement_name, projected_to
+from .model import all_results
+from .terminal import listed_rows
 
 if TYPE_CHECKING:
     from ..carbon.intensity_value import Intensity
@@ -77,20 +77,21 @@ def render_markdown(report: Report, *, title: str = "CO2e of this test run") -> 
         deltas = {(d.nodeid, d.name): d for d in comparison.deltas}
     lines.append(_row(headers))
     lines.append("|" + "|".join("---" for _ in headers) + "|")
-    for t, r in ranked(report.tests):
+    for row in listed_rows(report.tests, None)[0]:  # every measurement, largest first
+        t = row.test
         cells = [
             md_code(t.nodeid),
-            md_text(measurement_name(r)),
-            str(r.measurement.steps),
-            md_text(projected_to(r)),
-            fmt_num(r.projection.energy_kwh),
-            fmt_pm(r.emission.co2e_kg, r.emission.std_kg),
-            md_text(r.measurement.method),
+            md_text(row.label()),
+            str(row.steps),
+            md_text(row.projected_to()),
+            fmt_num(row.energy_kwh),
+            fmt_pm(row.co2e_kg, row.std_kg),
+            md_text(row.method),
             budget_text(t.budget),
             verdict_text(t.budget, budget_mode),
         ]
         if comparison is not None:
-            d = deltas.get((t.nodeid, r.name))
+            d = deltas.get((t.nodeid, row.name))
             cells += (
                 ["", ""]
                 if d is None

@@ -19,16 +19,6 @@ MIN_TEST_WIDTH = 24
 GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
-def projected_to(r: Result) -> str:
-    """``150,000 iteration`` or ``5 sample (measured)``."""
-    p = r.projection
-    return f"{fmt_count(p.n)} {r.measurement.unit}" + (" (measured)" if p.measured else "")
-
-
-def measurement_name(r: Result) -> str:
-    return r.measurement.name + ("" if r.measurement.complete else " (partial)")
-
-
 class Row:
     """What the summary shows of one measurement: its test's record and its figures, from
     its :class:`Result` (:meth:`of`) or, for a deferred window whose record was not made,
