@@ -23,6 +23,15 @@ from pytest_co2.reporting.model import TestRecord, Totals, all_results, ranked
 from pytest_co2.reporting.terminal import Row, listed_rows, render_summary
 
 BASE = ["--co2-backend=constant:100", "--co2-json=r.json", "-p", "no:cacheprovider"]
+#: --co2-all, in the order of the file, without a report file
+ALL_ARGS = [
+    "--co2-backend=constant:100",
+    "--co2-all",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:randomly",
+]
 
 PROBE = """
 import pytest
@@ -239,20 +248,13 @@ def test_co2_all_defers_the_records_and_they_come_out_the_same(
 def test_a_summary_without_report_files_lists_the_same_rows_and_total(
     fake_clock_pytester: pytest.Pytester,
 ) -> None:
-    """45 deferred call windows: without a report file the summary makes the records of the
-    40 rows it lists only; with one every record is made first. The table is the same."""
+    """45 deferred call windows: without a report file the summary lists 40 rows from their
+    figures and makes no record; with one every record is made first. The table is the same."""
     tests = "\n".join(
         f"def test_{i}(clock):\n    clock.advance({(7 * i) % 45 + 1} / 100)\n" for i in range(45)
     )
     fake_clock_pytester.makepyfile(tests)
-    args = [
-        "--co2-backend=constant:100",
-        "--co2-all",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-    ]
+    args = ALL_ARGS
 
     def table(result: pytest.RunResult) -> list[str]:
         lines = result.outlines
@@ -432,7 +434,7 @@ def test_marked_items_are_those_with_the_marker_on_them_or_a_parent(
     ]
 
 
-# -- the summary of deferred windows: their records made only for the rows it lists ----------
+# -- the summary of deferred windows: their rows from their figures, their records not made ---
 
 
 class Scripted(Backend):
@@ -579,7 +581,7 @@ def _collector_with(energies_j: Sequence[float], per_test: Callable[[int], int])
 def test_the_summary_of_deferred_windows_is_that_of_their_records(own: int) -> None:
     """50 deferred call windows (two of them equal, one read backwards: not plain), with or
     without results of their own every third test: the summary's lines, rows and totals
-    are those of every record made; only the records of the rows it lists are made."""
+    are those of every record made; only the record of the window that is not plain is made."""
     energies = [float((7 * i) % 50) for i in range(50)]
     energies[10] = energies[11]  # a tie keeps report order, as ranked() does
     every_third = lambda i: own if i % 3 == 0 else 0  # noqa: E731
@@ -656,14 +658,7 @@ def test_outcomes_are_kept_where_a_report_says_them(fake_clock_pytester: pytest.
     conftest = fake_clock_pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + LOG_PROBE)
     fake_clock_pytester.makepyfile(OUTCOMES)
-    args = [
-        "--co2-backend=constant:100",
-        "--co2-all",
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:randomly",
-    ]
+    args = ALL_ARGS
     result = fake_clock_pytester.runpytest(*args, "--co2-json=r.json")
     result.assert_outcomes(passed=2, failed=1, skipped=1, errors=1)
     assert _registered(fake_clock_pytester) == "True"

@@ -6,9 +6,10 @@ Registered only once some test measures (``--co2-all``, a ``co2_budget`` marker,
 measures only because of ``--co2-all`` (no budget, no fixture) pays two backend reads: its
 call window is deferred (one meter for all of them), and what it read is kept until the
 run's records are first read, unless an output needs its record at once (an xdist worker's
-report, ``--junitxml``, the journal). The terminal summary ranks and totals the deferred
-windows by their figures and makes the records of the rows it lists only; a report file
-makes every record.
+report, ``--junitxml``, the journal). The terminal summary ranks, totals and lists the
+deferred windows by their figures and makes no record; a report file makes every record.
+The report hook (:class:`LogReports`: outcomes, a worker's records, the journal) is
+registered only where a report says them.
 """
 
 from __future__ import annotations
