@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # imported when a first record comes: a run that measures not
     from ..measure.assemble import Readings
     from ..measure.records import Measurement
     from ..reporting.model import BudgetVerdict, Numbers, Result, TestRecord, Totals
-    from ..reporting.terminal import Row
+    from ..reporting.terminal import SummaryRow
     from .fixture import Co2Meter
 
 ENTRIES_ATTR = "co2_entries"  # on a worker's TestReport: [Result.to_dict()]
@@ -66,7 +66,7 @@ class Collector:
 
     def summary_view(
         self, max_rows: int | None
-    ) -> tuple[list[TestRecord], Totals | None, list[Row], int]:
+    ) -> tuple[list[TestRecord], Totals | None, list[SummaryRow], int]:
         """What the summary shows: the records, the totals of every measurement, the rows to
         list (the first ``max_rows`` by emissions of every measurement, and every test over
         its budget after them) and how many measurements were left out of them. The rows of
@@ -75,7 +75,7 @@ class Collector:
         if not self._tests:
             return [], None, [], 0
         from ..reporting.model import Totals, all_results
-        from ..reporting.terminal import Row, listed_rows
+        from ..reporting.terminal import SummaryRow, listed_rows
 
         if max_rows is None or not self._deferred:
             tests = self.records()
@@ -93,7 +93,7 @@ class Collector:
             if isinstance(x, tuple):  # a deferred window: its row without its record
                 rows.append(x[3].summary_row(record, x[2], figures))
             else:
-                rows.append(Row.of(record, x))
+                rows.append(SummaryRow.of(record, x))
         return self._listed(), totals, rows, len(every) - len(listed)
 
     def _in_report_order(

@@ -22,7 +22,7 @@ from ..reporting.model import Budget, Numbers, Result
 
 if TYPE_CHECKING:
     from ..reporting.model import TestRecord
-    from ..reporting.terminal import Row
+    from ..reporting.terminal import SummaryRow
 
 
 class Co2Meter(Meter):
@@ -154,16 +154,16 @@ class Co2Meter(Meter):
             )
         return out
 
-    def summary_row(self, test: TestRecord, ended: Readings, numbers: Numbers) -> Row:
+    def summary_row(self, test: TestRecord, ended: Readings, numbers: Numbers) -> SummaryRow:
         """The summary's row of a closed, deferred window (what it read) whose figures are
         ``numbers`` (from :meth:`numbers_of`, not None), without making its record: exactly
-        ``Row.of(test, result_of(assemble(ended)))``."""
-        from ..reporting.terminal import Row
+        ``SummaryRow.of(test, result_of(assemble(ended)))``."""
+        from ..reporting.terminal import SummaryRow
 
         duration_s, energy_j, energy_kwh, _, co2e_kg, std_kg, whatif = numbers
         units = math.fsum(ended.units)
         target = self._target(ended.extrapolate, ended.unit)
-        return Row(
+        return SummaryRow(
             test, ended.name, ended.complete, ended.method, ended.unit, len(ended.units),
             min(ended.seen, ended.warmup), energy_j / units if units else math.nan, math.nan,
             duration_s, round(units) if target is None else int(target), target is None,

@@ -248,9 +248,7 @@ class LogReports:
         self.state = state
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        state = self.state
-        if state.is_worker:
-            return
+        state = self.state  # never a worker's (see Co2Session.reports_outcomes)
         if state.role == "controller":
             state.collector.receive(report)
         when = report.when

@@ -9,7 +9,6 @@ are shortened in the middle, never wrapped.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from ..fmt import fmt_count, fmt_num, fmt_pm, row_labels, shared_dropped_width, wrap
 from .model import Result, TestRecord, Totals, all_results, ranked
@@ -19,7 +18,7 @@ MIN_TEST_WIDTH = 24
 GAP = 2  # tabulate's "simple" format puts two spaces between columns
 
 
-class Row:
+class SummaryRow:
     """What the summary shows of one measurement: its test's record and its figures, from
     its :class:`Result` (:meth:`of`) or, for a deferred window whose record was not made,
     from what it read (``Co2Meter.summary_row``)."""
@@ -59,7 +58,7 @@ class Row:
         self.co2e_kg, self.std_kg, self.whatif = co2e_kg, std_kg, whatif
 
     @classmethod
-    def of(cls, test: TestRecord, r: Result) -> Row:
+    def of(cls, test: TestRecord, r: Result) -> SummaryRow:
         m, p, e = r.measurement, r.projection, r.emission
         return cls(
             test, m.name, m.complete, m.method, m.unit, m.steps, m.warmup,
@@ -67,19 +66,9 @@ class Row:
             p.n, p.measured, p.energy_kwh, e.co2e_kg, e.std_kg, r.whatif_co2e_kg,
         )  # fmt: skip
 
-    def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, k) for k in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Row):
-            return NotImplemented
-        return self.values() == other.values()
-
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
         shown = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__ if k != "test")
-        return f"Row({self.test.nodeid!r}, {shown})"
+        return f"SummaryRow({self.test.nodeid!r}, {shown})"
 
     def label(self) -> str:
         """The measurement's name, ``(partial)`` where it is."""
@@ -90,7 +79,7 @@ class Row:
         return f"{fmt_count(self.n)} {self.unit}" + (" (measured)" if self.measured else "")
 
 
-def listed_rows(tests: Sequence[TestRecord], max_rows: int | None) -> tuple[list[Row], int]:
+def listed_rows(tests: Sequence[TestRecord], max_rows: int | None) -> tuple[list[SummaryRow], int]:
     """The summary's rows of ``tests``, largest emissions first: the first ``max_rows`` and
     every test over its budget after them; and how many measurements were left out."""
     pairs = ranked(tests)
@@ -99,10 +88,10 @@ def listed_rows(tests: Sequence[TestRecord], max_rows: int | None) -> tuple[list
         over = [(t, r) for t, r in pairs[max_rows:] if t.budget is not None and not t.budget.passed]
         left_out = len(pairs) - max_rows - len(over)
         pairs = pairs[:max_rows] + over
-    return [Row.of(t, r) for t, r in pairs], left_out
+    return [SummaryRow.of(t, r) for t, r in pairs], left_out
 
 
-Column = tuple[str, Callable[[Row], str], Callable[[Totals], str]]
+Column = tuple[str, Callable[[SummaryRow], str], Callable[[Totals], str]]
 
 
 def _budget_cell(t: TestRecord, mode: str | None) -> str:
@@ -130,8 +119,8 @@ def _columns(budget_mode: str, whatif: Sequence[str]) -> tuple[list[Column], lis
         ("verdict", lambda r: _budget_cell(r.test, budget_mode), blank),
     ]
     optional: list[Column] = [
-        ("measurement", Row.label, lambda x: f"{x.measurements} measurements"),
-        ("projected to", Row.projected_to, blank),
+        ("measurement", SummaryRow.label, lambda x: f"{x.measurements} measurements"),
+        ("projected to", SummaryRow.projected_to, blank),
         ("steps", lambda r: f"{r.steps}" + (f"+{r.warmup}w" if r.warmup else ""), blank),
         ("J/unit (mean ± std)", lambda r: fmt_pm(r.per_unit_j, r.per_unit_std_j), blank),
         ("time s", lambda r: fmt_num(r.duration_s), lambda x: fmt_num(x.duration_s)),
@@ -181,7 +170,7 @@ class _Cells:
     """The table's cells for some columns: the header row, a row per pair, the total row.
     Each column's cells and width are made once, however often the width fitting asks."""
 
-    def __init__(self, rows: Sequence[Row], tot: Totals) -> None:
+    def __init__(self, rows: Sequence[SummaryRow], tot: Totals) -> None:
         self.rows, self.tot = rows, tot
         self.made: dict[str, list[str]] = {}
         self._widths: dict[str, int] = {}
@@ -221,7 +210,7 @@ def render_summary(
     max_rows: int | None = None,
     width: int = DEFAULT_WIDTH,
     totals: Totals | None = None,
-    rows: Sequence[Row] | None = None,
+    rows: Sequence[SummaryRow] | None = None,
     left_out: int = 0,
 ) -> list[str]:
     """The summary table's lines (tabulate's "simple" format), a total row, and notes when ``full``.
